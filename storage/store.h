@@ -1,0 +1,136 @@
+/*
+ * store.h - the durable store: the WAL (source of truth, group commit) plus
+ * the LevelDB indexes materialized from it. This is the whole interface that
+ * service/ uses; WAL, index and I/O seam details stay inside storage/.
+ *
+ * Data directory layout: DIR/LOCK (flock: one process per directory),
+ * DIR/wal/ (segments), DIR/index/ (LevelDB).
+ *
+ * Threads: one writer thread owned by the store drains the submission queue,
+ * writes every queued record with one append and one fdatasync, applies them
+ * to LevelDB, then calls the completion callbacks. Reads may be called from
+ * any thread concurrently; each read uses one LevelDB snapshot.
+ */
+#ifndef STM_STORE_H
+#define STM_STORE_H
+
+#include "../common/error.h"
+#include "claim.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct stm_store;
+struct stm_wal_io; /* storage/wal_io.h: the file I/O seam for fault tests */
+
+struct stm_store_options {
+  const char *data_dir;   /* required */
+  uint64_t segment_bytes; /* WAL segment rotation size; 0: 64 MiB */
+  const struct stm_wal_io *io; /* NULL: the real POSIX I/O */
+  size_t max_group_bytes;      /* cap of one group commit; 0: 8 MiB */
+};
+
+/*
+ * Open (creating if needed) the store in opts->data_dir, recover: cut a torn
+ * or corrupt WAL tail (logging how many bytes), replay WAL records after
+ * LevelDB's last applied sequence, then start the writer thread.
+ * Returns 0 and *out, or a negative code with err naming the file/problem
+ * (STM_EIO for an unusable directory, STM_EEXIST when another process holds
+ * the lock, STM_ECORRUPT for damage recovery cannot cut).
+ * Caller owns *out; free with stm_store_delete.
+ */
+int stm_store_open(const struct stm_store_options *opts,
+                   struct stm_store **out, struct stm_error *err);
+
+/*
+ * Stop accepting submissions, commit everything already queued (callbacks
+ * run), stop the writer thread, close WAL and LevelDB. NULL is a no-op.
+ */
+void stm_store_delete(struct stm_store *s);
+
+struct stm_write_result {
+  uint8_t hash[STM_HASH_LEN];
+  uint64_t sequence; /* the new sequence, or the existing claim's */
+  bool created;      /* false when identical content already existed */
+};
+
+/*
+ * Completion of a submission, called exactly once on the writer thread (or
+ * on the caller's thread if the submit itself fails... it never does: submit
+ * reports its own errors by return code and then does NOT call cb).
+ * rc 0: results[0..n) are durable (fdatasync'd) and visible to reads.
+ * rc STM_EREADONLY: a write or fsync failed now or earlier; nothing of this
+ * submission is acknowledged. STM_ESHUTDOWN: the store is closing.
+ * `results` and `err` are borrowed for the duration of the call.
+ */
+typedef void (*stm_store_write_cb)(void *ctx, int rc,
+                                   const struct stm_write_result *results,
+                                   size_t n, const struct stm_error *err);
+
+/*
+ * Submit n claims as one all-or-nothing unit (one WAL record). The store
+ * computes each hash, assigns sequence and commit time, and deduplicates:
+ * a claim whose hash is already stored (or earlier in the same group) is
+ * not written again and reports created = false with the existing sequence.
+ * Takes ownership of `claims` (a malloc'd array of n claims) on success and
+ * on failure. Content must already be validated by the caller.
+ * Returns 0 (cb will be called), STM_EREADONLY, STM_ESHUTDOWN or STM_EINVAL
+ * (n == 0); cb is not called when the return is non-zero.
+ * Thread-safe.
+ */
+int stm_store_submit_claims(struct stm_store *s, struct stm_claim *claims,
+                            size_t n, stm_store_write_cb cb, void *ctx);
+
+/* A point of view for reads: what the database knew then. 0 means now. */
+struct stm_read_view {
+  uint64_t as_of_sequence;
+  int64_t as_of_time_ns; /* commit time */
+};
+
+/*
+ * Read one claim by hash into an init'ed `out`. Returns 0, STM_ENOTFOUND
+ * (absent, or committed after the view), or STM_EIO/STM_ECORRUPT.
+ */
+int stm_store_get_claim(struct stm_store *s, const uint8_t hash[STM_HASH_LEN],
+                        const struct stm_read_view *view,
+                        struct stm_claim *out, struct stm_error *err);
+
+/*
+ * Called once per claim, in index order: concept path, then predicate,
+ * then timestamp_ns ascending, then hash ascending. The claim is borrowed
+ * for the call. Return 0 to continue, non-zero to stop the scan (the
+ * non-zero value is returned by the scan).
+ */
+typedef int (*stm_store_claim_cb)(void *ctx, const struct stm_claim *c);
+
+/*
+ * Visit the claims of `concept_path` (and, with include_descendants, of
+ * every path below it: "a/b" covers "a/b/c" but not "a/bc"), restricted to
+ * `predicate` unless it is NULL or "". Only claims visible in `view`
+ * (NULL: now) are visited. Reads the concept/predicate/time index from one
+ * snapshot; never scans unrelated keys. Returns 0, the callback's non-zero
+ * value, or a negative code.
+ */
+int stm_store_scan_concept(struct stm_store *s, const char *concept_path,
+                           const char *predicate, bool include_descendants,
+                           const struct stm_read_view *view,
+                           stm_store_claim_cb cb, void *ctx,
+                           struct stm_error *err);
+
+struct stm_store_stats {
+  uint64_t assertion_count; /* distinct claims stored */
+  uint64_t last_sequence;   /* last durable sequence */
+  bool writable;            /* false after a write/fsync failure */
+  uint64_t group_commits;   /* WAL appends+fsyncs done by the writer */
+  uint64_t records_committed;
+  uint64_t wal_segments;
+  uint64_t wal_bytes;       /* bytes in all segments */
+  uint64_t recovered_records; /* replayed into LevelDB at open */
+  uint64_t truncated_bytes;   /* torn tail cut at open */
+};
+
+/* A consistent copy of the counters. Thread-safe, never blocks on I/O. */
+void stm_store_get_stats(struct stm_store *s, struct stm_store_stats *out);
+
+#endif
