@@ -1,0 +1,132 @@
+#include "codec.h"
+
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/time.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+grpc_byte_buffer *stm_pb_pack(const ProtobufCMessage *msg) {
+  size_t len = protobuf_c_message_get_packed_size(msg);
+  grpc_slice s = grpc_slice_malloc(len);
+  protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(s));
+  grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
+  grpc_slice_unref(s);
+  return bb;
+}
+
+ProtobufCMessage *stm_pb_unpack(const ProtobufCMessageDescriptor *desc,
+                                grpc_byte_buffer *bb) {
+  if (bb == NULL)
+    return NULL;
+  grpc_byte_buffer_reader r;
+  if (!grpc_byte_buffer_reader_init(&r, bb))
+    return NULL;
+  grpc_slice s = grpc_byte_buffer_reader_readall(&r);
+  grpc_byte_buffer_reader_destroy(&r);
+  ProtobufCMessage *m = protobuf_c_message_unpack(
+      desc, NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
+  grpc_slice_unref(s);
+  return m;
+}
+
+grpc_channel *stm_rpc_channel_new(const char *target) {
+  grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+  grpc_arg args[] = {
+      {.type = GRPC_ARG_INTEGER,
+       .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+       .value.integer = 64 * 1024 * 1024},
+  };
+  grpc_channel_args ca = {.num_args = 1, .args = args};
+  grpc_channel *ch = grpc_channel_create(target, creds, &ca);
+  grpc_channel_credentials_release(creds);
+  return ch;
+}
+
+const char *stm_rpc_code_name(grpc_status_code code) {
+  static const char *const names[] = {
+      "OK",           "CANCELLED",          "UNKNOWN",
+      "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+      "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
+      "FAILED_PRECONDITION", "ABORTED",       "OUT_OF_RANGE",
+      "UNIMPLEMENTED", "INTERNAL",           "UNAVAILABLE",
+      "DATA_LOSS",    "UNAUTHENTICATED"};
+  if ((int)code >= 0 && (size_t)code < sizeof names / sizeof names[0])
+    return names[code];
+  return "UNKNOWN";
+}
+
+grpc_status_code stm_rpc_call(grpc_channel *ch, const char *method,
+                              const ProtobufCMessage *req,
+                              const ProtobufCMessageDescriptor *resp_desc,
+                              int timeout_ms, ProtobufCMessage **resp,
+                              struct stm_rpc_status *st) {
+  *resp = NULL;
+  grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+  gpr_timespec deadline =
+      timeout_ms > 0
+          ? gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                         gpr_time_from_millis(timeout_ms, GPR_TIMESPAN))
+          : gpr_inf_future(GPR_CLOCK_MONOTONIC);
+  grpc_slice mslice = grpc_slice_from_static_string(method);
+  grpc_call *call = grpc_channel_create_call(
+      ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, mslice, NULL, deadline, NULL);
+  grpc_byte_buffer *send = stm_pb_pack(req), *recv = NULL;
+  grpc_metadata_array init_md, trail_md;
+  grpc_metadata_array_init(&init_md);
+  grpc_metadata_array_init(&trail_md);
+  grpc_status_code code = GRPC_STATUS_UNKNOWN;
+  grpc_slice details = grpc_empty_slice();
+  grpc_op ops[6];
+  memset(ops, 0, sizeof ops);
+  ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[1].op = GRPC_OP_SEND_MESSAGE;
+  ops[1].data.send_message.send_message = send;
+  ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+  ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+  ops[3].data.recv_initial_metadata.recv_initial_metadata = &init_md;
+  ops[4].op = GRPC_OP_RECV_MESSAGE;
+  ops[4].data.recv_message.recv_message = &recv;
+  ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+  ops[5].data.recv_status_on_client.trailing_metadata = &trail_md;
+  ops[5].data.recv_status_on_client.status = &code;
+  ops[5].data.recv_status_on_client.status_details = &details;
+  int tag = 0;
+  grpc_call_error ce = grpc_call_start_batch(call, ops, 6, &tag, NULL);
+  if (ce == GRPC_CALL_OK)
+    grpc_completion_queue_pluck(cq, &tag, gpr_inf_future(GPR_CLOCK_REALTIME),
+                                NULL);
+  else
+    code = GRPC_STATUS_INTERNAL;
+  if (code == GRPC_STATUS_OK) {
+    *resp = stm_pb_unpack(resp_desc, recv);
+    if (*resp == NULL) {
+      code = GRPC_STATUS_INTERNAL;
+      grpc_slice_unref(details);
+      details = grpc_slice_from_static_string("cannot decode the reply");
+    }
+  }
+  if (st) {
+    st->code = code;
+    size_t n = GRPC_SLICE_LENGTH(details);
+    if (n >= sizeof st->message)
+      n = sizeof st->message - 1;
+    memcpy(st->message, GRPC_SLICE_START_PTR(details), n);
+    st->message[n] = '\0';
+  }
+  grpc_slice_unref(details);
+  grpc_byte_buffer_destroy(send);
+  if (recv)
+    grpc_byte_buffer_destroy(recv);
+  grpc_metadata_array_destroy(&init_md);
+  grpc_metadata_array_destroy(&trail_md);
+  grpc_call_unref(call);
+  grpc_completion_queue_shutdown(cq);
+  while (grpc_completion_queue_pluck(cq, NULL,
+                                     gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
+             .type != GRPC_QUEUE_SHUTDOWN) {
+  }
+  grpc_completion_queue_destroy(cq);
+  return code;
+}

@@ -1,0 +1,48 @@
+/*
+ * codec.h - protobuf-c messages <-> gRPC byte buffers, and gRPC client
+ * helpers shared by the gateway, the CLI, the benchmark and (later) the
+ * replication transport. gRPC types stay in rpc/, service/ and gateway/.
+ */
+#ifndef STM_RPC_CODEC_H
+#define STM_RPC_CODEC_H
+
+#include <grpc/byte_buffer.h>
+#include <grpc/grpc.h>
+#include <protobuf-c/protobuf-c.h>
+
+/* Pack a message into a new byte buffer. Caller owns it
+ * (grpc_byte_buffer_destroy after the send batch completes). */
+grpc_byte_buffer *stm_pb_pack(const ProtobufCMessage *msg);
+
+/*
+ * Unpack a received buffer (may be NULL: returns NULL). Does not take
+ * ownership of bb. Returns a message to free with
+ * protobuf_c_message_free_unpacked(msg, NULL), or NULL on garbage.
+ */
+ProtobufCMessage *stm_pb_unpack(const ProtobufCMessageDescriptor *desc,
+                                grpc_byte_buffer *bb);
+
+/* Insecure channel to "host:port". Requires grpc_init(). */
+grpc_channel *stm_rpc_channel_new(const char *target);
+
+struct stm_rpc_status {
+  grpc_status_code code;
+  char message[512];
+};
+
+/*
+ * One blocking unary call: `method` is "/pkg.Service/Method", `timeout_ms`
+ * 0 means no deadline. On GRPC_STATUS_OK *resp receives the decoded reply
+ * (caller frees with protobuf_c_message_free_unpacked). Returns the status
+ * code; st (nullable) receives code and message. Thread-safe.
+ */
+grpc_status_code stm_rpc_call(grpc_channel *ch, const char *method,
+                              const ProtobufCMessage *req,
+                              const ProtobufCMessageDescriptor *resp_desc,
+                              int timeout_ms, ProtobufCMessage **resp,
+                              struct stm_rpc_status *st);
+
+/* "OK", "INVALID_ARGUMENT", ... for a status code. */
+const char *stm_rpc_code_name(grpc_status_code code);
+
+#endif
