@@ -2,6 +2,8 @@
 
 #include "error.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -153,4 +155,21 @@ const uint8_t *stm_reader_lenbytes(struct stm_reader *r, size_t *len) {
   uint32_t n = stm_reader_u32le(r);
   *len = r->failed ? 0 : n;
   return stm_reader_bytes(r, *len);
+}
+
+int stm_buf_printf(struct stm_buf *b, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int need = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (need < 0)
+    return STM_EINVAL;
+  int rc = stm_buf_reserve(b, (size_t)need + 1);
+  if (rc)
+    return rc;
+  va_start(ap, fmt);
+  vsnprintf((char *)b->data + b->len, (size_t)need + 1, fmt, ap);
+  va_end(ap);
+  b->len += (size_t)need;
+  return 0;
 }

@@ -28,6 +28,10 @@ int stm_buf_put_u8(struct stm_buf *b, uint8_t v);
 int stm_buf_put_u32le(struct stm_buf *b, uint32_t v);
 int stm_buf_put_u64le(struct stm_buf *b, uint64_t v);
 int stm_buf_put_u64be(struct stm_buf *b, uint64_t v);
+/* Append printf-formatted text (no NUL is counted in len, but one is kept
+ * after the data so b->data can be used as a C string). */
+int stm_buf_printf(struct stm_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* u32le length followed by the bytes. */
 int stm_buf_put_lenbytes(struct stm_buf *b, const void *data, size_t len);
 
