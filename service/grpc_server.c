@@ -1,0 +1,463 @@
+#include "grpc_server.h"
+
+#include "../common/buf.h"
+#include "../common/clock.h"
+#include "../common/log.h"
+#include "../rpc/codec.h"
+
+#include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Requests pre-posted per method and per completion queue. Each arrival
+ * re-posts one at once, so this bounds only bursts, never concurrency. */
+#define SLOTS_PER_METHOD 8
+#define STATUS_CODES 17
+
+enum tag_kind { TAG_REQUEST, TAG_GENERIC, TAG_CALL_DONE, TAG_SHUTDOWN };
+
+struct worker {
+  struct stm_grpc_server *srv;
+  grpc_completion_queue *cq;
+  pthread_t thread;
+};
+
+struct method_stats {
+  atomic_uint_fast64_t by_code[STATUS_CODES];
+  atomic_uint_fast64_t total_ns;
+};
+
+struct stm_grpc_server {
+  grpc_server *server;
+  struct worker *workers;
+  int worker_count;
+  const struct stm_method *methods;
+  size_t method_count;
+  void **handles;
+  struct method_stats *stats; /* method_count + 1: the last is "unknown" */
+  void *ctx;
+  atomic_bool shutting_down;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  bool shutdown_done;
+  bool destroyed;
+};
+
+/* One posted request for a registered method. */
+struct request_slot {
+  enum tag_kind kind;
+  struct worker *w;
+  size_t method;
+  grpc_call *call;
+  gpr_timespec deadline;
+  grpc_metadata_array md;
+  grpc_byte_buffer *payload;
+};
+
+/* One posted catch-all request for unregistered methods. */
+struct generic_slot {
+  enum tag_kind kind;
+  struct worker *w;
+  grpc_call *call;
+  grpc_call_details details;
+  grpc_metadata_array md;
+};
+
+struct stm_call {
+  enum tag_kind kind;
+  struct stm_grpc_server *srv;
+  size_t method; /* == method_count for unknown methods */
+  grpc_call *call;
+  gpr_timespec deadline;
+  grpc_metadata_array md;
+  grpc_call_details details; /* only for generic calls */
+  bool generic;
+  ProtobufCMessage *req;
+  grpc_byte_buffer *resp;
+  grpc_status_code code;
+  int cancelled;
+  int64_t start_ns;
+  char *peer;
+};
+
+static struct { enum tag_kind kind; } shutdown_tag = {TAG_SHUTDOWN};
+
+static void post_request(struct worker *w, size_t method) {
+  struct request_slot *slot = calloc(1, sizeof *slot);
+  if (slot == NULL)
+    abort(); /* cannot serve without request slots */
+  slot->kind = TAG_REQUEST;
+  slot->w = w;
+  slot->method = method;
+  grpc_metadata_array_init(&slot->md);
+  grpc_call_error e = grpc_server_request_registered_call(
+      w->srv->server, w->srv->handles[method], &slot->call, &slot->deadline,
+      &slot->md, &slot->payload, w->cq, w->cq, slot);
+  if (e != GRPC_CALL_OK) {
+    grpc_metadata_array_destroy(&slot->md);
+    free(slot);
+  }
+}
+
+static void post_generic(struct worker *w) {
+  struct generic_slot *slot = calloc(1, sizeof *slot);
+  if (slot == NULL)
+    abort();
+  slot->kind = TAG_GENERIC;
+  slot->w = w;
+  grpc_call_details_init(&slot->details);
+  grpc_metadata_array_init(&slot->md);
+  grpc_call_error e = grpc_server_request_call(
+      w->srv->server, &slot->call, &slot->details, &slot->md, w->cq, w->cq,
+      slot);
+  if (e != GRPC_CALL_OK) {
+    grpc_call_details_destroy(&slot->details);
+    grpc_metadata_array_destroy(&slot->md);
+    free(slot);
+  }
+}
+
+static void call_free(struct stm_call *c) {
+  struct method_stats *st = &c->srv->stats[c->method];
+  int code = (int)c->code < STATUS_CODES ? (int)c->code : GRPC_STATUS_UNKNOWN;
+  atomic_fetch_add(&st->by_code[code], 1);
+  atomic_fetch_add(&st->total_ns,
+                   (uint_fast64_t)(stm_clock_mono_ns() - c->start_ns));
+  if (c->req)
+    protobuf_c_message_free_unpacked(c->req, NULL);
+  if (c->resp)
+    grpc_byte_buffer_destroy(c->resp);
+  grpc_metadata_array_destroy(&c->md);
+  if (c->generic)
+    grpc_call_details_destroy(&c->details);
+  if (c->peer)
+    gpr_free(c->peer);
+  grpc_call_unref(c->call);
+  free(c);
+}
+
+static void call_finish(struct stm_call *c, grpc_status_code code,
+                        const char *message, grpc_byte_buffer *resp) {
+  c->code = code;
+  c->resp = resp;
+  grpc_slice details = grpc_slice_from_copied_string(message ? message : "");
+  grpc_op ops[4];
+  memset(ops, 0, sizeof ops);
+  size_t n = 0;
+  ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+  if (resp) {
+    ops[n].op = GRPC_OP_SEND_MESSAGE;
+    ops[n++].data.send_message.send_message = resp;
+  }
+  ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+  ops[n].data.send_status_from_server.status = code;
+  ops[n++].data.send_status_from_server.status_details = &details;
+  ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+  ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
+  c->kind = TAG_CALL_DONE;
+  grpc_call_error e = grpc_call_start_batch(c->call, ops, n, c, NULL);
+  grpc_slice_unref(details);
+  if (e != GRPC_CALL_OK) {
+    stm_log_error("grpc: cannot send the answer (call error %d)", (int)e);
+    call_free(c);
+  }
+}
+
+void stm_call_reply(struct stm_call *call, const ProtobufCMessage *resp) {
+  call_finish(call, GRPC_STATUS_OK, NULL, stm_pb_pack(resp));
+}
+
+void stm_call_fail(struct stm_call *call, grpc_status_code code,
+                   const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  call_finish(call, code, msg, NULL);
+}
+
+const char *stm_call_peer(struct stm_call *call) {
+  if (call->peer == NULL)
+    call->peer = grpc_call_get_peer(call->call);
+  return call->peer;
+}
+
+bool stm_call_deadline_passed(const struct stm_call *call) {
+  gpr_timespec now = gpr_now(call->deadline.clock_type);
+  return gpr_time_cmp(call->deadline, now) < 0;
+}
+
+static void on_request(struct request_slot *slot, bool ok) {
+  struct worker *w = slot->w;
+  struct stm_grpc_server *srv = w->srv;
+  if (!ok) { /* the server is shutting down: nothing arrived */
+    grpc_metadata_array_destroy(&slot->md);
+    free(slot);
+    return;
+  }
+  if (!atomic_load(&srv->shutting_down))
+    post_request(w, slot->method);
+  struct stm_call *c = calloc(1, sizeof *c);
+  if (c == NULL)
+    abort();
+  c->srv = srv;
+  c->method = slot->method;
+  c->call = slot->call;
+  c->deadline = slot->deadline;
+  c->md = slot->md;
+  c->start_ns = stm_clock_mono_ns();
+  const struct stm_method *m = &srv->methods[slot->method];
+  grpc_byte_buffer *payload = slot->payload;
+  free(slot);
+  if (m->handler == NULL) {
+    if (payload)
+      grpc_byte_buffer_destroy(payload);
+    stm_call_fail(c, GRPC_STATUS_UNIMPLEMENTED,
+                  "%s is part of the API but not implemented by this server "
+                  "version yet",
+                  m->path);
+    return;
+  }
+  c->req = stm_pb_unpack(m->request, payload);
+  if (payload)
+    grpc_byte_buffer_destroy(payload);
+  if (c->req == NULL) {
+    stm_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT,
+                  "cannot parse the request as %s", m->request->name);
+    return;
+  }
+  m->handler(c, c->req, srv->ctx);
+}
+
+static void on_generic(struct generic_slot *slot, bool ok) {
+  struct worker *w = slot->w;
+  struct stm_grpc_server *srv = w->srv;
+  if (!ok) {
+    grpc_call_details_destroy(&slot->details);
+    grpc_metadata_array_destroy(&slot->md);
+    free(slot);
+    return;
+  }
+  if (!atomic_load(&srv->shutting_down))
+    post_generic(w);
+  struct stm_call *c = calloc(1, sizeof *c);
+  if (c == NULL)
+    abort();
+  c->srv = srv;
+  c->method = srv->method_count;
+  c->call = slot->call;
+  c->deadline = slot->details.deadline;
+  c->md = slot->md;
+  c->details = slot->details;
+  c->generic = true;
+  c->start_ns = stm_clock_mono_ns();
+  free(slot);
+  stm_call_fail(c, GRPC_STATUS_UNIMPLEMENTED, "unknown method %.*s",
+                (int)GRPC_SLICE_LENGTH(c->details.method),
+                (const char *)GRPC_SLICE_START_PTR(c->details.method));
+}
+
+static void *worker_main(void *arg) {
+  struct worker *w = arg;
+  for (;;) {
+    grpc_event ev = grpc_completion_queue_next(
+        w->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    if (ev.type == GRPC_QUEUE_SHUTDOWN)
+      break;
+    if (ev.type != GRPC_OP_COMPLETE)
+      continue;
+    switch (*(enum tag_kind *)ev.tag) {
+    case TAG_REQUEST:
+      on_request(ev.tag, ev.success);
+      break;
+    case TAG_GENERIC:
+      on_generic(ev.tag, ev.success);
+      break;
+    case TAG_CALL_DONE:
+      call_free(ev.tag);
+      break;
+    case TAG_SHUTDOWN:
+      pthread_mutex_lock(&w->srv->lock);
+      w->srv->shutdown_done = true;
+      pthread_cond_broadcast(&w->srv->cond);
+      pthread_mutex_unlock(&w->srv->lock);
+      break;
+    }
+  }
+  return NULL;
+}
+
+static void server_free(struct stm_grpc_server *s) {
+  free(s->workers);
+  free(s->handles);
+  free(s->stats);
+  pthread_mutex_destroy(&s->lock);
+  pthread_cond_destroy(&s->cond);
+  free(s);
+}
+
+int stm_grpc_server_start(const struct stm_grpc_server_options *opts,
+                          struct stm_grpc_server **out, int *bound_port,
+                          struct stm_error *err) {
+  struct stm_grpc_server *s = calloc(1, sizeof *s);
+  if (s == NULL)
+    return stm_error_set(err, STM_ENOMEM, NULL, "out of memory");
+  s->worker_count = opts->cq_threads < 1 ? 1 : opts->cq_threads;
+  s->methods = opts->methods;
+  s->method_count = opts->method_count;
+  s->ctx = opts->ctx;
+  s->workers = calloc((size_t)s->worker_count, sizeof *s->workers);
+  s->handles = calloc(opts->method_count + 1, sizeof *s->handles);
+  s->stats = calloc(opts->method_count + 1, sizeof *s->stats);
+  pthread_mutex_init(&s->lock, NULL);
+  pthread_cond_init(&s->cond, NULL);
+  if (!s->workers || !s->handles || !s->stats) {
+    server_free(s);
+    return stm_error_set(err, STM_ENOMEM, NULL, "out of memory");
+  }
+  grpc_arg args[] = {
+      {.type = GRPC_ARG_INTEGER,
+       .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+       .value.integer = opts->max_message_bytes},
+      {.type = GRPC_ARG_INTEGER,
+       .key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH,
+       .value.integer = 64 * 1024 * 1024},
+      /* One listener per address: a second server on the same port must
+       * fail instead of silently sharing it. */
+      {.type = GRPC_ARG_INTEGER,
+       .key = GRPC_ARG_ALLOW_REUSEPORT,
+       .value.integer = 0},
+  };
+  grpc_channel_args ca = {.num_args = sizeof args / sizeof args[0],
+                          .args = args};
+  s->server = grpc_server_create(&ca, NULL);
+  for (size_t i = 0; i < s->method_count; i++)
+    s->handles[i] = grpc_server_register_method(
+        s->server, s->methods[i].path, NULL,
+        GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+  for (int i = 0; i < s->worker_count; i++) {
+    s->workers[i].srv = s;
+    s->workers[i].cq = grpc_completion_queue_create_for_next(NULL);
+    grpc_server_register_completion_queue(s->server, s->workers[i].cq, NULL);
+  }
+  grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+  int port = grpc_server_add_http2_port(s->server, opts->listen, creds);
+  grpc_server_credentials_release(creds);
+  if (port == 0) {
+    grpc_server_destroy(s->server);
+    for (int i = 0; i < s->worker_count; i++) {
+      grpc_completion_queue_shutdown(s->workers[i].cq);
+      while (grpc_completion_queue_next(s->workers[i].cq,
+                                        gpr_inf_future(GPR_CLOCK_REALTIME),
+                                        NULL)
+                 .type != GRPC_QUEUE_SHUTDOWN) {
+      }
+      grpc_completion_queue_destroy(s->workers[i].cq);
+    }
+    server_free(s);
+    return stm_error_set(err, STM_EUNAVAIL, "grpc-listen",
+                         "cannot listen for gRPC on %s (address in use or "
+                         "invalid)",
+                         opts->listen);
+  }
+  grpc_server_start(s->server);
+  for (int i = 0; i < s->worker_count; i++) {
+    for (size_t m = 0; m < s->method_count; m++)
+      for (int k = 0; k < SLOTS_PER_METHOD; k++)
+        post_request(&s->workers[i], m);
+    for (int k = 0; k < 2; k++)
+      post_generic(&s->workers[i]);
+    pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]);
+  }
+  if (bound_port)
+    *bound_port = port;
+  *out = s;
+  return 0;
+}
+
+static bool wait_shutdown(struct stm_grpc_server *s, int ms) {
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += ms / 1000;
+  until.tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&s->lock);
+  while (!s->shutdown_done)
+    if (pthread_cond_timedwait(&s->cond, &s->lock, &until) != 0)
+      break;
+  bool done = s->shutdown_done;
+  pthread_mutex_unlock(&s->lock);
+  return done;
+}
+
+void stm_grpc_server_shutdown(struct stm_grpc_server *s, int grace_ms) {
+  if (s == NULL || atomic_exchange(&s->shutting_down, true))
+    return;
+  grpc_server_shutdown_and_notify(s->server, s->workers[0].cq, &shutdown_tag);
+  if (!wait_shutdown(s, grace_ms)) {
+    stm_log_warn("shutdown: in-flight calls still running after %d ms; "
+                 "cancelling them",
+                 grace_ms);
+    grpc_server_cancel_all_calls(s->server);
+    wait_shutdown(s, 60000);
+  }
+}
+
+void stm_grpc_server_delete(struct stm_grpc_server *s) {
+  if (s == NULL)
+    return;
+  stm_grpc_server_shutdown(s, 0);
+  grpc_server_destroy(s->server);
+  for (int i = 0; i < s->worker_count; i++)
+    grpc_completion_queue_shutdown(s->workers[i].cq);
+  for (int i = 0; i < s->worker_count; i++) {
+    pthread_join(s->workers[i].thread, NULL);
+    grpc_completion_queue_destroy(s->workers[i].cq);
+  }
+  server_free(s);
+}
+
+char *stm_grpc_server_metrics(struct stm_grpc_server *s) {
+  struct stm_buf b;
+  stm_buf_init(&b);
+  stm_buf_printf(&b, "# HELP stemedb_grpc_requests_total gRPC calls handled, "
+                     "by method and status code.\n"
+                     "# TYPE stemedb_grpc_requests_total counter\n");
+  for (size_t m = 0; m <= s->method_count; m++) {
+    const char *name = m < s->method_count ? s->methods[m].path : "unknown";
+    for (int c = 0; c < STATUS_CODES; c++) {
+      uint_fast64_t v = atomic_load(&s->stats[m].by_code[c]);
+      if (v)
+        stm_buf_printf(&b,
+                       "stemedb_grpc_requests_total{method=\"%s\",code=\"%s\"}"
+                       " %llu\n",
+                       name, stm_rpc_code_name((grpc_status_code)c),
+                       (unsigned long long)v);
+    }
+  }
+  stm_buf_printf(&b, "# HELP stemedb_grpc_request_seconds_total Time spent "
+                     "in gRPC calls, by method.\n"
+                     "# TYPE stemedb_grpc_request_seconds_total counter\n");
+  for (size_t m = 0; m < s->method_count; m++) {
+    uint_fast64_t ns = atomic_load(&s->stats[m].total_ns);
+    if (ns)
+      stm_buf_printf(&b, "stemedb_grpc_request_seconds_total{method=\"%s\"} "
+                         "%.6f\n",
+                     s->methods[m].path, (double)ns / 1e9);
+  }
+  if (stm_buf_put_u8(&b, 0) != 0) {
+    stm_buf_destroy(&b);
+    return NULL;
+  }
+  return (char *)b.data; /* ownership passes to the caller */
+}

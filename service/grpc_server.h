@@ -1,0 +1,83 @@
+/*
+ * grpc_server.h - the gRPC C core completion-queue engine of the server:
+ * registered unary methods dispatched to handlers, a generic catch-all that
+ * answers UNIMPLEMENTED (unknown methods would otherwise hang, see
+ * docs/dev-notes.md), per-method request counters, and orderly shutdown.
+ *
+ * Threads: `cq_threads` threads each own a completion queue and run the
+ * handlers of the calls that arrive on it. A handler may answer at once or
+ * later from any thread (e.g. the storage writer thread after fdatasync),
+ * with exactly one stm_call_reply / stm_call_fail per call.
+ */
+#ifndef STM_GRPC_SERVER_H
+#define STM_GRPC_SERVER_H
+
+#include "../common/error.h"
+
+#include <grpc/grpc.h>
+#include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct stm_grpc_server;
+struct stm_call;
+
+/*
+ * A unary handler. `req` is the decoded request, owned by the call (freed
+ * when the call ends). `ctx` is the server's user context.
+ */
+typedef void (*stm_unary_handler)(struct stm_call *call,
+                                  const ProtobufCMessage *req, void *ctx);
+
+struct stm_method {
+  const char *path; /* "/stemedb.v1.StemeDB/Assert" */
+  const ProtobufCMessageDescriptor *request;
+  stm_unary_handler handler; /* NULL: answers UNIMPLEMENTED */
+};
+
+struct stm_grpc_server_options {
+  const char *listen; /* "host:port"; port 0 picks a free one */
+  const struct stm_method *methods; /* borrowed; must outlive the server */
+  size_t method_count;
+  int cq_threads;          /* 1..16 */
+  int max_message_bytes;   /* larger requests are RESOURCE_EXHAUSTED */
+  void *ctx;               /* handed to every handler */
+};
+
+/*
+ * Create, bind and start serving. Requires grpc_init(). On success returns 0
+ * and *out; *bound_port receives the port actually bound. Returns
+ * STM_EUNAVAIL (with a message) when the address cannot be bound.
+ */
+int stm_grpc_server_start(const struct stm_grpc_server_options *opts,
+                          struct stm_grpc_server **out, int *bound_port,
+                          struct stm_error *err);
+
+/*
+ * Stop accepting new calls and wait up to grace_ms for in-flight calls to
+ * finish, then cancel the rest. Handlers may still complete calls after
+ * this returns; call stm_grpc_server_delete once they cannot any more.
+ */
+void stm_grpc_server_shutdown(struct stm_grpc_server *s, int grace_ms);
+/* Destroy the server, drain and join the completion-queue threads. */
+void stm_grpc_server_delete(struct stm_grpc_server *s);
+
+/*
+ * Answer a call with a message (packed before return; `resp` stays the
+ * caller's) and status OK. Thread-safe; ends the call.
+ */
+void stm_call_reply(struct stm_call *call, const ProtobufCMessage *resp);
+/* Answer with an error status and a message. Thread-safe; ends the call. */
+void stm_call_fail(struct stm_call *call, grpc_status_code code,
+                   const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Peer address ("ipv4:127.0.0.1:5555"), owned by the call. */
+const char *stm_call_peer(struct stm_call *call);
+/* True when the client's deadline has already passed. */
+bool stm_call_deadline_passed(const struct stm_call *call);
+
+/* Append Prometheus text for the per-method counters to a malloc'd string
+ * builder: returns a malloc'd NUL-terminated string the caller frees. */
+char *stm_grpc_server_metrics(struct stm_grpc_server *s);
+
+#endif

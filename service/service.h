@@ -1,0 +1,33 @@
+/*
+ * service.h - the StemeDB gRPC services (stemedb.v1.StemeDB,
+ * stemedb.v1.Cluster, grpc.health.v1.Health): the method table and the
+ * state its handlers share. Handlers validate, call storage and answer;
+ * they never block a completion-queue thread on I/O (writes complete from
+ * the storage writer thread).
+ */
+#ifndef STM_SERVICE_H
+#define STM_SERVICE_H
+
+#include "../storage/store.h"
+#include "grpc_server.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct stm_service {
+  struct stm_store *store;      /* borrowed */
+  const char *node_id;          /* borrowed */
+  struct stm_grpc_server *grpc; /* set once serving, for metrics */
+  int64_t start_mono_ns;
+  atomic_bool shutting_down;    /* health turns NOT_SERVING */
+};
+
+/* The full method table of every service (unimplemented RPCs have a NULL
+ * handler and answer UNIMPLEMENTED). Static storage. */
+const struct stm_method *stm_service_methods(size_t *count);
+
+/* The gRPC status for a storage/validation error code. */
+grpc_status_code stm_service_status(int rc);
+
+#endif

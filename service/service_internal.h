@@ -1,0 +1,19 @@
+/*
+ * service_internal.h - shared between the handler files of service/ only.
+ */
+#ifndef STM_SERVICE_INTERNAL_H
+#define STM_SERVICE_INTERNAL_H
+
+#include "grpc_server.h"
+
+/* Fail a call from a storage/validation code, using err's message. */
+void stm__fail_rc(struct stm_call *call, int rc, const struct stm_error *err);
+
+void stm__handle_status(struct stm_call *call, const ProtobufCMessage *req,
+                        void *ctx);
+void stm__handle_metrics(struct stm_call *call, const ProtobufCMessage *req,
+                         void *ctx);
+void stm__handle_health_check(struct stm_call *call,
+                              const ProtobufCMessage *req, void *ctx);
+
+#endif
