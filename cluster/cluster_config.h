@@ -23,8 +23,8 @@
 #ifndef STM_CLUSTER_CONFIG_H
 #define STM_CLUSTER_CONFIG_H
 
-#include "cluster/toml.h"
-#include "common/error.h"
+#include "toml.h"
+#include "../common/error.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -3,8 +3,8 @@
  * position, so no read ever goes past `len`. Every error names the line and
  * column where the offending construct starts.
  */
-#include "common/buf.h"
-#include "common/validate.h"
+#include "../common/buf.h"
+#include "../common/validate.h"
 #include "toml_internal.h"
 
 #include <errno.h>

@@ -1,0 +1,376 @@
+/*
+ * stemedb-server settings: defaults, then the TOML file, then STEMEDB_*
+ * variables, then flags (common/options does the last two), then the
+ * cluster fallbacks and validation.
+ */
+#include "config.h"
+
+#include "../cluster/toml.h"
+#include "../common/log.h"
+#include "../common/options.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_OPTS 16
+#define MAX_DATA_DIR 4096
+
+/* The option table points into cfg; *seeds_csv receives --seeds. */
+static size_t build_opts(struct stm_server_config *cfg, char **seeds_csv,
+                         struct stm_opt *o) {
+  struct stm_opt all[] = {
+      {"data-dir", "STEMEDB_DATA_DIR", "server.data_dir", STM_OPT_STRING,
+       &cfg->data_dir, "directory of the WAL and the indexes"},
+      {"grpc-listen", "STEMEDB_GRPC_LISTEN", "server.grpc_listen",
+       STM_OPT_STRING, &cfg->grpc_listen,
+       "gRPC address host:port (clients and peers); port 0 picks one"},
+      {"node-id", "STEMEDB_NODE_ID", "server.node_id", STM_OPT_STRING,
+       &cfg->node_id, "this node's name (default: cluster.node_id, else the "
+                      "host name)"},
+      {"config", "STEMEDB_CONFIG", NULL, STM_OPT_STRING, &cfg->config_path,
+       "TOML file: [server], and [cluster]/[replication] as in cluster.toml"},
+      {"log-level", "STEMEDB_LOG_LEVEL", "server.log_level", STM_OPT_STRING,
+       &cfg->log_level, "debug, info, warn or error"},
+      {"wal-segment-bytes", "STEMEDB_WAL_SEGMENT_BYTES",
+       "server.wal_segment_bytes", STM_OPT_INT, &cfg->wal_segment_bytes,
+       "size at which a WAL segment is sealed"},
+      {"cq-threads", "STEMEDB_CQ_THREADS", "server.cq_threads", STM_OPT_INT,
+       &cfg->cq_threads, "gRPC completion-queue threads"},
+      {"max-message-bytes", "STEMEDB_MAX_MESSAGE_BYTES",
+       "server.max_message_bytes", STM_OPT_INT, &cfg->max_message_bytes,
+       "largest gRPC message accepted or sent"},
+      {"shutdown-grace-ms", "STEMEDB_SHUTDOWN_GRACE_MS",
+       "server.shutdown_grace_ms", STM_OPT_INT, &cfg->shutdown_grace_ms,
+       "time in-flight calls get to finish on SIGTERM"},
+      {"cluster", "STEMEDB_CLUSTER_ENABLED", NULL, STM_OPT_BOOL,
+       &cfg->cluster.enabled, "join a cluster (cluster.enabled)"},
+      {"rpc-addr", "STEMEDB_RPC_ADDR", NULL, STM_OPT_STRING,
+       &cfg->cluster.rpc_addr, "gRPC address peers dial (cluster.rpc_addr)"},
+      {"swim-addr", "STEMEDB_SWIM_ADDR", NULL, STM_OPT_STRING,
+       &cfg->cluster.swim_addr, "SWIM UDP address (cluster.swim_addr)"},
+      {"seeds", "STEMEDB_SEEDS", NULL, STM_OPT_STRING, seeds_csv,
+       "comma-separated SWIM addresses of seed nodes (cluster.seeds)"},
+      {"replication-factor", "STEMEDB_REPLICATION_FACTOR", NULL, STM_OPT_INT,
+       &cfg->cluster.replication_factor,
+       "copies of each claim (replication.factor)"},
+  };
+  size_t n = sizeof all / sizeof all[0];
+  _Static_assert(sizeof all / sizeof all[0] <= MAX_OPTS, "MAX_OPTS too small");
+  memcpy(o, all, sizeof all);
+  return n;
+}
+
+/* Defaults, with the strings that need no fallback logic already set. */
+static int set_defaults(struct stm_server_config *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  stm_cluster_config_init(&cfg->cluster);
+  cfg->wal_segment_bytes = STM_SERVER_DEFAULT_WAL_SEGMENT_BYTES;
+  cfg->cq_threads = STM_SERVER_DEFAULT_CQ_THREADS;
+  cfg->max_message_bytes = STM_SERVER_DEFAULT_MAX_MESSAGE_BYTES;
+  cfg->shutdown_grace_ms = STM_SERVER_DEFAULT_SHUTDOWN_GRACE_MS;
+  cfg->data_dir = strdup(STM_SERVER_DEFAULT_DATA_DIR);
+  cfg->log_level = strdup(STM_SERVER_DEFAULT_LOG_LEVEL);
+  return cfg->data_dir && cfg->log_level ? 0 : STM_ENOMEM;
+}
+
+void stm_server_config_destroy(struct stm_server_config *cfg) {
+  free(cfg->data_dir);
+  free(cfg->grpc_listen);
+  free(cfg->node_id);
+  free(cfg->config_path);
+  free(cfg->log_level);
+  for (size_t i = 0; i < cfg->unknown_key_count; i++)
+    free(cfg->unknown_keys[i]);
+  free(cfg->unknown_keys);
+  stm_cluster_config_destroy(&cfg->cluster);
+  memset(cfg, 0, sizeof *cfg);
+}
+
+void stm_server_config_usage(FILE *out) {
+  struct stm_server_config cfg;
+  char *seeds = NULL;
+  struct stm_opt opts[MAX_OPTS];
+  if (set_defaults(&cfg) == 0)
+    cfg.grpc_listen = strdup(STM_SERVER_DEFAULT_GRPC_LISTEN);
+  size_t n = build_opts(&cfg, &seeds, opts);
+  stm_opts_usage(out, "stemedb-server [options]", opts, n);
+  fputs("\nPrecedence: flags > STEMEDB_* environment > config file > "
+        "defaults.\nThe config file is TOML with a [server] table (data_dir, "
+        "grpc_listen, node_id,\nlog_level, wal_segment_bytes, cq_threads, "
+        "max_message_bytes, shutdown_grace_ms)\nand cluster.toml's [cluster] "
+        "and [replication] tables; without server.node_id\nor "
+        "server.grpc_listen, cluster.node_id and cluster.rpc_addr are used.\n",
+        out);
+  stm_server_config_destroy(&cfg);
+}
+
+static bool wants_help(int argc, char **argv) {
+  for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+      return true;
+  return false;
+}
+
+/* ------------------------------------------------------------------ */
+/* the config file                                                      */
+
+static int set_string(char **slot, const char *v, const char *key,
+                      struct stm_error *err) {
+  if (stm_cluster_config_set_string(slot, v))
+    return stm_error_set(err, STM_ENOMEM, key, "out of memory");
+  return 0;
+}
+
+/* One [server] key, type-checked against its option. */
+static int apply_file_key(const struct stm_opt *o,
+                          const struct stm_toml_doc *doc, const char *key,
+                          struct stm_error *err) {
+  const char *s;
+  switch (o->type) {
+  case STM_OPT_STRING: {
+    int rc = stm_toml_get_string(doc, key, &s, err);
+    return rc ? rc : set_string(o->target, s, key, err);
+  }
+  case STM_OPT_INT:
+    return stm_toml_get_int(doc, key, o->target, err);
+  case STM_OPT_BOOL:
+    return stm_toml_get_bool(doc, key, o->target, err);
+  }
+  return STM_EINVAL;
+}
+
+static int note_unknown(struct stm_server_config *cfg,
+                        const struct stm_toml_item *it, struct stm_error *err) {
+  stm_log_warn("config %s line %d: unknown key %s (ignored)", cfg->config_path,
+               it->line, it->key);
+  char **grown = realloc(cfg->unknown_keys,
+                         (cfg->unknown_key_count + 1) * sizeof *grown);
+  if (grown == NULL)
+    return stm_error_set(err, STM_ENOMEM, it->key, "out of memory");
+  cfg->unknown_keys = grown;
+  if ((grown[cfg->unknown_key_count] = strdup(it->key)) == NULL)
+    return stm_error_set(err, STM_ENOMEM, it->key, "out of memory");
+  cfg->unknown_key_count++;
+  return 0;
+}
+
+/* server.node_id and cluster.node_id name the same thing: they must agree.
+ * Without [server] values, the cluster ones stand in. */
+static int apply_cluster_fallbacks(struct stm_server_config *cfg,
+                                   struct stm_error *err) {
+  const char *cid = cfg->cluster.node_id;
+  if (cfg->node_id && cid && strcmp(cfg->node_id, cid) != 0)
+    return stm_error_set(err, STM_EINVAL, "cluster.node_id",
+                         "%s: server.node_id \"%s\" and cluster.node_id "
+                         "\"%s\" disagree; set only one",
+                         cfg->config_path, cfg->node_id, cid);
+  int rc = 0;
+  if (cfg->node_id == NULL && cid)
+    rc = set_string(&cfg->node_id, cid, "node_id", err);
+  if (rc == 0 && cfg->grpc_listen == NULL && cfg->cluster.rpc_addr)
+    rc = set_string(&cfg->grpc_listen, cfg->cluster.rpc_addr, "grpc_listen",
+                    err);
+  return rc;
+}
+
+static int apply_doc(struct stm_server_config *cfg, const struct stm_opt *opts,
+                     size_t n, const struct stm_toml_doc *doc,
+                     struct stm_error *err) {
+  int rc = stm_cluster_config_from_toml(&cfg->cluster, doc, err);
+  for (size_t i = 0; rc == 0 && i < stm_toml_count(doc); i++) {
+    const struct stm_toml_item *it = stm_toml_item_at(doc, i);
+    const struct stm_opt *o = stm_opts_find_file_key(opts, n, it->key);
+    if (o)
+      rc = apply_file_key(o, doc, it->key, err);
+    else if (!stm_cluster_config_is_key(it->key))
+      rc = note_unknown(cfg, it, err);
+  }
+  return rc ? rc : apply_cluster_fallbacks(cfg, err);
+}
+
+/* --config, else STEMEDB_CONFIG: read before the other layers, because
+ * the file sits below them. */
+static int load_file(struct stm_server_config *cfg, const struct stm_opt *opts,
+                     size_t n, int argc, char **argv, struct stm_error *err) {
+  const char *path = stm_opts_peek_flag(argc, argv, "config");
+  if (path == NULL)
+    path = getenv("STEMEDB_CONFIG");
+  if (path == NULL || path[0] == '\0')
+    return 0;
+  int rc = set_string(&cfg->config_path, path, "config", err);
+  struct stm_toml_doc *doc = NULL;
+  if (rc == 0)
+    rc = stm_toml_parse_file(path, &doc, err);
+  if (rc == 0)
+    rc = apply_doc(cfg, opts, n, doc, err);
+  if (rc && err && err->message[0] && strstr(err->message, path) == NULL) {
+    struct stm_error inner = *err;
+    stm_error_set(err, rc, inner.field, "config file %s: %s", path,
+                  inner.message);
+  }
+  stm_toml_delete(doc);
+  return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* after all layers                                                     */
+
+/* "a:1, b:2" -> cluster seeds; empty items are dropped. */
+static int apply_seeds_csv(struct stm_server_config *cfg, const char *csv,
+                           struct stm_error *err) {
+  char *copy = strdup(csv);
+  const char **items = calloc(strlen(csv) / 2 + 1, sizeof *items);
+  size_t n = 0;
+  int rc = copy && items ? 0 : STM_ENOMEM;
+  for (char *save = NULL, *t = rc ? NULL : strtok_r(copy, ", \t", &save); t;
+       t = strtok_r(NULL, ", \t", &save))
+    items[n++] = t;
+  if (rc == 0)
+    rc = stm_cluster_config_set_seeds(&cfg->cluster, items, n);
+  free(items);
+  free(copy);
+  return rc ? stm_error_set(err, rc, "seeds", "out of memory") : 0;
+}
+
+static int host_name(char **out, struct stm_error *err) {
+  char name[256] = "";
+  if (gethostname(name, sizeof name - 1) != 0 || name[0] == '\0')
+    snprintf(name, sizeof name, "localhost");
+  return set_string(out, name, "node-id", err);
+}
+
+/* With the cluster on, derive the advertised addresses we can. */
+static int derive_cluster_addrs(struct stm_server_config *cfg,
+                                struct stm_error *err) {
+  struct stm_cluster_config *c = &cfg->cluster;
+  char host[STM_ADDR_MAX + 1];
+  int rc = 0;
+  if (c->rpc_addr == NULL &&
+      stm_addr_parse("grpc-listen", cfg->grpc_listen, true, host, sizeof host,
+                     NULL, NULL) == 0 &&
+      !stm_addr_host_is_wildcard(host))
+    rc = set_string(&c->rpc_addr, cfg->grpc_listen, "cluster.rpc_addr", err);
+  if (rc == 0 && c->swim_addr == NULL && c->rpc_addr &&
+      stm_addr_parse("cluster.rpc_addr", c->rpc_addr, false, host, sizeof host,
+                     NULL, NULL) == 0) {
+    char swim[STM_ADDR_MAX + 16];
+    snprintf(swim, sizeof swim, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host,
+             STM_CLUSTER_DEFAULT_SWIM_PORT);
+    rc = set_string(&c->swim_addr, swim, "cluster.swim_addr", err);
+  }
+  return rc;
+}
+
+static int finish(struct stm_server_config *cfg, const char *seeds_csv,
+                  struct stm_error *err) {
+  int rc = 0;
+  if (cfg->grpc_listen == NULL)
+    rc = set_string(&cfg->grpc_listen, STM_SERVER_DEFAULT_GRPC_LISTEN,
+                    "grpc-listen", err);
+  if (rc == 0 && cfg->node_id == NULL)
+    rc = host_name(&cfg->node_id, err);
+  if (rc == 0 && seeds_csv)
+    rc = apply_seeds_csv(cfg, seeds_csv, err);
+  if (rc == 0)
+    rc = set_string(&cfg->cluster.node_id, cfg->node_id, "cluster.node_id",
+                    err);
+  if (rc == 0 && cfg->cluster.enabled)
+    rc = derive_cluster_addrs(cfg, err);
+  return rc;
+}
+
+static const struct stm_opt *opt_named(const struct stm_opt *opts, size_t n,
+                                       const char *name) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(opts[i].name, name) == 0)
+      return &opts[i];
+  return NULL;
+}
+
+/* An integer setting within [lo, hi], named by flag, variable and key. */
+static int check_int(const struct stm_opt *opts, size_t n, const char *name,
+                     int64_t lo, int64_t hi, struct stm_error *err) {
+  const struct stm_opt *o = opt_named(opts, n, name);
+  int64_t v = *(const int64_t *)o->target;
+  if (v >= lo && v <= hi)
+    return 0;
+  return stm_error_set(err, STM_EINVAL, o->name,
+                       "--%s (%s, %s) must be between %lld and %lld, got %lld",
+                       o->name, o->env, o->file_key, (long long)lo,
+                       (long long)hi, (long long)v);
+}
+
+static int check_strings(const struct stm_server_config *cfg,
+                         struct stm_error *err) {
+  size_t len = strlen(cfg->data_dir);
+  if (len == 0 || len > MAX_DATA_DIR)
+    return stm_error_set(err, STM_EINVAL, "data-dir",
+                         "--data-dir (STEMEDB_DATA_DIR, server.data_dir) must "
+                         "be a path of 1 to %d bytes",
+                         MAX_DATA_DIR);
+  int rc = stm_addr_parse("grpc-listen", cfg->grpc_listen, true, NULL, 0,
+                          NULL, err);
+  if (rc == 0)
+    rc = stm_node_id_validate("node-id", cfg->node_id, err);
+  enum stm_log_level level;
+  if (rc == 0 && stm_log_parse_level(cfg->log_level, &level) != 0)
+    rc = stm_error_set(err, STM_EINVAL, "log-level",
+                       "--log-level (STEMEDB_LOG_LEVEL, server.log_level) "
+                       "must be debug, info, warn or error, got \"%.64s\"",
+                       cfg->log_level);
+  return rc;
+}
+
+static int validate(const struct stm_server_config *cfg,
+                    const struct stm_opt *opts, size_t n,
+                    struct stm_error *err) {
+  int rc = check_strings(cfg, err);
+  if (rc == 0)
+    rc = check_int(opts, n, "wal-segment-bytes", 64 * 1024,
+                   4LL * 1024 * 1024 * 1024, err);
+  if (rc == 0)
+    rc = check_int(opts, n, "cq-threads", 1, 64, err);
+  if (rc == 0)
+    rc = check_int(opts, n, "max-message-bytes", 1024 * 1024,
+                   256 * 1024 * 1024, err);
+  if (rc == 0)
+    rc = check_int(opts, n, "shutdown-grace-ms", 0, 600000, err);
+  if (rc == 0)
+    rc = stm_cluster_config_validate(&cfg->cluster, err);
+  return rc;
+}
+
+/* Flags after the file and the environment; no positional arguments. */
+static int apply_flags(const struct stm_opt *opts, size_t n, int argc,
+                       char **argv, struct stm_error *err) {
+  int first = argc;
+  int rc = stm_opts_apply_flags(opts, n, argc, argv, &first, err);
+  if (rc == 0 && first < argc)
+    rc = stm_error_set(err, STM_EINVAL, argv[first],
+                       "unexpected argument \"%.100s\" (stemedb-server takes "
+                       "only options; see --help)",
+                       argv[first]);
+  return rc;
+}
+
+int stm_server_config_load(struct stm_server_config *cfg, int argc,
+                           char **argv, struct stm_error *err) {
+  char *seeds_csv = NULL;
+  struct stm_opt opts[MAX_OPTS];
+  int rc = set_defaults(cfg);
+  size_t n = build_opts(cfg, &seeds_csv, opts);
+  if (rc)
+    return stm_error_set(err, rc, NULL, "out of memory");
+  if (wants_help(argc, argv)) {
+    stm_server_config_usage(stdout);
+    return STM_SERVER_CONFIG_HELP;
+  }
+  if ((rc = load_file(cfg, opts, n, argc, argv, err)) == 0 &&
+      (rc = stm_opts_apply_env(opts, n, err)) == 0 &&
+      (rc = apply_flags(opts, n, argc, argv, err)) == 0 &&
+      (rc = finish(cfg, seeds_csv, err)) == 0)
+    rc = validate(cfg, opts, n, err);
+  free(seeds_csv);
+  return rc;
+}

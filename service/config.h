@@ -1,0 +1,98 @@
+/*
+ * config.h - the settings of stemedb-server, from four layers with the
+ * precedence flags > STEMEDB_* environment > config file > defaults.
+ *
+ *   flag                 environment                  file key          default
+ *   --data-dir           STEMEDB_DATA_DIR             server.data_dir   ./data
+ *   --grpc-listen        STEMEDB_GRPC_LISTEN          server.grpc_listen 0.0.0.0:18182
+ *   --node-id            STEMEDB_NODE_ID              server.node_id    host name
+ *   --config             STEMEDB_CONFIG               -                 none
+ *   --log-level          STEMEDB_LOG_LEVEL            server.log_level  info
+ *   --wal-segment-bytes  STEMEDB_WAL_SEGMENT_BYTES    server.wal_segment_bytes 64 MiB
+ *   --cq-threads         STEMEDB_CQ_THREADS           server.cq_threads 2
+ *   --max-message-bytes  STEMEDB_MAX_MESSAGE_BYTES    server.max_message_bytes 4 MiB
+ *   --shutdown-grace-ms  STEMEDB_SHUTDOWN_GRACE_MS    server.shutdown_grace_ms 5000
+ *   --cluster            STEMEDB_CLUSTER_ENABLED      cluster.enabled   false
+ *   --rpc-addr           STEMEDB_RPC_ADDR             cluster.rpc_addr  see below
+ *   --swim-addr          STEMEDB_SWIM_ADDR            cluster.swim_addr see below
+ *   --seeds a:1,b:2      STEMEDB_SEEDS                cluster.seeds     none
+ *   --replication-factor STEMEDB_REPLICATION_FACTOR   replication.factor 1
+ *   -                    -                            cluster.bind_addr, cluster.shards
+ *
+ * The config file is TOML: a [server] table plus cluster.toml's [cluster]
+ * and [replication] tables, so the runbook's cluster.toml is a complete
+ * config file as it stands. Identity and address fall back on the cluster
+ * keys:
+ *  - node id: --node-id > STEMEDB_NODE_ID > server.node_id > cluster.node_id
+ *    > host name. server.node_id and cluster.node_id must agree when both
+ *    are given. cluster.node_id always ends up equal to node_id.
+ *  - gRPC listen address: --grpc-listen > STEMEDB_GRPC_LISTEN >
+ *    server.grpc_listen > cluster.rpc_addr > 0.0.0.0:18182.
+ *  - With the cluster enabled, a missing rpc_addr is taken from the listen
+ *    address when that names a concrete host, and a missing swim_addr is
+ *    rpc_addr's host with port 18183.
+ * Unknown keys in the file are warned about (stm_log_warn) and listed in
+ * unknown_keys, never fatal.
+ */
+#ifndef STM_SERVICE_CONFIG_H
+#define STM_SERVICE_CONFIG_H
+
+#include "../cluster/cluster_config.h"
+#include "../common/error.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* stm_server_config_load() printed the usage: exit 0. */
+#define STM_SERVER_CONFIG_HELP 1
+
+#define STM_SERVER_DEFAULT_DATA_DIR "./data"
+#define STM_SERVER_DEFAULT_GRPC_LISTEN "0.0.0.0:18182"
+#define STM_SERVER_DEFAULT_LOG_LEVEL "info"
+#define STM_SERVER_DEFAULT_WAL_SEGMENT_BYTES (64 * 1024 * 1024)
+#define STM_SERVER_DEFAULT_CQ_THREADS 2
+/* Requests are at most 1 MiB (DESIGN.md); the slack covers framing and
+ * replies that are larger than their request. */
+#define STM_SERVER_DEFAULT_MAX_MESSAGE_BYTES (4 * 1024 * 1024)
+#define STM_SERVER_DEFAULT_SHUTDOWN_GRACE_MS 5000
+
+/* All strings are malloc'd and owned by the struct. */
+struct stm_server_config {
+  char *data_dir;
+  char *grpc_listen;           /* host:port; port 0 picks a free port */
+  char *node_id;
+  char *config_path;           /* NULL when no file was given */
+  char *log_level;             /* debug, info, warn, error */
+  int64_t wal_segment_bytes;   /* 64 KiB .. 4 GiB */
+  int64_t cq_threads;          /* 1 .. 64 */
+  int64_t max_message_bytes;   /* 1 MiB .. 256 MiB */
+  int64_t shutdown_grace_ms;   /* 0 .. 600000 */
+  struct stm_cluster_config cluster;
+  char **unknown_keys;         /* config-file keys we ignored */
+  size_t unknown_key_count;
+};
+
+/*
+ * Fill `cfg` from defaults, the config file (--config or STEMEDB_CONFIG),
+ * the STEMEDB_* environment and argv (argv[0] is the program name; every
+ * other argument must be an option). Validates the result.
+ *
+ * Returns 0; STM_SERVER_CONFIG_HELP after printing the usage to stdout for
+ * --help / -h; or a negative STM_E* code with err naming the setting (for
+ * example field "cq-threads" and "--cq-threads (STEMEDB_CQ_THREADS,
+ * server.cq_threads) must be between 1 and 64, got 0", or the file's
+ * "line L, column C" for a syntax error). In every case `cfg` is
+ * initialized and must be released with stm_server_config_destroy().
+ * Reads the environment; not thread-safe.
+ */
+int stm_server_config_load(struct stm_server_config *cfg, int argc,
+                           char **argv, struct stm_error *err);
+
+/* Print the usage (every option with its variable and default). */
+void stm_server_config_usage(FILE *out);
+
+/* Free everything `cfg` owns; safe on a zeroed or loaded struct. */
+void stm_server_config_destroy(struct stm_server_config *cfg);
+
+#endif
