@@ -1,0 +1,65 @@
+/*
+ * http.h - the gateway's HTTP server: a libwebsockets 4.1 event loop with
+ * one vhost per listening address (REST API and cluster gateway), wired to
+ * the asynchronous upstream (upstream.h) and the route table (routes.h).
+ *
+ * Threads: stm_gw_http_run is the event loop and must be the only thread
+ * using the server, except stm_gw_http_stop, which any thread may call.
+ * The upstream's completion-queue thread wakes the loop with
+ * lws_cancel_service; finished calls are matched to their connection on
+ * the loop thread, so nothing here blocks on gRPC.
+ *
+ * Requires grpc_init() before stm_gw_http_new and grpc_shutdown() only
+ * after stm_gw_http_delete.
+ */
+#ifndef STM_GW_HTTP_H
+#define STM_GW_HTTP_H
+
+#include "common/error.h"
+#include "routes.h"
+
+#include <stddef.h>
+
+struct stm_gw_http;
+
+struct stm_gw_http_options {
+  const char *http_listen;    /* "host:port" of the REST API */
+  const char *cluster_listen; /* "host:port", or NULL / "" for none */
+  const char *server;         /* stemedb-server gRPC address */
+  int timeout_ms;             /* deadline of each upstream call */
+  int grace_ms;               /* how long stop waits for in-flight requests */
+};
+
+/*
+ * Split "host:port", "[v6]:port" or ":port" into host (may be "", meaning
+ * every interface) and port (0..65535; 0 picks a free port). Returns 0 or
+ * STM_EINVAL naming `field`.
+ */
+int stm_gw_parse_listen(const char *field, const char *addr, char *host,
+                        size_t host_len, int *port, struct stm_error *err);
+
+/*
+ * Bind every listener and start the upstream. Returns 0 and *out, or
+ * STM_EUNAVAIL with a message naming the address and the reason (e.g.
+ * "Address already in use"), STM_EINVAL for a bad address, STM_ENOMEM.
+ */
+int stm_gw_http_new(const struct stm_gw_http_options *opts,
+                    struct stm_gw_http **out, struct stm_error *err);
+
+/* The port a listener is bound to, or -1 when it is not listening. */
+int stm_gw_http_port(const struct stm_gw_http *h,
+                     enum stm_gw_listener listener);
+
+/*
+ * Serve until stm_gw_http_stop, then keep serving requests already in
+ * flight for up to grace_ms. Returns 0, or STM_EIO if the loop failed.
+ */
+int stm_gw_http_run(struct stm_gw_http *h);
+
+/* Ask the loop to stop. Thread-safe; not async-signal-safe. */
+void stm_gw_http_stop(struct stm_gw_http *h);
+
+/* Stop the upstream, close every connection, free. NULL is a no-op. */
+void stm_gw_http_delete(struct stm_gw_http *h);
+
+#endif

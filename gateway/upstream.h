@@ -1,0 +1,96 @@
+/*
+ * upstream.h - asynchronous unary calls from the gateway to stemedb-server.
+ *
+ * One gRPC channel and one completion queue served by one thread (the "cq
+ * thread"). The event-loop thread starts calls; each is one 6-op batch
+ * (send metadata + message + close, receive metadata + message + status)
+ * with its own deadline. When a batch completes, the cq thread appends the
+ * call to a mutex-protected done queue and, if the queue was empty, calls
+ * the wake callback (the gateway passes lws_cancel_service), so a burst of
+ * completions costs one wake-up. The event-loop thread then drains the
+ * queue with stm_gw_upstream_poll.
+ *
+ * Threads: stm_gw_upstream_start, _poll, _active, stm_gw_call_detach and
+ * the stm_gw_call accessors belong to the event-loop thread only. The wake
+ * callback runs on the cq thread. Requires grpc_init() before _new and
+ * grpc_shutdown() only after _delete.
+ */
+#ifndef STM_GW_UPSTREAM_H
+#define STM_GW_UPSTREAM_H
+
+#include <grpc/grpc.h>
+#include <protobuf-c/protobuf-c.h>
+#include <stddef.h>
+
+struct stm_gw_upstream;
+struct stm_gw_call;
+
+/* Called on the cq thread when finished calls are waiting to be polled. */
+typedef void (*stm_gw_wake_cb)(void *arg);
+/*
+ * Called by stm_gw_upstream_poll for each finished call whose owner is
+ * still attached. The call is freed right after the callback returns.
+ */
+typedef void (*stm_gw_done_cb)(struct stm_gw_call *call, void *owner,
+                               void *arg);
+
+/*
+ * Open an insecure channel to `target` ("host:port") with short reconnect
+ * backoff (so a restarted server is seen within about 2 s) and start the cq
+ * thread. Returns NULL when out of memory or the thread cannot start.
+ * Connecting is lazy: an unreachable server shows up as UNAVAILABLE calls.
+ */
+struct stm_gw_upstream *stm_gw_upstream_new(const char *target,
+                                            stm_gw_wake_cb wake,
+                                            void *wake_arg);
+
+/*
+ * Start `method` ("/stemedb.v1.StemeDB/Assert": a string that outlives the
+ * upstream, e.g. a literal) with `req` (packed before return; stays the
+ * caller's) and a deadline timeout_ms from now. `owner` is handed back to
+ * the done callback. Returns 0 and *out (valid until the done callback
+ * returns, or until detached), or STM_EIO when gRPC refused the batch.
+ */
+int stm_gw_upstream_start(struct stm_gw_upstream *up, const char *method,
+                          const ProtobufCMessage *req, int timeout_ms,
+                          void *owner, struct stm_gw_call **out);
+
+/*
+ * The owner is gone (its connection closed): cancel the RPC. The call is
+ * then freed by a later poll without calling back. Do not use `call`
+ * afterwards.
+ */
+void stm_gw_call_detach(struct stm_gw_call *call);
+
+/* Drain the done queue; returns how many calls were handed to `cb`. */
+size_t stm_gw_upstream_poll(struct stm_gw_upstream *up, stm_gw_done_cb cb,
+                            void *arg);
+
+/* Calls started and not yet polled. */
+size_t stm_gw_upstream_active(const struct stm_gw_upstream *up);
+
+/* Accessors, valid inside the done callback. */
+const char *stm_gw_call_method(const struct stm_gw_call *call);
+grpc_status_code stm_gw_call_code(const struct stm_gw_call *call);
+/* The status details (server message or transport error); "" if none. */
+const char *stm_gw_call_message(const struct stm_gw_call *call);
+/*
+ * Decode the reply as `desc`. Caller owns the result; free with
+ * protobuf_c_message_free_unpacked(msg, NULL). NULL when there was no
+ * message or it did not decode.
+ */
+ProtobufCMessage *stm_gw_call_reply(const struct stm_gw_call *call,
+                                    const ProtobufCMessageDescriptor *desc);
+
+/*
+ * Cancel every call in flight, shut the completion queue down and join the
+ * cq thread: the wake callback is never called after this returns. Calls
+ * stay queued (and detachable) until stm_gw_upstream_delete.
+ */
+void stm_gw_upstream_stop(struct stm_gw_upstream *up);
+
+/* Stop if needed, free every remaining call and the channel. NULL is a
+ * no-op. */
+void stm_gw_upstream_delete(struct stm_gw_upstream *up);
+
+#endif
