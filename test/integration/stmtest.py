@@ -29,16 +29,22 @@ def stubs():
     if _stubs_dir is None:
         _stubs_dir = tempfile.mkdtemp(prefix="stm-pystubs-")
         protos = ["stemedb/v1/types.proto", "stemedb/v1/stemedb.proto",
-                  "stemedb/v1/cluster.proto", "grpc/health/v1/health.proto"]
+                  "stemedb/v1/cluster.proto"]
+        # The health proto is copied under another directory: a Python
+        # package named "grpc" would shadow grpcio itself. The wire names
+        # (package grpc.health.v1) are unchanged.
+        hdir = os.path.join(_stubs_dir, "src", "stmhealth", "v1")
+        os.makedirs(hdir)
+        shutil.copy(os.path.join(ROOT, "proto", "grpc", "health", "v1", "health.proto"), hdir)
+        plugin = "--plugin=protoc-gen-grpc_python=" + shutil.which("grpc_python_plugin")
         subprocess.run(
-            ["protoc", "-I", os.path.join(ROOT, "proto"),
-             "--python_out", _stubs_dir, "--grpc_python_out", _stubs_dir,
-             "--plugin=protoc-gen-grpc_python=" + shutil.which("grpc_python_plugin")]
-            + protos, check=True)
+            ["protoc", "-I", os.path.join(ROOT, "proto"), "-I", os.path.join(_stubs_dir, "src"),
+             "--python_out", _stubs_dir, "--grpc_python_out", _stubs_dir, plugin]
+            + protos + ["stmhealth/v1/health.proto"], check=True)
         sys.path.insert(0, _stubs_dir)
     import grpc  # noqa: F401
     from stemedb.v1 import stemedb_pb2, stemedb_pb2_grpc, types_pb2
-    from grpc.health.v1 import health_pb2, health_pb2_grpc
+    from stmhealth.v1 import health_pb2, health_pb2_grpc
     return stemedb_pb2, stemedb_pb2_grpc, types_pb2, health_pb2, health_pb2_grpc
 
 

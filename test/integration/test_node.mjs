@@ -18,7 +18,7 @@ const serverBin = process.env.STM_SERVER_BIN || path.join(build, 'service', 'ste
 
 const def = protoLoader.loadSync(
   ['stemedb/v1/stemedb.proto', 'grpc/health/v1/health.proto'],
-  { includeDirs: [path.join(root, 'proto')], longs: String, defaults: true, oneofs: true });
+  { includeDirs: [path.join(root, 'proto')], keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
 const loaded = grpc.loadPackageDefinition(def);
 const { StemeDB } = loaded.stemedb.v1;
 const { Health } = loaded.grpc.health.v1;
