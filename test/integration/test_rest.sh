@@ -125,6 +125,8 @@ check "acknowledged data survives the restart" "$HASH" "$(curl -s "$BASE/v1/asse
 
 kill -TERM "$GW_PID"; wait "$GW_PID"; rc=$?; GW_PID=
 check "gateway exits 0 on SIGTERM" 0 "$rc"
+kill -TERM "$SRV_PID"; wait "$SRV_PID"; rc=$?; SRV_PID=
+check "restarted server exits 0 on SIGTERM" 0 "$rc"
 
 echo "rest: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
