@@ -140,9 +140,9 @@ static bool is_v6_char(char c) {
 
 static int bad_addr(struct stm_error *err, const char *field, const char *addr,
                     const char *why) {
-  return stm_error_set(err, STM_EINVAL, field,
-                       "%s: \"%.*s\" is not host:port: %s", field, 100, addr,
-                       why);
+  stm_error_set(err, STM_EINVAL, field, "%s: \"%.*s\" is not host:port: %s",
+                field, 100, addr, why);
+  return STM_EINVAL;
 }
 
 /* Checks the host part [h, h+n); returns the reason it is bad or NULL. */
@@ -182,9 +182,11 @@ static const char *port_problem(const char *s, bool allow_zero, uint16_t *out) {
 int stm_addr_parse(const char *field, const char *addr, bool allow_port_zero,
                    char *host, size_t host_cap, uint16_t *port,
                    struct stm_error *err) {
-  if (addr == NULL || addr[0] == '\0')
-    return stm_error_set(err, STM_EINVAL, field,
-                         "%s must be host:port, got an empty value", field);
+  if (addr == NULL || addr[0] == '\0') {
+    stm_error_set(err, STM_EINVAL, field,
+                  "%s must be host:port, got an empty value", field);
+    return STM_EINVAL;
+  }
   if (strlen(addr) > STM_ADDR_MAX)
     return bad_addr(err, field, addr, "it is too long");
   const char *h = addr, *colon;

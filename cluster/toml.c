@@ -76,17 +76,18 @@ static int lookup(const struct stm_toml_doc *doc, const char *key,
   const struct stm__toml_entry *e = find_entry(doc, key);
   if (e == NULL)
     return STM_ENOTFOUND;
-  if (e->v.type != type)
-    return stm_error_set(err, STM_EINVAL, key, "%s must be %s, got %s (line %d)",
-                         key, want, stm_toml_type_name(e->v.type),
-                         e->info.line);
+  if (e->v.type != type) {
+    stm_error_set(err, STM_EINVAL, key, "%s must be %s, got %s (line %d)", key,
+                  want, stm_toml_type_name(e->v.type), e->info.line);
+    return STM_EINVAL;
+  }
   *out = e;
   return 0;
 }
 
 int stm_toml_get_string(const struct stm_toml_doc *doc, const char *key,
                         const char **out, struct stm_error *err) {
-  const struct stm__toml_entry *e;
+  const struct stm__toml_entry *e = NULL;
   int rc = lookup(doc, key, STM_TOML_STRING, "a string", &e, err);
   if (rc == 0)
     *out = e->v.u.s;
@@ -95,7 +96,7 @@ int stm_toml_get_string(const struct stm_toml_doc *doc, const char *key,
 
 int stm_toml_get_int(const struct stm_toml_doc *doc, const char *key,
                      int64_t *out, struct stm_error *err) {
-  const struct stm__toml_entry *e;
+  const struct stm__toml_entry *e = NULL;
   int rc = lookup(doc, key, STM_TOML_INT, "an integer", &e, err);
   if (rc == 0)
     *out = e->v.u.i;
@@ -117,7 +118,7 @@ int stm_toml_get_float(const struct stm_toml_doc *doc, const char *key,
 
 int stm_toml_get_bool(const struct stm_toml_doc *doc, const char *key,
                       bool *out, struct stm_error *err) {
-  const struct stm__toml_entry *e;
+  const struct stm__toml_entry *e = NULL;
   int rc = lookup(doc, key, STM_TOML_BOOL, "a boolean (true or false)", &e,
                   err);
   if (rc == 0)
@@ -128,7 +129,7 @@ int stm_toml_get_bool(const struct stm_toml_doc *doc, const char *key,
 int stm_toml_get_string_array(const struct stm_toml_doc *doc, const char *key,
                               const char *const **items, size_t *count,
                               struct stm_error *err) {
-  const struct stm__toml_entry *e;
+  const struct stm__toml_entry *e = NULL;
   int rc = lookup(doc, key, STM_TOML_ARRAY, "an array of strings", &e, err);
   if (rc)
     return rc;

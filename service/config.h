@@ -50,11 +50,11 @@
 #define STM_SERVER_DEFAULT_DATA_DIR "./data"
 #define STM_SERVER_DEFAULT_GRPC_LISTEN "0.0.0.0:18182"
 #define STM_SERVER_DEFAULT_LOG_LEVEL "info"
-#define STM_SERVER_DEFAULT_WAL_SEGMENT_BYTES (64 * 1024 * 1024)
+#define STM_SERVER_DEFAULT_WAL_SEGMENT_BYTES (INT64_C(64) * 1024 * 1024)
 #define STM_SERVER_DEFAULT_CQ_THREADS 2
 /* Requests are at most 1 MiB (DESIGN.md); the slack covers framing and
  * replies that are larger than their request. */
-#define STM_SERVER_DEFAULT_MAX_MESSAGE_BYTES (4 * 1024 * 1024)
+#define STM_SERVER_DEFAULT_MAX_MESSAGE_BYTES (INT64_C(4) * 1024 * 1024)
 #define STM_SERVER_DEFAULT_SHUTDOWN_GRACE_MS 5000
 
 /* All strings are malloc'd and owned by the struct. */
