@@ -1,0 +1,99 @@
+/*
+ * cli.h - internals shared by the files of the `stemedb` command-line
+ * program (main.c, args.c, output.c, commands.c, query.c, bench*.c).
+ * Not a library interface: nothing outside cli/ includes it.
+ *
+ * Every command returns an exit code: CLI_OK (0), CLI_ESERVER (1: the
+ * server answered with an error or could not be reached) or CLI_EUSAGE (2:
+ * bad arguments, nothing was sent). Messages go to stderr; with --json the
+ * result (or {"error":{...}}) is one line of JSON on stdout.
+ */
+#ifndef STM_CLI_H
+#define STM_CLI_H
+
+#include "../common/error.h"
+#include "../common/options.h"
+#include "../rpc/codec.h"
+#include "stemedb/v1/stemedb.pb-c.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+enum { CLI_OK = 0, CLI_ESERVER = 1, CLI_EUSAGE = 2 };
+
+/* Returned by cli_parse when --help was asked for and printed. */
+#define CLI_HELP 100
+
+#define CLI_DEFAULT_SERVER "127.0.0.1:18182"
+#define CLI_DEFAULT_TIMEOUT_MS 10000
+#define CLI_MAX_OPTS 24
+
+/* Global settings: --server, --timeout-ms, --json. */
+struct cli {
+  char *server;
+  int64_t timeout_ms;
+  bool json;
+  grpc_channel *channel; /* created on first use by cli_channel() */
+};
+
+/* A subcommand: name, one-line usage and the function that runs it with
+ * argv[0] = the subcommand's name. */
+struct cli_command {
+  const char *name;
+  const char *usage;
+  int (*run)(struct cli *cli, int argc, char **argv);
+};
+
+/* args.c */
+
+/*
+ * Parse a subcommand's arguments: its own options plus the global ones, in
+ * any order, with "--" ending the options. Positional arguments go to
+ * pos[0..*npos), at most max_pos of them (the rest is a usage error), at
+ * least min_pos. Returns 0, CLI_HELP (usage printed to stdout) or
+ * CLI_EUSAGE (message printed to stderr).
+ */
+int cli_parse(struct cli *cli, const struct cli_command *cmd,
+              const struct stm_opt *opts, size_t n, int argc, char **argv,
+              char **pos, int min_pos, int max_pos, int *npos);
+/* The global options table pointing into `cli`; returns its length. */
+size_t cli_global_opts(struct cli *cli, struct stm_opt *out);
+/* Print "stemedb NAME: message" to stderr; returns CLI_EUSAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* A double from text (finite, whole string). */
+bool cli_parse_double(const char *s, double *out);
+
+/* output.c */
+
+/* Print one JSON value on one line to stdout and release it. */
+void cli_print_json(json_t *j);
+/* Report a failed call (status and message) on stderr, or as JSON on
+ * stdout with --json. Returns CLI_ESERVER. */
+int cli_report_status(const struct cli *cli, const struct stm_rpc_status *st);
+json_t *cli_value_json(const Stemedb__V1__Value *v);
+json_t *cli_assertion_json(const Stemedb__V1__Assertion *a);
+/* Human form of a value: "text" quoted, 12.5, true, ref:path. */
+void cli_value_text(const Stemedb__V1__Value *v, char *buf, size_t cap);
+/* "2026-11-25T11:37:42.123456789Z" for nanoseconds since the epoch. */
+void cli_time_text(int64_t ns, char *buf, size_t cap);
+void cli_print_assertion(const Stemedb__V1__Assertion *a, const char *indent);
+
+/* commands.c */
+
+/* The channel to --server (created once). */
+grpc_channel *cli_channel(struct cli *cli);
+/* One unary call with --timeout-ms; on failure reports it. Returns 0 or
+ * CLI_ESERVER; *resp as stm_rpc_call. */
+int cli_call(struct cli *cli, const char *method, const ProtobufCMessage *req,
+             const ProtobufCMessageDescriptor *resp_desc,
+             ProtobufCMessage **resp);
+
+int cli_cmd_status(struct cli *cli, int argc, char **argv);
+int cli_cmd_assert(struct cli *cli, int argc, char **argv);
+int cli_cmd_get(struct cli *cli, int argc, char **argv);
+int cli_cmd_query(struct cli *cli, int argc, char **argv);
+int cli_cmd_bench(struct cli *cli, int argc, char **argv);
+
+#endif

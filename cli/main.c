@@ -1,0 +1,100 @@
+/*
+ * stemedb: the command-line client of stemedb-server.
+ *
+ *   stemedb [--server ADDR] [--timeout-ms N] [--json] COMMAND [ARGS]
+ *
+ * Exit status: 0 success, 1 the server answered with an error or could not
+ * be reached, 2 usage error (nothing was sent).
+ */
+#include "cli.h"
+
+#include <grpc/grpc.h>
+#include <grpc/support/log.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct cli_command commands[] = {
+    {"status", "status", cli_cmd_status},
+    {"assert", "assert PATH PREDICATE VALUE [--source S] [--confidence C] "
+               "[--parent HASH] [--timestamp-ns T] "
+               "[--type string|number|bool|ref]",
+     cli_cmd_assert},
+    {"query", "query PATH [--predicate P] [--lens L] [--as-of-sequence N] "
+              "[--descendants]",
+     cli_cmd_query},
+    {"get", "get HASH [--as-of-sequence N]", cli_cmd_get},
+    {"bench", "bench assert|query --clients N --duration S [...]",
+     cli_cmd_bench},
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static void usage(FILE *out, struct cli *cli) {
+  struct stm_opt g[4];
+  size_t n = cli_global_opts(cli, g);
+  stm_opts_usage(out, "stemedb [options] COMMAND [ARGS]", g, n);
+  fputs("\ncommands:\n", out);
+  for (size_t i = 0; i < N_COMMANDS; i++)
+    fprintf(out, "  stemedb %s\n", commands[i].usage);
+  fputs("\n`stemedb COMMAND --help` lists a command's options. Exit status: "
+        "0 ok, 1 server error,\n2 usage error.\n",
+        out);
+}
+
+/* Global options before the command; returns its index, or a negative
+ * exit code to return at once. */
+static int parse_globals(struct cli *cli, int argc, char **argv) {
+  struct stm_opt g[4];
+  size_t n = cli_global_opts(cli, g);
+  struct stm_error err;
+  stm_error_clear(&err);
+  int first = argc;
+  int rc = stm_opts_apply_env(g, n, &err);
+  if (rc == 0)
+    rc = stm_opts_apply_flags(g, n, argc, argv, &first, &err);
+  if (rc == STM_ENOTFOUND) {
+    usage(stdout, cli);
+    return -CLI_OK - 1;
+  }
+  if (rc) {
+    fprintf(stderr, "stemedb: %s\n", err.message);
+    return -CLI_EUSAGE - 1;
+  }
+  if (first >= argc) {
+    usage(stderr, cli);
+    return -CLI_EUSAGE - 1;
+  }
+  return first;
+}
+
+static int dispatch(struct cli *cli, int argc, char **argv) {
+  for (size_t i = 0; i < N_COMMANDS; i++)
+    if (strcmp(argv[0], commands[i].name) == 0)
+      return commands[i].run(cli, argc, argv);
+  if (strcmp(argv[0], "help") == 0) {
+    usage(stdout, cli);
+    return CLI_OK;
+  }
+  fprintf(stderr, "stemedb: unknown command \"%.100s\" (see stemedb --help)\n",
+          argv[0]);
+  return CLI_EUSAGE;
+}
+
+int main(int argc, char **argv) {
+  struct cli cli = {.server = strdup(CLI_DEFAULT_SERVER),
+                    .timeout_ms = CLI_DEFAULT_TIMEOUT_MS};
+  int first = parse_globals(&cli, argc, argv);
+  if (first < 0) {
+    free(cli.server);
+    return -first - 1;
+  }
+  /* gRPC's own log lines would only repeat what we report. */
+  gpr_set_log_verbosity(GPR_LOG_SEVERITY_ERROR);
+  grpc_init();
+  int rc = dispatch(&cli, argc - first, argv + first);
+  if (cli.channel)
+    grpc_channel_destroy(cli.channel);
+  grpc_shutdown();
+  free(cli.server);
+  return rc;
+}

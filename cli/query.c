@@ -1,0 +1,167 @@
+/* stemedb query: resolve a concept (and optionally a predicate) via a lens. */
+#include "cli.h"
+
+#include "../common/validate.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+static json_t *ranked_json(const Stemedb__V1__RankedValue *r) {
+  return json_pack("{s:o,s:f,s:f,s:i,s:o}", "value", cli_value_json(r->value),
+                   "share", r->share, "weight", r->weight, "claims",
+                   (int)r->claims, "representative",
+                   cli_assertion_json(r->representative));
+}
+
+static json_t *tier_json(const Stemedb__V1__TierResult *t) {
+  return json_pack("{s:i,s:f,s:i,s:o}", "tier", (int)t->tier, "confidence",
+                   t->confidence, "candidates_count", (int)t->candidates_count,
+                   "winner", cli_assertion_json(t->winner));
+}
+
+static json_t *result_json(const Stemedb__V1__LensResult *r) {
+  json_t *o = json_object();
+  json_object_set_new(o, "concept_path", json_string(r->concept_path));
+  json_object_set_new(o, "predicate", json_string(r->predicate));
+  if (r->lens[0])
+    json_object_set_new(o, "lens", json_string(r->lens));
+  json_object_set_new(o, "value",
+                      cli_value_json(r->winner ? r->winner->value : NULL));
+  json_object_set_new(o, "confidence", json_real(r->confidence));
+  json_object_set_new(o, "candidates_count",
+                      json_integer(r->candidates_count));
+  json_object_set_new(o, "conflict_score", json_real(r->conflict_score));
+  if (r->status[0])
+    json_object_set_new(o, "status", json_string(r->status));
+  json_object_set_new(o, "winner", cli_assertion_json(r->winner));
+  if (r->n_ranked) {
+    json_t *ranked = json_array();
+    for (size_t i = 0; i < r->n_ranked; i++)
+      json_array_append_new(ranked, ranked_json(r->ranked[i]));
+    json_object_set_new(o, "ranked", ranked);
+  }
+  if (r->n_tiers) {
+    json_t *tiers = json_array();
+    for (size_t i = 0; i < r->n_tiers; i++)
+      json_array_append_new(tiers, tier_json(r->tiers[i]));
+    json_object_set_new(o, "tiers", tiers);
+  }
+  return o;
+}
+
+static json_t *response_json(const Stemedb__V1__QueryResponse *q) {
+  json_t *arr = json_array();
+  for (size_t i = 0; i < q->n_results; i++)
+    json_array_append_new(arr, result_json(q->results[i]));
+  return json_pack("{s:o,s:I}", "results", arr, "sequence",
+                   (json_int_t)q->sequence);
+}
+
+static void print_result(const Stemedb__V1__LensResult *r) {
+  char value[512];
+  cli_value_text(r->winner ? r->winner->value : NULL, value, sizeof value);
+  printf("%s  %s = %s\n", r->concept_path, r->predicate, value);
+  printf("  lens %s, confidence %.3f, %u competing claim%s",
+         r->lens[0] ? r->lens : "-", r->confidence, r->candidates_count,
+         r->candidates_count == 1 ? "" : "s");
+  if (r->status[0])
+    printf(", %s (conflict %.3f)", r->status, r->conflict_score);
+  printf("\n");
+  if (r->winner)
+    printf("  winner %s from %s, sequence %" PRIu64 "\n", r->winner->hash,
+           r->winner->source_id[0] ? r->winner->source_id : "(no source)",
+           r->winner->sequence);
+  for (size_t i = 0; i < r->n_ranked; i++) {
+    cli_value_text(r->ranked[i]->value, value, sizeof value);
+    printf("  %5.1f%%  %s (%u claim%s)\n", 100.0 * r->ranked[i]->share, value,
+           r->ranked[i]->claims, r->ranked[i]->claims == 1 ? "" : "s");
+  }
+  for (size_t i = 0; i < r->n_tiers; i++) {
+    const Stemedb__V1__TierResult *t = r->tiers[i];
+    cli_value_text(t->winner ? t->winner->value : NULL, value, sizeof value);
+    printf("  tier %u: %s (confidence %.3f, %u claims)\n", t->tier, value,
+           t->confidence, t->candidates_count);
+  }
+}
+
+static void print_response(const Stemedb__V1__QueryResponse *q) {
+  for (size_t i = 0; i < q->n_results; i++)
+    print_result(q->results[i]);
+  if (q->n_results == 0)
+    printf("no claims\n");
+  printf("(read at sequence %" PRIu64 ")\n", q->sequence);
+}
+
+struct query_args {
+  char *predicate, *lens;
+  int64_t as_of_sequence, as_of_time_ns, limit;
+  bool descendants, current_epoch;
+};
+
+static int build_query(char *path, const struct query_args *a,
+                       Stemedb__V1__QueryRequest *req) {
+  struct stm_error err;
+  stm_error_clear(&err);
+  if (stm_validate_concept_path("concept_path", path, strlen(path), &err) ||
+      (a->predicate && stm_validate_predicate("predicate", a->predicate,
+                                              strlen(a->predicate), &err)))
+    return cli_usage_error("query", "%s", err.message);
+  if (a->as_of_sequence < 0 || a->as_of_time_ns < 0 || a->limit < 0 ||
+      a->limit > UINT32_MAX)
+    return cli_usage_error("query", "--as-of-sequence, --as-of-time-ns and "
+                                    "--limit must not be negative");
+  req->concept_path = path;
+  if (a->predicate)
+    req->predicate = a->predicate;
+  if (a->lens)
+    req->lens = a->lens;
+  req->as_of_sequence = (uint64_t)a->as_of_sequence;
+  req->as_of_time_ns = a->as_of_time_ns;
+  req->include_descendants = a->descendants;
+  req->current_epoch_only = a->current_epoch;
+  req->limit = (uint32_t)a->limit;
+  return 0;
+}
+
+int cli_cmd_query(struct cli *cli, int argc, char **argv) {
+  static const struct cli_command cmd = {"query", "query PATH [options]",
+                                         NULL};
+  struct query_args a = {0};
+  const struct stm_opt opts[] = {
+      {"predicate", NULL, NULL, STM_OPT_STRING, &a.predicate,
+       "only this predicate (default: all of the concept's)"},
+      {"lens", NULL, NULL, STM_OPT_STRING, &a.lens,
+       "recency, consensus, confidence, vote, authority, epoch, skeptic, "
+       "layered (default: the server's)"},
+      {"as-of-sequence", NULL, NULL, STM_OPT_INT, &a.as_of_sequence,
+       "what the database knew at this sequence (0: now)"},
+      {"as-of-time-ns", NULL, NULL, STM_OPT_INT, &a.as_of_time_ns,
+       "what the database knew at this commit time (0: now)"},
+      {"descendants", NULL, NULL, STM_OPT_BOOL, &a.descendants,
+       "include the concept's subtree"},
+      {"current-epoch", NULL, NULL, STM_OPT_BOOL, &a.current_epoch,
+       "only claims of the current epoch"},
+      {"limit", NULL, NULL, STM_OPT_INT, &a.limit,
+       "at most this many results (0: the server's default)"},
+  };
+  size_t n = sizeof opts / sizeof opts[0];
+  char *pos[1];
+  int npos;
+  Stemedb__V1__QueryRequest req = STEMEDB__V1__QUERY_REQUEST__INIT;
+  ProtobufCMessage *resp = NULL;
+  int rc = cli_parse(cli, &cmd, opts, n, argc, argv, pos, 1, 1, &npos);
+  if (rc == 0)
+    rc = build_query(pos[0], &a, &req);
+  if (rc == 0)
+    rc = cli_call(cli, "/stemedb.v1.StemeDB/Query", &req.base,
+                  &stemedb__v1__query_response__descriptor, &resp);
+  if (rc == 0 && cli->json)
+    cli_print_json(response_json((Stemedb__V1__QueryResponse *)resp));
+  else if (rc == 0)
+    print_response((Stemedb__V1__QueryResponse *)resp);
+  if (resp)
+    protobuf_c_message_free_unpacked(resp, NULL);
+  stm_opts_free_strings(opts, n);
+  return rc == CLI_HELP ? CLI_OK : rc;
+}
