@@ -83,9 +83,17 @@ void stm_value_destroy(struct stm_value *v);
 /* Total order on values (kind first, then content); 0 when equal. */
 int stm_value_compare(const struct stm_value *a, const struct stm_value *b);
 
-/* Append the canonical encoding of the content fields to `out`. */
+/*
+ * Append the canonical encoding of the content fields to `out`. NULL
+ * strings encode as "". Returns 0, STM_ENOMEM, or STM_EINVAL when the
+ * content cannot be encoded (value kind NONE, a NaN or infinite number or
+ * confidence); `out` is unchanged on error.
+ */
 int stm_claim_canonical(const struct stm_claim *c, struct stm_buf *out);
-/* Compute the content hash into c->hash. Returns 0 or STM_ENOMEM. */
+/*
+ * Compute the content hash into c->hash. Returns 0 or STM_ENOMEM (or
+ * STM_EINVAL as stm_claim_canonical does for content it cannot encode).
+ */
 int stm_claim_compute_hash(struct stm_claim *c);
 
 /*
@@ -93,6 +101,11 @@ int stm_claim_compute_hash(struct stm_claim *c);
  * and signature. Used for the WAL and for LevelDB values.
  */
 int stm_claim_encode(const struct stm_claim *c, struct stm_buf *out);
+/*
+ * The exact number of bytes stm_claim_encode appends for `c` (NULL strings
+ * count as ""). Lets the store bound a submission before it is queued.
+ */
+size_t stm_claim_encoded_size(const struct stm_claim *c);
 /*
  * Decode into an init'ed `out` (its old contents are destroyed). Returns 0
  * or STM_ECORRUPT with a message in err; never reads past len. The hash is
