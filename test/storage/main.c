@@ -48,5 +48,7 @@ int main(void) {
   stm_log_set_level(level);
   stm_test_register_crc32c();
   stm_test_register_claim();
+  stm_test_register_wal_format();
+  stm_test_register_wal();
   return stm_test_run_all();
 }
