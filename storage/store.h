@@ -63,6 +63,9 @@ struct stm_write_result {
  * rc STM_EREADONLY: a write or fsync failed now or earlier; nothing of this
  * submission is acknowledged. STM_ESHUTDOWN: the store is closing.
  * `results` and `err` are borrowed for the duration of the call.
+ * Rarely rc is STM_ENOMEM, or STM_EIO/STM_ECORRUPT from the dedupe lookup:
+ * the group could not be prepared, nothing of it was written, and the
+ * store stays writable (a retry may succeed).
  */
 typedef void (*stm_store_write_cb)(void *ctx, int rc,
                                    const struct stm_write_result *results,
@@ -132,5 +135,36 @@ struct stm_store_stats {
 
 /* A consistent copy of the counters. Thread-safe, never blocks on I/O. */
 void stm_store_get_stats(struct stm_store *s, struct stm_store_stats *out);
+
+/*
+ * Visit the claims committed after `after_sequence`, in sequence order, up
+ * to the view's as_of_sequence (NULL view: all). For resuming a change feed
+ * exactly where it left off. One snapshot; same callback contract as
+ * stm_store_scan_concept. Returns 0, the callback's non-zero value, or a
+ * negative code.
+ */
+int stm_store_scan_sequence(struct stm_store *s, uint64_t after_sequence,
+                            const struct stm_read_view *view,
+                            stm_store_claim_cb cb, void *ctx,
+                            struct stm_error *err);
+
+/*
+ * Called on the writer thread after each group commit that stored new
+ * claims: claims[0..n) are the newly created claims of the group (never
+ * duplicates), in sequence order, durable and already visible to reads.
+ * It runs before the group's completion callbacks, so a change feed never
+ * lags an acknowledgement. Borrowed for the call; keep it short and never
+ * block on the store from it (no stm_store_delete; submitting is fine).
+ */
+typedef void (*stm_store_commit_cb)(void *ctx,
+                                    const struct stm_claim *const *claims,
+                                    size_t n);
+
+/*
+ * Set (or with cb NULL clear) the one commit listener. Takes effect from
+ * the next group. Thread-safe.
+ */
+void stm_store_set_commit_listener(struct stm_store *s, stm_store_commit_cb cb,
+                                   void *ctx);
 
 #endif

@@ -1,0 +1,531 @@
+/*
+ * index.c - LevelDB key spaces, atomic group commits and snapshot reads.
+ * The key layout is in index.h and docs/formats.md.
+ */
+#include "index.h"
+
+#include "../common/buf.h"
+#include "wal_format.h"
+
+#include <leveldb/c.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KEY_CLAIM 'c'
+#define KEY_INDEX 'i'
+#define KEY_SEQUENCE 'q'
+#define KEY_META 'm'
+#define TIME_BIAS 0x8000000000000000ull
+#define NOT_VISIBLE 1 /* load_claim: stored, but not in the read view */
+
+static const char META_LAST_APPLIED[] = "mlast_applied_sequence";
+static const char META_COUNT[] = "massertion_count";
+static const char META_VERSION[] = "mformat_version";
+
+struct stm_index {
+  leveldb_t *db;
+  leveldb_options_t *options;
+  leveldb_cache_t *cache;
+  leveldb_filterpolicy_t *filter;
+  leveldb_writeoptions_t *wopts;
+  leveldb_readoptions_t *ro_latest; /* no snapshot: the writer's lookups */
+  struct stm_index_meta meta;
+};
+
+struct stm_index_batch {
+  leveldb_writebatch_t *wb;
+  struct stm_buf key;
+  size_t bytes;
+};
+
+/* Translate a LevelDB error string (and free it), once, here. */
+static int ldb_error(struct stm_error *err, char *msg, const char *what) {
+  int code = msg && strstr(msg, "Corruption") ? STM_ECORRUPT : STM_EIO;
+  stm_error_set(err, code, NULL, "LevelDB %s: %s", what,
+                msg ? msg : "unknown error");
+  leveldb_free(msg);
+  return code;
+}
+
+/*
+ * The one place a LevelDB value is copied into our own buffer. Returns 0,
+ * STM_ENOTFOUND, STM_ENOMEM or the translated LevelDB error.
+ */
+static int db_get(struct stm_index *idx, const leveldb_readoptions_t *ro,
+                  const void *key, size_t klen, struct stm_buf *out,
+                  struct stm_error *err) {
+  char *errmsg = NULL;
+  size_t vlen = 0;
+  char *v = leveldb_get(idx->db, ro, key, klen, &vlen, &errmsg);
+  if (errmsg)
+    return ldb_error(err, errmsg, "read");
+  if (v == NULL)
+    return STM_ENOTFOUND;
+  stm_buf_reset(out);
+  int rc = stm_buf_append(out, v, vlen);
+  leveldb_free(v);
+  if (rc)
+    return stm_error_set(err, rc, NULL, "index read: out of memory");
+  return 0;
+}
+
+/* ---- open / meta --------------------------------------------------------- */
+
+static int read_meta_u64(struct stm_index *idx, const leveldb_readoptions_t *ro,
+                         const char *key, size_t width, uint64_t *out,
+                         struct stm_error *err) {
+  struct stm_buf v;
+  stm_buf_init(&v);
+  int rc = db_get(idx, ro, key, strlen(key), &v, err);
+  if (rc == 0 && v.len != width)
+    rc = stm_error_set(err, STM_ECORRUPT, NULL, "index meta %s has %zu bytes",
+                       key + 1, v.len);
+  if (rc == 0)
+    *out = width == 8 ? stm_get_u64le(v.data) : stm_get_u32le(v.data);
+  if (rc == STM_ENOTFOUND) {
+    *out = 0;
+    rc = 0;
+  }
+  stm_buf_destroy(&v);
+  return rc;
+}
+
+static int put_meta(struct stm_index *idx, leveldb_writebatch_t *wb,
+                    struct stm_error *err) {
+  (void)err;
+  uint8_t v[8];
+  stm_put_u64le(v, idx->meta.last_applied_sequence);
+  leveldb_writebatch_put(wb, META_LAST_APPLIED, strlen(META_LAST_APPLIED),
+                         (const char *)v, 8);
+  stm_put_u64le(v, idx->meta.assertion_count);
+  leveldb_writebatch_put(wb, META_COUNT, strlen(META_COUNT), (const char *)v,
+                         8);
+  stm_put_u32le(v, idx->meta.format_version);
+  leveldb_writebatch_put(wb, META_VERSION, strlen(META_VERSION),
+                         (const char *)v, 4);
+  return 0;
+}
+
+static int write_batch(struct stm_index *idx, leveldb_writebatch_t *wb,
+                       struct stm_error *err) {
+  char *errmsg = NULL;
+  leveldb_write(idx->db, idx->wopts, wb, &errmsg);
+  return errmsg ? ldb_error(err, errmsg, "write") : 0;
+}
+
+static int load_meta(struct stm_index *idx, struct stm_error *err) {
+  leveldb_readoptions_t *ro = leveldb_readoptions_create();
+  uint64_t version = 0;
+  int rc = read_meta_u64(idx, ro, META_VERSION, 4, &version, err);
+  rc = rc ? rc
+          : read_meta_u64(idx, ro, META_LAST_APPLIED, 8,
+                          &idx->meta.last_applied_sequence, err);
+  rc = rc ? rc
+          : read_meta_u64(idx, ro, META_COUNT, 8, &idx->meta.assertion_count,
+                          err);
+  leveldb_readoptions_destroy(ro);
+  if (rc)
+    return rc;
+  if (version != 0 && version != STM_INDEX_FORMAT_VERSION)
+    return stm_error_set(err, STM_EUNIMPL, NULL,
+                         "index format version %u is not supported (this "
+                         "build uses %u); delete DIR/index to rebuild it "
+                         "from the WAL",
+                         (unsigned)version, STM_INDEX_FORMAT_VERSION);
+  idx->meta.format_version = STM_INDEX_FORMAT_VERSION;
+  if (version != 0)
+    return 0;
+  leveldb_writebatch_t *wb = leveldb_writebatch_create();
+  put_meta(idx, wb, err);
+  rc = write_batch(idx, wb, err);
+  leveldb_writebatch_destroy(wb);
+  return rc;
+}
+
+int stm_index_open(const char *path, struct stm_index **out,
+                   struct stm_error *err) {
+  *out = NULL;
+  struct stm_index *idx = calloc(1, sizeof *idx);
+  if (idx == NULL)
+    return stm_error_set(err, STM_ENOMEM, NULL, "index: out of memory");
+  idx->options = leveldb_options_create();
+  idx->cache = leveldb_cache_create_lru(32u << 20);
+  idx->filter = leveldb_filterpolicy_create_bloom(10);
+  idx->wopts = leveldb_writeoptions_create();
+  idx->ro_latest = leveldb_readoptions_create();
+  leveldb_writeoptions_set_sync(idx->wopts, 0); /* the WAL is the truth */
+  leveldb_options_set_create_if_missing(idx->options, 1);
+  leveldb_options_set_cache(idx->options, idx->cache);
+  leveldb_options_set_filter_policy(idx->options, idx->filter);
+  leveldb_options_set_write_buffer_size(idx->options, 16u << 20);
+  char *errmsg = NULL;
+  idx->db = leveldb_open(idx->options, path, &errmsg);
+  int rc = 0;
+  if (errmsg) {
+    char what[300];
+    snprintf(what, sizeof what, "cannot open %s", path);
+    rc = ldb_error(err, errmsg, what);
+  }
+  rc = rc ? rc : load_meta(idx, err);
+  if (rc) {
+    stm_index_delete(idx);
+    return rc;
+  }
+  *out = idx;
+  return 0;
+}
+
+void stm_index_delete(struct stm_index *idx) {
+  if (idx == NULL)
+    return;
+  if (idx->db)
+    leveldb_close(idx->db);
+  leveldb_writeoptions_destroy(idx->wopts);
+  leveldb_readoptions_destroy(idx->ro_latest);
+  leveldb_options_destroy(idx->options);
+  leveldb_filterpolicy_destroy(idx->filter);
+  leveldb_cache_destroy(idx->cache);
+  free(idx);
+}
+
+void stm_index_get_meta(const struct stm_index *idx,
+                        struct stm_index_meta *out) {
+  *out = idx->meta;
+}
+
+/* ---- writes -------------------------------------------------------------- */
+
+struct stm_index_batch *stm_index_batch_new(void) {
+  struct stm_index_batch *b = calloc(1, sizeof *b);
+  if (b == NULL)
+    return NULL;
+  b->wb = leveldb_writebatch_create();
+  stm_buf_init(&b->key);
+  return b;
+}
+
+void stm_index_batch_delete(struct stm_index_batch *b) {
+  if (b == NULL)
+    return;
+  leveldb_writebatch_destroy(b->wb);
+  stm_buf_destroy(&b->key);
+  free(b);
+}
+
+void stm_index_batch_clear(struct stm_index_batch *b) {
+  leveldb_writebatch_clear(b->wb);
+  b->bytes = 0;
+}
+
+size_t stm_index_batch_bytes(const struct stm_index_batch *b) {
+  return b->bytes;
+}
+
+static void batch_put(struct stm_index_batch *b, const void *v, size_t vlen) {
+  leveldb_writebatch_put(b->wb, (const char *)b->key.data, b->key.len,
+                         (const char *)v, vlen);
+  b->bytes += b->key.len + vlen;
+}
+
+static int index_key(struct stm_buf *k, const struct stm_claim *c) {
+  const char *path = c->concept_path ? c->concept_path : "";
+  const char *pred = c->predicate ? c->predicate : "";
+  stm_buf_reset(k);
+  int rc = stm_buf_put_u8(k, KEY_INDEX);
+  rc = rc ? rc : stm_buf_append(k, path, strlen(path) + 1);
+  rc = rc ? rc : stm_buf_append(k, pred, strlen(pred) + 1);
+  rc = rc ? rc : stm_buf_put_u64be(k, (uint64_t)c->timestamp_ns ^ TIME_BIAS);
+  return rc ? rc : stm_buf_append(k, c->hash, STM_HASH_LEN);
+}
+
+int stm_index_batch_put_claim(struct stm_index_batch *b,
+                              const struct stm_claim *c, const void *encoded,
+                              size_t len) {
+  struct stm_buf *k = &b->key;
+  stm_buf_reset(k);
+  int rc = stm_buf_put_u8(k, KEY_CLAIM);
+  rc = rc ? rc : stm_buf_append(k, c->hash, STM_HASH_LEN);
+  if (rc)
+    return rc;
+  batch_put(b, encoded, len);
+  if ((rc = index_key(k, c)) != 0)
+    return rc;
+  batch_put(b, "", 0);
+  uint8_t ref[1 + STM_HASH_LEN];
+  ref[0] = STM_WAL_ENTRY_CLAIM;
+  memcpy(ref + 1, c->hash, STM_HASH_LEN);
+  stm_buf_reset(k);
+  rc = stm_buf_put_u8(k, KEY_SEQUENCE);
+  rc = rc ? rc : stm_buf_put_u64be(k, c->sequence);
+  if (rc)
+    return rc;
+  batch_put(b, ref, sizeof ref);
+  return 0;
+}
+
+int stm_index_commit(struct stm_index *idx, struct stm_index_batch *b,
+                     uint64_t last_applied_sequence, uint64_t assertion_count,
+                     struct stm_error *err) {
+  struct stm_index_meta old = idx->meta;
+  idx->meta.last_applied_sequence = last_applied_sequence;
+  idx->meta.assertion_count = assertion_count;
+  put_meta(idx, b->wb, err);
+  int rc = write_batch(idx, b->wb, err);
+  if (rc)
+    idx->meta = old;
+  stm_index_batch_clear(b);
+  return rc;
+}
+
+/* ---- reads --------------------------------------------------------------- */
+
+/* One read = one snapshot (or, for the writer's lookups, the latest). */
+struct reader {
+  struct stm_index *idx;
+  const leveldb_snapshot_t *snap;
+  leveldb_readoptions_t *ro;
+  const struct stm_read_view *view;
+  struct stm_buf val;
+  struct stm_claim claim;
+};
+
+static void reader_begin(struct reader *r, struct stm_index *idx,
+                         const struct stm_read_view *view) {
+  r->idx = idx;
+  r->snap = leveldb_create_snapshot(idx->db);
+  r->ro = leveldb_readoptions_create();
+  leveldb_readoptions_set_snapshot(r->ro, r->snap);
+  r->view = view;
+  stm_buf_init(&r->val);
+  stm_claim_init(&r->claim);
+}
+
+/*
+ * The writer's dedupe lookups need no snapshot: it is the only writer, and
+ * a single get is atomic. Skipping the snapshot saves two allocations and
+ * the DB mutex per submitted claim.
+ */
+static void reader_begin_latest(struct reader *r, struct stm_index *idx) {
+  r->idx = idx;
+  r->snap = NULL;
+  r->ro = idx->ro_latest;
+  r->view = NULL;
+  stm_buf_init(&r->val);
+  stm_claim_init(&r->claim);
+}
+
+static void reader_end(struct reader *r) {
+  if (r->snap) {
+    leveldb_readoptions_destroy(r->ro);
+    leveldb_release_snapshot(r->idx->db, r->snap);
+  }
+  stm_buf_destroy(&r->val);
+  stm_claim_destroy(&r->claim);
+}
+
+static bool visible(const struct stm_claim *c, const struct stm_read_view *v) {
+  if (v == NULL)
+    return true;
+  if (v->as_of_sequence != 0 && c->sequence > v->as_of_sequence)
+    return false;
+  return v->as_of_time_ns == 0 || c->commit_time_ns <= v->as_of_time_ns;
+}
+
+/*
+ * Load the claim with `hash` into r->claim. Returns 0, NOT_VISIBLE,
+ * STM_ENOTFOUND, or an error.
+ */
+static int load_claim(struct reader *r, const uint8_t *hash,
+                      struct stm_error *err) {
+  uint8_t key[1 + STM_HASH_LEN];
+  key[0] = KEY_CLAIM;
+  memcpy(key + 1, hash, STM_HASH_LEN);
+  int rc = db_get(r->idx, r->ro, key, sizeof key, &r->val, err);
+  if (rc)
+    return rc;
+  rc = stm_claim_decode(r->val.data, r->val.len, &r->claim, err);
+  if (rc)
+    return rc;
+  if (memcmp(r->claim.hash, hash, STM_HASH_LEN) != 0)
+    return stm_error_set(err, STM_ECORRUPT, NULL,
+                         "index: a stored claim does not match its hash");
+  return visible(&r->claim, r->view) ? 0 : NOT_VISIBLE;
+}
+
+int stm_index_find(struct stm_index *idx, const uint8_t hash[STM_HASH_LEN],
+                   uint64_t *sequence, struct stm_error *err) {
+  struct reader r;
+  reader_begin_latest(&r, idx);
+  int rc = load_claim(&r, hash, err);
+  if (rc == 0)
+    *sequence = r.claim.sequence;
+  reader_end(&r);
+  return rc;
+}
+
+int stm_index_get_claim(struct stm_index *idx,
+                        const uint8_t hash[STM_HASH_LEN],
+                        const struct stm_read_view *view,
+                        struct stm_claim *out, struct stm_error *err) {
+  struct reader r;
+  reader_begin(&r, idx, view);
+  int rc = load_claim(&r, hash, err);
+  if (rc == NOT_VISIBLE)
+    rc = STM_ENOTFOUND;
+  if (rc == 0) {
+    stm_claim_destroy(out);
+    *out = r.claim; /* move: the reader's copy is re-inited below */
+    stm_claim_init(&r.claim);
+  }
+  reader_end(&r);
+  return rc;
+}
+
+/* ---- scans --------------------------------------------------------------- */
+
+struct scan {
+  struct reader r;
+  const char *predicate; /* NULL: every predicate */
+  size_t pred_len;
+  stm_store_claim_cb cb;
+  void *ctx;
+  struct stm_error *err;
+};
+
+static int scan_corrupt(struct scan *s, const char *what) {
+  return stm_error_set(s->err, STM_ECORRUPT, NULL, "index: %s", what);
+}
+
+/* Visit the claim an index entry points to, if the view shows it. */
+static int visit(struct scan *s, const uint8_t *key_hash) {
+  uint8_t hash[STM_HASH_LEN];
+  memcpy(hash, key_hash, STM_HASH_LEN);
+  int rc = load_claim(&s->r, hash, s->err);
+  if (rc == NOT_VISIBLE)
+    return 0;
+  if (rc == STM_ENOTFOUND) /* index and claim are written in one batch */
+    return scan_corrupt(s, "an index entry points to a missing claim");
+  return rc ? rc : s->cb(s->ctx, &s->r.claim);
+}
+
+/*
+ * In an 'i' key whose concept path starts at `from`, is the predicate the
+ * one asked for? Layout after `from`: path 0x00 predicate 0x00 ts hash.
+ */
+static bool predicate_matches(const struct scan *s, const uint8_t *key,
+                              size_t klen, size_t from) {
+  const uint8_t *end = key + klen - 8 - STM_HASH_LEN; /* after pred's NUL */
+  const uint8_t *nul = memchr(key + from, 0, (size_t)(end - (key + from)));
+  if (nul == NULL || end - nul < 2 || end[-1] != 0)
+    return false;
+  size_t len = (size_t)(end - nul) - 2;
+  return len == s->pred_len && memcmp(nul + 1, s->predicate, len) == 0;
+}
+
+static int iter_finish(struct scan *s, leveldb_iterator_t *it, int rc) {
+  char *errmsg = NULL;
+  if (rc == 0)
+    leveldb_iter_get_error(it, &errmsg);
+  leveldb_iter_destroy(it);
+  return errmsg ? ldb_error(s->err, errmsg, "scan") : rc;
+}
+
+/* Visit every 'i' key starting with `prefix`, in key order. */
+static int scan_prefix(struct scan *s, const struct stm_buf *prefix,
+                       bool filter_predicate) {
+  leveldb_iterator_t *it = leveldb_create_iterator(s->r.idx->db, s->r.ro);
+  int rc = 0;
+  leveldb_iter_seek(it, (const char *)prefix->data, prefix->len);
+  for (; rc == 0 && leveldb_iter_valid(it); leveldb_iter_next(it)) {
+    size_t klen;
+    const uint8_t *key = (const uint8_t *)leveldb_iter_key(it, &klen);
+    if (klen < prefix->len || memcmp(key, prefix->data, prefix->len) != 0)
+      break;
+    if (klen < prefix->len + 8 + STM_HASH_LEN) {
+      rc = scan_corrupt(s, "an index key is too short");
+      break;
+    }
+    if (filter_predicate && !predicate_matches(s, key, klen, 1))
+      continue;
+    rc = visit(s, key + klen - STM_HASH_LEN);
+  }
+  return iter_finish(s, it, rc);
+}
+
+static int build_prefix(struct stm_buf *p, const char *path, const char *pred,
+                        char path_end) {
+  stm_buf_reset(p);
+  int rc = stm_buf_put_u8(p, KEY_INDEX);
+  rc = rc ? rc : stm_buf_append(p, path, strlen(path));
+  rc = rc ? rc : stm_buf_put_u8(p, (uint8_t)path_end);
+  if (rc == 0 && pred != NULL)
+    rc = stm_buf_append(p, pred, strlen(pred) + 1);
+  return rc;
+}
+
+int stm_index_scan_concept(struct stm_index *idx, const char *concept_path,
+                           const char *predicate, bool include_descendants,
+                           const struct stm_read_view *view,
+                           stm_store_claim_cb cb, void *ctx,
+                           struct stm_error *err) {
+  if (concept_path == NULL || concept_path[0] == '\0' || cb == NULL)
+    return stm_error_set(err, STM_EINVAL, "concept_path",
+                         "a concept path and a callback are required");
+  if (predicate != NULL && predicate[0] == '\0')
+    predicate = NULL;
+  struct scan s = {.predicate = predicate,
+                   .pred_len = predicate ? strlen(predicate) : 0,
+                   .cb = cb, .ctx = ctx, .err = err};
+  struct stm_buf prefix;
+  stm_buf_init(&prefix);
+  reader_begin(&s.r, idx, view);
+  /* path 0x00 sorts before path '/', so the exact path comes first. */
+  int rc = build_prefix(&prefix, concept_path, predicate, '\0');
+  rc = rc ? rc : scan_prefix(&s, &prefix, false);
+  if (rc == 0 && include_descendants) {
+    rc = build_prefix(&prefix, concept_path, NULL, '/');
+    rc = rc ? rc : scan_prefix(&s, &prefix, predicate != NULL);
+  }
+  if (rc == STM_ENOMEM)
+    stm_error_set(err, rc, NULL, "index scan: out of memory");
+  reader_end(&s.r);
+  stm_buf_destroy(&prefix);
+  return rc;
+}
+
+int stm_index_scan_sequence(struct stm_index *idx, uint64_t after_sequence,
+                            const struct stm_read_view *view,
+                            stm_store_claim_cb cb, void *ctx,
+                            struct stm_error *err) {
+  if (cb == NULL || after_sequence == UINT64_MAX)
+    return stm_error_set(err, STM_EINVAL, NULL, "bad sequence scan");
+  struct scan s = {.cb = cb, .ctx = ctx, .err = err};
+  reader_begin(&s.r, idx, view);
+  uint8_t start[9];
+  start[0] = KEY_SEQUENCE;
+  stm_put_u64be(start + 1, after_sequence + 1);
+  leveldb_iterator_t *it = leveldb_create_iterator(idx->db, s.r.ro);
+  int rc = 0;
+  leveldb_iter_seek(it, (const char *)start, sizeof start);
+  for (; rc == 0 && leveldb_iter_valid(it); leveldb_iter_next(it)) {
+    size_t klen, vlen;
+    const uint8_t *key = (const uint8_t *)leveldb_iter_key(it, &klen);
+    if (klen < 1 || key[0] != KEY_SEQUENCE)
+      break;
+    /* The value is parsed in place (kind + hash), never copied out. */
+    const uint8_t *v = (const uint8_t *)leveldb_iter_value(it, &vlen);
+    if (klen != 9 || vlen != 1 + STM_HASH_LEN) {
+      rc = scan_corrupt(&s, "a sequence key or value has the wrong size");
+      break;
+    }
+    if (view && view->as_of_sequence &&
+        stm_get_u64be(key + 1) > view->as_of_sequence)
+      break;
+    if (v[0] == STM_WAL_ENTRY_CLAIM) /* the only kind stored so far */
+      rc = visit(&s, v + 1);
+  }
+  rc = iter_finish(&s, it, rc);
+  reader_end(&s.r);
+  return rc;
+}

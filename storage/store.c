@@ -1,0 +1,297 @@
+/*
+ * store.c - open (lock, index, WAL recovery, replay), close, reads, stats.
+ * The writer thread and group commit are in store_writer.c.
+ */
+#include "store_internal.h"
+
+#include "../common/clock.h"
+#include "../common/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define DEFAULT_MAX_GROUP_BYTES (8u << 20)
+/* Recovery applies the replayed WAL to LevelDB in batches of about this. */
+#define REPLAY_BATCH_BYTES (4u << 20)
+
+static int dir_error(struct stm_error *err, const char *what, const char *path,
+                     int errnum) {
+  return stm_error_set(err, STM_EIO, "data_dir", "%s %s: %s", what, path,
+                       strerror(errnum));
+}
+
+/* ---- the lock ---------------------------------------------------------------- */
+
+/*
+ * DIR/LOCK with flock: one store per directory, also within one process
+ * (flock locks belong to the open file description). The holder's pid is
+ * written into it for the operator.
+ */
+static int take_lock(struct stm_store *s, struct stm_error *err) {
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s/LOCK", s->dir);
+  s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (s->lock_fd < 0)
+    return dir_error(err, "cannot open the lock file", path, errno);
+  if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK)
+      return stm_error_set(err, STM_EEXIST, "data_dir",
+                           "data directory %s is in use by another process "
+                           "(%s is locked)",
+                           s->dir, path);
+    return dir_error(err, "cannot lock", path, errno);
+  }
+  char pid[32];
+  int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+  if (ftruncate(s->lock_fd, 0) == 0 && n > 0)
+    (void)!write(s->lock_fd, pid, (size_t)n);
+  return 0;
+}
+
+/* ---- recovery: replay the WAL into LevelDB ------------------------------------ */
+
+struct replay {
+  struct stm_store *s;
+  uint64_t after;        /* LevelDB's last applied sequence */
+  uint64_t applied;      /* last sequence of the last replayed record */
+  uint64_t records;
+  uint64_t claims;
+  struct stm_claim claim;
+  struct stm_buf enc;
+};
+
+static int flush_replay(struct replay *r, struct stm_error *err) {
+  struct stm_store_writer *w = &r->s->w;
+  int rc = stm_index_commit(r->s->index, w->batch, r->applied,
+                            w->assertion_count, err);
+  stm_hashset_clear(&w->pending);
+  return rc;
+}
+
+static int replay_entry(struct replay *r, const struct stm_wal_entry *e,
+                        struct stm_error *err) {
+  struct stm_store_writer *w = &r->s->w;
+  if (e->kind != STM_WAL_ENTRY_CLAIM)
+    return stm_error_set(err, STM_EUNIMPL, NULL,
+                         "WAL entry of kind %u at sequence %" PRIu64
+                         " is not supported by this build",
+                         e->kind, e->sequence);
+  int rc = stm_claim_decode(e->data, e->len, &r->claim, err);
+  if (rc == 0 && r->claim.sequence != e->sequence)
+    rc = stm_error_set(err, STM_ECORRUPT, NULL,
+                       "WAL claim says sequence %" PRIu64 " at %" PRIu64,
+                       r->claim.sequence, e->sequence);
+  if (rc)
+    return rc;
+  uint64_t seq;
+  if (stm_hashset_get(&w->pending, r->claim.hash, &seq))
+    return 0; /* a duplicate never reaches the WAL; be lenient anyway */
+  rc = stm_index_find(r->s->index, r->claim.hash, &seq, err);
+  if (rc != STM_ENOTFOUND)
+    return rc;
+  rc = stm_index_batch_put_claim(w->batch, &r->claim, e->data, e->len);
+  rc = rc ? rc : stm_hashset_put(&w->pending, r->claim.hash, e->sequence);
+  if (rc)
+    return stm_error_set(err, rc, NULL, "replay: out of memory");
+  w->assertion_count++;
+  r->claims++;
+  return 0;
+}
+
+static int replay_txn(void *ctx, const struct stm_wal_txn *txn,
+                      struct stm_error *err) {
+  struct replay *r = ctx;
+  struct stm_wal_txn_iter it;
+  struct stm_wal_entry e;
+  stm_wal_txn_iter_init(&it, txn);
+  while (stm_wal_txn_next(&it, &e)) {
+    if (e.sequence <= r->after)
+      continue;
+    int rc = replay_entry(r, &e, err);
+    if (rc)
+      return rc;
+  }
+  r->applied = stm_wal_txn_last_sequence(txn);
+  r->records++;
+  if (stm_index_batch_bytes(r->s->w.batch) >= REPLAY_BATCH_BYTES)
+    return flush_replay(r, err);
+  return 0;
+}
+
+static int recover(struct stm_store *s, struct stm_error *err) {
+  struct stm_index_meta meta;
+  struct stm_wal_info wal;
+  stm_index_get_meta(s->index, &meta);
+  stm_wal_get_info(s->wal, &wal);
+  if (meta.last_applied_sequence > wal.last_sequence)
+    return stm_error_set(err, STM_ECORRUPT, NULL,
+                         "the index of %s has applied sequence %" PRIu64
+                         " but the WAL ends at %" PRIu64
+                         ": WAL data is missing",
+                         s->dir, meta.last_applied_sequence,
+                         wal.last_sequence);
+  int64_t t0 = stm_clock_mono_ns();
+  s->w.assertion_count = meta.assertion_count;
+  struct replay r = {.s = s, .after = meta.last_applied_sequence,
+                     .applied = meta.last_applied_sequence};
+  stm_claim_init(&r.claim);
+  int rc = stm_wal_replay(s->wal, r.after, replay_txn, &r, err);
+  if (rc == 0 && r.records > 0)
+    rc = flush_replay(&r, err);
+  stm_claim_destroy(&r.claim);
+  stm_index_batch_clear(s->w.batch);
+  stm_hashset_clear(&s->w.pending);
+  if (rc)
+    return rc;
+  s->w.next_sequence = wal.last_sequence + 1;
+  s->w.last_commit_time_ns = wal.last_commit_time_ns;
+  s->stats = (struct stm_store_stats){
+      .assertion_count = s->w.assertion_count,
+      .last_sequence = wal.last_sequence,
+      .writable = true,
+      .wal_segments = wal.segments,
+      .wal_bytes = wal.bytes,
+      .recovered_records = r.records,
+      .truncated_bytes = wal.truncated_bytes};
+  stm_log_info("storage %s: opened; WAL %" PRIu64 " segments, %" PRIu64
+               " bytes, last sequence %" PRIu64 "; replayed %" PRIu64
+               " records (%" PRIu64 " claims) after sequence %" PRIu64
+               " in %.1f ms; cut %" PRIu64 " torn bytes; %" PRIu64 " claims",
+               s->dir, wal.segments, wal.bytes, wal.last_sequence, r.records,
+               r.claims, meta.last_applied_sequence,
+               (double)(stm_clock_mono_ns() - t0) / 1e6, wal.truncated_bytes,
+               s->w.assertion_count);
+  return 0;
+}
+
+/* ---- open / close ---------------------------------------------------------- */
+
+/* mkdir -p: the data directory may be nested in not-yet-existing ones. */
+static int make_dirs(const char *dir, struct stm_error *err) {
+  char path[PATH_MAX];
+  if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
+    return stm_error_set(err, STM_EINVAL, "data_dir", "path is too long");
+  for (char *p = path + 1;; p++) {
+    bool end = *p == '\0';
+    if (*p != '/' && !end)
+      continue;
+    *p = '\0';
+    if (mkdir(path, 0755) != 0 && errno != EEXIST)
+      return dir_error(err, "cannot create data directory", path, errno);
+    if (end)
+      return 0;
+    *p = '/';
+  }
+}
+
+static int open_parts(struct stm_store *s,
+                      const struct stm_store_options *opts,
+                      struct stm_error *err) {
+  int rc = make_dirs(s->dir, err);
+  if (rc)
+    return rc;
+  rc = take_lock(s, err);
+  if (rc)
+    return rc;
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s/index", s->dir);
+  rc = stm_index_open(path, &s->index, err);
+  if (rc)
+    return rc;
+  snprintf(path, sizeof path, "%s/wal", s->dir);
+  struct stm_wal_options wo = {.dir = path,
+                               .segment_bytes = opts->segment_bytes,
+                               .io = opts->io};
+  rc = stm_wal_open(&wo, &s->wal, err);
+  rc = rc ? rc : stm__store_writer_init(s);
+  rc = rc ? rc : recover(s, err);
+  if (rc == 0 && stm__store_writer_start(s) != 0)
+    rc = stm_error_set(err, STM_ENOMEM, NULL, "cannot start the writer");
+  return rc;
+}
+
+int stm_store_open(const struct stm_store_options *opts,
+                   struct stm_store **out, struct stm_error *err) {
+  *out = NULL;
+  if (opts == NULL || opts->data_dir == NULL || opts->data_dir[0] == '\0')
+    return stm_error_set(err, STM_EINVAL, "data_dir",
+                         "a data directory is required");
+  struct stm_store *s = calloc(1, sizeof *s);
+  if (s == NULL || (s->dir = strdup(opts->data_dir)) == NULL) {
+    free(s);
+    return stm_error_set(err, STM_ENOMEM, NULL, "store: out of memory");
+  }
+  s->lock_fd = -1;
+  s->max_group_bytes =
+      opts->max_group_bytes ? opts->max_group_bytes : DEFAULT_MAX_GROUP_BYTES;
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_cond_init(&s->cv, NULL);
+  int rc = open_parts(s, opts, err);
+  if (rc) {
+    stm_store_delete(s);
+    return rc;
+  }
+  *out = s;
+  return 0;
+}
+
+void stm_store_delete(struct stm_store *s) {
+  if (s == NULL)
+    return;
+  stm__store_writer_stop(s);
+  stm__store_writer_destroy(s);
+  stm_wal_delete(s->wal);
+  stm_index_delete(s->index);
+  if (s->lock_fd >= 0)
+    close(s->lock_fd); /* releases the flock */
+  pthread_cond_destroy(&s->cv);
+  pthread_mutex_destroy(&s->mu);
+  free(s->dir);
+  free(s);
+}
+
+/* ---- reads and stats ------------------------------------------------------- */
+
+int stm_store_get_claim(struct stm_store *s, const uint8_t hash[STM_HASH_LEN],
+                        const struct stm_read_view *view,
+                        struct stm_claim *out, struct stm_error *err) {
+  return stm_index_get_claim(s->index, hash, view, out, err);
+}
+
+int stm_store_scan_concept(struct stm_store *s, const char *concept_path,
+                           const char *predicate, bool include_descendants,
+                           const struct stm_read_view *view,
+                           stm_store_claim_cb cb, void *ctx,
+                           struct stm_error *err) {
+  return stm_index_scan_concept(s->index, concept_path, predicate,
+                                include_descendants, view, cb, ctx, err);
+}
+
+int stm_store_scan_sequence(struct stm_store *s, uint64_t after_sequence,
+                            const struct stm_read_view *view,
+                            stm_store_claim_cb cb, void *ctx,
+                            struct stm_error *err) {
+  return stm_index_scan_sequence(s->index, after_sequence, view, cb, ctx, err);
+}
+
+void stm_store_get_stats(struct stm_store *s, struct stm_store_stats *out) {
+  pthread_mutex_lock(&s->mu);
+  *out = s->stats;
+  pthread_mutex_unlock(&s->mu);
+}
+
+void stm_store_set_commit_listener(struct stm_store *s, stm_store_commit_cb cb,
+                                   void *ctx) {
+  pthread_mutex_lock(&s->mu);
+  s->listener = cb;
+  s->listener_ctx = ctx;
+  pthread_mutex_unlock(&s->mu);
+}

@@ -1,0 +1,71 @@
+/*
+ * store_internal.h - the store object shared by store.c (open, recovery,
+ * reads, stats) and store_writer.c (the writer thread and group commit).
+ * Not part of the interface; nothing outside storage/ includes it.
+ */
+#ifndef STM_STORE_INTERNAL_H
+#define STM_STORE_INTERNAL_H
+
+#include "../common/buf.h"
+#include "hashset.h"
+#include "index.h"
+#include "store.h"
+#include "wal.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+
+/* One stm_store_submit_claims call waiting in the queue. */
+struct stm_store_sub {
+  struct stm_store_sub *next;
+  struct stm_claim *claims; /* owned */
+  size_t n;
+  size_t bytes; /* exact WAL record size if every claim is new */
+  stm_store_write_cb cb;
+  void *ctx;
+  struct stm_write_result results[]; /* n */
+};
+
+/* State only the writer thread touches (and open, before it starts). */
+struct stm_store_writer {
+  uint64_t next_sequence;
+  int64_t last_commit_time_ns;
+  uint64_t assertion_count;
+  struct stm_buf wal_buf;
+  struct stm_index_batch *batch;
+  struct stm_hashset pending; /* hash -> sequence, this group only */
+  const struct stm_claim **created;
+  size_t ncreated, created_cap;
+};
+
+struct stm_store {
+  char *dir;
+  int lock_fd;
+  struct stm_wal *wal;
+  struct stm_index *index;
+  size_t max_group_bytes;
+  pthread_t thread;
+  bool thread_started;
+
+  pthread_mutex_t mu; /* guards everything down to the writer state */
+  pthread_cond_t cv;  /* signalled on submit and on close */
+  struct stm_store_sub *head, *tail;
+  bool closing;
+  bool writer_idle; /* waiting on cv: only then does a submit signal */
+  struct stm_store_stats stats; /* stats.writable is the write switch */
+  stm_store_commit_cb listener;
+  void *listener_ctx;
+
+  struct stm_store_writer w;
+};
+
+int stm__store_writer_init(struct stm_store *s);
+void stm__store_writer_destroy(struct stm_store *s);
+/* Start the writer thread. Returns 0 or STM_ENOMEM. */
+int stm__store_writer_start(struct stm_store *s);
+/* Drain the queue, then join the writer thread. */
+void stm__store_writer_stop(struct stm_store *s);
+/* Free a submission and its claims. */
+void stm__store_sub_free(struct stm_store_sub *sub);
+
+#endif

@@ -1,0 +1,331 @@
+/*
+ * store_writer.c - the submission queue and the writer thread.
+ *
+ * Group commit: the writer takes everything queued (up to max_group_bytes),
+ * deduplicates each claim against LevelDB and against the hashes pending in
+ * this group, assigns sequences and one commit time, encodes one TXN record
+ * per submission, then does ONE WAL append + ONE fdatasync for the whole
+ * group, applies the group to LevelDB in one write batch, updates the
+ * stats, tells the commit listener, and completes every submission.
+ *
+ * Groups are processed strictly one after another, so a duplicate is never
+ * acknowledged before the write that first stored its hash is durable: that
+ * write is either in the same group (acknowledged together, after the
+ * fdatasync) or in an earlier, already durable one.
+ */
+#include "store_internal.h"
+
+#include "../common/clock.h"
+#include "../common/log.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void free_claims(struct stm_claim *claims, size_t n) {
+  for (size_t i = 0; claims && i < n; i++)
+    stm_claim_destroy(&claims[i]);
+  free(claims);
+}
+
+void stm__store_sub_free(struct stm_store_sub *sub) {
+  free_claims(sub->claims, sub->n);
+  free(sub);
+}
+
+/* ---- submit (any thread) --------------------------------------------------- */
+
+/* Hash every claim (here, so hashing runs in parallel on the callers) and
+ * size the record. */
+static int prepare(struct stm_claim *claims, size_t n, size_t *bytes) {
+  size_t total = STM_WAL_RECORD_HEADER_LEN + STM_WAL_TXN_HEADER_LEN;
+  for (size_t i = 0; i < n; i++) {
+    int rc = stm_claim_compute_hash(&claims[i]);
+    if (rc)
+      return rc == STM_ENOMEM ? rc : STM_EINVAL;
+    total += STM_WAL_ENTRY_HEADER_LEN + stm_claim_encoded_size(&claims[i]);
+    if (total > STM_WAL_MAX_PAYLOAD)
+      return STM_EINVAL;
+  }
+  *bytes = total;
+  return 0;
+}
+
+int stm_store_submit_claims(struct stm_store *s, struct stm_claim *claims,
+                            size_t n, stm_store_write_cb cb, void *ctx) {
+  size_t bytes = 0;
+  int rc = (s && claims && n > 0 && cb) ? prepare(claims, n, &bytes)
+                                        : STM_EINVAL;
+  struct stm_store_sub *sub = NULL;
+  if (rc == 0) {
+    sub = malloc(sizeof *sub + n * sizeof sub->results[0]);
+    rc = sub ? 0 : STM_ENOMEM;
+  }
+  if (rc) {
+    free_claims(claims, n);
+    free(sub);
+    return rc;
+  }
+  *sub = (struct stm_store_sub){.claims = claims, .n = n, .bytes = bytes,
+                                .cb = cb, .ctx = ctx};
+  pthread_mutex_lock(&s->mu);
+  rc = s->closing ? STM_ESHUTDOWN : !s->stats.writable ? STM_EREADONLY : 0;
+  if (rc == 0) {
+    if (s->tail)
+      s->tail->next = sub;
+    else
+      s->head = sub;
+    s->tail = sub;
+    if (s->writer_idle) /* a busy writer looks at the queue before waiting */
+      pthread_cond_signal(&s->cv);
+  }
+  pthread_mutex_unlock(&s->mu);
+  if (rc)
+    stm__store_sub_free(sub);
+  return rc;
+}
+
+/* ---- building a group (writer thread) -------------------------------------- */
+
+static int note_created(struct stm_store_writer *w, const struct stm_claim *c) {
+  if (w->ncreated == w->created_cap) {
+    size_t cap = w->created_cap ? w->created_cap * 2 : 256;
+    const struct stm_claim **p = realloc(w->created, cap * sizeof *p);
+    if (p == NULL)
+      return STM_ENOMEM;
+    w->created = p;
+    w->created_cap = cap;
+  }
+  w->created[w->ncreated++] = c;
+  return 0;
+}
+
+/* Encode a new claim as the next entry of the TXN and queue its keys. */
+static int add_new_claim(struct stm_store_writer *w,
+                         struct stm_wal_txn_builder *txn, struct stm_claim *c,
+                         int64_t now) {
+  c->sequence = w->next_sequence;
+  c->commit_time_ns = now;
+  int rc = stm_wal_txn_entry_begin(txn, STM_WAL_ENTRY_CLAIM);
+  size_t start = w->wal_buf.len;
+  rc = rc ? rc : stm_claim_encode(c, &w->wal_buf);
+  rc = rc ? rc : stm_wal_txn_entry_end(txn);
+  rc = rc ? rc
+          : stm_index_batch_put_claim(w->batch, c, w->wal_buf.data + start,
+                                      w->wal_buf.len - start);
+  rc = rc ? rc : stm_hashset_put(&w->pending, c->hash, c->sequence);
+  rc = rc ? rc : note_created(w, c);
+  if (rc == 0) {
+    w->next_sequence++;
+    w->assertion_count++;
+  }
+  return rc;
+}
+
+/* One submission -> results and (unless all duplicates) one TXN record. */
+static int build_sub(struct stm_store *s, struct stm_store_sub *sub,
+                     int64_t now, struct stm_error *err) {
+  struct stm_store_writer *w = &s->w;
+  struct stm_wal_txn_builder txn;
+  int rc = stm_wal_txn_begin(&txn, &w->wal_buf, w->next_sequence, now);
+  for (size_t i = 0; rc == 0 && i < sub->n; i++) {
+    struct stm_claim *c = &sub->claims[i];
+    struct stm_write_result *r = &sub->results[i];
+    memcpy(r->hash, c->hash, STM_HASH_LEN);
+    r->created = false;
+    if (stm_hashset_get(&w->pending, c->hash, &r->sequence))
+      continue;
+    rc = stm_index_find(s->index, c->hash, &r->sequence, err);
+    if (rc != STM_ENOTFOUND)
+      continue; /* 0: already stored; < 0: a read error ends the loop */
+    r->sequence = w->next_sequence;
+    r->created = true;
+    rc = add_new_claim(w, &txn, c, now);
+  }
+  if (rc == 0 && txn.count > 0)
+    rc = stm_wal_txn_finish(&txn);
+  else
+    stm_wal_txn_abort(&txn);
+  if (rc == STM_ENOMEM || rc == STM_ETOOBIG)
+    stm_error_set(err, rc, NULL, "group commit: cannot encode: %s",
+                  stm_strerror(rc));
+  return rc;
+}
+
+static void reset_group(struct stm_store_writer *w) {
+  stm_buf_reset(&w->wal_buf);
+  stm_index_batch_clear(w->batch);
+  stm_hashset_clear(&w->pending);
+  w->ncreated = 0;
+}
+
+/* ---- completing a group ------------------------------------------------------ */
+
+static void complete_all(struct stm_store_sub *list, int rc,
+                         const struct stm_error *err) {
+  while (list) {
+    struct stm_store_sub *next = list->next;
+    list->cb(list->ctx, rc, rc == 0 ? list->results : NULL,
+             rc == 0 ? list->n : 0, rc == 0 ? NULL : err);
+    stm__store_sub_free(list);
+    list = next;
+  }
+}
+
+static void mark_unwritable(struct stm_store *s, const struct stm_error *err) {
+  pthread_mutex_lock(&s->mu);
+  bool was = s->stats.writable;
+  s->stats.writable = false;
+  pthread_mutex_unlock(&s->mu);
+  if (was)
+    stm_log_error("storage %s: writes are refused from now on: %s", s->dir,
+                  err->message);
+}
+
+static void publish(struct stm_store *s, size_t records, bool appended) {
+  struct stm_wal_info info;
+  stm_wal_get_info(s->wal, &info);
+  pthread_mutex_lock(&s->mu);
+  s->stats.group_commits += appended ? 1 : 0;
+  s->stats.records_committed += records;
+  s->stats.last_sequence = s->w.next_sequence - 1;
+  s->stats.assertion_count = s->w.assertion_count;
+  s->stats.wal_segments = info.segments;
+  s->stats.wal_bytes = info.bytes;
+  stm_store_commit_cb listener = s->listener;
+  void *lctx = s->listener_ctx;
+  pthread_mutex_unlock(&s->mu);
+  if (listener && s->w.ncreated > 0)
+    listener(lctx, s->w.created, s->w.ncreated);
+}
+
+/* Count the TXN records in the group buffer (one per non-duplicate sub). */
+static size_t count_records(const struct stm_store_sub *list) {
+  size_t n = 0;
+  for (; list; list = list->next)
+    for (size_t i = 0; i < list->n; i++)
+      if (list->results[i].created) {
+        n++;
+        break;
+      }
+  return n;
+}
+
+static void run_group(struct stm_store *s, struct stm_store_sub *list,
+                      bool writable) {
+  struct stm_store_writer *w = &s->w;
+  struct stm_error err;
+  stm_error_clear(&err);
+  if (!writable) {
+    stm_error_set(&err, STM_EREADONLY, NULL,
+                  "storage failed earlier; writes are refused");
+    complete_all(list, STM_EREADONLY, &err);
+    return;
+  }
+  uint64_t first = w->next_sequence, count_before = w->assertion_count;
+  int64_t now = stm_clock_now_ns();
+  if (now < w->last_commit_time_ns)
+    now = w->last_commit_time_ns; /* commit time never goes backwards */
+  int rc = 0;
+  for (struct stm_store_sub *sub = list; rc == 0 && sub; sub = sub->next)
+    rc = build_sub(s, sub, now, &err);
+  if (rc) { /* nothing written yet: undo the group, stay writable */
+    w->next_sequence = first;
+    w->assertion_count = count_before;
+    reset_group(w);
+    complete_all(list, rc, &err);
+    return;
+  }
+  bool appended = w->next_sequence > first;
+  if (appended)
+    rc = stm_wal_append(s->wal, w->wal_buf.data, w->wal_buf.len, first,
+                        w->next_sequence - 1, &err);
+  if (rc == 0 && appended)
+    rc = stm_index_commit(s->index, w->batch, w->next_sequence - 1,
+                          w->assertion_count, &err);
+  if (rc) {
+    mark_unwritable(s, &err);
+    reset_group(w);
+    complete_all(list, STM_EREADONLY, &err);
+    return;
+  }
+  w->last_commit_time_ns = now;
+  publish(s, appended ? count_records(list) : 0, appended);
+  reset_group(w);
+  complete_all(list, 0, NULL);
+}
+
+/* ---- the thread ---------------------------------------------------------------- */
+
+/* Detach the head of the queue, up to max_group_bytes (at least one). */
+static struct stm_store_sub *take_group(struct stm_store *s) {
+  struct stm_store_sub *first = s->head, *last = first;
+  size_t bytes = first->bytes;
+  while (last->next && bytes + last->next->bytes <= s->max_group_bytes) {
+    last = last->next;
+    bytes += last->bytes;
+  }
+  s->head = last->next;
+  if (s->head == NULL)
+    s->tail = NULL;
+  last->next = NULL;
+  return first;
+}
+
+static void *writer_main(void *arg) {
+  struct stm_store *s = arg;
+  pthread_mutex_lock(&s->mu);
+  for (;;) {
+    while (s->head == NULL && !s->closing) {
+      s->writer_idle = true;
+      pthread_cond_wait(&s->cv, &s->mu);
+      s->writer_idle = false;
+    }
+    if (s->head == NULL)
+      break; /* closing and drained */
+    struct stm_store_sub *group = take_group(s);
+    bool writable = s->stats.writable;
+    pthread_mutex_unlock(&s->mu);
+    run_group(s, group, writable);
+    pthread_mutex_lock(&s->mu);
+  }
+  pthread_mutex_unlock(&s->mu);
+  return NULL;
+}
+
+int stm__store_writer_init(struct stm_store *s) {
+  struct stm_store_writer *w = &s->w;
+  memset(w, 0, sizeof *w);
+  stm_buf_init(&w->wal_buf);
+  stm_hashset_init(&w->pending);
+  w->batch = stm_index_batch_new();
+  return w->batch ? 0 : STM_ENOMEM;
+}
+
+void stm__store_writer_destroy(struct stm_store *s) {
+  struct stm_store_writer *w = &s->w;
+  stm_buf_destroy(&w->wal_buf);
+  stm_hashset_destroy(&w->pending);
+  stm_index_batch_delete(w->batch);
+  free(w->created);
+  memset(w, 0, sizeof *w);
+}
+
+int stm__store_writer_start(struct stm_store *s) {
+  if (pthread_create(&s->thread, NULL, writer_main, s) != 0)
+    return STM_ENOMEM;
+  s->thread_started = true;
+  return 0;
+}
+
+void stm__store_writer_stop(struct stm_store *s) {
+  if (!s->thread_started)
+    return;
+  assert(!pthread_equal(pthread_self(), s->thread)); /* not from a callback */
+  pthread_mutex_lock(&s->mu);
+  s->closing = true;
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+  pthread_join(s->thread, NULL);
+  s->thread_started = false;
+}
