@@ -18,6 +18,9 @@ check() { # check NAME EXPECTED ACTUAL
 contains() { # contains NAME NEEDLE HAYSTACK
   case "$3" in *"$2"*) ok "$1" ;; *) bad "$1 ('$2' not in '$3')" ;; esac
 }
+# Every request is bounded in time, so a hung gateway fails the test
+# instead of hanging it; the runbook's command lines stay verbatim.
+curl() { command curl --max-time 30 "$@"; }
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 WORK=$(mktemp -d /tmp/stm-rest-XXXXXX)
