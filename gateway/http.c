@@ -578,6 +578,37 @@ static int on_writeable(struct session *s) {
 
 /* ---- the lws callback ------------------------------------------------------ */
 
+/*
+ * Upgrades (h2c, websocket) are refused with a 501 written on the spot, then
+ * the connection is closed. lws 4.1.6 would switch a cleartext connection
+ * to HTTP/2 on "Upgrade: h2c", where a request body is lost and the loop
+ * can spin; WebSocket routes do not exist yet.
+ */
+static int refuse_upgrade(struct lws *wsi, const char *protocol) {
+  char msg[160];
+  snprintf(msg, sizeof msg,
+           "upgrading to %.40s is not supported here; send plain HTTP/1.1",
+           protocol ? protocol : "another protocol");
+  json_t *j = stm_gw_error_json("UNIMPLEMENTED", msg, NULL);
+  size_t len = 0;
+  char *body = stm_gw_json_dump(j, &len);
+  json_decref(j);
+  unsigned char buf[LWS_PRE + 1024];
+  unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf;
+  if (body && len < 512 &&
+      !lws_add_http_common_headers(wsi, 501, "application/json", len, &p,
+                                   end) &&
+      !lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
+                                    (const unsigned char *)"close", 5, &p,
+                                    end) &&
+      !lws_finalize_write_http_header(wsi, start, &p, end)) {
+    memcpy(start, body, len);
+    lws_write(wsi, start, len, LWS_WRITE_HTTP_FINAL);
+  }
+  free(body);
+  return -1;
+}
+
 static void grace_expired(lws_sorted_usec_list_t *sul) {
   struct stm_gw_http *gw =
       lws_container_of(sul, struct stm_gw_http, grace_timer);
@@ -604,6 +635,8 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason,
     if (s)
       session_finish(s, 499);
     return 0;
+  case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+    return refuse_upgrade(wsi, in);
   case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
     /* Sent to each vhost's protocols: draining twice is harmless. */
     if (gw && gw->up)

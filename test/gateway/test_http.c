@@ -360,6 +360,42 @@ static void test_http_closes_requests_pipelined_behind_a_body(void) {
   server_stop(&s);
 }
 
+static void test_http_refuses_protocol_upgrades(void) {
+  struct server s;
+  server_start_down(&s);
+  const char *upgrades[] = {
+      "GET /v1/health HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, "
+      "HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__"
+      "\r\n\r\n",
+      "POST /v1/query HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, "
+      "HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__"
+      "\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+      "GET /v1/watch HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\n"
+      "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+  };
+  for (size_t i = 0; i < 3; i++) {
+    int fd = connect_to(s.port);
+    send_all(fd, upgrades[i]);
+    struct reply r = read_replies(fd, 2, false, 3000);
+    CU_ASSERT_TRUE(has(&r, " 501 Not Implemented\r\n"));
+    CU_ASSERT_TRUE(has(&r, "is not supported here"));
+    CU_ASSERT_TRUE(r.closed);
+    free(r.text);
+    close(fd);
+  }
+  /* An HTTP/2 preface without upgrade gets no HTTP/2, and the loop goes
+   * on serving others meanwhile. */
+  int fd = connect_to(s.port);
+  send_all(fd, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+  struct reply r = read_replies(fd, 1, false, 300);
+  CU_ASSERT_PTR_NULL(strstr(r.text, "HTTP/2"));
+  free(r.text);
+  CU_ASSERT_TRUE(responsive(s.port));
+  close(fd);
+  server_stop(&s);
+}
+
 static void test_http_answers_expect_100_continue(void) {
   struct server s;
   server_start_down(&s);
@@ -462,6 +498,7 @@ void gw_test_register_http(void) {
       STM_TEST(test_http_refuses_oversized_and_chunked_bodies),
       STM_TEST(test_http_answers_pipelined_gets_in_order),
       STM_TEST(test_http_closes_requests_pipelined_behind_a_body),
+      STM_TEST(test_http_refuses_protocol_upgrades),
       STM_TEST(test_http_answers_expect_100_continue),
       STM_TEST(test_http_metrics_count_what_was_served),
       STM_TEST(test_http_stop_lets_requests_in_flight_finish),
