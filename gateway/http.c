@@ -44,6 +44,7 @@ struct stm_gw_http {
   int timeout_ms, grace_ms;
   atomic_bool stop;
   bool hard_stop;
+  long draining; /* requests begun before the stop and not yet answered */
   lws_sorted_usec_list_t grace_timer;
   unsigned char wbuf[LWS_PRE + WRITE_CHUNK];
 };
@@ -69,8 +70,9 @@ struct session {
   struct stm_gw_call *call;
   struct stm_gw_response resp;
   bool have_resp, headers_sent, close_after;
-  bool head;      /* a HEAD request: headers only */
-  bool body_done; /* BODY_COMPLETION seen for this request */
+  bool head;        /* a HEAD request: headers only */
+  bool before_stop; /* arrived before stm_gw_http_stop: finish it */
+  bool body_done;   /* BODY_COMPLETION seen for this request */
   size_t sent;
 };
 
@@ -176,6 +178,8 @@ static void session_finish(struct session *s, int status) {
                      status, secs);
   stm_gw_response_destroy(&s->resp);
   stm_buf_destroy(&s->body);
+  if (s->before_stop)
+    s->gw->draining--;
   s->active = false;
 }
 
@@ -352,18 +356,23 @@ static bool refuse_framing(struct session *s, struct lws *wsi) {
   return false;
 }
 
-/* /v1/health while stopping: load balancers should move on while we
- * drain. */
+/* While stopping, new requests get a quick 503 (and /v1/health says
+ * "unhealthy"), so load balancers and clients move on while the requests
+ * that came before the stop finish. */
 static void respond_draining(struct session *s) {
   json_t *j = stm_gw_error_json("UNAVAILABLE",
                                 "stemedb-gateway is shutting down", NULL);
-  json_object_set_new(j, "status", json_string("unhealthy"));
+  if (strcmp(s->route->pattern, "/v1/health") == 0)
+    json_object_set_new(j, "status", json_string("unhealthy"));
   stm_gw_response_destroy(&s->resp);
   s->resp.status = 503;
   s->resp.content_type = "application/json";
   s->resp.body = stm_gw_json_dump(j, &s->resp.len);
   json_decref(j);
-  respond(s);
+  if (s->reading_body)
+    s->have_resp = true;
+  else
+    respond(s);
 }
 
 /* No route: 405 with Allow when the path exists, else 404. */
@@ -394,6 +403,9 @@ static void session_start(struct session *s, struct stm_gw_http *gw,
   s->label = "unmatched";
   s->method = request_method(wsi);
   s->head = s->method == STM_GW_HEAD; /* HEAD is GET without the body */
+  s->before_stop = !atomic_load(&gw->stop);
+  if (s->before_stop)
+    gw->draining++;
   stm_gw_metrics_begin(gw->metrics);
 }
 
@@ -409,11 +421,15 @@ static int on_request(struct session *s, struct stm_gw_http *gw,
                                 path, &param, &param_len, &allowed);
   if (s->route)
     s->label = s->route->pattern;
-  bool stopping = atomic_load(&gw->stop);
+  bool stopping = !s->before_stop;
   if (stopping)
     s->close_after = true; /* send keep-alive clients elsewhere */
   if (refuse_framing(s, wsi))
     return 0;
+  if (stopping && s->route) {
+    respond_draining(s);
+    return 0;
+  }
   if (!copy_query(wsi, s->query, sizeof s->query)) {
     respond_error(s, 400, "INVALID_ARGUMENT", "query string is too long",
                   NULL);
@@ -424,8 +440,6 @@ static int on_request(struct session *s, struct stm_gw_http *gw,
   } else if (s->route->body && !is_json_content_type(wsi)) {
     respond_error(s, 415, "UNSUPPORTED_MEDIA_TYPE",
                   "Content-Type must be application/json", NULL);
-  } else if (stopping && strcmp(s->route->pattern, "/v1/health") == 0) {
-    respond_draining(s);
   } else {
     memcpy(s->param, param, param_len);
     s->param[param_len] = '\0';
@@ -760,7 +774,7 @@ int stm_gw_http_run(struct stm_gw_http *h) {
       return STM_EIO;
   lws_sul_schedule(h->ctx, 0, &h->grace_timer, grace_expired,
                    (lws_usec_t)h->grace_ms * 1000);
-  while (!h->hard_stop && stm_gw_metrics_in_flight(h->metrics) > 0)
+  while (!h->hard_stop && h->draining > 0)
     if (lws_service(h->ctx, 0) < 0)
       break;
   lws_sul_cancel(&h->grace_timer);

@@ -443,7 +443,7 @@ static void test_http_metrics_count_what_was_served(void) {
 
 static void test_http_stop_lets_requests_in_flight_finish(void) {
   /* The upstream accepts TCP and never answers: calls end at the deadline
-   * (300 ms), within the 2 s grace of the stop. */
+   * (1 s), within the 2 s grace of the stop. */
   int mute = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in a = {.sin_family = AF_INET,
                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -454,12 +454,19 @@ static void test_http_stop_lets_requests_in_flight_finish(void) {
   char target[32];
   snprintf(target, sizeof target, "127.0.0.1:%d", ntohs(a.sin_port));
   struct server s;
-  server_start(&s, target, 300);
+  server_start(&s, target, 1000);
   int fd = connect_to(s.port);
   send_all(fd, "GET /v1/status HTTP/1.1\r\nHost: t\r\n\r\n");
   struct reply r = read_replies(fd, 1, false, 100); /* let it arrive */
   free(r.text);
   stm_gw_http_stop(s.http);
+  /* Meanwhile, newcomers are turned away at once. */
+  r = ask(s.port, "GET /v1/health HTTP/1.1\r\nHost: t\r\n\r\n");
+  CU_ASSERT_TRUE(has(&r, "HTTP/1.1 503"));
+  CU_ASSERT_TRUE(has(&r, "shutting down"));
+  CU_ASSERT_TRUE(has(&r, "\"status\":\"unhealthy\""));
+  CU_ASSERT_TRUE(has(&r, "connection: close"));
+  free(r.text);
   r = read_replies(fd, 1, false, 5000);
   /* 504, or 503 when gRPC gives up connecting first: answered either way. */
   CU_ASSERT_TRUE(strncmp(r.text, "HTTP/1.1 504", 12) == 0 ||
