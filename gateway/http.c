@@ -102,8 +102,7 @@ int stm_gw_parse_listen(const char *field, const char *addr, char *host,
                          "%s: port must be 0..65535, got \"%s\"", field,
                          colon + 1);
   if (hlen >= host_len)
-    return stm_error_set(err, STM_EINVAL, field, "%s: host is too long",
-                         field);
+    return stm_error_set(err, STM_EINVAL, field, "%s: host is too long", field);
   memcpy(host, h, hlen);
   host[hlen] = '\0';
   *port = (int)p;
@@ -133,11 +132,11 @@ static void explain_bind_failure(const struct listener *l, char *buf,
       close(fd);
     freeaddrinfo(ai);
   }
-  snprintf(buf, len, "cannot listen on %s:%d (%s): %s", l->host, l->port,
+  snprintf(buf, len, "cannot listen on %.64s:%d (%s): %.100s", l->host, l->port,
            l->flag, why);
 }
 
-/* ---- responses ------------------------------------------------------------ */
+/* ---- responses ----------------------------------------------------------- */
 
 static void respond(struct session *s) {
   s->have_resp = true;
@@ -183,20 +182,28 @@ static void session_finish(struct session *s, int status) {
   s->active = false;
 }
 
-/* ---- request handling ----------------------------------------------------- */
+/* ---- request handling ---------------------------------------------------- */
 
 static enum stm_gw_method request_method(struct lws *wsi) {
   char *uri;
   int uri_len;
   switch (lws_http_get_uri_and_method(wsi, &uri, &uri_len)) {
-  case LWSHUMETH_GET: return STM_GW_GET;
-  case LWSHUMETH_POST: return STM_GW_POST;
-  case LWSHUMETH_PUT: return STM_GW_PUT;
-  case LWSHUMETH_PATCH: return STM_GW_PATCH;
-  case LWSHUMETH_DELETE: return STM_GW_DELETE;
-  case LWSHUMETH_HEAD: return STM_GW_HEAD;
-  case LWSHUMETH_OPTIONS: return STM_GW_OPTIONS;
-  default: return STM_GW_OTHER;
+  case LWSHUMETH_GET:
+    return STM_GW_GET;
+  case LWSHUMETH_POST:
+    return STM_GW_POST;
+  case LWSHUMETH_PUT:
+    return STM_GW_PUT;
+  case LWSHUMETH_PATCH:
+    return STM_GW_PATCH;
+  case LWSHUMETH_DELETE:
+    return STM_GW_DELETE;
+  case LWSHUMETH_HEAD:
+    return STM_GW_HEAD;
+  case LWSHUMETH_OPTIONS:
+    return STM_GW_OPTIONS;
+  default:
+    return STM_GW_OTHER;
   }
 }
 
@@ -270,8 +277,8 @@ static long long content_length(struct lws *wsi) {
 
 static bool is_chunked(struct lws *wsi) {
   char buf[64];
-  return lws_hdr_copy(wsi, buf, sizeof buf,
-                      WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0 &&
+  return lws_hdr_copy(wsi, buf, sizeof buf, WSI_TOKEN_HTTP_TRANSFER_ENCODING) >
+             0 &&
          strcasestr(buf, "chunked") != NULL;
 }
 
@@ -315,12 +322,13 @@ static void dispatch(struct session *s) {
     respond_stm_error(s, &err);
     return;
   }
-  rc = stm_gw_upstream_start(gw->up, r->rpc, req, gw->timeout_ms, s,
-                             &s->call);
+  rc = stm_gw_upstream_start(gw->up, r->rpc, req, gw->timeout_ms, s, &s->call);
   protobuf_c_message_free_unpacked(req, NULL);
   if (rc) {
-    respond_error(s, 500, "INTERNAL", "could not start the call to "
-                  "stemedb-server", NULL);
+    respond_error(s, 500, "INTERNAL",
+                  "could not start the call to "
+                  "stemedb-server",
+                  NULL);
     return;
   }
   /* lws must not time the connection out before the call's deadline. */
@@ -417,8 +425,8 @@ static int on_request(struct session *s, struct stm_gw_http *gw,
   const char *param = "";
   size_t param_len = 0;
   unsigned allowed = 0;
-  s->route = stm_gw_route_match(l->kind, s->head ? STM_GW_GET : s->method,
-                                path, &param, &param_len, &allowed);
+  s->route = stm_gw_route_match(l->kind, s->head ? STM_GW_GET : s->method, path,
+                                &param, &param_len, &allowed);
   if (s->route)
     s->label = s->route->pattern;
   bool stopping = !s->before_stop;
@@ -431,8 +439,7 @@ static int on_request(struct session *s, struct stm_gw_http *gw,
     return 0;
   }
   if (!copy_query(wsi, s->query, sizeof s->query)) {
-    respond_error(s, 400, "INVALID_ARGUMENT", "query string is too long",
-                  NULL);
+    respond_error(s, 400, "INVALID_ARGUMENT", "query string is too long", NULL);
   } else if (s->route == NULL) {
     respond_no_route(s, path, allowed);
   } else if (param_len >= sizeof s->param) {
@@ -519,9 +526,8 @@ static void on_call_done(struct stm_gw_call *call, void *owner, void *arg) {
   grpc_status_code code = stm_gw_call_code(call);
   stm_gw_metrics_upstream_call(gw->metrics, s->route->rpc,
                                stm_gw_code_name(code));
-  ProtobufCMessage *msg = code == GRPC_STATUS_OK
-                              ? stm_gw_call_reply(call, s->route->reply)
-                              : NULL;
+  ProtobufCMessage *msg =
+      code == GRPC_STATUS_OK ? stm_gw_call_reply(call, s->route->reply) : NULL;
   struct stm_gw_reply rep = {code, stm_gw_call_message(call), msg};
   stm_gw_respond(s->route, &rep, &gw->env, &s->resp);
   if (msg)
@@ -529,7 +535,7 @@ static void on_call_done(struct stm_gw_call *call, void *owner, void *arg) {
   respond(s);
 }
 
-/* ---- writing -------------------------------------------------------------- */
+/* ---- writing ------------------------------------------------------------- */
 
 static int write_headers(struct session *s) {
   unsigned char buf[LWS_PRE + 1024];
@@ -543,9 +549,9 @@ static int write_headers(struct session *s) {
                                   end))
     return -1;
   if (r->allow[0] &&
-      lws_add_http_header_by_name(wsi, (const unsigned char *)"allow:",
-                                  (const unsigned char *)r->allow,
-                                  (int)strlen(r->allow), &p, end))
+      lws_add_http_header_by_name(
+          wsi, (const unsigned char *)"allow:", (const unsigned char *)r->allow,
+          (int)strlen(r->allow), &p, end))
     return -1;
   if (s->close_after &&
       lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
@@ -590,7 +596,7 @@ static int on_writeable(struct session *s) {
   return lws_http_transaction_completed(s->wsi) ? -1 : 0;
 }
 
-/* ---- the lws callback ------------------------------------------------------ */
+/* ---- the lws callback ---------------------------------------------------- */
 
 /*
  * Upgrades (h2c, websocket) are refused with a 501 written on the spot, then
@@ -666,7 +672,7 @@ static const struct lws_protocols protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
-/* ---- lifecycle ------------------------------------------------------------- */
+/* ---- lifecycle ----------------------------------------------------------- */
 
 static void wake_loop(void *arg) {
   struct stm_gw_http *gw = arg;

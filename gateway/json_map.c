@@ -3,6 +3,7 @@
 #include "common/hex.h"
 #include "common/validate.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -14,7 +15,7 @@
 #define PUBLIC_KEY_BYTES 32
 #define MAX_LENS_NAME 64
 
-/* ---- small helpers ------------------------------------------------------ */
+/* ---- small helpers ------------------------------------------------------- */
 
 static const char *field_name(char buf[FIELD_MAX], const char *prefix,
                               const char *name) {
@@ -53,16 +54,15 @@ static int get_string(const json_t *obj, const char *key, const char *field,
   if (v == NULL)
     return 0;
   if (!json_is_string(v))
-    return stm_error_set(err, STM_EINVAL, field, "%s must be a string",
-                         field);
+    return stm_error_set(err, STM_EINVAL, field, "%s must be a string", field);
   *s = json_string_value(v);
   *len = json_string_length(v);
   return 0;
 }
 
 static int get_required_string(const json_t *obj, const char *key,
-                               const char *field, const char **s,
-                               size_t *len, struct stm_error *err) {
+                               const char *field, const char **s, size_t *len,
+                               struct stm_error *err) {
   int rc = get_string(obj, key, field, s, len, err);
   if (rc == 0 && *s == NULL)
     return stm_error_set(err, STM_EINVAL, field, "%s is required", field);
@@ -72,6 +72,7 @@ static int get_required_string(const json_t *obj, const char *key,
 /* Replace a message string field (initially protobuf_c_empty_string). */
 static int set_string(char **slot, const char *s, size_t len,
                       struct stm_error *err) {
+  assert(s != NULL); /* callers check presence first */
   char *d = dup_n(s, len);
   if (d == NULL)
     return oom(err);
@@ -85,24 +86,22 @@ static int get_bool(const json_t *obj, const char *key, protobuf_c_boolean *out,
   if (v == NULL)
     return 0;
   if (!json_is_boolean(v))
-    return stm_error_set(err, STM_EINVAL, key, "%s must be true or false",
-                         key);
+    return stm_error_set(err, STM_EINVAL, key, "%s must be true or false", key);
   *out = json_is_true(v);
   return 0;
 }
 
-/* ---- integers ----------------------------------------------------------- */
+/* ---- integers ------------------------------------------------------------ */
 
-int stm_gw_parse_int(const char *field, const char *s, size_t len,
-                     int64_t min, int64_t max, int64_t *out,
-                     struct stm_error *err) {
+int stm_gw_parse_int(const char *field, const char *s, size_t len, int64_t min,
+                     int64_t max, int64_t *out, struct stm_error *err) {
   char buf[32];
   bool ok = len > 0 && len < sizeof buf;
   for (size_t i = 0; ok && i < len; i++)
     ok = (s[i] >= '0' && s[i] <= '9') || (i == 0 && s[i] == '-' && len > 1);
   if (!ok)
-    return stm_error_set(err, STM_EINVAL, field,
-                         "%s must be a decimal integer", field);
+    return stm_error_set(err, STM_EINVAL, field, "%s must be a decimal integer",
+                         field);
   memcpy(buf, s, len);
   buf[len] = '\0';
   errno = 0;
@@ -129,9 +128,8 @@ int stm_gw_parse_uint(const char *field, const char *s, size_t len,
   errno = 0;
   unsigned long long v = strtoull(buf, NULL, 10);
   if (errno == ERANGE)
-    return stm_error_set(err, STM_EINVAL, field,
-                         "%s is out of range [0, %llu]", field,
-                         (unsigned long long)UINT64_MAX);
+    return stm_error_set(err, STM_EINVAL, field, "%s is out of range [0, %llu]",
+                         field, (unsigned long long)UINT64_MAX);
   *out = v;
   return 0;
 }
@@ -150,8 +148,8 @@ static int json_int64(const json_t *v, const char *field, int64_t min,
   } else if (json_is_real(v)) {
     double d = json_real_value(v);
     if (d != floor(d))
-      return stm_error_set(err, STM_EINVAL, field,
-                           "%s must be an integer", field);
+      return stm_error_set(err, STM_EINVAL, field, "%s must be an integer",
+                           field);
     if (d < -TWO_POW_63 || d >= TWO_POW_63)
       return stm_error_set(err, STM_EINVAL, field,
                            "%s is out of range [%lld, %lld]", field,
@@ -186,8 +184,8 @@ static int json_uint64(const json_t *v, const char *field, uint64_t max,
     else if (d >= 0 && d == floor(d) && d < 2 * TWO_POW_63)
       n = (uint64_t)d;
     else if (d != floor(d))
-      return stm_error_set(err, STM_EINVAL, field,
-                           "%s must be an integer", field);
+      return stm_error_set(err, STM_EINVAL, field, "%s must be an integer",
+                           field);
     else
       return stm_error_set(err, STM_EINVAL, field,
                            "%s is out of range [0, %llu]", field,
@@ -199,14 +197,13 @@ static int json_uint64(const json_t *v, const char *field, uint64_t max,
                          field);
   }
   if (n > max)
-    return stm_error_set(err, STM_EINVAL, field,
-                         "%s is out of range [0, %llu]", field,
-                         (unsigned long long)max);
+    return stm_error_set(err, STM_EINVAL, field, "%s is out of range [0, %llu]",
+                         field, (unsigned long long)max);
   *out = n;
   return 0;
 }
 
-/* ---- parsing a body ----------------------------------------------------- */
+/* ---- parsing a body ------------------------------------------------------ */
 
 int stm_gw_json_parse(const char *body, size_t len, json_t **out,
                       struct stm_error *err) {
@@ -232,7 +229,7 @@ int stm_gw_json_parse(const char *body, size_t len, json_t **out,
   return 0;
 }
 
-/* ---- AssertRequest ------------------------------------------------------ */
+/* ---- AssertRequest ------------------------------------------------------- */
 
 static int json_to_value(const json_t *v, const char *field,
                          Stemedb__V1__Value **out, struct stm_error *err) {
@@ -290,11 +287,11 @@ static int fill_source(const json_t *obj, const char *prefix,
   char f1[FIELD_MAX], f2[FIELD_MAX];
   const char *s1, *s2;
   size_t l1, l2;
-  int rc = get_string(obj, "source", field_name(f1, prefix, "source"), &s1,
-                      &l1, err);
+  int rc = get_string(obj, "source", field_name(f1, prefix, "source"), &s1, &l1,
+                      err);
   if (rc == 0)
-    rc = get_string(obj, "source_id", field_name(f2, prefix, "source_id"),
-                    &s2, &l2, err);
+    rc = get_string(obj, "source_id", field_name(f2, prefix, "source_id"), &s2,
+                    &l2, err);
   if (rc)
     return rc;
   if (s1 && s2 && (l1 != l2 || memcmp(s1, s2, l1) != 0))
@@ -348,9 +345,9 @@ static int fill_assert(const json_t *obj, const char *prefix,
   char f[FIELD_MAX];
   const char *s;
   size_t len;
-  int rc = get_required_string(obj, "concept_path",
-                               field_name(f, prefix, "concept_path"), &s,
-                               &len, err);
+  int rc =
+      get_required_string(obj, "concept_path",
+                          field_name(f, prefix, "concept_path"), &s, &len, err);
   if (rc || (rc = stm_validate_concept_path(f, s, len, err)) ||
       (rc = set_string(&m->concept_path, s, len, err)))
     return rc;
@@ -382,8 +379,8 @@ static int fill_assert(const json_t *obj, const char *prefix,
   if (len && (rc = set_string(&m->parent_hash, s, len, err)))
     return rc;
   v = member(obj, "timestamp_ns");
-  if (v && (rc = json_int64(v, field_name(f, prefix, "timestamp_ns"),
-                            INT64_MIN, INT64_MAX, &m->timestamp_ns, err)))
+  if (v && (rc = json_int64(v, field_name(f, prefix, "timestamp_ns"), INT64_MIN,
+                            INT64_MAX, &m->timestamp_ns, err)))
     return rc;
   return fill_signature(obj, prefix, m, err);
 }
@@ -451,14 +448,14 @@ int stm_gw_json_to_assert_batch(const json_t *obj,
   return 0;
 }
 
-/* ---- QueryRequest and GetRequest ---------------------------------------- */
+/* ---- QueryRequest and GetRequest ----------------------------------------- */
 
 static int fill_query(const json_t *obj, Stemedb__V1__QueryRequest *m,
                       struct stm_error *err) {
   const char *s;
   size_t len;
-  int rc = get_required_string(obj, "concept_path", "concept_path", &s, &len,
-                               err);
+  int rc =
+      get_required_string(obj, "concept_path", "concept_path", &s, &len, err);
   if (rc || (rc = stm_validate_concept_path("concept_path", s, len, err)) ||
       (rc = set_string(&m->concept_path, s, len, err)))
     return rc;
@@ -478,8 +475,8 @@ static int fill_query(const json_t *obj, Stemedb__V1__QueryRequest *m,
                              &m->as_of_sequence, err)))
     return rc;
   v = member(obj, "as_of_time_ns");
-  if (v && (rc = json_int64(v, "as_of_time_ns", 0, INT64_MAX,
-                            &m->as_of_time_ns, err)))
+  if (v && (rc = json_int64(v, "as_of_time_ns", 0, INT64_MAX, &m->as_of_time_ns,
+                            err)))
     return rc;
   uint64_t limit = 0;
   v = member(obj, "limit");
@@ -521,8 +518,8 @@ int stm_gw_get_request_new(const char *hash, size_t hash_len,
     rc = stm_gw_parse_uint("as_of_sequence", as_of_sequence,
                            strlen(as_of_sequence), &seq, err);
   if (rc == 0 && as_of_time_ns)
-    rc = stm_gw_parse_int("as_of_time_ns", as_of_time_ns,
-                          strlen(as_of_time_ns), 0, INT64_MAX, &t, err);
+    rc = stm_gw_parse_int("as_of_time_ns", as_of_time_ns, strlen(as_of_time_ns),
+                          0, INT64_MAX, &t, err);
   if (rc)
     return rc;
   Stemedb__V1__GetRequest *m = malloc(sizeof *m);
@@ -539,7 +536,7 @@ int stm_gw_get_request_new(const char *hash, size_t hash_len,
   return 0;
 }
 
-/* ---- rendering ---------------------------------------------------------- */
+/* ---- rendering ----------------------------------------------------------- */
 
 /* Server strings are UTF-8 by contract; anything else becomes null rather
  * than invalid JSON. */
@@ -568,8 +565,7 @@ json_t *stm_gw_value_to_json(const Stemedb__V1__Value *v) {
   case STEMEDB__V1__VALUE__KIND_STRING_VALUE:
     return jstr(v->string_value);
   case STEMEDB__V1__VALUE__KIND_NUMBER_VALUE:
-    return isfinite(v->number_value) ? json_real(v->number_value)
-                                     : json_null();
+    return isfinite(v->number_value) ? json_real(v->number_value) : json_null();
   case STEMEDB__V1__VALUE__KIND_BOOL_VALUE:
     return json_boolean(v->bool_value);
   case STEMEDB__V1__VALUE__KIND_REF_VALUE: {
@@ -699,7 +695,7 @@ json_t *stm_gw_error_json(const char *code, const char *message,
   return o;
 }
 
-/* ---- serializing -------------------------------------------------------- */
+/* ---- serializing --------------------------------------------------------- */
 
 /* The fewest significant digits (1..17) that read back as exactly d. */
 static int digits_for(double d) {
@@ -733,8 +729,8 @@ static int max_digits(const json_t *j) {
 }
 
 char *stm_gw_json_dump(const json_t *j, size_t *len) {
-  size_t flags = JSON_COMPACT | JSON_ENCODE_ANY |
-                 JSON_REAL_PRECISION(max_digits(j));
+  size_t flags =
+      JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(max_digits(j));
   char *s = json_dumps(j, flags);
   if (s && len)
     *len = strlen(s);

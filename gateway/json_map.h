@@ -76,9 +76,8 @@ int stm_gw_get_request_new(const char *hash, size_t hash_len,
  * Parse decimal text as an integer in [min, max] (text need not be
  * NUL-terminated). Returns 0 or STM_EINVAL naming `field`.
  */
-int stm_gw_parse_int(const char *field, const char *s, size_t len,
-                     int64_t min, int64_t max, int64_t *out,
-                     struct stm_error *err);
+int stm_gw_parse_int(const char *field, const char *s, size_t len, int64_t min,
+                     int64_t max, int64_t *out, struct stm_error *err);
 int stm_gw_parse_uint(const char *field, const char *s, size_t len,
                       uint64_t *out, struct stm_error *err);
 
@@ -86,8 +85,8 @@ int stm_gw_parse_uint(const char *field, const char *s, size_t len,
 json_t *stm_gw_value_to_json(const Stemedb__V1__Value *v);
 json_t *stm_gw_assertion_to_json(const Stemedb__V1__Assertion *a);
 json_t *stm_gw_assert_response_to_json(const Stemedb__V1__AssertResponse *r);
-json_t *stm_gw_assert_batch_response_to_json(
-    const Stemedb__V1__AssertBatchResponse *r);
+json_t *
+stm_gw_assert_batch_response_to_json(const Stemedb__V1__AssertBatchResponse *r);
 json_t *stm_gw_query_response_to_json(const Stemedb__V1__QueryResponse *r);
 json_t *stm_gw_status_response_to_json(const Stemedb__V1__StatusResponse *s);
 

@@ -36,8 +36,8 @@ static void *wait_for_signal(void *arg) {
   struct signal_waiter *w = arg;
   int sig = 0;
   if (sigwait(&w->set, &sig) == 0 && sig != SIGUSR1)
-    stm_log_info("received %s, shutting down", sig == SIGINT ? "SIGINT"
-                                                             : "SIGTERM");
+    stm_log_info("received %s, shutting down",
+                 sig == SIGINT ? "SIGINT" : "SIGTERM");
   stm_gw_http_stop(w->gw);
   return NULL;
 }
@@ -98,8 +98,7 @@ static int serve(const struct config *cfg) {
   signal(SIGPIPE, SIG_IGN);
 
   bool debug = stm_log_get_level() == STM_LOG_DEBUG;
-  gpr_set_log_verbosity(debug ? GPR_LOG_SEVERITY_INFO
-                              : GPR_LOG_SEVERITY_ERROR);
+  gpr_set_log_verbosity(debug ? GPR_LOG_SEVERITY_INFO : GPR_LOG_SEVERITY_ERROR);
   lws_set_log_level(LLL_ERR | LLL_WARN | (debug ? LLL_NOTICE : 0),
                     lws_log_emit);
   grpc_init();
@@ -125,8 +124,7 @@ static int serve(const struct config *cfg) {
   stm_log_info("stemedb-gateway %s ready: http %s (port %d), cluster %s, "
                "server %s",
                STM_VERSION, cfg->http_listen,
-               stm_gw_http_port(gw, STM_GW_LISTENER_API), cluster,
-               cfg->server);
+               stm_gw_http_port(gw, STM_GW_LISTENER_API), cluster, cfg->server);
 
   struct signal_waiter w = {.set = set, .gw = gw};
   pthread_create(&w.thread, NULL, wait_for_signal, &w);

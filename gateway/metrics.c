@@ -33,9 +33,9 @@ struct vec {
 
 struct stm_gw_metrics {
   long in_flight;
-  struct vec requests;  /* struct counter: route, method, status */
-  struct vec latency;   /* struct histogram */
-  struct vec upstream;  /* struct counter: rpc, code */
+  struct vec requests; /* struct counter: route, method, status */
+  struct vec latency;  /* struct histogram */
+  struct vec upstream; /* struct counter: rpc, code */
 };
 
 static void *vec_push(struct vec *v) {
@@ -77,8 +77,8 @@ long stm_gw_metrics_in_flight(const struct stm_gw_metrics *m) {
   return m->in_flight;
 }
 
-static struct counter *counter_get(struct vec *v, const char *a,
-                                   const char *b, int status) {
+static struct counter *counter_get(struct vec *v, const char *a, const char *b,
+                                   int status) {
   struct counter *c = v->items;
   for (size_t i = 0; i < v->n; i++)
     if (c[i].status == status && strcmp(c[i].a, a) == 0 &&
@@ -134,8 +134,8 @@ int stm_gw_metrics_upstream_call(struct stm_gw_metrics *m, const char *rpc,
   return 0;
 }
 
-__attribute__((format(printf, 2, 3))) static int
-appendf(struct stm_buf *out, const char *fmt, ...) {
+__attribute__((format(printf, 2, 3))) static int appendf(struct stm_buf *out,
+                                                         const char *fmt, ...) {
   char line[512];
   va_list ap;
   va_start(ap, fmt);
@@ -149,8 +149,8 @@ appendf(struct stm_buf *out, const char *fmt, ...) {
 
 static int render_requests(const struct stm_gw_metrics *m,
                            struct stm_buf *out) {
-  int rc = appendf(out,
-                   "# HELP stemedb_gateway_http_requests_total HTTP requests "
+  int rc =
+      appendf(out, "# HELP stemedb_gateway_http_requests_total HTTP requests "
                    "answered by the gateway, by route, method and status.\n"
                    "# TYPE stemedb_gateway_http_requests_total counter\n");
   const struct counter *c = m->requests.items;
@@ -162,8 +162,7 @@ static int render_requests(const struct stm_gw_metrics *m,
   return rc;
 }
 
-static int render_latency(const struct stm_gw_metrics *m,
-                          struct stm_buf *out) {
+static int render_latency(const struct stm_gw_metrics *m, struct stm_buf *out) {
   const char *name = "stemedb_gateway_http_request_duration_seconds";
   int rc = appendf(out,
                    "# HELP %s Time from request headers to the last byte of "
@@ -174,27 +173,27 @@ static int render_latency(const struct stm_gw_metrics *m,
     uint64_t cum = 0;
     for (size_t b = 0; rc == 0 && b < N_BUCKETS; b++) {
       cum += h[i].le[b];
-      rc = appendf(out, "%s_bucket{route=\"%s\",method=\"%s\",le=\"%g\"} %llu\n",
-                   name, h[i].route, h[i].method, buckets[b],
-                   (unsigned long long)cum);
+      rc = appendf(
+          out, "%s_bucket{route=\"%s\",method=\"%s\",le=\"%g\"} %llu\n", name,
+          h[i].route, h[i].method, buckets[b], (unsigned long long)cum);
     }
     if (rc == 0)
-      rc = appendf(out,
-                   "%s_bucket{route=\"%s\",method=\"%s\",le=\"+Inf\"} %llu\n"
-                   "%s_sum{route=\"%s\",method=\"%s\"} %.9f\n"
-                   "%s_count{route=\"%s\",method=\"%s\"} %llu\n",
-                   name, h[i].route, h[i].method,
-                   (unsigned long long)h[i].count, name, h[i].route,
-                   h[i].method, h[i].sum, name, h[i].route, h[i].method,
-                   (unsigned long long)h[i].count);
+      rc =
+          appendf(out,
+                  "%s_bucket{route=\"%s\",method=\"%s\",le=\"+Inf\"} %llu\n"
+                  "%s_sum{route=\"%s\",method=\"%s\"} %.9f\n"
+                  "%s_count{route=\"%s\",method=\"%s\"} %llu\n",
+                  name, h[i].route, h[i].method, (unsigned long long)h[i].count,
+                  name, h[i].route, h[i].method, h[i].sum, name, h[i].route,
+                  h[i].method, (unsigned long long)h[i].count);
   }
   return rc;
 }
 
 static int render_upstream(const struct stm_gw_metrics *m, bool up,
                            struct stm_buf *out) {
-  int rc = appendf(out,
-                   "# HELP stemedb_gateway_upstream_calls_total gRPC calls "
+  int rc =
+      appendf(out, "# HELP stemedb_gateway_upstream_calls_total gRPC calls "
                    "from the gateway to stemedb-server, by method and status "
                    "code.\n"
                    "# TYPE stemedb_gateway_upstream_calls_total counter\n");

@@ -64,8 +64,8 @@ static int build_get(const struct stm_gw_request *rq, ProtobufCMessage **out,
                      struct stm_error *err) {
   char seq[32], t[32];
   const char *q = rq->query ? rq->query : "";
-  const char *as_of_seq = stm_gw_query_value(q, "as_of_sequence", seq,
-                                             sizeof seq);
+  const char *as_of_seq =
+      stm_gw_query_value(q, "as_of_sequence", seq, sizeof seq);
   const char *as_of_t = stm_gw_query_value(q, "as_of_time_ns", t, sizeof t);
   /* A value too long for the buffer is reported as malformed, not dropped. */
   if (as_of_seq == NULL && strstr(q, "as_of_sequence="))
@@ -180,8 +180,7 @@ static void respond_failure(const struct stm_gw_route *route,
 
 void stm_gw_respond(const struct stm_gw_route *route,
                     const struct stm_gw_reply *rep,
-                    const struct stm_gw_env *env,
-                    struct stm_gw_response *out) {
+                    const struct stm_gw_env *env, struct stm_gw_response *out) {
   if (route->respond) {
     route->respond(route, rep, env, out);
   } else if (rep->code != GRPC_STATUS_OK) {
@@ -226,8 +225,7 @@ static void respond_health(const struct stm_gw_route *route,
     if (st)
       snprintf(message, sizeof message,
                "stemedb-server at %s reports status \"%s\" and %s writes",
-               env->server, st->status,
-               st->writable ? "accepts" : "refuses");
+               env->server, st->status, st->writable ? "accepts" : "refuses");
     else
       describe_failure(rep, env, message, sizeof message);
     json_t *e = stm_gw_error_json(
@@ -355,12 +353,10 @@ static bool match_pattern(const char *pat, const char *s, const char *end,
   return *pat == '\0' && s == end;
 }
 
-const struct stm_gw_route *stm_gw_route_match(enum stm_gw_listener listener,
-                                              enum stm_gw_method method,
-                                              const char *path,
-                                              const char **param,
-                                              size_t *param_len,
-                                              unsigned *allowed) {
+const struct stm_gw_route *
+stm_gw_route_match(enum stm_gw_listener listener, enum stm_gw_method method,
+                   const char *path, const char **param, size_t *param_len,
+                   unsigned *allowed) {
   size_t len = strlen(path);
   if (len > 1 && path[len - 1] == '/')
     len--;
@@ -386,9 +382,9 @@ static const struct {
   enum stm_gw_method bit;
   const char *name;
 } method_names[] = {
-    {STM_GW_GET, "GET"},       {STM_GW_POST, "POST"},
-    {STM_GW_PUT, "PUT"},       {STM_GW_PATCH, "PATCH"},
-    {STM_GW_DELETE, "DELETE"}, {STM_GW_HEAD, "HEAD"},
+    {STM_GW_GET, "GET"},         {STM_GW_POST, "POST"},
+    {STM_GW_PUT, "PUT"},         {STM_GW_PATCH, "PATCH"},
+    {STM_GW_DELETE, "DELETE"},   {STM_GW_HEAD, "HEAD"},
     {STM_GW_OPTIONS, "OPTIONS"},
 };
 
@@ -426,8 +422,7 @@ void stm_gw_allow_header(unsigned methods, char *buf, size_t len) {
 
 static bool is_field_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-         (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '[' ||
-         c == ']';
+         (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '[' || c == ']';
 }
 
 /* Walk "a[1].b" through the descriptors: every name must be a field, an

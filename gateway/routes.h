@@ -43,7 +43,7 @@ enum stm_gw_listener {
 
 /* What a route's `build` sees of the HTTP request. All borrowed. */
 struct stm_gw_request {
-  const char *param; /* the {...} path segment, NUL-terminated; "" if none */
+  const char *param;  /* the {...} path segment, NUL-terminated; "" if none */
   const json_t *body; /* the parsed JSON object, NULL for routes without */
   const char *query;  /* raw query string "a=1&b=2", "" when none */
 };
@@ -61,7 +61,7 @@ struct stm_gw_response {
   const char *content_type; /* static string */
   char *body;               /* malloc'd, `len` bytes, NUL-terminated */
   size_t len;
-  char allow[64];           /* Allow header value for 405, else "" */
+  char allow[64]; /* Allow header value for 405, else "" */
 };
 
 /* What responders may need from the running gateway. */
@@ -95,12 +95,10 @@ struct stm_gw_route {
  * Returns NULL when nothing matches; then *allowed holds the methods that
  * the path does accept (0: unknown path -> 404, else 405).
  */
-const struct stm_gw_route *stm_gw_route_match(enum stm_gw_listener listener,
-                                              enum stm_gw_method method,
-                                              const char *path,
-                                              const char **param,
-                                              size_t *param_len,
-                                              unsigned *allowed);
+const struct stm_gw_route *
+stm_gw_route_match(enum stm_gw_listener listener, enum stm_gw_method method,
+                   const char *path, const char **param, size_t *param_len,
+                   unsigned *allowed);
 
 /* Every route, for tests and docs: *n receives the count. */
 const struct stm_gw_route *stm_gw_routes(size_t *n);

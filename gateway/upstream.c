@@ -103,9 +103,8 @@ static void *cq_thread(void *arg) {
   return NULL;
 }
 
-struct stm_gw_upstream *stm_gw_upstream_new(const char *target,
-                                            stm_gw_wake_cb wake,
-                                            void *wake_arg) {
+struct stm_gw_upstream *
+stm_gw_upstream_new(const char *target, stm_gw_wake_cb wake, void *wake_arg) {
   struct stm_gw_upstream *up = calloc(1, sizeof *up);
   if (up == NULL)
     return NULL;
@@ -122,8 +121,7 @@ struct stm_gw_upstream *stm_gw_upstream_new(const char *target,
   return up;
 }
 
-static void *registered_handle(struct stm_gw_upstream *up,
-                               const char *method) {
+static void *registered_handle(struct stm_gw_upstream *up, const char *method) {
   for (size_t i = 0; i < up->n_registered; i++)
     if (up->registered[i].method == method)
       return up->registered[i].handle;

@@ -40,9 +40,8 @@ typedef void (*stm_gw_done_cb)(struct stm_gw_call *call, void *owner,
  * thread. Returns NULL when out of memory or the thread cannot start.
  * Connecting is lazy: an unreachable server shows up as UNAVAILABLE calls.
  */
-struct stm_gw_upstream *stm_gw_upstream_new(const char *target,
-                                            stm_gw_wake_cb wake,
-                                            void *wake_arg);
+struct stm_gw_upstream *
+stm_gw_upstream_new(const char *target, stm_gw_wake_cb wake, void *wake_arg);
 
 /*
  * Start `method` ("/stemedb.v1.StemeDB/Assert": a string that outlives the

@@ -6,7 +6,8 @@
 
 #include <protobuf-c/protobuf-c.h>
 
-#define HASH64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define HASH64                                                                 \
+  "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
 /* Free a malloc'd protobuf-c message (NULL is fine). */
 void gw_test_free_msg(void *msg);

@@ -18,14 +18,15 @@
 #include <time.h>
 #include <unistd.h>
 
-/* ---- listen addresses -------------------------------------------------------- */
+/* ---- listen addresses
+ * -------------------------------------------------------- */
 
 static void test_listen_addresses_parse(void) {
   char host[64];
   int port;
-  CU_ASSERT_EQUAL(stm_gw_parse_listen("f", "0.0.0.0:18180", host, sizeof host,
-                                      &port, NULL),
-                  0);
+  CU_ASSERT_EQUAL(
+      stm_gw_parse_listen("f", "0.0.0.0:18180", host, sizeof host, &port, NULL),
+      0);
   CU_ASSERT_STRING_EQUAL(host, "0.0.0.0");
   CU_ASSERT_EQUAL(port, 18180);
   CU_ASSERT_EQUAL(
@@ -35,20 +36,19 @@ static void test_listen_addresses_parse(void) {
   CU_ASSERT_EQUAL(
       stm_gw_parse_listen("f", ":80", host, sizeof host, &port, NULL), 0);
   CU_ASSERT_STRING_EQUAL(host, "");
-  const char *bad[] = {"18180", "host:", "h:65536", "h:-1", "h:12x", "::1:80",
-                       ""};
+  const char *bad[] = {"18180", "host:",  "h:65536", "h:-1",
+                       "h:12x", "::1:80", ""};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     struct stm_error err;
     stm_error_clear(&err);
-    CU_ASSERT_EQUAL(
-        stm_gw_parse_listen("http-listen", bad[i], host, sizeof host, &port,
-                            &err),
-        STM_EINVAL);
+    CU_ASSERT_EQUAL(stm_gw_parse_listen("http-listen", bad[i], host,
+                                        sizeof host, &port, &err),
+                    STM_EINVAL);
     CU_ASSERT_STRING_EQUAL(err.field, "http-listen");
   }
 }
 
-/* ---- a server on a free port ----------------------------------------------- */
+/* ---- a server on a free port --------------------------------------------- */
 
 struct server {
   struct stm_gw_http *http;
@@ -94,7 +94,8 @@ static void server_start_down(struct server *s) {
   server_start(s, target, 5000);
 }
 
-/* ---- a raw HTTP/1.1 client --------------------------------------------------- */
+/* ---- a raw HTTP/1.1 client
+ * --------------------------------------------------- */
 
 static int connect_to(int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -116,9 +117,9 @@ static void send_all(int fd, const char *data) {
 }
 
 struct reply {
-  char *text;     /* everything received, NUL-terminated */
+  char *text; /* everything received, NUL-terminated */
   size_t len;
-  bool closed;    /* the server closed the connection */
+  bool closed; /* the server closed the connection */
 };
 
 /* Bytes after the end of the `count` complete responses at the start of
@@ -146,16 +147,15 @@ static long complete_responses(const struct reply *r, int count, bool head) {
 
 /* Read until `count` full responses arrived, the peer closed, or
  * timeout_ms passed. Caller frees r->text. */
-static struct reply read_replies(int fd, int count, bool head,
-                                 int timeout_ms) {
+static struct reply read_replies(int fd, int count, bool head, int timeout_ms) {
   struct reply r = {calloc(1, 1), 0, false};
   struct timespec t0;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   while (complete_responses(&r, count, head) < 0) {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    long spent = (now.tv_sec - t0.tv_sec) * 1000 +
-                 (now.tv_nsec - t0.tv_nsec) / 1000000;
+    long spent =
+        (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
     struct pollfd pfd = {fd, POLLIN, 0};
     if (spent >= timeout_ms || poll(&pfd, 1, (int)(timeout_ms - spent)) <= 0)
       break;
@@ -200,8 +200,8 @@ static bool responsive(int port) {
   return ok;
 }
 
-#define POST(path, type, body)                                                \
-  "POST " path " HTTP/1.1\r\nHost: t\r\nContent-Type: " type                  \
+#define POST(path, type, body)                                                 \
+  "POST " path " HTTP/1.1\r\nHost: t\r\nContent-Type: " type                   \
   "\r\nContent-Length: %zu\r\n\r\n" body
 
 static char *post(const char *path, const char *type, const char *body) {
@@ -214,7 +214,8 @@ static char *post(const char *path, const char *type, const char *body) {
   return s;
 }
 
-/* ---- the tests ---------------------------------------------------------------- */
+/* ---- the tests
+ * ---------------------------------------------------------------- */
 
 static void test_http_answers_errors_on_one_kept_alive_connection(void) {
   struct server s;
@@ -342,8 +343,8 @@ static void test_http_closes_requests_pipelined_behind_a_body(void) {
   /* lws 4.1.6 would spin on these; the gateway closes instead. */
   const char *cases[] = {
       POST("/v1/query", "application/json", "{}") "GET /a HTTP/1.1\r\n\r\n",
-      "GET /a HTTP/1.1\r\nHost: t\r\n\r\n" POST("/v1/query",
-                                               "application/json", "{}"),
+      "GET /a HTTP/1.1\r\nHost: t\r\n\r\n" POST("/v1/query", "application/json",
+                                                "{}"),
   };
   for (size_t i = 0; i < 2; i++) {
     char *raw = NULL;
@@ -448,9 +449,9 @@ static void test_http_stop_lets_requests_in_flight_finish(void) {
   struct sockaddr_in a = {.sin_family = AF_INET,
                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   socklen_t alen = sizeof a;
-  bind(mute, (struct sockaddr *)&a, sizeof a);
-  listen(mute, 8);
-  getsockname(mute, (struct sockaddr *)&a, &alen);
+  CU_ASSERT_EQUAL(bind(mute, (struct sockaddr *)&a, sizeof a), 0);
+  CU_ASSERT_EQUAL(listen(mute, 8), 0);
+  CU_ASSERT_EQUAL(getsockname(mute, (struct sockaddr *)&a, &alen), 0);
   char target[32];
   snprintf(target, sizeof target, "127.0.0.1:%d", ntohs(a.sin_port));
   struct server s;

@@ -59,7 +59,7 @@ static char *repeat(char c, size_t n) {
   return s;
 }
 
-/* ---- parsing a body --------------------------------------------------- */
+/* ---- parsing a body ------------------------------------------------------ */
 
 static void expect_parse_error(const char *body, size_t len,
                                const char *needle) {
@@ -113,7 +113,7 @@ static void test_json_parse_accepts_an_object(void) {
   json_decref(j);
 }
 
-/* ---- JSON -> AssertRequest -------------------------------------------- */
+/* ---- JSON -> AssertRequest ----------------------------------------------- */
 
 static void test_assert_maps_the_seed_request(void) {
   Stemedb__V1__AssertRequest *m = assert_maps(
@@ -160,7 +160,8 @@ static void test_assert_maps_every_value_kind(void) {
                   "{\"ref\":\"" HASH64 "\"}}");
   CU_ASSERT_STRING_EQUAL(m->value->ref_value, HASH64);
   gw_test_free_msg(m);
-  m = assert_maps("{\"concept_path\":\"a\",\"predicate\":\"p\",\"value\":\"\"}");
+  m = assert_maps(
+      "{\"concept_path\":\"a\",\"predicate\":\"p\",\"value\":\"\"}");
   CU_ASSERT_STRING_EQUAL(m->value->string_value, "");
   gw_test_free_msg(m);
 }
@@ -178,9 +179,10 @@ static void test_assert_maps_optional_fields(void) {
   CU_ASSERT_EQUAL(m->timestamp_ns, 1700000000000000000LL);
   gw_test_free_msg(m);
   /* source_id is accepted too; a timestamp may be a string or a real. */
-  m = assert_maps("{\"concept_path\":\"a\",\"predicate\":\"p\",\"value\":1,"
-                  "\"source_id\":\"wiki://x\",\"source\":\"wiki://x\","
-                  "\"timestamp_ns\":\"-9223372036854775808\",\"confidence\":0}");
+  m = assert_maps(
+      "{\"concept_path\":\"a\",\"predicate\":\"p\",\"value\":1,"
+      "\"source_id\":\"wiki://x\",\"source\":\"wiki://x\","
+      "\"timestamp_ns\":\"-9223372036854775808\",\"confidence\":0}");
   CU_ASSERT_STRING_EQUAL(m->source_id, "wiki://x");
   CU_ASSERT_EQUAL(m->timestamp_ns, INT64_MIN);
   CU_ASSERT_EQUAL(m->confidence_present_case,
@@ -406,7 +408,7 @@ static void test_batch_rejects_missing_empty_and_non_arrays(void) {
   }
 }
 
-/* ---- JSON -> QueryRequest, GetRequest ---------------------------------- */
+/* ---- JSON -> QueryRequest, GetRequest ------------------------------------ */
 
 static void test_query_maps_every_field(void) {
   json_t *j = J("{\"concept_path\":\"test/cluster\",\"lens\":\"recency\","
@@ -511,7 +513,7 @@ static void test_parse_int_checks_syntax_and_bounds(void) {
   CU_ASSERT_EQUAL(u, 1); /* length-bounded: need not be NUL-terminated */
 }
 
-/* ---- messages -> JSON -------------------------------------------------- */
+/* ---- messages -> JSON ---------------------------------------------------- */
 
 static char *dump(json_t *j) {
   char *s = stm_gw_json_dump(j, NULL);
@@ -572,8 +574,7 @@ static void test_assertion_renders_fields_and_omits_empty_optionals(void) {
   Stemedb__V1__Value v;
   Stemedb__V1__Assertion a = sample_assertion(&v);
   json_t *j = stm_gw_assertion_to_json(&a);
-  CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "hash")),
-                         HASH64);
+  CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "hash")), HASH64);
   CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "source")),
                          "wiki://x");
   CU_ASSERT_TRUE(json_is_true(json_object_get(j, "value")));
@@ -691,8 +692,7 @@ void gw_test_register_json_map(void) {
       STM_TEST(test_json_parse_rejects_empty_and_malformed_bodies),
       STM_TEST(test_json_parse_rejects_invalid_utf8),
       STM_TEST(test_json_parse_rejects_numbers_out_of_range),
-      STM_TEST(test_json_parse_accepts_an_object),
-            STM_TEST_END};
+      STM_TEST(test_json_parse_accepts_an_object), STM_TEST_END};
   static const struct stm_test_case json_requests[] = {
       STM_TEST(test_assert_maps_the_seed_request),
       STM_TEST(test_assert_maps_every_value_kind),
@@ -711,7 +711,7 @@ void gw_test_register_json_map(void) {
       STM_TEST(test_query_rejects_bad_fields),
       STM_TEST(test_get_request_validates_hash_and_as_of),
       STM_TEST(test_parse_int_checks_syntax_and_bounds),
-            STM_TEST_END};
+      STM_TEST_END};
   static const struct stm_test_case json_render[] = {
       STM_TEST(test_value_renders_each_kind),
       STM_TEST(test_assertion_renders_fields_and_omits_empty_optionals),
@@ -719,7 +719,7 @@ void gw_test_register_json_map(void) {
       STM_TEST(test_assert_responses_render),
       STM_TEST(test_status_and_error_bodies_render),
       STM_TEST(test_dump_prints_doubles_that_read_back_exactly),
-            STM_TEST_END};
+      STM_TEST_END};
   stm_test_suite("json_parse", json_parse);
   stm_test_suite("json_requests", json_requests);
   stm_test_suite("json_render", json_render);

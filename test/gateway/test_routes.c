@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- the status table -------------------------------------------------- */
+/* ---- the status table ---------------------------------------------------- */
 
 static void test_status_table_maps_every_grpc_code(void) {
   const struct {
@@ -85,8 +85,8 @@ static void test_routes_match_fixed_paths(void) {
 
 static void test_routes_capture_the_path_parameter(void) {
   char param[300];
-  const struct stm_gw_route *r = match(
-      STM_GW_LISTENER_API, STM_GW_GET, "/v1/assertions/" HASH64, param, NULL);
+  const struct stm_gw_route *r = match(STM_GW_LISTENER_API, STM_GW_GET,
+                                       "/v1/assertions/" HASH64, param, NULL);
   CU_ASSERT_PTR_NOT_NULL_FATAL(r);
   CU_ASSERT_STRING_EQUAL(r->pattern, "/v1/assertions/{hash}");
   CU_ASSERT_STRING_EQUAL(param, HASH64);
@@ -130,13 +130,13 @@ static void test_routes_keep_listeners_apart(void) {
   const char *cluster[] = {"/cluster/members", "/cluster/health",
                            "/cluster/shards"};
   for (size_t i = 0; i < 3; i++)
-    CU_ASSERT_PTR_NOT_NULL(match(STM_GW_LISTENER_CLUSTER, STM_GW_GET,
-                                 cluster[i], NULL, NULL));
+    CU_ASSERT_PTR_NOT_NULL(
+        match(STM_GW_LISTENER_CLUSTER, STM_GW_GET, cluster[i], NULL, NULL));
   const char *admin[] = {"/cluster/sync", "/admin/shards/rebalance",
                          "/admin/cluster/remove"};
   for (size_t i = 0; i < 3; i++)
-    CU_ASSERT_PTR_NOT_NULL(match(STM_GW_LISTENER_CLUSTER, STM_GW_POST,
-                                 admin[i], NULL, NULL));
+    CU_ASSERT_PTR_NOT_NULL(
+        match(STM_GW_LISTENER_CLUSTER, STM_GW_POST, admin[i], NULL, NULL));
   CU_ASSERT_PTR_NULL(match(STM_GW_LISTENER_API, STM_GW_GET, "/", NULL, NULL));
   CU_ASSERT_PTR_NULL(
       match(STM_GW_LISTENER_API, STM_GW_GET, "/v1/healthz", NULL, NULL));
@@ -149,9 +149,9 @@ static void test_every_route_is_complete_and_unique(void) {
   const struct stm_gw_route *r = stm_gw_routes(&n);
   CU_ASSERT_TRUE(n >= 13);
   for (size_t i = 0; i < n; i++) {
-    CU_ASSERT_TRUE(r[i].rpc == NULL || (r[i].build && r[i].request &&
-                                        r[i].reply &&
-                                        (r[i].render || r[i].respond)));
+    CU_ASSERT_TRUE(r[i].rpc == NULL ||
+                   (r[i].build && r[i].request && r[i].reply &&
+                    (r[i].render || r[i].respond)));
     CU_ASSERT_TRUE(r[i].rpc != NULL || r[i].respond != NULL);
     CU_ASSERT_EQUAL(r[i].body, r[i].method == STM_GW_POST);
     for (size_t k = 0; k < i; k++)
@@ -166,42 +166,42 @@ static void test_every_route_is_complete_and_unique(void) {
 
 static void test_field_is_derived_from_server_messages(void) {
   char f[96];
-  const ProtobufCMessageDescriptor *ar = &stemedb__v1__assert_request__descriptor;
+  const ProtobufCMessageDescriptor *ar =
+      &stemedb__v1__assert_request__descriptor;
   const ProtobufCMessageDescriptor *br =
       &stemedb__v1__assert_batch_request__descriptor;
-  CU_ASSERT_TRUE(stm_gw_field_from_message(
-      ar, "concept_path must not be empty", f, sizeof f));
+  CU_ASSERT_TRUE(stm_gw_field_from_message(ar, "concept_path must not be empty",
+                                           f, sizeof f));
   CU_ASSERT_STRING_EQUAL(f, "concept_path");
   CU_ASSERT_TRUE(stm_gw_field_from_message(
       br, "assertions[2].predicate has an invalid character", f, sizeof f));
   CU_ASSERT_STRING_EQUAL(f, "assertions[2].predicate");
-  CU_ASSERT_TRUE(stm_gw_field_from_message(
-      &stemedb__v1__query_request__descriptor, "lens: unknown lens \"magic\"",
-      f, sizeof f));
+  CU_ASSERT_TRUE(
+      stm_gw_field_from_message(&stemedb__v1__query_request__descriptor,
+                                "lens: unknown lens \"magic\"", f, sizeof f));
   CU_ASSERT_STRING_EQUAL(f, "lens");
   CU_ASSERT_TRUE(
       stm_gw_field_from_message(ar, "value.ref_value is bad", f, sizeof f));
   CU_ASSERT_FALSE(
       stm_gw_field_from_message(ar, "cannot parse the request", f, sizeof f));
-  CU_ASSERT_FALSE(stm_gw_field_from_message(ar, "concept_path.x is bad", f,
-                                            sizeof f));
+  CU_ASSERT_FALSE(
+      stm_gw_field_from_message(ar, "concept_path.x is bad", f, sizeof f));
   CU_ASSERT_FALSE(
       stm_gw_field_from_message(ar, "predicate[1] is bad", f, sizeof f));
   CU_ASSERT_FALSE(stm_gw_field_from_message(br, "assertions[x].predicate bad",
                                             f, sizeof f));
   CU_ASSERT_FALSE(stm_gw_field_from_message(ar, "", f, sizeof f));
-  CU_ASSERT_FALSE(stm_gw_field_from_message(NULL, "concept_path is bad", f,
-                                            sizeof f));
+  CU_ASSERT_FALSE(
+      stm_gw_field_from_message(NULL, "concept_path is bad", f, sizeof f));
   CU_ASSERT_FALSE(
       stm_gw_field_from_message(ar, "predicate-bad is wrong", f, sizeof f));
 }
 
 static void test_query_values_are_found_by_name(void) {
   char buf[8];
-  CU_ASSERT_STRING_EQUAL(
-      stm_gw_query_value("a=1&as_of_sequence=42", "as_of_sequence", buf,
-                         sizeof buf),
-      "42");
+  CU_ASSERT_STRING_EQUAL(stm_gw_query_value("a=1&as_of_sequence=42",
+                                            "as_of_sequence", buf, sizeof buf),
+                         "42");
   CU_ASSERT_STRING_EQUAL(stm_gw_query_value("x=&y=2", "x", buf, sizeof buf),
                          "");
   CU_ASSERT_PTR_NULL(stm_gw_query_value("ab=1", "a", buf, sizeof buf));
@@ -256,8 +256,8 @@ static void test_responses_map_grpc_failures(void) {
   rep = (struct stm_gw_reply){GRPC_STATUS_DEADLINE_EXCEEDED, "", NULL};
   stm_gw_respond(r, &rep, &test_env, &out);
   CU_ASSERT_EQUAL(out.status, 504);
-  rep = (struct stm_gw_reply){GRPC_STATUS_RESOURCE_EXHAUSTED, "slow down",
-                              NULL};
+  rep =
+      (struct stm_gw_reply){GRPC_STATUS_RESOURCE_EXHAUSTED, "slow down", NULL};
   stm_gw_respond(r, &rep, &test_env, &out);
   CU_ASSERT_EQUAL(out.status, 429);
   rep = (struct stm_gw_reply){GRPC_STATUS_OK, "", NULL}; /* undecodable */
@@ -309,8 +309,7 @@ static void test_health_is_healthy_only_when_writable(void) {
   json_t *j = response_json(&out);
   CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "status")),
                          "healthy");
-  CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "assertion_count")),
-                  3);
+  CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "assertion_count")), 3);
   CU_ASSERT_PTR_NOT_NULL(json_object_get(j, "node_id"));
   CU_ASSERT_PTR_NULL(json_object_get(j, "error"));
   json_decref(j);
@@ -323,8 +322,7 @@ static void test_health_is_healthy_only_when_writable(void) {
   CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "status")),
                          "unhealthy");
   CU_ASSERT_PTR_NOT_NULL(json_object_get(j, "error"));
-  CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "assertion_count")),
-                  3);
+  CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "assertion_count")), 3);
   json_decref(j);
 
   rep = (struct stm_gw_reply){GRPC_STATUS_UNAVAILABLE, "refused", NULL};
@@ -381,7 +379,7 @@ static void test_get_route_builds_from_path_and_query(void) {
   CU_ASSERT_STRING_EQUAL(err.field, "as_of_sequence");
 }
 
-/* ---- metrics --------------------------------------------------------------- */
+/* ---- metrics ------------------------------------------------------------- */
 
 static void test_metrics_count_requests_and_latency(void) {
   struct stm_gw_metrics *m = stm_gw_metrics_new();
@@ -410,12 +408,12 @@ static void test_metrics_count_requests_and_latency(void) {
                 "1\n"));
   CU_ASSERT_PTR_NOT_NULL(strstr(
       t, "_bucket{route=\"/v1/assert\",method=\"POST\",le=\"0.005\"} 2\n"));
-  CU_ASSERT_PTR_NOT_NULL(strstr(
-      t, "_bucket{route=\"/v1/assert\",method=\"POST\",le=\"10\"} 2\n"));
+  CU_ASSERT_PTR_NOT_NULL(
+      strstr(t, "_bucket{route=\"/v1/assert\",method=\"POST\",le=\"10\"} 2\n"));
   CU_ASSERT_PTR_NOT_NULL(strstr(
       t, "_bucket{route=\"/v1/assert\",method=\"POST\",le=\"+Inf\"} 3\n"));
-  CU_ASSERT_PTR_NOT_NULL(strstr(
-      t, "_count{route=\"/v1/assert\",method=\"POST\"} 3\n"));
+  CU_ASSERT_PTR_NOT_NULL(
+      strstr(t, "_count{route=\"/v1/assert\",method=\"POST\"} 3\n"));
   CU_ASSERT_PTR_NOT_NULL(
       strstr(t, "stemedb_gateway_http_requests_in_flight 0\n"));
   CU_ASSERT_PTR_NOT_NULL(strstr(t, "stemedb_gateway_upstream_up 0\n"));
@@ -429,7 +427,7 @@ static void test_metrics_count_requests_and_latency(void) {
 
 void gw_test_register_routes(void) {
   static const struct stm_test_case status_map[] = {
-      STM_TEST(test_status_table_maps_every_grpc_code),       STM_TEST_END};
+      STM_TEST(test_status_table_maps_every_grpc_code), STM_TEST_END};
   static const struct stm_test_case routes[] = {
       STM_TEST(test_routes_match_fixed_paths),
       STM_TEST(test_routes_capture_the_path_parameter),
@@ -443,9 +441,9 @@ void gw_test_register_routes(void) {
       STM_TEST(test_health_is_healthy_only_when_writable),
       STM_TEST(test_metrics_route_appends_the_server_text),
       STM_TEST(test_get_route_builds_from_path_and_query),
-            STM_TEST_END};
+      STM_TEST_END};
   static const struct stm_test_case metrics[] = {
-      STM_TEST(test_metrics_count_requests_and_latency),       STM_TEST_END};
+      STM_TEST(test_metrics_count_requests_and_latency), STM_TEST_END};
   stm_test_suite("status_map", status_map);
   stm_test_suite("routes", routes);
   stm_test_suite("metrics", metrics);

@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* ---- the upstream, against servers that are down or never answer ------------ */
+/* ---- the upstream, against servers that are down or never answer --------- */
 
 struct waiter {
   pthread_mutex_t lock;
@@ -139,6 +139,6 @@ void gw_test_register_upstream(void) {
   static const struct stm_test_case upstream[] = {
       STM_TEST(test_upstream_reports_unavailable_asynchronously),
       STM_TEST(test_upstream_deadline_and_stop_with_calls_in_flight),
-            STM_TEST_END};
+      STM_TEST_END};
   stm_test_suite("upstream", upstream);
 }
