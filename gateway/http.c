@@ -30,7 +30,8 @@ struct listener {
   enum stm_gw_listener kind;
   const char *flag; /* for messages: "--http-listen" */
   struct lws_vhost *vh;
-  char host[256];
+  char host[256];   /* as configured: "", an address, a name or an iface */
+  char numeric[64]; /* host resolved to an address, "" when it was not */
   int port;
 };
 
@@ -118,10 +119,12 @@ static void explain_bind_failure(const struct listener *l, char *buf,
                            .ai_socktype = SOCK_STREAM};
   struct addrinfo *ai = NULL;
   const char *why = "cannot bind";
-  int gai = getaddrinfo(*l->host ? l->host : NULL, port, &hints, &ai);
-  if (gai != 0) {
-    why = gai_strerror(gai);
-  } else {
+  bool any = l->host[0] == '\0' || strcmp(l->host, "*") == 0 ||
+             strcmp(l->host, "0.0.0.0") == 0;
+  if (!any && l->numeric[0] == '\0') {
+    why = "no such address or network interface";
+  } else if (getaddrinfo(any ? "0.0.0.0" : l->numeric, port, &hints, &ai) ==
+             0) {
     int fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
     int one = 1;
     if (fd >= 0 &&
@@ -679,21 +682,39 @@ static void wake_loop(void *arg) {
   lws_cancel_service(gw->ctx);
 }
 
-static bool is_ipv4_literal(const char *host) {
-  struct in_addr a;
-  return inet_pton(AF_INET, host, &a) == 1;
+/*
+ * lws takes an address or an interface name as `iface`, but no host name:
+ * resolve names ("localhost") to their first address here. Returns what to
+ * pass as iface (NULL: every interface) and sets IPv4-only for v4.
+ */
+static const char *bind_iface(struct listener *l, uint64_t *options) {
+  l->numeric[0] = '\0';
+  if (l->host[0] == '\0' || strcmp(l->host, "*") == 0 ||
+      strcmp(l->host, "0.0.0.0") == 0)
+    return NULL; /* lws then binds 0.0.0.0 on an IPv4 socket */
+  struct addrinfo hints = {.ai_socktype = SOCK_STREAM};
+  struct addrinfo *ai = NULL;
+  if (getaddrinfo(l->host, NULL, &hints, &ai) != 0)
+    return l->host; /* perhaps an interface name, such as "eth0" */
+  const void *addr =
+      ai->ai_family == AF_INET
+          ? (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr
+          : (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
+  inet_ntop(ai->ai_family, addr, l->numeric, sizeof l->numeric);
+  if (ai->ai_family == AF_INET)
+    *options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+  freeaddrinfo(ai);
+  return l->numeric;
 }
 
 static int listen_on(struct stm_gw_http *gw, struct listener *l,
                      const char *vhost_name, struct stm_error *err) {
   struct lws_context_creation_info info;
   memset(&info, 0, sizeof info);
-  bool any = l->host[0] == '\0' || strcmp(l->host, "*") == 0;
-  /* lws binds "0.0.0.0" only on IPv4 sockets: an IPv4 literal therefore
-   * gets an IPv4-only vhost, and the wildcard address means "any". */
-  info.iface = any || strcmp(l->host, "0.0.0.0") == 0 ? NULL : l->host;
-  if (!any && is_ipv4_literal(l->host))
-    info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+  /* Without this, lws "defers" a vhost whose interface is missing and
+   * creates it anyway, listening on nothing. */
+  info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
+  info.iface = bind_iface(l, &info.options);
   info.port = l->port;
   info.protocols = protocols;
   info.vhost_name = vhost_name;
