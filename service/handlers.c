@@ -240,27 +240,73 @@ static void group_clear(struct query_state *q) {
   q->n = 0;
 }
 
+static Stemedb__V1__RankedValue **convert_ranked(
+    const struct stm_lens_result *r, const struct stm_claim *group,
+    struct stm_arena *a) {
+  Stemedb__V1__RankedValue **out =
+      stm_arena_alloc(a, r->ranked_count * sizeof *out);
+  for (size_t i = 0; i < r->ranked_count; i++) {
+    const struct stm_lens_ranked *rv = &r->ranked[i];
+    Stemedb__V1__RankedValue *m = stm_arena_alloc(a, sizeof *m);
+    stemedb__v1__ranked_value__init(m);
+    m->representative = stm_convert_claim(&group[rv->representative], a);
+    m->value = m->representative->value;
+    m->share = rv->share;
+    m->weight = rv->weight;
+    m->claims = (uint32_t)rv->claims;
+    out[i] = m;
+  }
+  return out;
+}
+
+static Stemedb__V1__TierResult **convert_tiers(const struct stm_lens_result *r,
+                                               const struct stm_claim *group,
+                                               struct stm_arena *a) {
+  Stemedb__V1__TierResult **out =
+      stm_arena_alloc(a, r->tier_count * sizeof *out);
+  for (size_t i = 0; i < r->tier_count; i++) {
+    Stemedb__V1__TierResult *m = stm_arena_alloc(a, sizeof *m);
+    stemedb__v1__tier_result__init(m);
+    m->tier = r->tiers[i].tier;
+    m->winner = stm_convert_claim(&group[r->tiers[i].winner], a);
+    m->confidence = r->tiers[i].confidence;
+    m->candidates_count = (uint32_t)r->tiers[i].candidates;
+    out[i] = m;
+  }
+  return out;
+}
+
 /* Resolve the finished group into one LensResult. */
 static int group_flush(struct query_state *q) {
   if (q->n == 0)
     return 0;
+  struct stm_lens_candidate *cands = malloc(q->n * sizeof *cands);
+  if (cands == NULL)
+    return q->rc = STM_ENOMEM;
+  for (size_t i = 0; i < q->n; i++)
+    stm_lens_candidate_init(&cands[i], &q->group[i]);
   struct stm_lens_result r;
-  int rc = stm_lens_resolve(q->lens, q->group, q->n, &r);
-  if (rc != 0) {
-    q->rc = rc;
-    return rc;
-  }
-  Stemedb__V1__LensResult *m = stm_arena_alloc(&q->arena, sizeof *m);
+  int rc = stm_lens_resolve(q->lens, cands, q->n, NULL, &r);
+  free(cands);
+  if (rc != 0)
+    return q->rc = rc;
+  struct stm_arena *a = &q->arena;
+  Stemedb__V1__LensResult *m = stm_arena_alloc(a, sizeof *m);
   stemedb__v1__lens_result__init(m);
-  const struct stm_claim *w = &q->group[r.winner];
-  m->concept_path = stm_arena_strdup(&q->arena, w->concept_path);
-  m->predicate = stm_arena_strdup(&q->arena, w->predicate);
-  m->winner = stm_convert_claim(w, &q->arena);
+  m->concept_path = stm_arena_strdup(a, q->group[0].concept_path);
+  m->predicate = stm_arena_strdup(a, q->group[0].predicate);
+  if (r.has_winner)
+    m->winner = stm_convert_claim(&q->group[r.winner], a);
   m->confidence = r.confidence;
   m->candidates_count = (uint32_t)r.candidates;
   m->conflict_score = r.conflict_score;
-  m->lens = stm_arena_strdup(&q->arena, stm_lens_name(q->lens));
-  m->status = stm_arena_strdup(&q->arena, "");
+  m->lens = stm_arena_strdup(a, stm_lens_name(q->lens));
+  m->status = stm_arena_strdup(a, stm_lens_status_name(r.status));
+  m->ranked = convert_ranked(&r, q->group, a);
+  m->n_ranked = r.ranked_count;
+  m->tiers = convert_tiers(&r, q->group, a);
+  m->n_tiers = r.tier_count;
+  stm_lens_result_destroy(&r);
   q->results[q->count++] = m;
   group_clear(q);
   return q->count >= q->limit ? 1 : 0;
@@ -330,11 +376,7 @@ static void handle_query(struct stm_call *call, const ProtobufCMessage *msg,
                  : STM_ENOMEM;
   if (rc >= 0 && q.rc == 0)
     group_flush(&q);
-  if (q.rc == STM_EUNIMPL) {
-    stm_call_fail(call, GRPC_STATUS_UNIMPLEMENTED,
-                  "lens \"%s\" is not implemented by this server version yet",
-                  stm_lens_name(q.lens));
-  } else if (q.rc || rc < 0) {
+  if (q.rc || rc < 0) {
     stm__fail_rc(call, q.rc ? q.rc : rc, &err);
   } else {
     Stemedb__V1__QueryResponse resp = STEMEDB__V1__QUERY_RESPONSE__INIT;

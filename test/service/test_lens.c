@@ -32,17 +32,38 @@ static void test_lens_parse_knows_every_lens_and_rejects_others(void) {
   CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "magic"));
 }
 
+/* Resolve claims c[0..n) with defaults for every candidate except those
+ * set through the arrays (NULL: default). */
+static int resolve(enum stm_lens lens, const struct stm_claim *c, size_t n,
+                   const unsigned *tiers, const double *votes,
+                   const bool *epoch, struct stm_lens_result *r) {
+  struct stm_lens_candidate cand[16];
+  for (size_t i = 0; i < n; i++) {
+    stm_lens_candidate_init(&cand[i], &c[i]);
+    if (tiers)
+      cand[i].tier = tiers[i];
+    if (votes)
+      cand[i].vote_sum = votes[i];
+    if (epoch)
+      cand[i].in_current_epoch = epoch[i];
+  }
+  return stm_lens_resolve(lens, cand, n, NULL, r);
+}
+
 static void test_recency_picks_the_latest_timestamp(void) {
   struct stm_claim c[3];
   make(&c[0], "old", 100, 9);
   make(&c[1], "new", 300, 1);
   make(&c[2], "mid", 200, 5);
   struct stm_lens_result r;
-  CU_ASSERT_EQUAL(stm_lens_resolve(STM_LENS_RECENCY, c, 3, &r), 0);
+  CU_ASSERT_EQUAL(resolve(STM_LENS_RECENCY, c, 3, NULL, NULL, NULL, &r), 0);
+  CU_ASSERT_TRUE(r.has_winner);
   CU_ASSERT_EQUAL(r.winner, 1);
   CU_ASSERT_EQUAL(r.candidates, 3);
   CU_ASSERT_DOUBLE_EQUAL(r.confidence, 1.0, 1e-12);
-  CU_ASSERT_DOUBLE_EQUAL(r.conflict_score, 0.0, 1e-12);
+  /* Three values, one claim each: maximal conflict. */
+  CU_ASSERT_DOUBLE_EQUAL(r.conflict_score, 1.0, 1e-12);
+  stm_lens_result_destroy(&r);
 }
 
 static void test_recency_tie_goes_to_the_larger_hash(void) {
@@ -51,12 +72,14 @@ static void test_recency_tie_goes_to_the_larger_hash(void) {
   make(&c[1], "b", 7, 0xf0);
   make(&c[2], "c", 7, 0x80);
   struct stm_lens_result r;
-  CU_ASSERT_EQUAL(stm_lens_resolve(STM_LENS_RECENCY, c, 3, &r), 0);
+  CU_ASSERT_EQUAL(resolve(STM_LENS_RECENCY, c, 3, NULL, NULL, NULL, &r), 0);
   CU_ASSERT_EQUAL(r.winner, 1);
+  stm_lens_result_destroy(&r);
   /* Order of the input does not matter: same claims, same winner. */
   struct stm_claim d[3] = {c[2], c[1], c[0]};
-  CU_ASSERT_EQUAL(stm_lens_resolve(STM_LENS_RECENCY, d, 3, &r), 0);
+  CU_ASSERT_EQUAL(resolve(STM_LENS_RECENCY, d, 3, NULL, NULL, NULL, &r), 0);
   CU_ASSERT_EQUAL(r.winner, 1);
+  stm_lens_result_destroy(&r);
 }
 
 static void test_recency_uses_commit_time_when_no_timestamp_stated(void) {
@@ -65,13 +88,166 @@ static void test_recency_uses_commit_time_when_no_timestamp_stated(void) {
   make(&c[1], "unstated", 0, 2);
   c[1].commit_time_ns = 900;
   struct stm_lens_result r;
-  CU_ASSERT_EQUAL(stm_lens_resolve(STM_LENS_RECENCY, c, 2, &r), 0);
+  CU_ASSERT_EQUAL(resolve(STM_LENS_RECENCY, c, 2, NULL, NULL, NULL, &r), 0);
   CU_ASSERT_EQUAL(r.winner, 1);
+  stm_lens_result_destroy(&r);
+}
+
+static void test_consensus_counts_distinct_sources(void) {
+  struct stm_claim c[4];
+  make(&c[0], "A", 1, 1);
+  c[0].source_id = "s1";
+  make(&c[1], "A", 2, 2);
+  c[1].source_id = "s2";
+  make(&c[2], "A", 3, 3);
+  c[2].source_id = "s2"; /* the same source twice counts once */
+  make(&c[3], "B", 9, 4);
+  c[3].source_id = "s3";
+  struct stm_lens_result r;
+  CU_ASSERT_EQUAL(resolve(STM_LENS_CONSENSUS, c, 4, NULL, NULL, NULL, &r), 0);
+  CU_ASSERT_EQUAL(r.winner, 2); /* A's most recent claim */
+  CU_ASSERT_DOUBLE_EQUAL(r.confidence, 2.0 / 3.0, 1e-12);
+  stm_lens_result_destroy(&r);
+  /* A tie in sources goes to the value with the most recent claim. */
+  c[2].source_id = "s1";
+  c[1].source_id = "s1";
+  CU_ASSERT_EQUAL(resolve(STM_LENS_CONSENSUS, c, 4, NULL, NULL, NULL, &r), 0);
+  CU_ASSERT_EQUAL(r.winner, 3);
+  CU_ASSERT_DOUBLE_EQUAL(r.confidence, 0.5, 1e-12);
+  stm_lens_result_destroy(&r);
+}
+
+static void test_confidence_sums_claim_confidence(void) {
+  struct stm_claim c[3];
+  make(&c[0], "A", 1, 1);
+  c[0].confidence = 0.5;
+  make(&c[1], "A", 2, 2);
+  c[1].confidence = 0.4;
+  make(&c[2], "B", 3, 3);
+  c[2].confidence = 0.8;
+  struct stm_lens_result r;
+  CU_ASSERT_EQUAL(resolve(STM_LENS_CONFIDENCE, c, 3, NULL, NULL, NULL, &r), 0);
+  CU_ASSERT_EQUAL(r.winner, 1);
+  CU_ASSERT_DOUBLE_EQUAL(r.confidence, 0.9 / 1.7, 1e-12);
+  stm_lens_result_destroy(&r);
+}
+
+static void test_vote_weights_clamp_at_zero(void) {
+  struct stm_claim c[2];
+  make(&c[0], "A", 5, 1);
+  make(&c[1], "B", 1, 2);
+  double votes[2] = {-2.0, 0.0}; /* A: max(0, 1-2) = 0; B: 1 */
+  struct stm_lens_result r;
+  CU_ASSERT_EQUAL(resolve(STM_LENS_VOTE, c, 2, NULL, votes, NULL, &r), 0);
+  CU_ASSERT_EQUAL(r.winner, 1);
+  CU_ASSERT_DOUBLE_EQUAL(r.confidence, 1.0, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(r.conflict_score, 0.0, 1e-12);
+  stm_lens_result_destroy(&r);
+  votes[0] = 0.5; /* A: 1.5, B: 1 */
+  CU_ASSERT_EQUAL(resolve(STM_LENS_VOTE, c, 2, NULL, votes, NULL, &r), 0);
+  CU_ASSERT_EQUAL(r.winner, 0);
+  CU_ASSERT_DOUBLE_EQUAL(r.confidence, 0.6, 1e-12);
+  stm_lens_result_destroy(&r);
+}
+
+static void test_authority_weights_by_tier_trust_and_confidence(void) {
+  struct stm_claim c[3];
+  make(&c[0], "A", 1, 1); /* tier 0: 32 */
+  make(&c[1], "B", 5, 2); /* tier 5: 1 */
+  make(&c[2], "B", 6, 3); /* tier 5: 1 */
+  unsigned tiers[3] = {0, 5, 5};
+  struct stm_lens_result r;
+  CU_ASSERT_EQUAL(resolve(STM_LENS_AUTHORITY, c, 3, tiers, NULL, NULL, &r), 0);
+  CU_ASSERT_EQUAL(r.winner, 0);
+  CU_ASSERT_DOUBLE_EQUAL(r.confidence, 32.0 / 34.0, 1e-12);
+  stm_lens_result_destroy(&r);
+  struct stm_lens_candidate cand;
+  stm_lens_candidate_init(&cand, &c[0]);
+  cand.tier = 2;
+  cand.source_trust = 0.5;
+  c[0].confidence = 0.5;
+  CU_ASSERT_DOUBLE_EQUAL(stm_lens_authority_weight(&cand), 8 * 0.5 * 0.5,
+                         1e-12);
+}
+
+static void test_epoch_ignores_superseded_claims(void) {
+  struct stm_claim c[3];
+  make(&c[0], "old-epoch", 900, 1);
+  make(&c[1], "current", 100, 2);
+  make(&c[2], "current2", 50, 3);
+  bool epoch[3] = {false, true, true};
+  struct stm_lens_result r;
+  CU_ASSERT_EQUAL(resolve(STM_LENS_EPOCH, c, 3, NULL, NULL, epoch, &r), 0);
+  CU_ASSERT_EQUAL(r.winner, 1);
+  CU_ASSERT_EQUAL(r.candidates, 2);
+  stm_lens_result_destroy(&r);
+  bool none[3] = {false, false, false};
+  CU_ASSERT_EQUAL(resolve(STM_LENS_EPOCH, c, 3, NULL, NULL, none, &r), 0);
+  CU_ASSERT_FALSE(r.has_winner);
+  CU_ASSERT_EQUAL(r.candidates, 0);
+  stm_lens_result_destroy(&r);
+}
+
+static void test_skeptic_equal_weights_are_maximal_conflict(void) {
+  struct stm_claim c[2];
+  make(&c[0], "yes", 1, 1);
+  make(&c[1], "no", 2, 2);
+  struct stm_lens_result r;
+  CU_ASSERT_EQUAL(resolve(STM_LENS_SKEPTIC, c, 2, NULL, NULL, NULL, &r), 0);
+  CU_ASSERT_DOUBLE_EQUAL(r.conflict_score, 1.0, 1e-12);
+  CU_ASSERT_EQUAL(r.status, STM_LENS_STATUS_CONTESTED);
+  CU_ASSERT_EQUAL(r.ranked_count, 2);
+  CU_ASSERT_DOUBLE_EQUAL(r.ranked[0].share, 0.5, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(r.confidence, 0.5, 1e-12);
+  stm_lens_result_destroy(&r);
+}
+
+static void test_skeptic_statuses_and_entropy(void) {
+  struct stm_claim c[2];
+  make(&c[0], "same", 1, 1);
+  make(&c[1], "same", 2, 2);
+  struct stm_lens_result r;
+  CU_ASSERT_EQUAL(resolve(STM_LENS_SKEPTIC, c, 2, NULL, NULL, NULL, &r), 0);
+  CU_ASSERT_EQUAL(r.status, STM_LENS_STATUS_UNANIMOUS);
+  CU_ASSERT_DOUBLE_EQUAL(r.conflict_score, 0.0, 1e-12);
+  CU_ASSERT_EQUAL(r.ranked_count, 1);
+  CU_ASSERT_EQUAL(r.ranked[0].claims, 2);
+  stm_lens_result_destroy(&r);
+  /* 0.9 / 0.1 shares: AGREED, H/ln2 = 0.468996 (hand-computed). */
+  make(&c[1], "other", 2, 2);
+  c[0].confidence = 0.9;
+  c[1].confidence = 0.1;
+  CU_ASSERT_EQUAL(resolve(STM_LENS_SKEPTIC, c, 2, NULL, NULL, NULL, &r), 0);
+  CU_ASSERT_EQUAL(r.status, STM_LENS_STATUS_AGREED);
+  CU_ASSERT_DOUBLE_EQUAL(r.ranked[0].share, 0.9, 1e-12);
+  CU_ASSERT_EQUAL(r.ranked[0].representative, 0);
+  CU_ASSERT_DOUBLE_EQUAL(r.conflict_score, 0.468996, 1e-6);
+  stm_lens_result_destroy(&r);
+}
+
+static void test_layered_gives_one_winner_per_tier(void) {
+  struct stm_claim c[3];
+  make(&c[0], "regulator", 1, 1);
+  make(&c[1], "crowd", 2, 2);
+  make(&c[2], "crowd2", 3, 3);
+  unsigned tiers[3] = {0, 4, 4};
+  struct stm_lens_result r;
+  CU_ASSERT_EQUAL(resolve(STM_LENS_LAYERED, c, 3, tiers, NULL, NULL, &r), 0);
+  CU_ASSERT_EQUAL(r.winner, 0); /* the overall authority winner */
+  CU_ASSERT_EQUAL(r.tier_count, 2);
+  CU_ASSERT_EQUAL(r.tiers[0].tier, 0);
+  CU_ASSERT_EQUAL(r.tiers[0].winner, 0);
+  CU_ASSERT_EQUAL(r.tiers[1].tier, 4);
+  CU_ASSERT_EQUAL(r.tiers[1].winner, 2); /* tie in weight: most recent */
+  CU_ASSERT_EQUAL(r.tiers[1].candidates, 2);
+  CU_ASSERT_DOUBLE_EQUAL(r.tiers[1].confidence, 0.5, 1e-12);
+  stm_lens_result_destroy(&r);
 }
 
 static void test_resolve_rejects_empty_input(void) {
   struct stm_lens_result r;
-  CU_ASSERT_EQUAL(stm_lens_resolve(STM_LENS_RECENCY, NULL, 0, &r), STM_EINVAL);
+  CU_ASSERT_EQUAL(stm_lens_resolve(STM_LENS_RECENCY, NULL, 0, NULL, &r),
+                  STM_EINVAL);
 }
 
 static void test_default_tier_follows_the_uri_scheme(void) {
@@ -181,6 +357,14 @@ int main(void) {
       STM_TEST(test_recency_picks_the_latest_timestamp),
       STM_TEST(test_recency_tie_goes_to_the_larger_hash),
       STM_TEST(test_recency_uses_commit_time_when_no_timestamp_stated),
+      STM_TEST(test_consensus_counts_distinct_sources),
+      STM_TEST(test_confidence_sums_claim_confidence),
+      STM_TEST(test_vote_weights_clamp_at_zero),
+      STM_TEST(test_authority_weights_by_tier_trust_and_confidence),
+      STM_TEST(test_epoch_ignores_superseded_claims),
+      STM_TEST(test_skeptic_equal_weights_are_maximal_conflict),
+      STM_TEST(test_skeptic_statuses_and_entropy),
+      STM_TEST(test_layered_gives_one_winner_per_tier),
       STM_TEST(test_resolve_rejects_empty_input),
       STM_TEST(test_default_tier_follows_the_uri_scheme), STM_TEST_END};
   static const struct stm_test_case convert[] = {
