@@ -478,7 +478,7 @@ static void test_http_stop_lets_requests_in_flight_finish(void) {
   close(mute);
 }
 
-static void test_http_refuses_a_port_in_use(void) {
+static void test_http_checks_listen_addresses(void) {
   struct server s;
   server_start_down(&s);
   char addr[32];
@@ -494,6 +494,13 @@ static void test_http_refuses_a_port_in_use(void) {
   CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "Address already in use"));
   o.http_listen = "127.0.0.1:http";
   CU_ASSERT_EQUAL(stm_gw_http_new(&o, &second, &err), STM_EINVAL);
+  /* Host names are resolved (lws alone would take one for an interface
+   * name and listen nowhere). */
+  o.http_listen = "localhost:0";
+  CU_ASSERT_EQUAL_FATAL(stm_gw_http_new(&o, &second, &err), 0);
+  CU_ASSERT_TRUE(stm_gw_http_port(second, STM_GW_LISTENER_API) > 0);
+  CU_ASSERT_EQUAL(stm_gw_http_port(second, STM_GW_LISTENER_CLUSTER), -1);
+  stm_gw_http_delete(second);
   server_stop(&s);
 }
 
@@ -510,7 +517,7 @@ void gw_test_register_http(void) {
       STM_TEST(test_http_answers_expect_100_continue),
       STM_TEST(test_http_metrics_count_what_was_served),
       STM_TEST(test_http_stop_lets_requests_in_flight_finish),
-      STM_TEST(test_http_refuses_a_port_in_use),
+      STM_TEST(test_http_checks_listen_addresses),
       STM_TEST_END};
   stm_test_suite("listen", listen_cases);
   stm_test_suite("http_server", server_cases);
