@@ -7,6 +7,7 @@
 
 #include "../common/buf.h"
 #include "../common/log.h"
+#include "crc32c.h"
 
 #include <assert.h>
 #include <dirent.h>
@@ -34,6 +35,8 @@ struct stm_wal {
   size_t nsegs, cap;
   int fd;             /* the last segment, open for appending */
   uint64_t size;      /* durable size of the last segment */
+  uint32_t seg_crc;   /* CRC-32C of bytes [0, size) of the last segment */
+  bool last_sealed;   /* the last segment ends with a SEAL record */
   uint64_t sealed_bytes; /* sum of the sizes of all other segments */
   uint64_t last_sequence;
   int64_t last_commit_time_ns;
@@ -141,6 +144,7 @@ struct seg_scan {
   uint64_t records;
   size_t good_end;   /* offset just after the last valid record */
   const char *why;   /* set when the walk stopped at a bad frame */
+  bool sealed;       /* the walk ended at a valid SEAL record */
   uint64_t after;    /* replay: visit TXNs ending after this sequence */
   stm_wal_replay_cb cb;
   void *ctx;
@@ -170,6 +174,46 @@ static int check_txn(struct seg_scan *s, const struct stm_wal_record *rec,
 }
 
 /*
+ * A SEAL must continue the log, cover exactly the bytes before it, carry
+ * their CRC and be the last thing in the file.
+ */
+static int check_seal(struct seg_scan *s, const struct stm_wal_record *rec,
+                      struct stm_error *err) {
+  struct stm_wal_seal seal;
+  struct stm_error sub;
+  stm_error_clear(&sub);
+  if (stm_wal_seal_decode(rec->payload, rec->payload + rec->payload_len,
+                          &seal, &sub))
+    return stm_error_set(err, STM_ECORRUPT, NULL,
+                         "WAL %s: seal at offset %zu: %s", s->path,
+                         s->good_end, sub.message);
+  if (seal.last_sequence != s->expected - 1 ||
+      seal.covered_bytes != s->good_end)
+    return stm_error_set(err, STM_ECORRUPT, NULL,
+                         "WAL %s: seal at offset %zu says sequence %" PRIu64
+                         " and %" PRIu64 " bytes, the segment holds %" PRIu64
+                         " and %zu",
+                         s->path, s->good_end, seal.last_sequence,
+                         seal.covered_bytes, s->expected - 1, s->good_end);
+  uint32_t crc = stm_crc32c(s->data, s->good_end);
+  if (crc != seal.segment_crc)
+    return stm_error_set(err, STM_ECORRUPT, NULL,
+                         "WAL %s: segment checksum mismatch: the seal at "
+                         "offset %zu covers bytes 0..%zu with CRC-32C "
+                         "%08x, they now hash to %08x",
+                         s->path, s->good_end, s->good_end, seal.segment_crc,
+                         crc);
+  if (s->good_end + rec->size != s->size)
+    return stm_error_set(err, STM_ECORRUPT, NULL,
+                         "WAL %s at offset %zu: %zu bytes after the seal",
+                         s->path, s->good_end + rec->size,
+                         s->size - s->good_end - rec->size);
+  s->sealed = true;
+  s->good_end += rec->size;
+  return 0;
+}
+
+/*
  * Returns 0 when the walk reached the end or stopped at a bad frame
  * (s->why set, s->good_end its offset); a negative code for damage that is
  * not a bad frame, or the replay callback's non-zero value.
@@ -177,12 +221,15 @@ static int check_txn(struct seg_scan *s, const struct stm_wal_record *rec,
 static int scan_records(struct seg_scan *s, struct stm_error *err) {
   s->good_end = STM_WAL_HEADER_LEN;
   s->why = NULL;
+  s->sealed = false;
   while (s->good_end < s->size) {
     struct stm_wal_record rec;
     const uint8_t *pos = s->data + s->good_end;
     if (stm_wal_record_decode(pos, s->data + s->size, &rec, &s->why) !=
         STM_WAL_DECODE_OK)
       return 0;
+    if (rec.type == STM_WAL_RECORD_SEAL)
+      return check_seal(s, &rec, err);
     struct stm_wal_txn txn = {.count = 0};
     int rc = check_txn(s, &rec, &txn, err);
     if (rc)
@@ -255,6 +302,12 @@ static int check_header(struct stm_wal *w, size_t i, int fd, const char *path,
   return 0;
 }
 
+static uint32_t header_crc(uint64_t first) {
+  uint8_t h[STM_WAL_HEADER_LEN];
+  stm_wal_header_encode(h, first);
+  return stm_crc32c(h, sizeof h);
+}
+
 /* Validate segment i; keeps the last one open in w->fd. */
 static int recover_segment(struct stm_wal *w, size_t i, struct stm_buf *buf,
                            struct stm_error *err) {
@@ -284,6 +337,11 @@ static int recover_segment(struct stm_wal *w, size_t i, struct stm_buf *buf,
     rc = stm_error_set(err, STM_ECORRUPT, NULL,
                        "WAL %s at offset %zu: %s in a sealed segment", path,
                        s.good_end, s.why);
+  if (rc == 0 && !last && !s.sealed)
+    rc = stm_error_set(err, STM_ECORRUPT, NULL,
+                       "WAL %s at offset %zu: sealed segment has no seal "
+                       "record (truncated?)",
+                       path, s.good_end);
   if (rc == 0 && s.why != NULL)
     rc = cut_tail(w, fd, path, s.good_end, size, s.why, err);
   if (rc || !last) {
@@ -291,6 +349,10 @@ static int recover_segment(struct stm_wal *w, size_t i, struct stm_buf *buf,
   } else {
     w->fd = fd;
     w->size = s.good_end;
+    w->last_sealed = s.sealed;
+    w->seg_crc = header_crc(w->segs[i]);
+    if (s.good_end > STM_WAL_HEADER_LEN)
+      w->seg_crc = stm_crc32c(buf->data, s.good_end);
   }
   if (rc == 0) {
     w->last_sequence = s.expected - 1;
@@ -334,6 +396,8 @@ static int create_segment(struct stm_wal *w, uint64_t first,
   }
   w->fd = fd;
   w->size = STM_WAL_HEADER_LEN;
+  w->seg_crc = stm_crc32c(h, sizeof h);
+  w->last_sealed = false;
   return 0;
 }
 
@@ -431,6 +495,34 @@ static int append_failed(struct stm_wal *w, int e, const char *what,
   return poison(w, code, err);
 }
 
+/*
+ * End the last segment with a SEAL (its whole-file CRC) and make it
+ * durable. Only then may the next segment be created, so a crash leaves
+ * either an unsealed last segment or a sealed one with nothing after it.
+ */
+static int seal_segment(struct stm_wal *w, struct stm_error *err) {
+  struct stm_wal_seal seal = {.last_sequence = w->last_sequence,
+                              .covered_bytes = w->size,
+                              .segment_crc = w->seg_crc};
+  struct stm_buf b;
+  stm_buf_init(&b);
+  if (stm_wal_seal_append(&b, &seal)) {
+    stm_buf_destroy(&b);
+    return stm_error_set(err, STM_ENOMEM, NULL, "WAL: out of memory");
+  }
+  int e = stm_wal_io_pwrite_full(w->io, w->fd, b.data, b.len, w->size);
+  int rc = e ? append_failed(w, e, "seal write failed on", err) : 0;
+  e = rc ? 0 : w->io->fdatasync(w->io->ctx, w->fd);
+  if (e)
+    rc = append_failed(w, e, "seal fdatasync failed on", err);
+  if (rc == 0) {
+    w->size += b.len;
+    w->last_sealed = true;
+  }
+  stm_buf_destroy(&b);
+  return rc;
+}
+
 int stm_wal_append(struct stm_wal *w, const void *data, size_t len,
                    uint64_t first_sequence, uint64_t last_sequence,
                    struct stm_error *err) {
@@ -446,8 +538,12 @@ int stm_wal_append(struct stm_wal *w, const void *data, size_t len,
                          "WAL append of sequences %" PRIu64 "..%" PRIu64
                          " does not continue the log at %" PRIu64,
                          first_sequence, last_sequence, w->last_sequence);
-  if (w->size >= w->segment_bytes && w->size > STM_WAL_HEADER_LEN) {
-    int rc = create_segment(w, first_sequence, err);
+  if (w->last_sealed ||
+      (w->size >= w->segment_bytes && w->size > STM_WAL_HEADER_LEN)) {
+    int rc = w->last_sealed ? 0 : seal_segment(w, err);
+    if (rc)
+      return rc;
+    rc = create_segment(w, first_sequence, err);
     if (rc)
       return poison(w, rc, err);
   }
@@ -458,6 +554,7 @@ int stm_wal_append(struct stm_wal *w, const void *data, size_t len,
   if (e)
     return append_failed(w, e, "fdatasync failed on", err);
   w->size += len;
+  w->seg_crc = stm_crc32c_extend(w->seg_crc, data, len);
   w->last_sequence = last_sequence;
   return 0;
 }
@@ -504,6 +601,36 @@ int stm_wal_replay(struct stm_wal *w, uint64_t after_sequence,
   }
   stm_buf_destroy(&buf);
   return rc;
+}
+
+int stm_wal_segment_verify(const char *name, const uint8_t *data, size_t len,
+                           bool require_seal,
+                           struct stm_wal_segment_info *out,
+                           struct stm_error *err) {
+  uint64_t first = 0;
+  struct stm_error sub;
+  stm_error_clear(&sub);
+  int rc = stm_wal_header_decode(data, data + len, &first, &sub);
+  if (rc)
+    return stm_error_set(err, rc, NULL, "WAL %s at offset 0: %s", name,
+                         sub.message);
+  struct seg_scan s = {.path = name, .data = data, .size = len,
+                       .expected = first};
+  rc = scan_records(&s, err);
+  if (rc)
+    return rc;
+  if (s.why != NULL)
+    return stm_error_set(err, STM_ECORRUPT, NULL, "WAL %s at offset %zu: %s",
+                         name, s.good_end, s.why);
+  if (require_seal && !s.sealed)
+    return stm_error_set(err, STM_ECORRUPT, NULL,
+                         "WAL %s at offset %zu: no seal record (truncated?)",
+                         name, s.good_end);
+  *out = (struct stm_wal_segment_info){
+      .first_sequence = first, .last_sequence = s.expected - 1,
+      .last_commit_time_ns = s.last_commit_time_ns, .records = s.records,
+      .sealed = s.sealed};
+  return 0;
 }
 
 void stm_wal_get_info(const struct stm_wal *w, struct stm_wal_info *out) {

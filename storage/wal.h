@@ -97,4 +97,24 @@ int stm_wal_replay(struct stm_wal *w, uint64_t after_sequence,
 
 void stm_wal_get_info(const struct stm_wal *w, struct stm_wal_info *out);
 
+struct stm_wal_segment_info {
+  uint64_t first_sequence;
+  uint64_t last_sequence; /* first_sequence - 1 when it holds no record */
+  int64_t last_commit_time_ns;
+  uint64_t records;
+  bool sealed;
+};
+
+/*
+ * Check one whole segment file held in memory (an archived or backed-up
+ * copy): header, every record's CRC and sequence continuity, and, when
+ * require_seal, a SEAL with the right whole-file CRC at the end. `name`
+ * only labels errors. Visits nothing; pure and thread-safe. Returns 0 and
+ * *out, or STM_ECORRUPT / STM_EUNIMPL with err naming the file and offset.
+ */
+int stm_wal_segment_verify(const char *name, const uint8_t *data, size_t len,
+                           bool require_seal,
+                           struct stm_wal_segment_info *out,
+                           struct stm_error *err);
+
 #endif

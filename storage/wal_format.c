@@ -106,6 +106,28 @@ int stm_wal_record_append(struct stm_buf *out, uint8_t type,
   return rc;
 }
 
+/* ---- SEAL records -------------------------------------------------------- */
+
+int stm_wal_seal_append(struct stm_buf *out, const struct stm_wal_seal *seal) {
+  uint8_t p[STM_WAL_SEAL_LEN];
+  stm_put_u64le(p, seal->last_sequence);
+  stm_put_u64le(p + 8, seal->covered_bytes);
+  stm_put_u32le(p + 16, seal->segment_crc);
+  return stm_wal_record_append(out, STM_WAL_RECORD_SEAL, p, sizeof p);
+}
+
+int stm_wal_seal_decode(const uint8_t *pos, const uint8_t *end,
+                        struct stm_wal_seal *seal, struct stm_error *err) {
+  if (end - pos != STM_WAL_SEAL_LEN)
+    return stm_error_set(err, STM_ECORRUPT, NULL,
+                         "seal payload is %td bytes, not %d", end - pos,
+                         STM_WAL_SEAL_LEN);
+  seal->last_sequence = stm_get_u64le(pos);
+  seal->covered_bytes = stm_get_u64le(pos + 8);
+  seal->segment_crc = stm_get_u32le(pos + 16);
+  return 0;
+}
+
 /* ---- TXN builder --------------------------------------------------------- */
 
 int stm_wal_txn_begin(struct stm_wal_txn_builder *b, struct stm_buf *out,

@@ -29,6 +29,18 @@
  *   encoding (storage/claim.h); 2 vote, 3 epoch, 4 source and 5 audit are
  *   reserved.
  *
+ * SEAL payload (type 2), the last record of every sealed segment, written
+ * (and fdatasync'd) before the next segment is created:
+ *
+ *   +----------------+----------------+-------------+
+ *   | last_sequence  | covered_bytes  | segment_crc |
+ *   | u64le          | u64le          | u32le       |
+ *   +----------------+----------------+-------------+
+ *   covered_bytes is the offset of the seal record itself; segment_crc is
+ *   the CRC-32C of bytes [0, covered_bytes) of the file (header and every
+ *   record), so a sealed segment is checksummed as a whole. Nothing may
+ *   follow a seal.
+ *
  * Decoders take explicit [pos, end) bounds and never read outside them.
  * Every function here is pure (no I/O, no global state) and thread-safe.
  */
@@ -53,7 +65,10 @@
 
 enum stm_wal_record_type {
   STM_WAL_RECORD_TXN = 1,
+  STM_WAL_RECORD_SEAL = 2,
 };
+
+#define STM_WAL_SEAL_LEN 20
 
 enum stm_wal_entry_kind {
   STM_WAL_ENTRY_CLAIM = 1,
@@ -103,6 +118,20 @@ enum stm_wal_decode stm_wal_record_decode(const uint8_t *pos,
 /* Append one framed record. Returns 0, STM_ENOMEM or STM_ETOOBIG. */
 int stm_wal_record_append(struct stm_buf *out, uint8_t type,
                           const void *payload, size_t len);
+
+/* ---- SEAL records -------------------------------------------------------- */
+
+struct stm_wal_seal {
+  uint64_t last_sequence;
+  uint64_t covered_bytes;
+  uint32_t segment_crc;
+};
+
+/* Append one framed SEAL record. Returns 0 or STM_ENOMEM. */
+int stm_wal_seal_append(struct stm_buf *out, const struct stm_wal_seal *seal);
+/* Decode a SEAL payload. Returns 0 or STM_ECORRUPT (wrong length). */
+int stm_wal_seal_decode(const uint8_t *pos, const uint8_t *end,
+                        struct stm_wal_seal *seal, struct stm_error *err);
 
 /* ---- TXN records --------------------------------------------------------- */
 

@@ -256,7 +256,8 @@ static void test_wal_corrupt_sealed_segment_is_reported_with_file_and_offset(voi
   stm_wal_delete(w);
   char path[600];
   seg_file(&f, 1, path, sizeof path);
-  uint64_t rec_size = (size_of(path) - STM_WAL_HEADER_LEN) / 2;
+  uint64_t seal_size = STM_WAL_RECORD_HEADER_LEN + STM_WAL_SEAL_LEN;
+  uint64_t rec_size = (size_of(path) - STM_WAL_HEADER_LEN - seal_size) / 2;
   flip_byte(path, STM_WAL_HEADER_LEN + rec_size + 12);
   struct stm_error err;
   stm_error_clear(&err);
@@ -268,7 +269,7 @@ static void test_wal_corrupt_sealed_segment_is_reported_with_file_and_offset(voi
   CU_ASSERT_PTR_NOT_NULL(strstr(err.message, where));
   CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "sealed"));
   /* Nothing was cut: the damage is still there for an operator to see. */
-  CU_ASSERT_EQUAL(size_of(path), STM_WAL_HEADER_LEN + 2 * rec_size);
+  CU_ASSERT_EQUAL(size_of(path), STM_WAL_HEADER_LEN + 2 * rec_size + seal_size);
   fx_destroy(&f);
 }
 
@@ -314,14 +315,12 @@ static void test_wal_torn_header_of_a_new_last_segment_is_rewritten(void) {
   struct fx f;
   fx_init(&f);
   struct stm_wal *w = must_open(&f, 100);
-  append_n(w, 1, 2);
+  append_n(w, 1, 3); /* seals segment 1, creates segment 3 */
   stm_wal_delete(w);
   /* A crash while creating segment 3 left 10 bytes of its header. */
   char path[600];
   seg_file(&f, 3, path, sizeof path);
-  FILE *fp = fopen(path, "wb");
-  fwrite("STMWAL01\x01\x00", 1, 10, fp);
-  fclose(fp);
+  CU_ASSERT_EQUAL_FATAL(truncate(path, 10), 0);
   w = must_open(&f, 100);
   struct stm_wal_info i;
   info_of(w, &i);
