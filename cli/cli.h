@@ -13,6 +13,7 @@
 
 #include "../common/error.h"
 #include "../common/options.h"
+#include "../gateway/json_map.h"
 #include "../rpc/codec.h"
 #include "stemedb/v1/stemedb.pb-c.h"
 
@@ -72,8 +73,6 @@ void cli_print_json(json_t *j);
 /* Report a failed call (status and message) on stderr, or as JSON on
  * stdout with --json. Returns CLI_ESERVER. */
 int cli_report_status(const struct cli *cli, const struct stm_rpc_status *st);
-json_t *cli_value_json(const Stemedb__V1__Value *v);
-json_t *cli_assertion_json(const Stemedb__V1__Assertion *a);
 /* Human form of a value: "text" quoted, 12.5, true, ref:path. */
 void cli_value_text(const Stemedb__V1__Value *v, char *buf, size_t cap);
 /* "2026-11-25T11:37:42.123456789Z" for nanoseconds since the epoch. */

@@ -38,14 +38,6 @@ static void print_status(const Stemedb__V1__StatusResponse *s) {
   printf("writable     %s\n", s->writable ? "yes" : "no");
 }
 
-static json_t *status_json(const Stemedb__V1__StatusResponse *s) {
-  return json_pack("{s:s,s:I,s:I,s:s,s:s,s:I,s:b}", "status", s->status,
-                   "assertion_count", (json_int_t)s->assertion_count,
-                   "last_sequence", (json_int_t)s->last_sequence, "node_id",
-                   s->node_id, "version", s->version, "uptime_seconds",
-                   (json_int_t)s->uptime_seconds, "writable", s->writable);
-}
-
 int cli_cmd_status(struct cli *cli, int argc, char **argv) {
   static const struct cli_command cmd = {"status", "status [options]", NULL};
   char *pos[1];
@@ -60,7 +52,7 @@ int cli_cmd_status(struct cli *cli, int argc, char **argv) {
     return rc;
   Stemedb__V1__StatusResponse *s = (Stemedb__V1__StatusResponse *)resp;
   if (cli->json)
-    cli_print_json(status_json(s));
+    cli_print_json(stm_gw_status_response_to_json(s));
   else
     print_status(s);
   protobuf_c_message_free_unpacked(resp, NULL);
@@ -144,8 +136,7 @@ static int build_assert(char **pos, const struct assert_args *a,
 static void print_assert_response(const struct cli *cli,
                                   const Stemedb__V1__AssertResponse *r) {
   if (cli->json)
-    cli_print_json(json_pack("{s:s,s:I,s:b}", "hash", r->hash, "sequence",
-                             (json_int_t)r->sequence, "created", r->created));
+    cli_print_json(stm_gw_assert_response_to_json(r));
   else
     printf("%s %s (sequence %" PRIu64 ")\n",
            r->created ? "created" : "exists ", r->hash, r->sequence);
@@ -219,7 +210,8 @@ int cli_cmd_get(struct cli *cli, int argc, char **argv) {
   if (rc)
     return rc;
   if (cli->json)
-    cli_print_json(cli_assertion_json((Stemedb__V1__Assertion *)resp));
+    cli_print_json(
+        stm_gw_assertion_to_json((Stemedb__V1__Assertion *)resp));
   else
     cli_print_assertion((Stemedb__V1__Assertion *)resp, "");
   protobuf_c_message_free_unpacked(resp, NULL);

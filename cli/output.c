@@ -27,20 +27,6 @@ void cli_print_json(json_t *j) {
   json_decref(j);
 }
 
-static json_t *jstr(const char *s) {
-  json_t *v = json_string(s ? s : "");
-  return v ? v : json_null();
-}
-
-static json_t *juint(uint64_t v) {
-  return json_integer(v > (uint64_t)INT64_MAX ? INT64_MAX : (json_int_t)v);
-}
-
-static void put_opt_str(json_t *o, const char *key, const char *s) {
-  if (s && *s)
-    json_object_set_new(o, key, jstr(s));
-}
-
 int cli_report_status(const struct cli *cli, const struct stm_rpc_status *st) {
   const char *code = stm_rpc_code_name(st->code);
   if (cli->json) {
@@ -56,45 +42,6 @@ int cli_report_status(const struct cli *cli, const struct stm_rpc_status *st) {
     fprintf(stderr, "stemedb: server error: %s: %s\n", code, st->message);
   }
   return CLI_ESERVER;
-}
-
-json_t *cli_value_json(const Stemedb__V1__Value *v) {
-  if (v == NULL)
-    return json_null();
-  switch (v->kind_case) {
-  case STEMEDB__V1__VALUE__KIND_STRING_VALUE:
-    return jstr(v->string_value);
-  case STEMEDB__V1__VALUE__KIND_NUMBER_VALUE:
-    return isfinite(v->number_value) ? json_real(v->number_value)
-                                     : json_null();
-  case STEMEDB__V1__VALUE__KIND_BOOL_VALUE:
-    return json_boolean(v->bool_value);
-  case STEMEDB__V1__VALUE__KIND_REF_VALUE:
-    return json_pack("{s:o}", "ref", jstr(v->ref_value));
-  default:
-    return json_null();
-  }
-}
-
-json_t *cli_assertion_json(const Stemedb__V1__Assertion *a) {
-  if (a == NULL)
-    return json_null();
-  json_t *o = json_object();
-  json_object_set_new(o, "hash", jstr(a->hash));
-  json_object_set_new(o, "concept_path", jstr(a->concept_path));
-  json_object_set_new(o, "predicate", jstr(a->predicate));
-  json_object_set_new(o, "value", cli_value_json(a->value));
-  json_object_set_new(o, "source", jstr(a->source_id));
-  json_object_set_new(o, "source_tier", json_integer(a->source_tier));
-  json_object_set_new(o, "confidence", json_real(a->confidence));
-  json_object_set_new(o, "timestamp_ns", json_integer(a->timestamp_ns));
-  json_object_set_new(o, "sequence", juint(a->sequence));
-  json_object_set_new(o, "epoch", juint(a->epoch));
-  json_object_set_new(o, "commit_time_ns", json_integer(a->commit_time_ns));
-  put_opt_str(o, "parent_hash", a->parent_hash);
-  put_opt_str(o, "signature", a->signature);
-  put_opt_str(o, "public_key", a->public_key);
-  return o;
 }
 
 void cli_value_text(const Stemedb__V1__Value *v, char *buf, size_t cap) {

@@ -7,56 +7,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static json_t *ranked_json(const Stemedb__V1__RankedValue *r) {
-  return json_pack("{s:o,s:f,s:f,s:i,s:o}", "value", cli_value_json(r->value),
-                   "share", r->share, "weight", r->weight, "claims",
-                   (int)r->claims, "representative",
-                   cli_assertion_json(r->representative));
-}
-
-static json_t *tier_json(const Stemedb__V1__TierResult *t) {
-  return json_pack("{s:i,s:f,s:i,s:o}", "tier", (int)t->tier, "confidence",
-                   t->confidence, "candidates_count", (int)t->candidates_count,
-                   "winner", cli_assertion_json(t->winner));
-}
-
-static json_t *result_json(const Stemedb__V1__LensResult *r) {
-  json_t *o = json_object();
-  json_object_set_new(o, "concept_path", json_string(r->concept_path));
-  json_object_set_new(o, "predicate", json_string(r->predicate));
-  if (r->lens[0])
-    json_object_set_new(o, "lens", json_string(r->lens));
-  json_object_set_new(o, "value",
-                      cli_value_json(r->winner ? r->winner->value : NULL));
-  json_object_set_new(o, "confidence", json_real(r->confidence));
-  json_object_set_new(o, "candidates_count",
-                      json_integer(r->candidates_count));
-  json_object_set_new(o, "conflict_score", json_real(r->conflict_score));
-  if (r->status[0])
-    json_object_set_new(o, "status", json_string(r->status));
-  json_object_set_new(o, "winner", cli_assertion_json(r->winner));
-  if (r->n_ranked) {
-    json_t *ranked = json_array();
-    for (size_t i = 0; i < r->n_ranked; i++)
-      json_array_append_new(ranked, ranked_json(r->ranked[i]));
-    json_object_set_new(o, "ranked", ranked);
-  }
-  if (r->n_tiers) {
-    json_t *tiers = json_array();
-    for (size_t i = 0; i < r->n_tiers; i++)
-      json_array_append_new(tiers, tier_json(r->tiers[i]));
-    json_object_set_new(o, "tiers", tiers);
-  }
-  return o;
-}
-
-static json_t *response_json(const Stemedb__V1__QueryResponse *q) {
-  json_t *arr = json_array();
-  for (size_t i = 0; i < q->n_results; i++)
-    json_array_append_new(arr, result_json(q->results[i]));
-  return json_pack("{s:o,s:I}", "results", arr, "sequence",
-                   (json_int_t)q->sequence);
-}
 
 static void print_result(const Stemedb__V1__LensResult *r) {
   char value[512];
@@ -157,7 +107,8 @@ int cli_cmd_query(struct cli *cli, int argc, char **argv) {
     rc = cli_call(cli, "/stemedb.v1.StemeDB/Query", &req.base,
                   &stemedb__v1__query_response__descriptor, &resp);
   if (rc == 0 && cli->json)
-    cli_print_json(response_json((Stemedb__V1__QueryResponse *)resp));
+    cli_print_json(
+        stm_gw_query_response_to_json((Stemedb__V1__QueryResponse *)resp));
   else if (rc == 0)
     print_response((Stemedb__V1__QueryResponse *)resp);
   if (resp)
