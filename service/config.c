@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MAX_OPTS 16
+#define MAX_OPTS 24
 #define MAX_DATA_DIR 4096
 
 /* The option table points into cfg; *seeds_csv receives --seeds. */
@@ -43,6 +43,9 @@ static size_t build_opts(struct stm_server_config *cfg, char **seeds_csv,
       {"shutdown-grace-ms", "STEMEDB_SHUTDOWN_GRACE_MS",
        "server.shutdown_grace_ms", STM_OPT_INT, &cfg->shutdown_grace_ms,
        "time in-flight calls get to finish on SIGTERM"},
+      {"shutdown-delay-ms", "STEMEDB_SHUTDOWN_DELAY_MS",
+       "server.shutdown_delay_ms", STM_OPT_INT, &cfg->shutdown_delay_ms,
+       "on SIGTERM, report NOT_SERVING for this long before refusing calls"},
       {"cluster", "STEMEDB_CLUSTER_ENABLED", NULL, STM_OPT_BOOL,
        &cfg->cluster.enabled, "join a cluster (cluster.enabled)"},
       {"rpc-addr", "STEMEDB_RPC_ADDR", NULL, STM_OPT_STRING,
@@ -69,6 +72,7 @@ static int set_defaults(struct stm_server_config *cfg) {
   cfg->cq_threads = STM_SERVER_DEFAULT_CQ_THREADS;
   cfg->max_message_bytes = STM_SERVER_DEFAULT_MAX_MESSAGE_BYTES;
   cfg->shutdown_grace_ms = STM_SERVER_DEFAULT_SHUTDOWN_GRACE_MS;
+  cfg->shutdown_delay_ms = STM_SERVER_DEFAULT_SHUTDOWN_DELAY_MS;
   cfg->data_dir = strdup(STM_SERVER_DEFAULT_DATA_DIR);
   cfg->log_level = strdup(STM_SERVER_DEFAULT_LOG_LEVEL);
   return cfg->data_dir && cfg->log_level ? 0 : STM_ENOMEM;
@@ -336,6 +340,8 @@ static int validate(const struct stm_server_config *cfg,
                    256 * 1024 * 1024, err);
   if (rc == 0)
     rc = check_int(opts, n, "shutdown-grace-ms", 0, 600000, err);
+  if (rc == 0)
+    rc = check_int(opts, n, "shutdown-delay-ms", 0, 600000, err);
   if (rc == 0)
     rc = stm_cluster_config_validate(&cfg->cluster, err);
   return rc;

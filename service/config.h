@@ -12,6 +12,7 @@
  *   --cq-threads         STEMEDB_CQ_THREADS           server.cq_threads 2
  *   --max-message-bytes  STEMEDB_MAX_MESSAGE_BYTES    server.max_message_bytes 4 MiB
  *   --shutdown-grace-ms  STEMEDB_SHUTDOWN_GRACE_MS    server.shutdown_grace_ms 5000
+ *   --shutdown-delay-ms  STEMEDB_SHUTDOWN_DELAY_MS    server.shutdown_delay_ms 200
  *   --cluster            STEMEDB_CLUSTER_ENABLED      cluster.enabled   false
  *   --rpc-addr           STEMEDB_RPC_ADDR             cluster.rpc_addr  see below
  *   --swim-addr          STEMEDB_SWIM_ADDR            cluster.swim_addr see below
@@ -56,6 +57,8 @@
  * replies that are larger than their request. */
 #define STM_SERVER_DEFAULT_MAX_MESSAGE_BYTES (INT64_C(4) * 1024 * 1024)
 #define STM_SERVER_DEFAULT_SHUTDOWN_GRACE_MS 5000
+/* Long enough for a load balancer's health probe to see NOT_SERVING. */
+#define STM_SERVER_DEFAULT_SHUTDOWN_DELAY_MS 200
 
 /* All strings are malloc'd and owned by the struct. */
 struct stm_server_config {
@@ -68,6 +71,7 @@ struct stm_server_config {
   int64_t cq_threads;          /* 1 .. 64 */
   int64_t max_message_bytes;   /* 1 MiB .. 256 MiB */
   int64_t shutdown_grace_ms;   /* 0 .. 600000 */
+  int64_t shutdown_delay_ms;   /* 0 .. 600000: NOT_SERVING before stopping */
   struct stm_cluster_config cluster;
   char **unknown_keys;         /* config-file keys we ignored */
   size_t unknown_key_count;

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Route gRPC's own log lines through ours so every line has level and time. */
 static void grpc_log(gpr_log_func_args *args) {
@@ -90,7 +91,15 @@ static int serve(const struct stm_server_config *cfg) {
   stm_log_info("received %s: shutting down (grace %lld ms)",
                sig == SIGINT ? "SIGINT" : "SIGTERM",
                (long long)cfg->shutdown_grace_ms);
+  /* Health turns NOT_SERVING first, so load balancers stop sending new
+   * work before the port closes. */
   atomic_store(&svc.shutting_down, true);
+  if (cfg->shutdown_delay_ms > 0) {
+    struct timespec delay = {.tv_sec = cfg->shutdown_delay_ms / 1000,
+                             .tv_nsec = (cfg->shutdown_delay_ms % 1000) *
+                                        1000000L};
+    nanosleep(&delay, NULL);
+  }
   stm_grpc_server_shutdown(server, (int)cfg->shutdown_grace_ms);
   /* Commits still queued complete (and answer their calls) before the
    * completion queues go away. */

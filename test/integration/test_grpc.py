@@ -267,6 +267,22 @@ class LifecycleTest(unittest.TestCase):
         finally:
             srv.cleanup()
 
+    def test_health_is_not_serving_while_shutting_down(self):
+        srv = stmtest.Server(extra_args=["--shutdown-delay-ms", "3000"]).start()
+        try:
+            with grpc.insecure_channel(srv.addr) as ch:
+                health = health_pb2_grpc.HealthStub(ch)
+                req = health_pb2.HealthCheckRequest(service="stemedb.v1.StemeDB")
+                self.assertEqual(health.Check(req, timeout=5).status,
+                                 health_pb2.HealthCheckResponse.SERVING)
+                srv.proc.send_signal(signal.SIGTERM)
+                stmtest.wait_until(
+                    lambda: health.Check(req, timeout=5).status ==
+                    health_pb2.HealthCheckResponse.NOT_SERVING, 10, "NOT_SERVING")
+            self.assertEqual(srv.stop(), 0)
+        finally:
+            srv.cleanup()
+
     def test_second_server_on_same_data_dir_or_port_fails_clearly(self):
         srv = stmtest.Server().start()
         try:
