@@ -51,6 +51,7 @@ int main(void) {
   stm_test_register_wal_format();
   stm_test_register_wal();
   stm_test_register_wal_seal();
+  stm_test_register_backup();
   stm_test_register_index();
   stm_test_register_store();
   return stm_test_run_all();

@@ -15,6 +15,7 @@ void stm_test_register_claim(void);
 void stm_test_register_wal_format(void);
 void stm_test_register_wal(void);
 void stm_test_register_wal_seal(void);
+void stm_test_register_backup(void);
 void stm_test_register_index(void);
 void stm_test_register_store(void);
 
