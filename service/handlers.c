@@ -2,6 +2,7 @@
  * (Get, Query); Status and Metrics live in handlers_admin.c. */
 #include "convert.h"
 #include "lens.h"
+#include "records_internal.h"
 #include "service.h"
 #include "service_internal.h"
 
@@ -113,7 +114,11 @@ static void submit(struct stm_service *svc, struct stm_call *call,
   }
   w->call = call;
   w->batch = batch;
-  int rc = stm_store_submit_claims(svc->store, claims, n, on_written, w);
+  char who[STM__CALLER_MAX];
+  stm__call_identity(call, who, sizeof who);
+  int rc = stm_store_submit_claims_audited(svc->store, claims, n,
+                                           batch ? "assert_batch" : "assert",
+                                           who, on_written, w);
   if (rc != 0) {
     free(w);
     stm__fail_rc(call, rc, NULL);
@@ -133,6 +138,8 @@ static void handle_assert(struct stm_call *call, const ProtobufCMessage *msg,
   }
   stm_claim_init(claim);
   int rc = stm_convert_assert_request(req, "", claim, &err);
+  if (rc == 0 && (rc = stm__check_source_key(ctx, claim, "signature", &err)))
+    stm_claim_destroy(claim);
   if (rc != 0) {
     free(claim);
     stm__fail_rc(call, rc, &err);
@@ -170,6 +177,10 @@ static void handle_assert_batch(struct stm_call *call,
     stm_claim_init(&claims[i]);
     int rc = stm_convert_assert_request(req->assertions[i], prefix, &claims[i],
                                         &err);
+    char f[48];
+    snprintf(f, sizeof f, "%ssignature", prefix);
+    if (rc == 0 && (rc = stm__check_source_key(ctx, &claims[i], f, &err)))
+      stm_claim_destroy(&claims[i]);
     if (rc != 0) {
       for (size_t k = 0; k < i; k++)
         stm_claim_destroy(&claims[k]);
@@ -225,6 +236,10 @@ static void handle_get(struct stm_call *call, const ProtobufCMessage *msg,
 #define QUERY_MAX_LIMIT 10000
 
 struct query_state {
+  struct stm_service *svc;
+  struct stm_read_view view; /* fixed at the start: one consistent answer */
+  bool current_epoch_only;
+  struct stm_error *err;
   enum stm_lens lens;
   struct stm_claim *group; /* candidates of the current concept+predicate */
   size_t n, cap;
@@ -276,6 +291,39 @@ static Stemedb__V1__TierResult **convert_tiers(const struct stm_lens_result *r,
   return out;
 }
 
+/* Compact the claims of the current epoch to the front; returns how many. */
+static size_t keep_current_epoch(struct stm_claim *group,
+                                 struct stm_lens_candidate *cands, size_t n) {
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!cands[i].in_current_epoch) {
+      stm_claim_destroy(&group[i]);
+      continue;
+    }
+    if (k != i) {
+      group[k] = group[i];
+      stm_claim_init(&group[i]);
+      cands[k] = cands[i];
+    }
+    cands[k].claim = &group[k];
+    k++;
+  }
+  return k;
+}
+
+/* The effective tier (registered source or URI scheme) on the claims. */
+static void set_tiers(Stemedb__V1__LensResult *m,
+                      const struct stm_lens_result *r,
+                      const struct stm_lens_candidate *cands) {
+  if (m->winner)
+    m->winner->source_tier = cands[r->winner].tier;
+  for (size_t i = 0; i < r->ranked_count; i++)
+    m->ranked[i]->representative->source_tier =
+        cands[r->ranked[i].representative].tier;
+  for (size_t i = 0; i < r->tier_count; i++)
+    m->tiers[i]->winner->source_tier = cands[r->tiers[i].winner].tier;
+}
+
 /* Resolve the finished group into one LensResult. */
 static int group_flush(struct query_state *q) {
   if (q->n == 0)
@@ -283,13 +331,20 @@ static int group_flush(struct query_state *q) {
   struct stm_lens_candidate *cands = malloc(q->n * sizeof *cands);
   if (cands == NULL)
     return q->rc = STM_ENOMEM;
-  for (size_t i = 0; i < q->n; i++)
-    stm_lens_candidate_init(&cands[i], &q->group[i]);
+  int rc = stm__fill_candidates(q->svc, &q->view, q->group, q->n, cands,
+                                 q->err);
+  if (rc == 0 && q->current_epoch_only) /* drop superseded claims */
+    q->n = keep_current_epoch(q->group, cands, q->n);
+  if (rc == 0 && q->n == 0) {
+    free(cands);
+    return 0;
+  }
   struct stm_lens_result r;
-  int rc = stm_lens_resolve(q->lens, cands, q->n, NULL, &r);
-  free(cands);
-  if (rc != 0)
+  rc = rc ? rc : stm_lens_resolve(q->lens, cands, q->n, NULL, &r);
+  if (rc != 0) {
+    free(cands);
     return q->rc = rc;
+  }
   struct stm_arena *a = &q->arena;
   Stemedb__V1__LensResult *m = stm_arena_alloc(a, sizeof *m);
   stemedb__v1__lens_result__init(m);
@@ -306,6 +361,8 @@ static int group_flush(struct query_state *q) {
   m->n_ranked = r.ranked_count;
   m->tiers = convert_tiers(&r, q->group, a);
   m->n_tiers = r.tier_count;
+  set_tiers(m, &r, cands);
+  free(cands);
   stm_lens_result_destroy(&r);
   q->results[q->count++] = m;
   group_clear(q);
@@ -357,7 +414,9 @@ static void handle_query(struct stm_call *call, const ProtobufCMessage *msg,
   struct stm_error err;
   stm_error_clear(&err);
   struct query_state q = {.limit = req->limit ? req->limit
-                                              : QUERY_DEFAULT_LIMIT};
+                                              : QUERY_DEFAULT_LIMIT,
+                          .svc = svc, .err = &err,
+                          .current_epoch_only = req->current_epoch_only};
   int rc = query_validate(req, &q.lens, &err);
   if (rc) {
     stm__fail_rc(call, rc, &err);
@@ -369,6 +428,11 @@ static void handle_query(struct stm_call *call, const ProtobufCMessage *msg,
                                .as_of_time_ns = req->as_of_time_ns};
   struct stm_store_stats stats;
   stm_store_get_stats(svc->store, &stats);
+  /* Pin "now" to the last durable sequence, so the claims, votes, epochs
+   * and sources of this answer all come from the same point. */
+  if (view.as_of_sequence == 0 || view.as_of_sequence > stats.last_sequence)
+    view.as_of_sequence = stats.last_sequence;
+  q.view = view;
   rc = q.results ? stm_store_scan_concept(svc->store, req->concept_path,
                                           req->predicate,
                                           req->include_descendants, &view,
@@ -406,14 +470,17 @@ static const struct stm_method methods[] = {
       handle_assert_batch),
     M(SVC "Get", stemedb__v1__get_request, handle_get),
     M(SVC "Query", stemedb__v1__query_request, handle_query),
-    M(SVC "Trace", stemedb__v1__trace_request, NULL),
-    M(SVC "Vote", stemedb__v1__vote_request, NULL),
-    M(SVC "StartEpoch", stemedb__v1__start_epoch_request, NULL),
-    M(SVC "PutSource", stemedb__v1__put_source_request, NULL),
-    M(SVC "GetSource", stemedb__v1__get_source_request, NULL),
-    M(SVC "ListSources", stemedb__v1__list_sources_request, NULL),
-    M(SVC "ListConcepts", stemedb__v1__list_concepts_request, NULL),
-    M(SVC "Audit", stemedb__v1__audit_request, NULL),
+    M(SVC "Trace", stemedb__v1__trace_request, stm__handle_trace),
+    M(SVC "Vote", stemedb__v1__vote_request, stm__handle_vote),
+    M(SVC "StartEpoch", stemedb__v1__start_epoch_request,
+      stm__handle_start_epoch),
+    M(SVC "PutSource", stemedb__v1__put_source_request, stm__handle_put_source),
+    M(SVC "GetSource", stemedb__v1__get_source_request, stm__handle_get_source),
+    M(SVC "ListSources", stemedb__v1__list_sources_request,
+      stm__handle_list_sources),
+    M(SVC "ListConcepts", stemedb__v1__list_concepts_request,
+      stm__handle_list_concepts),
+    M(SVC "Audit", stemedb__v1__audit_request, stm__handle_audit),
     M(SVC "Status", stemedb__v1__status_request, stm__handle_status),
     M(SVC "Metrics", stemedb__v1__metrics_request, stm__handle_metrics),
     M(SVC "Watch", stemedb__v1__watch_request, NULL),

@@ -529,3 +529,13 @@ int stm_index_scan_sequence(struct stm_index *idx, uint64_t after_sequence,
   reader_end(&s.r);
   return rc;
 }
+
+/* ---- for index_records.c ---------------------------------------------------- */
+
+void *stm__index_db(struct stm_index *idx) { return idx->db; }
+
+void stm__index_batch_raw_put(struct stm_index_batch *b, const void *key,
+                              size_t klen, const void *v, size_t vlen) {
+  leveldb_writebatch_put(b->wb, (const char *)key, klen, (const char *)v, vlen);
+  b->bytes += klen + vlen;
+}

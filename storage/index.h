@@ -29,7 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STM_INDEX_FORMAT_VERSION 1u
+#define STM_INDEX_FORMAT_VERSION 2u /* 2: record key spaces */
 
 struct stm_index;
 struct stm_index_batch;

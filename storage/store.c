@@ -79,12 +79,17 @@ static int flush_replay(struct replay *r, struct stm_error *err) {
 static int replay_entry(struct replay *r, const struct stm_wal_entry *e,
                         struct stm_error *err) {
   struct stm_store_writer *w = &r->s->w;
-  if (e->kind != STM_WAL_ENTRY_CLAIM)
-    return stm_error_set(err, STM_EUNIMPL, NULL,
-                         "WAL entry of kind %u at sequence %" PRIu64
-                         " is not supported by this build",
-                         e->kind, e->sequence);
-  int rc = stm_claim_decode(e->data, e->len, &r->claim, err);
+  const uint8_t *data = e->data;
+  size_t len = e->len;
+  char op[STM_AUDIT_OP_MAX] = "", caller[STM_AUDIT_CALLER_MAX] = "";
+  if (e->kind != STM_WAL_ENTRY_CLAIM) { /* records, audited entries */
+    int rc = stm__store_replay_record(r->s, e->kind, e->data, e->len,
+                                      e->sequence, &data, &len, op, caller,
+                                      err);
+    if (rc || data == NULL)
+      return rc;
+  }
+  int rc = stm_claim_decode(data, len, &r->claim, err);
   if (rc == 0 && r->claim.sequence != e->sequence)
     rc = stm_error_set(err, STM_ECORRUPT, NULL,
                        "WAL claim says sequence %" PRIu64 " at %" PRIu64,
@@ -97,7 +102,8 @@ static int replay_entry(struct replay *r, const struct stm_wal_entry *e,
   rc = stm_index_find(r->s->index, r->claim.hash, &seq, err);
   if (rc != STM_ENOTFOUND)
     return rc;
-  rc = stm_index_batch_put_claim(w->batch, &r->claim, e->data, e->len);
+  rc = stm_index_batch_put_claim(w->batch, &r->claim, data, len);
+  rc = rc ? rc : stm__store_claim_extras(r->s, &r->claim, op, caller);
   rc = rc ? rc : stm_hashset_put(&w->pending, r->claim.hash, e->sequence);
   if (rc)
     return stm_error_set(err, rc, NULL, "replay: out of memory");

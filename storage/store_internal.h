@@ -9,6 +9,7 @@
 #include "../common/buf.h"
 #include "hashset.h"
 #include "index.h"
+#include "records.h"
 #include "store.h"
 #include "wal.h"
 
@@ -23,6 +24,12 @@ struct stm_store_sub {
   size_t bytes; /* exact WAL record size if every claim is new */
   stm_store_write_cb cb;
   void *ctx;
+  /* A vote/epoch/source submission (claims NULL, n 1): records.h. */
+  struct stm_record *rec; /* owned */
+  stm_store_record_cb rcb;
+  bool audited; /* WAL entries carry op + caller (kind-5 wrapper) */
+  char op[STM_AUDIT_OP_MAX];
+  char caller[STM_AUDIT_CALLER_MAX];
   struct stm_write_result results[]; /* n */
 };
 
@@ -67,5 +74,27 @@ int stm__store_writer_start(struct stm_store *s);
 void stm__store_writer_stop(struct stm_store *s);
 /* Free a submission and its claims. */
 void stm__store_sub_free(struct stm_store_sub *sub);
+/* Queue a prepared submission (takes it; frees it on failure). Returns 0,
+ * STM_ESHUTDOWN or STM_EREADONLY. */
+int stm__store_enqueue(struct stm_store *s, struct stm_store_sub *sub);
+
+/* store_records.c: the writer's side of records and audit entries. */
+struct stm_wal_txn_builder;
+/* Encode sub->rec as the next TXN entry and queue its keys. `head` is the
+ * group (for numbering epochs submitted earlier in it). */
+int stm__store_build_record(struct stm_store *s, struct stm_store_sub *head,
+                            struct stm_store_sub *sub,
+                            struct stm_wal_txn_builder *txn, int64_t now,
+                            struct stm_error *err);
+/* Queue the 'p'/'k' keys and the audit entry of a new claim. */
+int stm__store_claim_extras(struct stm_store *s, const struct stm_claim *c,
+                            const char *op, const char *caller);
+/* Recovery: apply one WAL entry that is not a bare claim. *claim_payload
+ * is set (and 0 returned) when it wraps a claim for the caller to apply;
+ * op/caller then hold its audit fields. */
+int stm__store_replay_record(struct stm_store *s, uint8_t kind,
+                             const uint8_t *data, size_t len, uint64_t sequence,
+                             const uint8_t **claim_payload, size_t *claim_len,
+                             char *op, char *caller, struct stm_error *err);
 
 #endif

@@ -19,6 +19,7 @@
 #include "../common/log.h"
 
 #include <assert.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +31,9 @@ static void free_claims(struct stm_claim *claims, size_t n) {
 
 void stm__store_sub_free(struct stm_store_sub *sub) {
   free_claims(sub->claims, sub->n);
+  if (sub->rec)
+    stm_record_destroy(sub->rec);
+  free(sub->rec);
   free(sub);
 }
 
@@ -68,6 +72,39 @@ int stm_store_submit_claims(struct stm_store *s, struct stm_claim *claims,
   }
   *sub = (struct stm_store_sub){.claims = claims, .n = n, .bytes = bytes,
                                 .cb = cb, .ctx = ctx};
+  return stm__store_enqueue(s, sub);
+}
+
+int stm_store_submit_claims_audited(struct stm_store *s,
+                                    struct stm_claim *claims, size_t n,
+                                    const char *op, const char *caller,
+                                    stm_store_write_cb cb, void *ctx) {
+  size_t bytes = 0;
+  int rc = (s && claims && n > 0 && cb) ? prepare(claims, n, &bytes)
+                                        : STM_EINVAL;
+  struct stm_store_sub *sub = NULL;
+  if (rc == 0) {
+    sub = calloc(1, sizeof *sub + n * sizeof sub->results[0]);
+    rc = sub ? 0 : STM_ENOMEM;
+  }
+  if (rc) {
+    free_claims(claims, n);
+    free(sub);
+    return rc;
+  }
+  sub->claims = claims;
+  sub->n = n;
+  sub->bytes = bytes + n * stm_audit_wrap_header_size(op, caller);
+  sub->cb = cb;
+  sub->ctx = ctx;
+  sub->audited = true;
+  snprintf(sub->op, sizeof sub->op, "%s", op ? op : "");
+  snprintf(sub->caller, sizeof sub->caller, "%s", caller ? caller : "");
+  return stm__store_enqueue(s, sub);
+}
+
+int stm__store_enqueue(struct stm_store *s, struct stm_store_sub *sub) {
+  int rc;
   pthread_mutex_lock(&s->mu);
   rc = s->closing ? STM_ESHUTDOWN : !s->stats.writable ? STM_EREADONLY : 0;
   if (rc == 0) {
@@ -101,12 +138,17 @@ static int note_created(struct stm_store_writer *w, const struct stm_claim *c) {
 }
 
 /* Encode a new claim as the next entry of the TXN and queue its keys. */
-static int add_new_claim(struct stm_store_writer *w,
+static int add_new_claim(struct stm_store *s, const struct stm_store_sub *sub,
                          struct stm_wal_txn_builder *txn, struct stm_claim *c,
                          int64_t now) {
+  struct stm_store_writer *w = &s->w;
   c->sequence = w->next_sequence;
   c->commit_time_ns = now;
-  int rc = stm_wal_txn_entry_begin(txn, STM_WAL_ENTRY_CLAIM);
+  int rc = stm_wal_txn_entry_begin(
+      txn, sub->audited ? STM_WAL_ENTRY_AUDIT : STM_WAL_ENTRY_CLAIM);
+  if (rc == 0 && sub->audited)
+    rc = stm_audit_wrap_header(&w->wal_buf, STM_RECORD_CLAIM, sub->op,
+                               sub->caller);
   size_t start = w->wal_buf.len;
   rc = rc ? rc : stm_claim_encode(c, &w->wal_buf);
   rc = rc ? rc : stm_wal_txn_entry_end(txn);
@@ -114,6 +156,7 @@ static int add_new_claim(struct stm_store_writer *w,
           : stm_index_batch_put_claim(w->batch, c, w->wal_buf.data + start,
                                       w->wal_buf.len - start);
   rc = rc ? rc : stm_hashset_put(&w->pending, c->hash, c->sequence);
+  rc = rc ? rc : stm__store_claim_extras(s, c, sub->op, sub->caller);
   rc = rc ? rc : note_created(w, c);
   if (rc == 0) {
     w->next_sequence++;
@@ -123,12 +166,15 @@ static int add_new_claim(struct stm_store_writer *w,
 }
 
 /* One submission -> results and (unless all duplicates) one TXN record. */
-static int build_sub(struct stm_store *s, struct stm_store_sub *sub,
-                     int64_t now, struct stm_error *err) {
+static int build_sub(struct stm_store *s, struct stm_store_sub *head,
+                     struct stm_store_sub *sub, int64_t now,
+                     struct stm_error *err) {
   struct stm_store_writer *w = &s->w;
   struct stm_wal_txn_builder txn;
   int rc = stm_wal_txn_begin(&txn, &w->wal_buf, w->next_sequence, now);
-  for (size_t i = 0; rc == 0 && i < sub->n; i++) {
+  if (rc == 0 && sub->rec)
+    rc = stm__store_build_record(s, head, sub, &txn, now, err);
+  for (size_t i = 0; rc == 0 && sub->claims && i < sub->n; i++) {
     struct stm_claim *c = &sub->claims[i];
     struct stm_write_result *r = &sub->results[i];
     memcpy(r->hash, c->hash, STM_HASH_LEN);
@@ -140,7 +186,7 @@ static int build_sub(struct stm_store *s, struct stm_store_sub *sub,
       continue; /* 0: already stored; < 0: a read error ends the loop */
     r->sequence = w->next_sequence;
     r->created = true;
-    rc = add_new_claim(w, &txn, c, now);
+    rc = add_new_claim(s, sub, &txn, c, now);
   }
   if (rc == 0 && txn.count > 0)
     rc = stm_wal_txn_finish(&txn);
@@ -165,6 +211,13 @@ static void complete_all(struct stm_store_sub *list, int rc,
                          const struct stm_error *err) {
   while (list) {
     struct stm_store_sub *next = list->next;
+    if (list->rec) {
+      list->rcb(list->ctx, rc, rc == 0 ? list->rec : NULL,
+                rc == 0 && list->results[0].created, rc == 0 ? NULL : err);
+      stm__store_sub_free(list);
+      list = next;
+      continue;
+    }
     list->cb(list->ctx, rc, rc == 0 ? list->results : NULL,
              rc == 0 ? list->n : 0, rc == 0 ? NULL : err);
     stm__store_sub_free(list);
@@ -228,7 +281,7 @@ static void run_group(struct stm_store *s, struct stm_store_sub *list,
     now = w->last_commit_time_ns; /* commit time never goes backwards */
   int rc = 0;
   for (struct stm_store_sub *sub = list; rc == 0 && sub; sub = sub->next)
-    rc = build_sub(s, sub, now, &err);
+    rc = build_sub(s, list, sub, now, &err);
   if (rc) { /* nothing written yet: undo the group, stay writable */
     w->next_sequence = first;
     w->assertion_count = count_before;

@@ -1,0 +1,185 @@
+/*
+ * candidates.c - the lens inputs of each competing claim, looked up in the
+ * store as of the query's read view (docs/lenses.md "Inputs"):
+ *
+ *  tier          the registered source's tier, else stm_lens_default_tier
+ *  source_trust  the registered source's trust, decayed since its latest
+ *                version (service/trust.h); 1 for unregistered sources
+ *  vote_sum      sum over the claim's votes of weight x voter trust, where
+ *                a voter registered as a source has that source's decayed
+ *                trust and any other voter trust 1 decayed since the vote
+ *  in_current_epoch  committed after the newest epoch of its predicate and
+ *                of its whole concept (true when there is none)
+ *
+ * Decay is measured at the view's time: as_of_time_ns, else now. The
+ * half-life is STEMEDB_TRUST_HALF_LIFE_S seconds (default 30 days; 0
+ * disables decay).
+ */
+#include "records_internal.h"
+
+#include "../common/clock.h"
+#include "../storage/records.h"
+#include "trust.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int64_t half_life_ns = STM_TRUST_DEFAULT_HALF_LIFE_NS;
+static pthread_once_t half_life_once = PTHREAD_ONCE_INIT;
+
+static void read_half_life(void) {
+  const char *v = getenv("STEMEDB_TRUST_HALF_LIFE_S");
+  if (v && *v) {
+    char *end = NULL;
+    long long s = strtoll(v, &end, 10);
+    if (end && *end == '\0' && s >= 0 && s < INT64_MAX / 1000000000)
+      half_life_ns = (int64_t)s * 1000000000;
+  }
+}
+
+static int64_t half_life(void) {
+  pthread_once(&half_life_once, read_half_life);
+  return half_life_ns;
+}
+
+/* A small per-query cache of source lookups (sources are few). */
+#define SOURCE_CACHE 16
+
+struct src_info {
+  const char *id; /* borrowed from a claim or vote of this query */
+  bool registered;
+  unsigned tier;
+  double trust; /* decayed */
+};
+
+struct fill {
+  struct stm_service *svc;
+  const struct stm_read_view *view;
+  int64_t now;
+  struct src_info cache[SOURCE_CACHE];
+  size_t ncache;
+  char *owned[SOURCE_CACHE]; /* ids copied from votes */
+  struct stm_error *err;
+};
+
+static int lookup(struct fill *f, const char *id, struct src_info *out) {
+  for (size_t i = 0; i < f->ncache; i++)
+    if (strcmp(f->cache[i].id, id) == 0) {
+      *out = f->cache[i];
+      return 0;
+    }
+  struct src_info info = {
+      .id = id, .tier = stm_lens_default_tier(id), .trust = 1.0};
+  if (id[0]) {
+    struct stm_source s;
+    int rc = stm_store_get_source(f->svc->store, id, f->view, &s, f->err);
+    if (rc == 0) {
+      info.registered = true;
+      info.tier = s.tier;
+      info.trust =
+          stm_trust_decay(s.trust, s.commit_time_ns, f->now, half_life());
+      stm_source_destroy(&s);
+    } else if (rc != STM_ENOTFOUND) {
+      return rc;
+    }
+  }
+  if (f->ncache < SOURCE_CACHE) {
+    char *copy = strdup(id);
+    if (copy) {
+      info.id = copy;
+      f->owned[f->ncache] = copy;
+      f->cache[f->ncache++] = info;
+    }
+  }
+  *out = info;
+  return 0;
+}
+
+struct vote_sum {
+  struct fill *f;
+  double sum;
+};
+
+static int on_vote(void *ctx, const struct stm_vote *v) {
+  struct vote_sum *vs = ctx;
+  struct src_info voter;
+  int rc = lookup(vs->f, v->voter_id, &voter);
+  if (rc)
+    return rc;
+  double trust = voter.registered ? voter.trust
+                                  : stm_trust_decay(1.0, v->commit_time_ns,
+                                                    vs->f->now, half_life());
+  vs->sum += v->weight * trust;
+  return 0;
+}
+
+/* The sequence of the newest epoch covering (path, predicate); 0: none. */
+static int epoch_floor(struct fill *f, const struct stm_claim *c,
+                       uint64_t *floor) {
+  *floor = 0;
+  const char *preds[2] = {c->predicate, ""};
+  for (int i = 0; i < 2; i++) {
+    struct stm_epoch e;
+    int rc = stm_store_find_epoch(f->svc->store, c->concept_path, preds[i], 0,
+                                  f->view, &e, f->err);
+    if (rc == STM_ENOTFOUND)
+      continue;
+    if (rc)
+      return rc;
+    if (e.sequence > *floor)
+      *floor = e.sequence;
+    stm_epoch_destroy(&e);
+  }
+  return 0;
+}
+
+int stm__fill_candidates(struct stm_service *svc,
+                         const struct stm_read_view *view,
+                         const struct stm_claim *claims, size_t n,
+                         struct stm_lens_candidate *cands,
+                         struct stm_error *err) {
+  struct fill f = {.svc = svc, .view = view, .err = err};
+  f.now =
+      view && view->as_of_time_ns ? view->as_of_time_ns : stm_clock_now_ns();
+  uint64_t floor = 0;
+  int rc = n ? epoch_floor(&f, &claims[0], &floor) : 0;
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    const struct stm_claim *c = &claims[i];
+    stm_lens_candidate_init(&cands[i], c);
+    struct src_info src;
+    rc = lookup(&f, c->source_id ? c->source_id : "", &src);
+    if (rc)
+      break;
+    cands[i].tier = src.tier;
+    cands[i].source_trust = src.trust;
+    struct vote_sum vs = {.f = &f};
+    rc = stm_store_scan_votes(svc->store, c->hash, view, on_vote, &vs, err);
+    cands[i].vote_sum = vs.sum;
+    cands[i].in_current_epoch = c->sequence > floor;
+  }
+  for (size_t i = 0; i < f.ncache; i++)
+    free(f.owned[i]);
+  return rc;
+}
+
+int stm__check_source_key(struct stm_service *svc, const struct stm_claim *c,
+                          const char *field, struct stm_error *err) {
+  if (c->source_id == NULL || c->source_id[0] == '\0')
+    return 0;
+  struct stm_source s;
+  int rc = stm_store_get_source(svc->store, c->source_id, NULL, &s, err);
+  if (rc == STM_ENOTFOUND)
+    return 0;
+  if (rc)
+    return rc;
+  if (s.has_public_key &&
+      !(c->has_signature &&
+        memcmp(s.public_key, c->public_key, STM_PUBLIC_KEY_LEN) == 0))
+    rc = stm_error_set(err, STM_EPERM, field,
+                       "%s: source %s has a registered public key; its claims "
+                       "must be signed by that key",
+                       field, c->source_id);
+  stm_source_destroy(&s);
+  return rc;
+}

@@ -1,0 +1,62 @@
+/*
+ * records_internal.h - what handlers.c uses of handlers_records.c and
+ * candidates.c: the record RPC handlers, the caller identity for audit
+ * entries, the registered-key check and the lens inputs of candidates.
+ */
+#ifndef STM_RECORDS_INTERNAL_H
+#define STM_RECORDS_INTERNAL_H
+
+#include "../storage/records.h"
+#include "lens.h"
+#include "service.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define STM__CALLER_MAX 256
+
+/*
+ * Who is calling, for the audit log: metadata x-stemedb-caller if given,
+ * else the gRPC peer, followed by " for <x-forwarded-for>" when a gateway
+ * forwarded an HTTP client address.
+ */
+void stm__call_identity(struct stm_call *call, char *out, size_t len);
+
+/*
+ * When c's source is registered with a public key, the claim must carry a
+ * signature by that key: returns STM_EPERM (err names `field`) otherwise,
+ * 0 when fine, or a storage error.
+ */
+int stm__check_source_key(struct stm_service *svc, const struct stm_claim *c,
+                          const char *field, struct stm_error *err);
+
+/*
+ * Fill cands[0..n) for claims[0..n) (one concept and predicate) from the
+ * store as of `view`: effective tier and decayed trust of the source,
+ * the trust-weighted vote sum, and whether the claim is in the current
+ * epoch. Returns 0 or a storage error.
+ */
+int stm__fill_candidates(struct stm_service *svc,
+                         const struct stm_read_view *view,
+                         const struct stm_claim *claims, size_t n,
+                         struct stm_lens_candidate *cands,
+                         struct stm_error *err);
+
+void stm__handle_vote(struct stm_call *call, const ProtobufCMessage *req,
+                      void *ctx);
+void stm__handle_start_epoch(struct stm_call *call, const ProtobufCMessage *req,
+                             void *ctx);
+void stm__handle_put_source(struct stm_call *call, const ProtobufCMessage *req,
+                            void *ctx);
+void stm__handle_get_source(struct stm_call *call, const ProtobufCMessage *req,
+                            void *ctx);
+void stm__handle_list_sources(struct stm_call *call,
+                              const ProtobufCMessage *req, void *ctx);
+void stm__handle_list_concepts(struct stm_call *call,
+                               const ProtobufCMessage *req, void *ctx);
+void stm__handle_audit(struct stm_call *call, const ProtobufCMessage *req,
+                       void *ctx);
+void stm__handle_trace(struct stm_call *call, const ProtobufCMessage *req,
+                       void *ctx);
+
+#endif

@@ -1,0 +1,583 @@
+/*
+ * index_records.c - record key spaces (layout in index_records.h and
+ * docs/formats.md): batch puts for the writer and snapshot reads.
+ */
+#include "index_records.h"
+
+#include "store_internal.h"
+#include "wal_format.h"
+
+#include <leveldb/c.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KEY_VOTE 'v'
+#define KEY_EPOCH 'e'
+#define KEY_SOURCE 's'
+#define KEY_RECORD 'r'
+#define KEY_AUDIT 'a'
+#define KEY_CHILD 'p'
+#define KEY_CONCEPT 'k'
+#define KEY_SEQUENCE 'q'
+
+/* ---- writes -----------------------------------------------------------------
+ */
+
+static const uint8_t *record_hash(const struct stm_record *r) {
+  switch (r->kind) {
+  case STM_RECORD_VOTE:
+    return r->u.vote.hash;
+  case STM_RECORD_EPOCH:
+    return r->u.epoch.hash;
+  default:
+    return r->u.source.hash;
+  }
+}
+
+static uint64_t record_seq(const struct stm_record *r) {
+  switch (r->kind) {
+  case STM_RECORD_VOTE:
+    return r->u.vote.sequence;
+  case STM_RECORD_EPOCH:
+    return r->u.epoch.sequence;
+  default:
+    return r->u.source.sequence;
+  }
+}
+
+int stm__index_put_record(struct stm_index_batch *b, const struct stm_record *r,
+                          const void *encoded, size_t len) {
+  struct stm_buf k;
+  stm_buf_init(&k);
+  uint64_t seq = record_seq(r);
+  int rc = 0;
+  switch (r->kind) {
+  case STM_RECORD_VOTE:
+    rc = stm_buf_put_u8(&k, KEY_VOTE);
+    rc = rc ? rc : stm_buf_append(&k, r->u.vote.target, STM_HASH_LEN);
+    break;
+  case STM_RECORD_EPOCH:
+    rc = stm_buf_put_u8(&k, KEY_EPOCH);
+    rc = rc ? rc
+            : stm_buf_append(&k, r->u.epoch.concept_path,
+                             strlen(r->u.epoch.concept_path) + 1);
+    rc = rc ? rc
+            : stm_buf_append(&k, r->u.epoch.predicate,
+                             strlen(r->u.epoch.predicate) + 1);
+    break;
+  case STM_RECORD_SOURCE:
+    rc = stm_buf_put_u8(&k, KEY_SOURCE);
+    rc = rc ? rc
+            : stm_buf_append(&k, r->u.source.id, strlen(r->u.source.id) + 1);
+    break;
+  default:
+    rc = STM_EINVAL;
+  }
+  rc = rc ? rc : stm_buf_put_u64be(&k, seq);
+  if (rc == 0)
+    stm__index_batch_raw_put(b, k.data, k.len, encoded, len);
+  uint8_t key[1 + STM_HASH_LEN], val[1 + STM_HASH_LEN];
+  key[0] = KEY_RECORD;
+  memcpy(key + 1, record_hash(r), STM_HASH_LEN);
+  val[0] = (uint8_t)r->kind;
+  stm_put_u64be(val + 1, seq);
+  if (rc == 0)
+    stm__index_batch_raw_put(b, key, sizeof key, val, 9);
+  uint8_t qkey[9];
+  qkey[0] = KEY_SEQUENCE;
+  stm_put_u64be(qkey + 1, seq);
+  memcpy(val + 1, record_hash(r), STM_HASH_LEN);
+  if (rc == 0)
+    stm__index_batch_raw_put(b, qkey, sizeof qkey, val, sizeof val);
+  stm_buf_destroy(&k);
+  return rc;
+}
+
+int stm__index_put_claim_extras(struct stm_index_batch *b,
+                                const struct stm_claim *c) {
+  if (c->has_parent) {
+    uint8_t key[1 + 2 * STM_HASH_LEN];
+    key[0] = KEY_CHILD;
+    memcpy(key + 1, c->parent_hash, STM_HASH_LEN);
+    memcpy(key + 1 + STM_HASH_LEN, c->hash, STM_HASH_LEN);
+    stm__index_batch_raw_put(b, key, sizeof key, "", 0);
+  }
+  struct stm_buf k;
+  stm_buf_init(&k);
+  int rc = stm_buf_put_u8(&k, KEY_CONCEPT);
+  rc = rc ? rc : stm_buf_append(&k, c->concept_path, strlen(c->concept_path));
+  if (rc == 0)
+    stm__index_batch_raw_put(b, k.data, k.len, "", 0);
+  stm_buf_destroy(&k);
+  return rc;
+}
+
+int stm__index_put_audit(struct stm_index_batch *b,
+                         const struct stm_audit_entry *a) {
+  uint8_t key[9];
+  key[0] = KEY_AUDIT;
+  stm_put_u64be(key + 1, a->sequence);
+  struct stm_buf v;
+  stm_buf_init(&v);
+  size_t olen = strlen(a->op), clen = strlen(a->caller);
+  int rc = stm_buf_put_u8(&v, (uint8_t)a->kind);
+  rc = rc ? rc : stm_buf_append(&v, a->target, STM_HASH_LEN);
+  rc = rc ? rc : stm_buf_put_u64le(&v, (uint64_t)a->time_ns);
+  rc = rc ? rc : stm_buf_put_u8(&v, (uint8_t)olen);
+  rc = rc ? rc : stm_buf_append(&v, a->op, olen);
+  rc = rc ? rc : stm_buf_put_u8(&v, (uint8_t)(clen & 0xff));
+  rc = rc ? rc : stm_buf_put_u8(&v, (uint8_t)(clen >> 8));
+  rc = rc ? rc : stm_buf_append(&v, a->caller, clen);
+  if (rc == 0)
+    stm__index_batch_raw_put(b, key, sizeof key, v.data, v.len);
+  stm_buf_destroy(&v);
+  return rc;
+}
+
+/* ---- reads ------------------------------------------------------------------
+ */
+
+struct rd {
+  leveldb_t *db;
+  const leveldb_snapshot_t *snap;
+  leveldb_readoptions_t *ro;
+};
+
+static void rd_begin(struct rd *r, struct stm_index *idx, bool snapshot) {
+  r->db = stm__index_db(idx);
+  r->ro = leveldb_readoptions_create();
+  r->snap = snapshot ? leveldb_create_snapshot(r->db) : NULL;
+  if (r->snap)
+    leveldb_readoptions_set_snapshot(r->ro, r->snap);
+}
+
+static void rd_end(struct rd *r) {
+  leveldb_readoptions_destroy(r->ro);
+  if (r->snap)
+    leveldb_release_snapshot(r->db, r->snap);
+}
+
+static int ldb_err(struct stm_error *err, char *msg) {
+  int code = msg && strstr(msg, "Corruption") ? STM_ECORRUPT : STM_EIO;
+  stm_error_set(err, code, NULL, "LevelDB read: %s", msg ? msg : "?");
+  leveldb_free(msg);
+  return code;
+}
+
+static bool visible(uint64_t seq, int64_t t, const struct stm_read_view *v) {
+  if (v == NULL)
+    return true;
+  if (v->as_of_sequence != 0 && seq > v->as_of_sequence)
+    return false;
+  return v->as_of_time_ns == 0 || t <= v->as_of_time_ns;
+}
+
+typedef int (*kv_cb)(void *ctx, const uint8_t *key, size_t klen,
+                     const uint8_t *val, size_t vlen);
+
+/* Visit every key starting with prefix, from `start` (>= prefix). */
+static int iterate(struct rd *r, const void *prefix, size_t plen,
+                   const void *start, size_t slen, kv_cb cb, void *ctx,
+                   struct stm_error *err) {
+  leveldb_iterator_t *it = leveldb_create_iterator(r->db, r->ro);
+  int rc = 0;
+  leveldb_iter_seek(it, (const char *)start, slen);
+  for (; rc == 0 && leveldb_iter_valid(it); leveldb_iter_next(it)) {
+    size_t klen, vlen;
+    const uint8_t *key = (const uint8_t *)leveldb_iter_key(it, &klen);
+    if (klen < plen || memcmp(key, prefix, plen) != 0)
+      break;
+    const uint8_t *val = (const uint8_t *)leveldb_iter_value(it, &vlen);
+    rc = cb(ctx, key, klen, val, vlen);
+  }
+  char *msg = NULL;
+  if (rc == 0)
+    leveldb_iter_get_error(it, &msg);
+  leveldb_iter_destroy(it);
+  return msg ? ldb_err(err, msg) : rc;
+}
+
+int stm__index_find_record(struct stm_index *idx,
+                           const uint8_t hash[STM_HASH_LEN], uint64_t *seq,
+                           struct stm_error *err) {
+  struct rd r;
+  rd_begin(&r, idx, false);
+  uint8_t key[1 + STM_HASH_LEN];
+  key[0] = KEY_RECORD;
+  memcpy(key + 1, hash, STM_HASH_LEN);
+  char *msg = NULL;
+  size_t vlen = 0;
+  char *v = leveldb_get(r.db, r.ro, (const char *)key, sizeof key, &vlen, &msg);
+  int rc = msg ? ldb_err(err, msg) : v == NULL ? STM_ENOTFOUND : 0;
+  if (rc == 0 && vlen != 9)
+    rc = stm_error_set(err, STM_ECORRUPT, NULL, "a record key is malformed");
+  if (rc == 0)
+    *seq = stm_get_u64be((const uint8_t *)v + 1);
+  leveldb_free(v);
+  rd_end(&r);
+  return rc;
+}
+
+/* -- epochs -- */
+
+static int epoch_prefix(struct stm_buf *p, const char *path, const char *pred) {
+  int rc = stm_buf_put_u8(p, KEY_EPOCH);
+  rc = rc ? rc : stm_buf_append(p, path, strlen(path) + 1);
+  return rc ? rc : stm_buf_append(p, pred, strlen(pred) + 1);
+}
+
+struct epoch_find {
+  const struct stm_read_view *view;
+  uint64_t after; /* 0: newest; else the first after this sequence */
+  struct stm_record rec;
+  bool found;
+  struct stm_error *err;
+};
+
+static int on_epoch(void *ctx, const uint8_t *key, size_t klen,
+                    const uint8_t *val, size_t vlen) {
+  (void)key;
+  (void)klen;
+  struct epoch_find *f = ctx;
+  struct stm_record rec;
+  int rc = stm_record_decode(STM_RECORD_EPOCH, val, vlen, &rec, f->err);
+  if (rc)
+    return rc;
+  if (!visible(rec.u.epoch.sequence, rec.u.epoch.commit_time_ns, f->view)) {
+    stm_record_destroy(&rec);
+    return 1; /* sequence order: nothing later is visible either */
+  }
+  if (f->found)
+    stm_record_destroy(&f->rec);
+  f->rec = rec;
+  f->found = true;
+  return f->after ? 1 : 0;
+}
+
+static int find_epoch(struct stm_index *idx, bool snapshot, const char *path,
+                      const char *pred, uint64_t after,
+                      const struct stm_read_view *view, struct stm_epoch *out,
+                      struct stm_error *err) {
+  struct stm_buf p, start;
+  stm_buf_init(&p);
+  stm_buf_init(&start);
+  struct epoch_find f = {.view = view, .after = after, .err = err};
+  int rc = epoch_prefix(&p, path, pred ? pred : "");
+  rc = rc ? rc : stm_buf_append(&start, p.data, p.len);
+  if (rc == 0 && after)
+    rc = stm_buf_put_u64be(&start, after + 1);
+  struct rd r;
+  rd_begin(&r, idx, snapshot);
+  if (rc == 0)
+    rc = iterate(&r, p.data, p.len, start.data, start.len, on_epoch, &f, err);
+  rd_end(&r);
+  stm_buf_destroy(&p);
+  stm_buf_destroy(&start);
+  if (rc < 0) {
+    if (f.found)
+      stm_record_destroy(&f.rec);
+    return rc;
+  }
+  if (!f.found)
+    return STM_ENOTFOUND;
+  *out = f.rec.u.epoch;
+  return 0;
+}
+
+int stm__index_last_epoch_number(struct stm_index *idx, const char *path,
+                                 const char *predicate, uint64_t *number,
+                                 struct stm_error *err) {
+  struct stm_epoch e;
+  int rc = find_epoch(idx, false, path, predicate, 0, NULL, &e, err);
+  *number = rc == 0 ? e.number : 0;
+  if (rc == 0)
+    stm_epoch_destroy(&e);
+  return rc == STM_ENOTFOUND ? 0 : rc;
+}
+
+int stm_store_find_epoch(struct stm_store *s, const char *concept_path,
+                         const char *predicate, uint64_t after_sequence,
+                         const struct stm_read_view *view,
+                         struct stm_epoch *out, struct stm_error *err) {
+  return find_epoch(s->index, true, concept_path, predicate, after_sequence,
+                    view, out, err);
+}
+
+/* -- sources -- */
+
+struct source_walk {
+  const struct stm_read_view *view;
+  struct stm_record cur; /* latest visible version of the current id */
+  bool have;
+  stm_store_source_cb cb;
+  void *ctx;
+  struct stm_error *err;
+};
+
+static int source_emit(struct source_walk *w) {
+  if (!w->have)
+    return 0;
+  int rc = w->cb ? w->cb(w->ctx, &w->cur.u.source) : 0;
+  stm_record_destroy(&w->cur);
+  w->have = false;
+  return rc;
+}
+
+static int on_source(void *ctx, const uint8_t *key, size_t klen,
+                     const uint8_t *val, size_t vlen) {
+  (void)key;
+  (void)klen;
+  struct source_walk *w = ctx;
+  struct stm_record rec;
+  int rc = stm_record_decode(STM_RECORD_SOURCE, val, vlen, &rec, w->err);
+  if (rc)
+    return rc;
+  if (!visible(rec.u.source.sequence, rec.u.source.commit_time_ns, w->view)) {
+    stm_record_destroy(&rec);
+    return 0;
+  }
+  if (w->have && strcmp(w->cur.u.source.id, rec.u.source.id) != 0 &&
+      (rc = source_emit(w)) != 0) {
+    stm_record_destroy(&rec);
+    return rc;
+  }
+  if (w->have)
+    stm_record_destroy(&w->cur);
+  w->cur = rec;
+  w->have = true;
+  return 0;
+}
+
+int stm_store_get_source(struct stm_store *s, const char *id,
+                         const struct stm_read_view *view,
+                         struct stm_source *out, struct stm_error *err) {
+  struct stm_buf p;
+  stm_buf_init(&p);
+  int rc = stm_buf_put_u8(&p, KEY_SOURCE);
+  rc = rc ? rc : stm_buf_append(&p, id, strlen(id) + 1);
+  struct source_walk w = {.view = view, .err = err};
+  struct rd r;
+  rd_begin(&r, s->index, true);
+  if (rc == 0)
+    rc = iterate(&r, p.data, p.len, p.data, p.len, on_source, &w, err);
+  rd_end(&r);
+  stm_buf_destroy(&p);
+  if (rc == 0 && !w.have)
+    rc = STM_ENOTFOUND;
+  if (rc == 0) {
+    *out = w.cur.u.source;
+    return 0;
+  }
+  if (w.have)
+    stm_record_destroy(&w.cur);
+  return rc;
+}
+
+int stm_store_list_sources(struct stm_store *s, const char *after,
+                           const struct stm_read_view *view,
+                           stm_store_source_cb cb, void *ctx,
+                           struct stm_error *err) {
+  struct stm_buf start;
+  stm_buf_init(&start);
+  int rc = stm_buf_put_u8(&start, KEY_SOURCE);
+  if (after && after[0]) /* past every version of `after` */
+    rc = rc ? rc : stm_buf_append(&start, after, strlen(after) + 1);
+  if (rc == 0 && after && after[0])
+    start.data[start.len - 1] = 1;
+  uint8_t prefix = KEY_SOURCE;
+  struct source_walk w = {.view = view, .cb = cb, .ctx = ctx, .err = err};
+  struct rd r;
+  rd_begin(&r, s->index, true);
+  if (rc == 0)
+    rc = iterate(&r, &prefix, 1, start.data, start.len, on_source, &w, err);
+  if (rc == 0)
+    rc = source_emit(&w);
+  else if (w.have)
+    stm_record_destroy(&w.cur);
+  rd_end(&r);
+  stm_buf_destroy(&start);
+  return rc;
+}
+
+/* -- votes -- */
+
+struct vote_walk {
+  const struct stm_read_view *view;
+  stm_store_vote_cb cb;
+  void *ctx;
+  struct stm_error *err;
+};
+
+static int on_vote(void *ctx, const uint8_t *key, size_t klen,
+                   const uint8_t *val, size_t vlen) {
+  (void)key;
+  (void)klen;
+  struct vote_walk *w = ctx;
+  struct stm_record rec;
+  int rc = stm_record_decode(STM_RECORD_VOTE, val, vlen, &rec, w->err);
+  if (rc)
+    return rc;
+  if (visible(rec.u.vote.sequence, rec.u.vote.commit_time_ns, w->view))
+    rc = w->cb(w->ctx, &rec.u.vote);
+  else
+    rc = 0; /* commit time and sequence rise together: keep it simple */
+  stm_record_destroy(&rec);
+  return rc;
+}
+
+int stm_store_scan_votes(struct stm_store *s,
+                         const uint8_t target[STM_HASH_LEN],
+                         const struct stm_read_view *view, stm_store_vote_cb cb,
+                         void *ctx, struct stm_error *err) {
+  uint8_t p[1 + STM_HASH_LEN];
+  p[0] = KEY_VOTE;
+  memcpy(p + 1, target, STM_HASH_LEN);
+  struct vote_walk w = {.view = view, .cb = cb, .ctx = ctx, .err = err};
+  struct rd r;
+  rd_begin(&r, s->index, true);
+  int rc = iterate(&r, p, sizeof p, p, sizeof p, on_vote, &w, err);
+  rd_end(&r);
+  return rc;
+}
+
+/* -- children, concepts, audit -- */
+
+struct child_walk {
+  struct stm_store *s;
+  const struct stm_read_view *view;
+  stm_store_claim_cb cb;
+  void *ctx;
+  struct stm_error *err;
+};
+
+static int on_child(void *ctx, const uint8_t *key, size_t klen,
+                    const uint8_t *val, size_t vlen) {
+  (void)val;
+  (void)vlen;
+  struct child_walk *w = ctx;
+  if (klen != 1 + 2 * STM_HASH_LEN)
+    return stm_error_set(w->err, STM_ECORRUPT, NULL, "bad child key");
+  struct stm_claim c;
+  stm_claim_init(&c);
+  int rc =
+      stm_store_get_claim(w->s, key + 1 + STM_HASH_LEN, w->view, &c, w->err);
+  if (rc == 0)
+    rc = w->cb(w->ctx, &c);
+  else if (rc == STM_ENOTFOUND)
+    rc = 0;
+  stm_claim_destroy(&c);
+  return rc;
+}
+
+int stm_store_scan_children(struct stm_store *s,
+                            const uint8_t parent[STM_HASH_LEN],
+                            const struct stm_read_view *view,
+                            stm_store_claim_cb cb, void *ctx,
+                            struct stm_error *err) {
+  uint8_t p[1 + STM_HASH_LEN];
+  p[0] = KEY_CHILD;
+  memcpy(p + 1, parent, STM_HASH_LEN);
+  struct child_walk w = {
+      .s = s, .view = view, .cb = cb, .ctx = ctx, .err = err};
+  struct rd r;
+  rd_begin(&r, s->index, true);
+  int rc = iterate(&r, p, sizeof p, p, sizeof p, on_child, &w, err);
+  rd_end(&r);
+  return rc;
+}
+
+struct concept_walk {
+  stm_store_concept_cb cb;
+  void *ctx;
+  char buf[600];
+};
+
+static int on_concept(void *ctx, const uint8_t *key, size_t klen,
+                      const uint8_t *val, size_t vlen) {
+  (void)val;
+  (void)vlen;
+  struct concept_walk *w = ctx;
+  if (klen - 1 >= sizeof w->buf)
+    return 0;
+  memcpy(w->buf, key + 1, klen - 1);
+  w->buf[klen - 1] = '\0';
+  return w->cb(w->ctx, w->buf);
+}
+
+int stm_store_list_concepts(struct stm_store *s, const char *prefix,
+                            const char *after, stm_store_concept_cb cb,
+                            void *ctx, struct stm_error *err) {
+  struct stm_buf p, start;
+  stm_buf_init(&p);
+  stm_buf_init(&start);
+  int rc = stm_buf_put_u8(&p, KEY_CONCEPT);
+  rc = rc ? rc : stm_buf_append(&p, prefix, strlen(prefix));
+  rc = rc ? rc : stm_buf_append(&start, p.data, p.len);
+  if (rc == 0 && after && after[0]) {
+    stm_buf_reset(&start);
+    rc = stm_buf_put_u8(&start, KEY_CONCEPT);
+    rc = rc ? rc : stm_buf_append(&start, after, strlen(after) + 1);
+  }
+  struct concept_walk *w = malloc(sizeof *w);
+  if (w == NULL)
+    rc = STM_ENOMEM;
+  struct rd r;
+  rd_begin(&r, s->index, true);
+  if (rc == 0) {
+    w->cb = cb;
+    w->ctx = ctx;
+    rc = iterate(&r, p.data, p.len, start.data, start.len, on_concept, w, err);
+  }
+  rd_end(&r);
+  free(w);
+  stm_buf_destroy(&p);
+  stm_buf_destroy(&start);
+  return rc;
+}
+
+struct audit_walk {
+  stm_store_audit_cb cb;
+  void *ctx;
+  struct stm_error *err;
+};
+
+static int on_audit(void *ctx, const uint8_t *key, size_t klen,
+                    const uint8_t *val, size_t vlen) {
+  struct audit_walk *w = ctx;
+  struct stm_audit_entry a;
+  memset(&a, 0, sizeof a);
+  struct stm_reader rd;
+  stm_reader_init(&rd, val, vlen);
+  a.kind = (enum stm_record_kind)stm_reader_u8(&rd);
+  const uint8_t *h = stm_reader_bytes(&rd, STM_HASH_LEN);
+  a.time_ns = (int64_t)stm_reader_u64le(&rd);
+  size_t olen = stm_reader_u8(&rd);
+  const uint8_t *o = stm_reader_bytes(&rd, olen);
+  size_t clen = stm_reader_u8(&rd);
+  clen |= (size_t)stm_reader_u8(&rd) << 8;
+  const uint8_t *c = stm_reader_bytes(&rd, clen);
+  if (klen != 9 || rd.failed || olen >= STM_AUDIT_OP_MAX ||
+      clen >= STM_AUDIT_CALLER_MAX)
+    return stm_error_set(w->err, STM_ECORRUPT, NULL, "bad audit entry");
+  a.sequence = stm_get_u64be(key + 1);
+  memcpy(a.target, h, STM_HASH_LEN);
+  memcpy(a.op, o, olen);
+  memcpy(a.caller, c, clen);
+  return w->cb(w->ctx, &a);
+}
+
+int stm_store_scan_audit(struct stm_store *s, uint64_t after_sequence,
+                         stm_store_audit_cb cb, void *ctx,
+                         struct stm_error *err) {
+  if (after_sequence == UINT64_MAX)
+    return 0;
+  uint8_t start[9];
+  start[0] = KEY_AUDIT;
+  stm_put_u64be(start + 1, after_sequence + 1);
+  struct audit_walk w = {.cb = cb, .ctx = ctx, .err = err};
+  struct rd r;
+  rd_begin(&r, s->index, true);
+  int rc = iterate(&r, start, 1, start, sizeof start, on_audit, &w, err);
+  rd_end(&r);
+  return rc;
+}

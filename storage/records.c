@@ -1,0 +1,311 @@
+/*
+ * records.c - vote, epoch and source records: content hash, storage
+ * encoding and decoding; the kind-5 audit wrapper of WAL entries.
+ *
+ * Layouts (docs/formats.md "Records"); str = u32le len | bytes,
+ * f64 = IEEE-754 binary64 little-endian:
+ *
+ *   vote    u8 2 | target[32] | str voter_id | f64 weight | i64 ts
+ *   epoch   u8 3 | str path | str predicate | str reason | i64 ts | u64 number
+ *   source  u8 4 | str id | str name | u32 tier | f64 trust | u8 has_key
+ *           | [key 32] | i64 ts
+ *   then (not hashed) u64 sequence | i64 commit_time_ns
+ *
+ * The content hash is BLAKE2b-256 of the content part. The leading kind
+ * byte keeps the hashes of different kinds (and of claims, whose canonical
+ * encoding starts with 0x01) apart.
+ */
+#include "records.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+void stm_vote_destroy(struct stm_vote *v) {
+  free(v->voter_id);
+  memset(v, 0, sizeof *v);
+}
+
+void stm_epoch_destroy(struct stm_epoch *e) {
+  free(e->concept_path);
+  free(e->predicate);
+  free(e->reason);
+  memset(e, 0, sizeof *e);
+}
+
+void stm_source_destroy(struct stm_source *s) {
+  free(s->id);
+  free(s->name);
+  memset(s, 0, sizeof *s);
+}
+
+void stm_record_init(struct stm_record *r, enum stm_record_kind kind) {
+  memset(r, 0, sizeof *r);
+  r->kind = kind;
+  if (kind == STM_RECORD_SOURCE)
+    r->u.source.trust = 1.0;
+}
+
+void stm_record_destroy(struct stm_record *r) {
+  switch (r->kind) {
+  case STM_RECORD_VOTE:
+    stm_vote_destroy(&r->u.vote);
+    break;
+  case STM_RECORD_EPOCH:
+    stm_epoch_destroy(&r->u.epoch);
+    break;
+  case STM_RECORD_SOURCE:
+    stm_source_destroy(&r->u.source);
+    break;
+  default:
+    break;
+  }
+}
+
+/* ---- encoding -------------------------------------------------------------
+ */
+
+static int put_str(struct stm_buf *b, const char *s) {
+  return stm_buf_put_lenbytes(b, s ? s : "", s ? strlen(s) : 0);
+}
+
+static int put_f64(struct stm_buf *b, double d) {
+  uint64_t bits;
+  if (d == 0.0)
+    d = 0.0; /* -0.0 encodes as +0.0 */
+  memcpy(&bits, &d, 8);
+  return stm_buf_put_u64le(b, bits);
+}
+
+static int encode_content(const struct stm_record *r, struct stm_buf *b) {
+  int rc = stm_buf_put_u8(b, (uint8_t)r->kind);
+  switch (r->kind) {
+  case STM_RECORD_VOTE: {
+    const struct stm_vote *v = &r->u.vote;
+    rc = rc ? rc : stm_buf_append(b, v->target, STM_HASH_LEN);
+    rc = rc ? rc : put_str(b, v->voter_id);
+    rc = rc ? rc : put_f64(b, v->weight);
+    return rc ? rc : stm_buf_put_u64le(b, (uint64_t)v->timestamp_ns);
+  }
+  case STM_RECORD_EPOCH: {
+    const struct stm_epoch *e = &r->u.epoch;
+    rc = rc ? rc : put_str(b, e->concept_path);
+    rc = rc ? rc : put_str(b, e->predicate);
+    rc = rc ? rc : put_str(b, e->reason);
+    rc = rc ? rc : stm_buf_put_u64le(b, (uint64_t)e->timestamp_ns);
+    return rc ? rc : stm_buf_put_u64le(b, e->number);
+  }
+  case STM_RECORD_SOURCE: {
+    const struct stm_source *s = &r->u.source;
+    rc = rc ? rc : put_str(b, s->id);
+    rc = rc ? rc : put_str(b, s->name);
+    rc = rc ? rc : stm_buf_put_u32le(b, s->tier);
+    rc = rc ? rc : put_f64(b, s->trust);
+    rc = rc ? rc : stm_buf_put_u8(b, s->has_public_key ? 1 : 0);
+    if (rc == 0 && s->has_public_key)
+      rc = stm_buf_append(b, s->public_key, STM_PUBLIC_KEY_LEN);
+    return rc ? rc : stm_buf_put_u64le(b, (uint64_t)s->timestamp_ns);
+  }
+  default:
+    return STM_EINVAL;
+  }
+}
+
+static uint8_t *hash_slot(struct stm_record *r) {
+  switch (r->kind) {
+  case STM_RECORD_VOTE:
+    return r->u.vote.hash;
+  case STM_RECORD_EPOCH:
+    return r->u.epoch.hash;
+  default:
+    return r->u.source.hash;
+  }
+}
+
+int stm_record_compute_hash(struct stm_record *r) {
+  struct stm_buf b;
+  stm_buf_init(&b);
+  int rc = encode_content(r, &b);
+  if (rc == 0)
+    crypto_generichash(hash_slot(r), STM_HASH_LEN, b.data, b.len, NULL, 0);
+  stm_buf_destroy(&b);
+  return rc;
+}
+
+static void commit_fields(const struct stm_record *r, uint64_t *seq,
+                          int64_t *t) {
+  switch (r->kind) {
+  case STM_RECORD_VOTE:
+    *seq = r->u.vote.sequence;
+    *t = r->u.vote.commit_time_ns;
+    break;
+  case STM_RECORD_EPOCH:
+    *seq = r->u.epoch.sequence;
+    *t = r->u.epoch.commit_time_ns;
+    break;
+  default:
+    *seq = r->u.source.sequence;
+    *t = r->u.source.commit_time_ns;
+  }
+}
+
+int stm_record_encode(const struct stm_record *r, struct stm_buf *out) {
+  size_t start = out->len;
+  uint64_t seq;
+  int64_t t;
+  commit_fields(r, &seq, &t);
+  int rc = encode_content(r, out);
+  rc = rc ? rc : stm_buf_put_u64le(out, seq);
+  rc = rc ? rc : stm_buf_put_u64le(out, (uint64_t)t);
+  if (rc)
+    out->len = start;
+  return rc;
+}
+
+/* ---- decoding -------------------------------------------------------------
+ */
+
+static char *get_str(struct stm_reader *rd, bool *bad) {
+  size_t n;
+  const uint8_t *p = stm_reader_lenbytes(rd, &n);
+  if (p == NULL || memchr(p, 0, n) != NULL) {
+    *bad = true;
+    return NULL;
+  }
+  char *s = malloc(n + 1);
+  if (s == NULL) {
+    *bad = true;
+    return NULL;
+  }
+  memcpy(s, p, n);
+  s[n] = '\0';
+  return s;
+}
+
+static double get_f64(struct stm_reader *rd) {
+  uint64_t bits = stm_reader_u64le(rd);
+  double d;
+  memcpy(&d, &bits, 8);
+  return d;
+}
+
+static void decode_body(struct stm_reader *rd, struct stm_record *r,
+                        bool *bad) {
+  switch (r->kind) {
+  case STM_RECORD_VOTE: {
+    struct stm_vote *v = &r->u.vote;
+    const uint8_t *t = stm_reader_bytes(rd, STM_HASH_LEN);
+    if (t)
+      memcpy(v->target, t, STM_HASH_LEN);
+    v->voter_id = get_str(rd, bad);
+    v->weight = get_f64(rd);
+    v->timestamp_ns = (int64_t)stm_reader_u64le(rd);
+    v->sequence = stm_reader_u64le(rd);
+    v->commit_time_ns = (int64_t)stm_reader_u64le(rd);
+    break;
+  }
+  case STM_RECORD_EPOCH: {
+    struct stm_epoch *e = &r->u.epoch;
+    e->concept_path = get_str(rd, bad);
+    e->predicate = get_str(rd, bad);
+    e->reason = get_str(rd, bad);
+    e->timestamp_ns = (int64_t)stm_reader_u64le(rd);
+    e->number = stm_reader_u64le(rd);
+    e->sequence = stm_reader_u64le(rd);
+    e->commit_time_ns = (int64_t)stm_reader_u64le(rd);
+    break;
+  }
+  case STM_RECORD_SOURCE: {
+    struct stm_source *s = &r->u.source;
+    s->id = get_str(rd, bad);
+    s->name = get_str(rd, bad);
+    s->tier = stm_reader_u32le(rd);
+    s->trust = get_f64(rd);
+    uint8_t has = stm_reader_u8(rd);
+    if (has > 1)
+      *bad = true;
+    s->has_public_key = has == 1;
+    if (s->has_public_key) {
+      const uint8_t *k = stm_reader_bytes(rd, STM_PUBLIC_KEY_LEN);
+      if (k)
+        memcpy(s->public_key, k, STM_PUBLIC_KEY_LEN);
+    }
+    s->timestamp_ns = (int64_t)stm_reader_u64le(rd);
+    s->sequence = stm_reader_u64le(rd);
+    s->commit_time_ns = (int64_t)stm_reader_u64le(rd);
+    break;
+  }
+  default:
+    *bad = true;
+  }
+}
+
+int stm_record_decode(enum stm_record_kind kind, const void *data, size_t len,
+                      struct stm_record *out, struct stm_error *err) {
+  stm_record_init(out, kind);
+  struct stm_reader rd;
+  stm_reader_init(&rd, data, len);
+  bool bad = stm_reader_u8(&rd) != (uint8_t)kind;
+  if (!bad)
+    decode_body(&rd, out, &bad);
+  if (bad || rd.failed || stm_reader_remaining(&rd) != 0 ||
+      stm_record_compute_hash(out) != 0) {
+    stm_record_destroy(out);
+    stm_record_init(out, kind);
+    return stm_error_set(err, STM_ECORRUPT, NULL,
+                         "a stored record of kind %d does not decode",
+                         (int)kind);
+  }
+  return 0;
+}
+
+/* ---- the audit wrapper ------------------------------------------------------
+ */
+
+static size_t cut(const char *s, size_t max) {
+  size_t n = s ? strlen(s) : 0;
+  return n < max ? n : max - 1;
+}
+
+size_t stm_audit_wrap_header_size(const char *op, const char *caller) {
+  return 1 + 1 + cut(op, STM_AUDIT_OP_MAX) + 2 +
+         cut(caller, STM_AUDIT_CALLER_MAX);
+}
+
+int stm_audit_wrap_header(struct stm_buf *out, enum stm_record_kind inner,
+                          const char *op, const char *caller) {
+  size_t olen = cut(op, STM_AUDIT_OP_MAX),
+         clen = cut(caller, STM_AUDIT_CALLER_MAX);
+  int rc = stm_buf_put_u8(out, (uint8_t)inner);
+  rc = rc ? rc : stm_buf_put_u8(out, (uint8_t)olen);
+  rc = rc ? rc : stm_buf_append(out, op ? op : "", olen);
+  rc = rc ? rc : stm_buf_put_u8(out, (uint8_t)(clen & 0xff));
+  rc = rc ? rc : stm_buf_put_u8(out, (uint8_t)(clen >> 8));
+  return rc ? rc : stm_buf_append(out, caller ? caller : "", clen);
+}
+
+int stm_audit_unwrap(const void *data, size_t len, enum stm_record_kind *inner,
+                     char op[STM_AUDIT_OP_MAX],
+                     char caller[STM_AUDIT_CALLER_MAX], const uint8_t **payload,
+                     size_t *payload_len, struct stm_error *err) {
+  struct stm_reader rd;
+  stm_reader_init(&rd, data, len);
+  uint8_t kind = stm_reader_u8(&rd);
+  size_t olen = stm_reader_u8(&rd);
+  const uint8_t *o = stm_reader_bytes(&rd, olen);
+  size_t clen = stm_reader_u8(&rd);
+  clen |= (size_t)stm_reader_u8(&rd) << 8;
+  const uint8_t *c = stm_reader_bytes(&rd, clen);
+  if (rd.failed || kind < STM_RECORD_CLAIM || kind > STM_RECORD_SOURCE ||
+      olen >= STM_AUDIT_OP_MAX || clen >= STM_AUDIT_CALLER_MAX)
+    return stm_error_set(err, STM_ECORRUPT, NULL,
+                         "an audited WAL entry has a bad header");
+  memcpy(op, o, olen);
+  op[olen] = '\0';
+  memcpy(caller, c, clen);
+  caller[clen] = '\0';
+  *inner = (enum stm_record_kind)kind;
+  *payload = rd.pos;
+  *payload_len = stm_reader_remaining(&rd);
+  return 0;
+}
