@@ -46,6 +46,25 @@ static size_t build_opts(struct stm_server_config *cfg, char **seeds_csv,
       {"shutdown-delay-ms", "STEMEDB_SHUTDOWN_DELAY_MS",
        "server.shutdown_delay_ms", STM_OPT_INT, &cfg->shutdown_delay_ms,
        "on SIGTERM, report NOT_SERVING for this long before refusing calls"},
+      {"watch-max-total", "STEMEDB_WATCH_MAX_TOTAL", "server.watch_max_total",
+       STM_OPT_INT, &cfg->watch_max_total, "open Watch streams, in total"},
+      {"watch-max-per-connection", "STEMEDB_WATCH_MAX_PER_CONNECTION",
+       "server.watch_max_per_connection", STM_OPT_INT,
+       &cfg->watch_max_per_connection, "open Watch streams per connection"},
+      {"watch-buffer-events", "STEMEDB_WATCH_BUFFER_EVENTS",
+       "server.watch_buffer_events", STM_OPT_INT, &cfg->watch_buffer_events,
+       "events buffered per Watch stream before a slow one is cut"},
+      {"watch-history-events", "STEMEDB_WATCH_HISTORY_EVENTS",
+       "server.watch_history_events", STM_OPT_INT,
+       &cfg->watch_history_events,
+       "recent events kept in memory for Watch catch-up"},
+      {"watch-max-lag-events", "STEMEDB_WATCH_MAX_LAG_EVENTS",
+       "server.watch_max_lag_events", STM_OPT_INT, &cfg->watch_max_lag_events,
+       "sequences a slow Watch stream may fall behind before it is cut"},
+      {"watch-memory-only", "STEMEDB_WATCH_MEMORY_ONLY",
+       "server.watch_memory_only", STM_OPT_BOOL, &cfg->watch_memory_only,
+       "Watch catch-up from memory only, older starts are OUT_OF_RANGE "
+       "(a retention stand-in for tests)"},
       {"cluster", "STEMEDB_CLUSTER_ENABLED", NULL, STM_OPT_BOOL,
        &cfg->cluster.enabled, "join a cluster (cluster.enabled)"},
       {"rpc-addr", "STEMEDB_RPC_ADDR", NULL, STM_OPT_STRING,
@@ -73,6 +92,11 @@ static int set_defaults(struct stm_server_config *cfg) {
   cfg->max_message_bytes = STM_SERVER_DEFAULT_MAX_MESSAGE_BYTES;
   cfg->shutdown_grace_ms = STM_SERVER_DEFAULT_SHUTDOWN_GRACE_MS;
   cfg->shutdown_delay_ms = STM_SERVER_DEFAULT_SHUTDOWN_DELAY_MS;
+  cfg->watch_max_total = STM_SERVER_DEFAULT_WATCH_MAX_TOTAL;
+  cfg->watch_max_per_connection = STM_SERVER_DEFAULT_WATCH_MAX_PER_CONNECTION;
+  cfg->watch_buffer_events = STM_SERVER_DEFAULT_WATCH_BUFFER_EVENTS;
+  cfg->watch_history_events = STM_SERVER_DEFAULT_WATCH_HISTORY_EVENTS;
+  cfg->watch_max_lag_events = STM_SERVER_DEFAULT_WATCH_MAX_LAG_EVENTS;
   cfg->data_dir = strdup(STM_SERVER_DEFAULT_DATA_DIR);
   cfg->log_level = strdup(STM_SERVER_DEFAULT_LOG_LEVEL);
   return cfg->data_dir && cfg->log_level ? 0 : STM_ENOMEM;
@@ -342,6 +366,16 @@ static int validate(const struct stm_server_config *cfg,
     rc = check_int(opts, n, "shutdown-grace-ms", 0, 600000, err);
   if (rc == 0)
     rc = check_int(opts, n, "shutdown-delay-ms", 0, 600000, err);
+  if (rc == 0)
+    rc = check_int(opts, n, "watch-max-total", 1, 1000000, err);
+  if (rc == 0)
+    rc = check_int(opts, n, "watch-max-per-connection", 1, 1000000, err);
+  if (rc == 0)
+    rc = check_int(opts, n, "watch-buffer-events", 1, 1000000, err);
+  if (rc == 0)
+    rc = check_int(opts, n, "watch-history-events", 1, 10000000, err);
+  if (rc == 0)
+    rc = check_int(opts, n, "watch-max-lag-events", 1, INT64_C(1) << 40, err);
   if (rc == 0)
     rc = stm_cluster_config_validate(&cfg->cluster, err);
   return rc;

@@ -13,6 +13,13 @@
  *   --max-message-bytes  STEMEDB_MAX_MESSAGE_BYTES    server.max_message_bytes 4 MiB
  *   --shutdown-grace-ms  STEMEDB_SHUTDOWN_GRACE_MS    server.shutdown_grace_ms 5000
  *   --shutdown-delay-ms  STEMEDB_SHUTDOWN_DELAY_MS    server.shutdown_delay_ms 200
+ *   --watch-max-total    STEMEDB_WATCH_MAX_TOTAL      server.watch_max_total 16384
+ *   --watch-max-per-connection STEMEDB_WATCH_MAX_PER_CONNECTION
+ *                                                     server.watch_max_per_connection 4096
+ *   --watch-buffer-events STEMEDB_WATCH_BUFFER_EVENTS server.watch_buffer_events 1024
+ *   --watch-history-events STEMEDB_WATCH_HISTORY_EVENTS server.watch_history_events 8192
+ *   --watch-max-lag-events STEMEDB_WATCH_MAX_LAG_EVENTS server.watch_max_lag_events 100000
+ *   --watch-memory-only  STEMEDB_WATCH_MEMORY_ONLY    server.watch_memory_only false
  *   --cluster            STEMEDB_CLUSTER_ENABLED      cluster.enabled   false
  *   --rpc-addr           STEMEDB_RPC_ADDR             cluster.rpc_addr  see below
  *   --swim-addr          STEMEDB_SWIM_ADDR            cluster.swim_addr see below
@@ -41,6 +48,7 @@
 #include "../cluster/cluster_config.h"
 #include "../common/error.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -59,6 +67,11 @@
 #define STM_SERVER_DEFAULT_SHUTDOWN_GRACE_MS 5000
 /* Long enough for a load balancer's health probe to see NOT_SERVING. */
 #define STM_SERVER_DEFAULT_SHUTDOWN_DELAY_MS 200
+#define STM_SERVER_DEFAULT_WATCH_MAX_TOTAL 16384
+#define STM_SERVER_DEFAULT_WATCH_MAX_PER_CONNECTION 4096
+#define STM_SERVER_DEFAULT_WATCH_BUFFER_EVENTS 1024
+#define STM_SERVER_DEFAULT_WATCH_HISTORY_EVENTS 8192
+#define STM_SERVER_DEFAULT_WATCH_MAX_LAG_EVENTS 100000
 
 /* All strings are malloc'd and owned by the struct. */
 struct stm_server_config {
@@ -71,6 +84,12 @@ struct stm_server_config {
   int64_t cq_threads;          /* 1 .. 64 */
   int64_t max_message_bytes;   /* 1 MiB .. 256 MiB */
   int64_t shutdown_grace_ms;   /* 0 .. 600000 */
+  int64_t watch_max_total;          /* 1 .. 1e6 */
+  int64_t watch_max_per_connection; /* 1 .. 1e6 */
+  int64_t watch_buffer_events;      /* 1 .. 1e6, per stream */
+  int64_t watch_history_events;     /* 1 .. 1e7, in memory */
+  int64_t watch_max_lag_events;     /* 1 .. 2^40 sequences */
+  bool watch_memory_only;           /* test stand-in for retention */
   int64_t shutdown_delay_ms;   /* 0 .. 600000: NOT_SERVING before stopping */
   struct stm_cluster_config cluster;
   char **unknown_keys;         /* config-file keys we ignored */

@@ -8,6 +8,7 @@
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
+#include <assert.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -20,7 +21,21 @@
 #define SLOTS_PER_METHOD 8
 #define STATUS_CODES 17
 
-enum tag_kind { TAG_REQUEST, TAG_GENERIC, TAG_CALL_DONE, TAG_SHUTDOWN };
+enum tag_kind {
+  TAG_REQUEST,
+  TAG_GENERIC,
+  TAG_CALL_DONE,
+  TAG_SHUTDOWN,
+  TAG_STREAM_SEND,
+  TAG_STREAM_CLOSE,
+  TAG_STREAM_STATUS
+};
+
+/* A streaming call has several batches in flight, each with its own tag. */
+struct stream_tag {
+  enum tag_kind kind;
+  struct stm_call *call;
+};
 
 struct worker {
   struct stm_grpc_server *srv;
@@ -84,6 +99,13 @@ struct stm_call {
   int cancelled;
   int64_t start_ns;
   char *peer;
+  /* Server streaming only. */
+  stm_stream_cb stream_cb;
+  void *stream_user;
+  struct stream_tag send_tag, close_tag, status_tag;
+  atomic_int stream_pending; /* RECV_CLOSE + final status batches */
+  grpc_byte_buffer *send_bb;
+  bool sent_initial;
 };
 
 static struct { enum tag_kind kind; } shutdown_tag = {TAG_SHUTDOWN};
@@ -194,6 +216,100 @@ bool stm_call_deadline_passed(const struct stm_call *call) {
   return gpr_time_cmp(call->deadline, now) < 0;
 }
 
+/* --- server streaming ---------------------------------------------------- */
+
+int stm_call_stream_open(struct stm_call *call, stm_stream_cb cb, void *user) {
+  call->stream_cb = cb;
+  call->stream_user = user;
+  call->send_tag = (struct stream_tag){TAG_STREAM_SEND, call};
+  call->close_tag = (struct stream_tag){TAG_STREAM_CLOSE, call};
+  call->status_tag = (struct stream_tag){TAG_STREAM_STATUS, call};
+  atomic_init(&call->stream_pending, 2);
+  grpc_op op;
+  memset(&op, 0, sizeof op);
+  op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+  op.data.recv_close_on_server.cancelled = &call->cancelled;
+  grpc_call_error e =
+      grpc_call_start_batch(call->call, &op, 1, &call->close_tag, NULL);
+  if (e != GRPC_CALL_OK) {
+    call->stream_cb = NULL;
+    stm_call_fail(call, GRPC_STATUS_INTERNAL, "cannot start the stream");
+    return -1;
+  }
+  return 0;
+}
+
+int stm_call_stream_send(struct stm_call *call, grpc_slice msg) {
+  assert(call->send_bb == NULL);
+  call->send_bb = grpc_raw_byte_buffer_create(&msg, 1);
+  grpc_slice_unref(msg);
+  grpc_op ops[2];
+  memset(ops, 0, sizeof ops);
+  size_t n = 0;
+  if (!call->sent_initial)
+    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[n].op = GRPC_OP_SEND_MESSAGE;
+  ops[n++].data.send_message.send_message = call->send_bb;
+  grpc_call_error e =
+      grpc_call_start_batch(call->call, ops, n, &call->send_tag, NULL);
+  if (e != GRPC_CALL_OK) {
+    grpc_byte_buffer_destroy(call->send_bb);
+    call->send_bb = NULL;
+    return -1;
+  }
+  call->sent_initial = true;
+  return 0;
+}
+
+static void stream_unpend(struct stm_call *c) {
+  if (atomic_fetch_sub(&c->stream_pending, 1) == 1) {
+    c->stream_cb(c->stream_user, STM_STREAM_DONE, true);
+    call_free(c);
+  }
+}
+
+void stm_call_stream_finish(struct stm_call *call, grpc_status_code code,
+                            const char *msg) {
+  call->code = code;
+  grpc_slice details = grpc_slice_from_copied_string(msg ? msg : "");
+  grpc_op ops[2];
+  memset(ops, 0, sizeof ops);
+  size_t n = 0;
+  if (!call->sent_initial)
+    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+  ops[n].data.send_status_from_server.status = code;
+  ops[n++].data.send_status_from_server.status_details = &details;
+  call->sent_initial = true;
+  grpc_call_error e =
+      grpc_call_start_batch(call->call, ops, n, &call->status_tag, NULL);
+  grpc_slice_unref(details);
+  if (e != GRPC_CALL_OK) {
+    stm_log_error("grpc: cannot end a stream (call error %d)", (int)e);
+    stream_unpend(call);
+  }
+}
+
+static void on_stream_event(struct stream_tag *t, bool ok) {
+  struct stm_call *c = t->call;
+  switch (t->kind) {
+  case TAG_STREAM_SEND:
+    grpc_byte_buffer_destroy(c->send_bb);
+    c->send_bb = NULL;
+    c->stream_cb(c->stream_user, STM_STREAM_SENT, ok);
+    break;
+  case TAG_STREAM_CLOSE:
+    if (c->cancelled && c->code == GRPC_STATUS_OK)
+      c->code = GRPC_STATUS_CANCELLED;
+    c->stream_cb(c->stream_user, STM_STREAM_CLOSED, !c->cancelled);
+    stream_unpend(c);
+    break;
+  default:
+    stream_unpend(c);
+    break;
+  }
+}
+
 static void on_request(struct request_slot *slot, bool ok) {
   struct worker *w = slot->w;
   struct stm_grpc_server *srv = w->srv;
@@ -282,6 +398,11 @@ static void *worker_main(void *arg) {
       break;
     case TAG_CALL_DONE:
       call_free(ev.tag);
+      break;
+    case TAG_STREAM_SEND:
+    case TAG_STREAM_CLOSE:
+    case TAG_STREAM_STATUS:
+      on_stream_event(ev.tag, ev.success);
       break;
     case TAG_SHUTDOWN:
       pthread_mutex_lock(&w->srv->lock);

@@ -76,6 +76,31 @@ const char *stm_call_peer(struct stm_call *call);
 /* True when the client's deadline has already passed. */
 bool stm_call_deadline_passed(const struct stm_call *call);
 
+/*
+ * Server streaming. A handler turns its call into a stream with
+ * stm_call_stream_open instead of answering; then it may have at most one
+ * stm_call_stream_send outstanding (the callback reports its completion)
+ * and ends with exactly one stm_call_stream_finish, issued while no send
+ * is outstanding. Callbacks run on completion-queue threads:
+ *   STM_STREAM_SENT   the last send completed; ok false: the client is gone
+ *   STM_STREAM_CLOSED the client closed or cancelled (ok false) the call,
+ *                     or the call ended after finish (ok true)
+ *   STM_STREAM_DONE   every batch has completed; the call is freed right
+ *                     after the callback returns. Always the last one.
+ */
+enum stm_stream_event { STM_STREAM_SENT, STM_STREAM_CLOSED, STM_STREAM_DONE };
+typedef void (*stm_stream_cb)(void *user, enum stm_stream_event ev, bool ok);
+
+/* Returns 0; or non-zero after answering the call with INTERNAL itself
+ * (the callback is then never called). */
+int stm_call_stream_open(struct stm_call *call, stm_stream_cb cb, void *user);
+/* Send one message; takes ownership of `msg` in every case. Returns 0 (a
+ * STM_STREAM_SENT follows) or non-zero (none follows: treat as gone). */
+int stm_call_stream_send(struct stm_call *call, grpc_slice msg);
+/* End the stream with a status. `msg` is copied. */
+void stm_call_stream_finish(struct stm_call *call, grpc_status_code code,
+                            const char *msg);
+
 /* Append Prometheus text for the per-method counters to a malloc'd string
  * builder: returns a malloc'd NUL-terminated string the caller frees. */
 char *stm_grpc_server_metrics(struct stm_grpc_server *s);

@@ -483,7 +483,7 @@ static const struct stm_method methods[] = {
     M(SVC "Audit", stemedb__v1__audit_request, stm__handle_audit),
     M(SVC "Status", stemedb__v1__status_request, stm__handle_status),
     M(SVC "Metrics", stemedb__v1__metrics_request, stm__handle_metrics),
-    M(SVC "Watch", stemedb__v1__watch_request, NULL),
+    M(SVC "Watch", stemedb__v1__watch_request, stm__handle_watch),
     M(CLU "Replicate", stemedb__v1__replicate_request, NULL),
     M(CLU "MerkleSummary", stemedb__v1__merkle_summary_request, NULL),
     M(CLU "FetchMissing", stemedb__v1__fetch_missing_request, NULL),

@@ -5,6 +5,7 @@
  */
 #include "config.h"
 #include "service.h"
+#include "watch_hub.h"
 
 #include "../common/clock.h"
 #include "../common/log.h"
@@ -62,7 +63,23 @@ static int serve(const struct stm_server_config *cfg) {
                (unsigned long long)st.recovered_records,
                (double)(stm_clock_mono_ns() - t0) / 1e6);
 
+  struct stm_watch_hub_options wo = {
+      .store = store,
+      .history_events = (size_t)cfg->watch_history_events,
+      .buffer_events = (size_t)cfg->watch_buffer_events,
+      .max_total = (size_t)cfg->watch_max_total,
+      .max_per_connection = (size_t)cfg->watch_max_per_connection,
+      .max_lag = (size_t)cfg->watch_max_lag_events,
+      .memory_only = cfg->watch_memory_only};
+  struct stm_watch_hub *hub = NULL;
+  rc = stm_watch_hub_new(&wo, &hub, &err);
+  if (rc != 0) {
+    stm_log_error("cannot start the watch hub: %s", err.message);
+    stm_store_delete(store);
+    return 1;
+  }
   struct stm_service svc = {.store = store,
+                            .watch = hub,
                             .node_id = cfg->node_id,
                             .start_mono_ns = stm_clock_mono_ns()};
   size_t method_count;
@@ -79,6 +96,7 @@ static int serve(const struct stm_server_config *cfg) {
   if (rc != 0) {
     stm_log_error("%s", err.message);
     stm_store_delete(store);
+    stm_watch_hub_delete(hub);
     return 1;
   }
   svc.grpc = server;
@@ -100,11 +118,15 @@ static int serve(const struct stm_server_config *cfg) {
                                         1000000L};
     nanosleep(&delay, NULL);
   }
+  /* Watch streams never end by themselves: end them (UNAVAILABLE, with
+   * the sequence to resume from) so the grace period is for unary calls. */
+  stm_watch_hub_stop(hub);
   stm_grpc_server_shutdown(server, (int)cfg->shutdown_grace_ms);
   /* Commits still queued complete (and answer their calls) before the
    * completion queues go away. */
   stm_store_delete(store);
   stm_grpc_server_delete(server);
+  stm_watch_hub_delete(hub);
   stm_log_info("shutdown complete");
   return 0;
 }

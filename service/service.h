@@ -15,8 +15,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct stm_watch_hub;
+
 struct stm_service {
   struct stm_store *store;      /* borrowed */
+  struct stm_watch_hub *watch;  /* borrowed; NULL: Watch is UNAVAILABLE */
   const char *node_id;          /* borrowed */
   struct stm_grpc_server *grpc; /* set once serving, for metrics */
   int64_t start_mono_ns;

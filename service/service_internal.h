@@ -16,4 +16,7 @@ void stm__handle_metrics(struct stm_call *call, const ProtobufCMessage *req,
 void stm__handle_health_check(struct stm_call *call,
                               const ProtobufCMessage *req, void *ctx);
 
+void stm__handle_watch(struct stm_call *call, const ProtobufCMessage *req,
+                        void *ctx);
+
 #endif
