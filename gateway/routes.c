@@ -2,6 +2,7 @@
 
 #include "common/buf.h"
 #include "json_map.h"
+#include "json_records.h"
 #include "metrics.h"
 #include "status_map.h"
 #include "stemedb/v1/stemedb.pb-c.h"
@@ -304,6 +305,41 @@ static const struct stm_gw_route routes[] = {
     {STM_GW_LISTENER_API, STM_GW_POST, "/v1/query", RPC("Query"),
      MSG(query_request), MSG(query_response), true, build_query, render_query,
      NULL},
+    /* Issue 4: json_records.h. */
+    {STM_GW_LISTENER_API, STM_GW_POST, "/v1/votes", RPC("Vote"),
+     MSG(vote_request), MSG(vote_response), true, stm_gw_build_vote,
+     stm_gw_render_vote, NULL},
+    {STM_GW_LISTENER_API, STM_GW_POST, "/v1/epochs", RPC("StartEpoch"),
+     MSG(start_epoch_request), MSG(start_epoch_response), true,
+     stm_gw_build_start_epoch, stm_gw_render_start_epoch, NULL},
+    {STM_GW_LISTENER_API, STM_GW_PUT, "/v1/sources/{id}", RPC("PutSource"),
+     MSG(put_source_request), MSG(put_source_response), true,
+     stm_gw_build_put_source, stm_gw_render_put_source, NULL},
+    {STM_GW_LISTENER_API, STM_GW_GET, "/v1/sources/{id}", RPC("GetSource"),
+     MSG(get_source_request), MSG(source), false, stm_gw_build_get_source,
+     stm_gw_render_source, NULL},
+    /* Ids with '/' ("fda://x"): ?id= or the body's "id". */
+    {STM_GW_LISTENER_API, STM_GW_PUT, "/v1/sources", RPC("PutSource"),
+     MSG(put_source_request), MSG(put_source_response), true,
+     stm_gw_build_put_source, stm_gw_render_put_source, NULL},
+    {STM_GW_LISTENER_API, STM_GW_GET, "/v1/source", RPC("GetSource"),
+     MSG(get_source_request), MSG(source), false, stm_gw_build_get_source,
+     stm_gw_render_source, NULL},
+    {STM_GW_LISTENER_API, STM_GW_GET, "/v1/sources", RPC("ListSources"),
+     MSG(list_sources_request), MSG(list_sources_response), false,
+     stm_gw_build_list_sources, stm_gw_render_list_sources, NULL},
+    {STM_GW_LISTENER_API, STM_GW_GET, "/v1/trace/{hash}", RPC("Trace"),
+     MSG(trace_request), MSG(trace_response), false, stm_gw_build_trace,
+     stm_gw_render_trace, NULL},
+    {STM_GW_LISTENER_API, STM_GW_GET, "/v1/audit", RPC("Audit"),
+     MSG(audit_request), MSG(audit_response), false, stm_gw_build_audit,
+     stm_gw_render_audit, NULL},
+    {STM_GW_LISTENER_API, STM_GW_GET, "/v1/concepts", RPC("ListConcepts"),
+     MSG(list_concepts_request), MSG(list_concepts_response), false,
+     stm_gw_build_list_concepts, stm_gw_render_list_concepts, NULL},
+    {STM_GW_LISTENER_API, STM_GW_GET, "/v1/skeptic", RPC("Query"),
+     MSG(query_request), MSG(query_response), false, stm_gw_build_skeptic,
+     render_query, NULL},
     {STM_GW_LISTENER_API, STM_GW_GET, "/metrics", RPC("Metrics"),
      MSG(metrics_request), MSG(metrics_response), false, build_metrics, NULL,
      respond_metrics},

@@ -153,7 +153,8 @@ static void test_every_route_is_complete_and_unique(void) {
                    (r[i].build && r[i].request && r[i].reply &&
                     (r[i].render || r[i].respond)));
     CU_ASSERT_TRUE(r[i].rpc != NULL || r[i].respond != NULL);
-    CU_ASSERT_EQUAL(r[i].body, r[i].method == STM_GW_POST);
+    CU_ASSERT_EQUAL(r[i].body, r[i].method == STM_GW_POST ||
+                                  r[i].method == STM_GW_PUT);
     for (size_t k = 0; k < i; k++)
       CU_ASSERT_FALSE(r[k].listener == r[i].listener &&
                       r[k].method == r[i].method &&

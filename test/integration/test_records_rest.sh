@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# Issue 4 through the REST gateway with curl: every route of sources,
+# votes, epochs, trace, audit, concepts and skeptic, and their error
+# statuses. Starts a real stemedb-server and stemedb-gateway on free
+# loopback ports.
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+BUILD=${STM_BUILD_DIR:-$ROOT/build}
+SERVER_BIN=${STM_SERVER_BIN:-$BUILD/service/stemedb-server}
+GATEWAY_BIN=${STM_GATEWAY_BIN:-$BUILD/gateway/stemedb-gateway}
+
+pass=0 fail=0
+ok() { pass=$((pass + 1)); echo "ok   - $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL - $1"; }
+check() { if [ "$2" = "$3" ]; then ok "$1"; else bad "$1 (expected '$2', got '$3')"; fi; }
+curl() { command curl --max-time 30 -s "$@"; }
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+WORK=$(mktemp -d /tmp/stm-rrest-XXXXXX)
+GRPC_PORT=$(free_port) HTTP_PORT=$(free_port) CLUSTER_PORT=$(free_port)
+cleanup() {
+  [ -n "${GW_PID:-}" ] && kill -9 "$GW_PID" 2>/dev/null
+  [ -n "${SRV_PID:-}" ] && kill -9 "$SRV_PID" 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+"$SERVER_BIN" --data-dir "$WORK/data" --grpc-listen "127.0.0.1:$GRPC_PORT" >>"$WORK/server.log" 2>&1 &
+SRV_PID=$!
+"$GATEWAY_BIN" --http-listen "127.0.0.1:$HTTP_PORT" --cluster-listen "127.0.0.1:$CLUSTER_PORT" \
+  --server "127.0.0.1:$GRPC_PORT" >>"$WORK/gateway.log" 2>&1 &
+GW_PID=$!
+B="http://127.0.0.1:$HTTP_PORT"
+for _ in $(seq 1 300); do
+  [ "$(curl -o /dev/null -w '%{http_code}' "$B/v1/health")" = 200 ] && break
+  sleep 0.05
+done
+J='Content-Type: application/json'
+post() { curl -X POST "$B$1" -H "$J" -d "$2" -w '\n%{http_code}'; }
+put() { curl -X PUT "$B$1" -H "$J" -d "$2" -w '\n%{http_code}'; }
+get() { curl "$B$1" -w '\n%{http_code}'; }
+code() { tail -n1 <<<"$1"; }
+body() { sed '$d' <<<"$1"; }
+
+# --- sources ---------------------------------------------------------------
+r=$(put "/v1/sources?id=fda%3A%2F%2Flabel%2Fdrug" '{"name":"FDA label","tier":0,"trust":1}')
+check "PUT /v1/sources?id= stores a source" 200 "$(code "$r")"
+check "the id keeps its slashes" "fda://label/drug" "$(body "$r" | jq -r .source.id)"
+r=$(put "/v1/sources/trial-a" '{"name":"Trial A","tier":1,"trust":0.9}')
+check "PUT /v1/sources/{id}" "200 1" "$(code "$r") $(body "$r" | jq -r .source.tier)"
+r=$(put "/v1/sources" '{"id":"pubmed://trial-b","tier":1}')
+check "PUT /v1/sources with the id in the body" "200 1" "$(code "$r") $(body "$r" | jq -r .source.trust)"
+r=$(get "/v1/sources/trial-a")
+check "GET /v1/sources/{id}" "200 Trial A 0.9" "$(code "$r") $(body "$r" | jq -r '.name + " " + (.trust|tostring)')"
+r=$(get "/v1/source?id=fda%3A%2F%2Flabel%2Fdrug")
+check "GET /v1/source?id=" "200 0" "$(code "$r") $(body "$r" | jq -r .tier)"
+r=$(get "/v1/sources?limit=2")
+check "GET /v1/sources pages" "200 2 pubmed://trial-b" \
+  "$(code "$r") $(body "$r" | jq '.sources|length') $(body "$r" | jq -r .next_page_token)"
+r=$(get "/v1/sources?limit=2&page_token=pubmed%3A%2F%2Ftrial-b")
+check "GET /v1/sources second page" "200 trial-a" "$(code "$r") $(body "$r" | jq -r '.sources[0].id')"
+r=$(put "/v1/sources/x" '{"tier":6}')
+check "bad tier is 400 naming source.tier" "400 source.tier" "$(code "$r") $(body "$r" | jq -r .error.field)"
+r=$(put "/v1/sources/x" '{"tier":"one"}')
+check "a tier that is not a number is 400" "400 source.tier" "$(code "$r") $(body "$r" | jq -r .error.field)"
+r=$(put "/v1/sources/x" '{"trust":2}')
+check "trust out of range is 400" "400 source.trust" "$(code "$r") $(body "$r" | jq -r .error.field)"
+r=$(get "/v1/sources/nope")
+check "unknown source is 404" 404 "$(code "$r")"
+
+# --- claims, votes -----------------------------------------------------------
+r=$(post /v1/assert '{"concept_path":"rest/drug","predicate":"side_effect","value":"rare","source":"fda://label/drug","timestamp_ns":1}')
+A=$(body "$r" | jq -r .hash)
+r=$(post /v1/assert "{\"concept_path\":\"rest/drug\",\"predicate\":\"side_effect\",\"value\":\"none\",\"source\":\"trial-a\",\"timestamp_ns\":2,\"parent_hash\":\"$A\"}")
+C=$(body "$r" | jq -r .hash)
+r=$(post /v1/votes "{\"assertion_hash\":\"$C\",\"voter_id\":\"dr-x\",\"weight\":1}")
+check "POST /v1/votes is 201" 201 "$(code "$r")"
+V=$(body "$r" | jq -r .hash)
+r=$(post /v1/votes '{"assertion_hash":"0000000000000000000000000000000000000000000000000000000000000000","voter_id":"x","weight":1}')
+check "a vote on an unknown claim is 404" 404 "$(code "$r")"
+r=$(post /v1/votes '{"assertion_hash":"zz","voter_id":"x","weight":1}')
+check "a vote with a bad hash is 400" "400 assertion_hash" "$(code "$r") $(body "$r" | jq -r .error.field)"
+r=$(post /v1/votes "{\"assertion_hash\":\"$C\",\"voter_id\":\"x\",\"weight\":3}")
+check "a vote weight out of range is 400" "400 weight" "$(code "$r") $(body "$r" | jq -r .error.field)"
+r=$(post /v1/votes "{\"assertion_hash\":\"$C\",\"voter_id\":\"x\",\"weight\":\"1\"}")
+check "a vote weight that is not a number is 400" "400 weight" "$(code "$r") $(body "$r" | jq -r .error.field)"
+r=$(post /v1/votes "{\"assertion_hash\":\"$C\",\"weight\":1}")
+check "a vote without voter_id is 400" "400 voter_id" "$(code "$r") $(body "$r" | jq -r .error.field)"
+r=$(post /v1/assert '{"concept_path":"rest/drug","predicate":"side_effect","value":"x","signature":"00","public_key":"00"}')
+check "a bad signature is 400" 400 "$(code "$r")"
+
+# --- lenses through REST -------------------------------------------------------
+r=$(post /v1/query '{"concept_path":"rest/drug","predicate":"side_effect","lens":"authority"}')
+check "authority follows the registered tier" "rare 0" \
+  "$(body "$r" | jq -r '.results[0].value + " " + (.results[0].winner.source_tier|tostring)')"
+r=$(post /v1/query '{"concept_path":"rest/drug","predicate":"side_effect","lens":"vote"}')
+check "vote lens counts the vote" none "$(body "$r" | jq -r '.results[0].value')"
+r=$(get "/v1/skeptic?concept_path=rest%2Fdrug&predicate=side_effect")
+check "GET /v1/skeptic" "200 CONTESTED 2" \
+  "$(code "$r") $(body "$r" | jq -r '.results[0].status + " " + (.results[0].ranked|length|tostring)')"
+check "skeptic renders conflict_score" true "$(body "$r" | jq '.results[0].conflict_score > 0')"
+r=$(post /v1/query '{"concept_path":"rest/drug","lens":"layered"}')
+check "layered renders tiers" "0 1" "$(body "$r" | jq -r '[.results[0].tiers[].tier]|map(tostring)|join(" ")')"
+r=$(post /v1/query '{"concept_path":"rest/drug","lens":"nope"}')
+check "unknown lens is 400" "400 lens" "$(code "$r") $(body "$r" | jq -r .error.field)"
+r=$(get "/v1/skeptic")
+check "skeptic without concept_path is 400" "400 concept_path" "$(code "$r") $(body "$r" | jq -r .error.field)"
+
+# --- epochs, trace -------------------------------------------------------------
+BEFORE=$(curl "$B/v1/status" | jq -r .last_sequence)
+r=$(post /v1/epochs '{"concept_path":"rest/drug","predicate":"side_effect","reason":"label update"}')
+check "POST /v1/epochs is 201 with number 1" "201 1" "$(code "$r") $(body "$r" | jq -r .epoch.number)"
+E=$(body "$r" | jq -r .epoch.hash)
+r=$(post /v1/epochs '{"concept_path":"bad path"}')
+check "an epoch with a bad path is 400" "400 concept_path" "$(code "$r") $(body "$r" | jq -r .error.field)"
+r=$(post /v1/query '{"concept_path":"rest/drug","predicate":"side_effect","lens":"epoch"}')
+check "epoch lens ignores superseded claims" null "$(body "$r" | jq -r '.results[0].winner')"
+r=$(post /v1/query "{\"concept_path\":\"rest/drug\",\"predicate\":\"side_effect\",\"lens\":\"epoch\",\"as_of_sequence\":$BEFORE}")
+check "as_of before the epoch sees them" none "$(body "$r" | jq -r '.results[0].value')"
+r=$(get "/v1/trace/$C")
+check "GET /v1/trace: parent, vote, epoch" "200 $A $V $E" \
+  "$(code "$r") $(body "$r" | jq -r '.parents[0].hash + " " + .votes[0].hash + " " + .superseded_by.hash')"
+r=$(get "/v1/trace/$A")
+check "GET /v1/trace: children" "$C" "$(body "$r" | jq -r '.children[0].hash')"
+r=$(get "/v1/trace/$C?as_of_sequence=$((BEFORE - 1))")
+check "trace as_of hides later votes and epochs" "0 null" \
+  "$(body "$r" | jq -r '(.votes|length|tostring) + " " + (.superseded_by|tostring)')"
+r=$(get "/v1/trace/xyz")
+check "trace with a bad hash is 400" 400 "$(code "$r")"
+r=$(get "/v1/trace/1111111111111111111111111111111111111111111111111111111111111111")
+check "trace of an unknown claim is 404" 404 "$(code "$r")"
+
+# --- audit, concepts -------------------------------------------------------------
+r=$(get "/v1/audit?after_sequence=0&limit=100")
+check "GET /v1/audit lists every write" "200 put_source,put_source,put_source,assert,assert,vote,start_epoch" \
+  "$(code "$r") $(body "$r" | jq -r '[.entries[].operation]|join(",")')"
+check "audit entries carry the caller" true "$(body "$r" | jq '[.entries[].caller|test("127.0.0.1")]|all')"
+r=$(get "/v1/audit?after_sequence=2&limit=2")
+check "audit pages" "3 4 4" "$(body "$r" | jq -r '[.entries[].sequence]|map(tostring)|join(" ")') $(body "$r" | jq -r .next_after_sequence)"
+r=$(get "/v1/audit?limit=x")
+check "audit with a bad limit is 400" "400 limit" "$(code "$r") $(body "$r" | jq -r .error.field)"
+post /v1/assert '{"concept_path":"rest/other","predicate":"p","value":1}' >/dev/null
+r=$(get "/v1/concepts?prefix=rest%2F")
+check "GET /v1/concepts" "200 rest/drug,rest/other" "$(code "$r") $(body "$r" | jq -r '.concepts|join(",")')"
+r=$(get "/v1/concepts?prefix=rest&limit=1")
+check "concepts page" "rest/drug rest/drug" "$(body "$r" | jq -r '.concepts[0] + " " + .next_page_token')"
+
+echo "records rest: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
