@@ -95,4 +95,9 @@ int cli_cmd_get(struct cli *cli, int argc, char **argv);
 int cli_cmd_query(struct cli *cli, int argc, char **argv);
 int cli_cmd_bench(struct cli *cli, int argc, char **argv);
 
+/* backup.c */
+int cli_cmd_backup(struct cli *cli, int argc, char **argv);
+int cli_cmd_verify(struct cli *cli, int argc, char **argv);
+int cli_cmd_restore(struct cli *cli, int argc, char **argv);
+
 #endif

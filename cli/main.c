@@ -26,6 +26,11 @@ static const struct cli_command commands[] = {
     {"get", "get HASH [--as-of-sequence N]", cli_cmd_get},
     {"bench", "bench assert|query --clients N --duration S [...]",
      cli_cmd_bench},
+    {"backup", "backup --out FILE", cli_cmd_backup},
+    {"verify", "verify FILE", cli_cmd_verify},
+    {"restore", "restore FILE --data-dir DIR [--to-sequence N | --to-time T] "
+                "[--wal-archive DIR] [--force]",
+     cli_cmd_restore},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

@@ -35,6 +35,11 @@ static size_t build_opts(struct stm_server_config *cfg, char **seeds_csv,
       {"wal-segment-bytes", "STEMEDB_WAL_SEGMENT_BYTES",
        "server.wal_segment_bytes", STM_OPT_INT, &cfg->wal_segment_bytes,
        "size at which a WAL segment is sealed"},
+      {"wal-archive-command", "STEMEDB_WAL_ARCHIVE_COMMAND",
+       "server.wal_archive_command", STM_OPT_STRING,
+       &cfg->wal_archive_command,
+       "shell command run per sealed WAL segment, %p = path of its .zst, "
+       "%f = file name (PostgreSQL archive_command); unset: no archival"},
       {"cq-threads", "STEMEDB_CQ_THREADS", "server.cq_threads", STM_OPT_INT,
        &cfg->cq_threads, "gRPC completion-queue threads"},
       {"max-message-bytes", "STEMEDB_MAX_MESSAGE_BYTES",
@@ -108,6 +113,7 @@ void stm_server_config_destroy(struct stm_server_config *cfg) {
   free(cfg->node_id);
   free(cfg->config_path);
   free(cfg->log_level);
+  free(cfg->wal_archive_command);
   for (size_t i = 0; i < cfg->unknown_key_count; i++)
     free(cfg->unknown_keys[i]);
   free(cfg->unknown_keys);

@@ -81,6 +81,7 @@ struct stm_server_config {
   char *config_path;           /* NULL when no file was given */
   char *log_level;             /* debug, info, warn, error */
   int64_t wal_segment_bytes;   /* 64 KiB .. 4 GiB */
+  char *wal_archive_command;   /* NULL or "": no WAL archival */
   int64_t cq_threads;          /* 1 .. 64 */
   int64_t max_message_bytes;   /* 1 MiB .. 256 MiB */
   int64_t shutdown_grace_ms;   /* 0 .. 600000 */

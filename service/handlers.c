@@ -9,6 +9,7 @@
 #include "../common/hex.h"
 #include "../common/validate.h"
 #include "grpc/health/v1/health.pb-c.h"
+#include "stemedb/v1/admin.pb-c.h"
 #include "stemedb/v1/cluster.pb-c.h"
 
 #include <stdio.h>
@@ -493,6 +494,10 @@ static const struct stm_method methods[] = {
     M(CLU "Shards", stemedb__v1__shards_request, NULL),
     M(CLU "RebalanceShard", stemedb__v1__rebalance_shard_request, NULL),
     M(CLU "RemoveNode", stemedb__v1__remove_node_request, NULL),
+    M("/stemedb.v1.Admin/BackupBegin", stemedb__v1__backup_begin_request,
+      stm__handle_backup_begin),
+    M("/stemedb.v1.Admin/BackupRead", stemedb__v1__backup_read_request,
+      stm__handle_backup_read),
     M("/grpc.health.v1.Health/Check", grpc__health__v1__health_check_request,
       stm__handle_health_check),
     M("/grpc.health.v1.Health/Watch", grpc__health__v1__health_check_request,

@@ -2,6 +2,8 @@
 #include "service.h"
 #include "service_internal.h"
 
+#include "archiver.h"
+
 #include "../common/buf.h"
 #include "../common/clock.h"
 #include "grpc/health/v1/health.pb-c.h"
@@ -80,6 +82,7 @@ void stm__handle_metrics(struct stm_call *call, const ProtobufCMessage *req,
   struct stm_buf b;
   stm_buf_init(&b);
   store_metrics(&b, svc);
+  stm_archiver_metrics(svc->archiver, &b);
   char *grpc_text = svc->grpc ? stm_grpc_server_metrics(svc->grpc) : NULL;
   if (grpc_text)
     stm_buf_printf(&b, "%s", grpc_text);

@@ -3,6 +3,7 @@
  * down cleanly on SIGTERM/SIGINT (stop accepting, finish in-flight calls,
  * flush, exit 0).
  */
+#include "archiver.h"
 #include "config.h"
 #include "service.h"
 #include "watch_hub.h"
@@ -78,9 +79,23 @@ static int serve(const struct stm_server_config *cfg) {
     stm_store_delete(store);
     return 1;
   }
+  struct stm_archiver *archiver = NULL;
+  if (cfg->wal_archive_command && cfg->wal_archive_command[0]) {
+    char wal_dir[4096];
+    snprintf(wal_dir, sizeof wal_dir, "%s/wal", cfg->data_dir);
+    if (stm_archiver_start(wal_dir, cfg->wal_archive_command, &archiver,
+                           &err) != 0) {
+      stm_log_error("%s", err.message);
+      stm_store_delete(store);
+      stm_watch_hub_delete(hub);
+      return 1;
+    }
+  }
   struct stm_service svc = {.store = store,
+                            .archiver = archiver,
                             .watch = hub,
                             .node_id = cfg->node_id,
+                            .data_dir = cfg->data_dir,
                             .start_mono_ns = stm_clock_mono_ns()};
   size_t method_count;
   struct stm_grpc_server_options go = {
@@ -95,6 +110,7 @@ static int serve(const struct stm_server_config *cfg) {
   rc = stm_grpc_server_start(&go, &server, &port, &err);
   if (rc != 0) {
     stm_log_error("%s", err.message);
+    stm_archiver_stop(archiver);
     stm_store_delete(store);
     stm_watch_hub_delete(hub);
     return 1;
@@ -124,6 +140,7 @@ static int serve(const struct stm_server_config *cfg) {
   stm_grpc_server_shutdown(server, (int)cfg->shutdown_grace_ms);
   /* Commits still queued complete (and answer their calls) before the
    * completion queues go away. */
+  stm_archiver_stop(archiver);
   stm_store_delete(store);
   stm_grpc_server_delete(server);
   stm_watch_hub_delete(hub);

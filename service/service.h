@@ -21,6 +21,8 @@ struct stm_service {
   struct stm_store *store;      /* borrowed */
   struct stm_watch_hub *watch;  /* borrowed; NULL: Watch is UNAVAILABLE */
   const char *node_id;          /* borrowed */
+  const char *data_dir;         /* borrowed; backups read DIR/wal */
+  struct stm_archiver *archiver; /* NULL when archival is off */
   struct stm_grpc_server *grpc; /* set once serving, for metrics */
   int64_t start_mono_ns;
   atomic_bool shutting_down;    /* health turns NOT_SERVING */

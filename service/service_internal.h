@@ -13,6 +13,10 @@ void stm__handle_status(struct stm_call *call, const ProtobufCMessage *req,
                         void *ctx);
 void stm__handle_metrics(struct stm_call *call, const ProtobufCMessage *req,
                          void *ctx);
+void stm__handle_backup_begin(struct stm_call *call,
+                              const ProtobufCMessage *req, void *ctx);
+void stm__handle_backup_read(struct stm_call *call,
+                             const ProtobufCMessage *req, void *ctx);
 void stm__handle_health_check(struct stm_call *call,
                               const ProtobufCMessage *req, void *ctx);
 
