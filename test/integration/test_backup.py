@@ -182,7 +182,9 @@ class BackupTest(unittest.TestCase):
             sealed = len([f for f in os.listdir(os.path.join(srv.data_dir, "wal")) if f.endswith(".wal")]) - 1
             self.assertGreaterEqual(sealed, 2)
             stmtest.wait_until(lambda: metric(stub, "stemedb_wal_archive_failures_total") >= 2, 20, "failures")
-            self.assertEqual(metric(stub, "stemedb_wal_archive_pending_segments"), sealed)
+            stmtest.wait_until(lambda: metric(stub, "stemedb_wal_archive_pending_segments") == sealed,
+                               20, "pending segments")
+            self.assertGreater(metric(stub, "stemedb_wal_archive_oldest_unarchived_age_seconds"), -1)
             self.assertEqual(metric(stub, "stemedb_wal_archived_segments_total"), 0)
             open(gate, "w").close()
             stmtest.wait_until(lambda: metric(stub, "stemedb_wal_archived_segments_total") >= sealed, 60, "archive")
