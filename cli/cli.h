@@ -66,6 +66,14 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 /* A double from text (finite, whole string). */
 bool cli_parse_double(const char *s, double *out);
 
+/* keys.c */
+
+int cli_cmd_keygen(struct cli *cli, int argc, char **argv);
+/* Sign the claim of `req` with the key file: sets req->signature and
+ * req->public_key to sig_hex / pk_hex (the caller's buffers). */
+int cli_sign_assert(const char *key_file, Stemedb__V1__AssertRequest *req,
+                    char sig_hex[129], char pk_hex[65], struct stm_error *err);
+
 /* output.c */
 
 /* Print one JSON value on one line to stdout and release it. */

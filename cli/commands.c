@@ -63,7 +63,7 @@ int cli_cmd_status(struct cli *cli, int argc, char **argv) {
 /* assert                                                               */
 
 struct assert_args {
-  char *source, *confidence, *parent, *type;
+  char *source, *confidence, *parent, *type, *sign;
   int64_t timestamp_ns;
 };
 
@@ -156,6 +156,8 @@ int cli_cmd_assert(struct cli *cli, int argc, char **argv) {
        "the claim's own time (0: the server's clock)"},
       {"type", NULL, NULL, STM_OPT_STRING, &a.type,
        "string, number, bool or ref (default: guessed from VALUE)"},
+      {"sign", NULL, NULL, STM_OPT_STRING, &a.sign,
+       "sign with this key file (stemedb keygen)"},
   };
   size_t n = sizeof opts / sizeof opts[0];
   char *pos[3];
@@ -166,6 +168,9 @@ int cli_cmd_assert(struct cli *cli, int argc, char **argv) {
   struct stm_error err;
   stm_error_clear(&err);
   if (rc == 0 && build_assert(pos, &a, &req, &value, &err) != 0)
+    rc = cli_usage_error("assert", "%s", err.message);
+  char sig[129], pk[65];
+  if (rc == 0 && a.sign && cli_sign_assert(a.sign, &req, sig, pk, &err) != 0)
     rc = cli_usage_error("assert", "%s", err.message);
   ProtobufCMessage *resp = NULL;
   if (rc == 0)

@@ -18,8 +18,9 @@ static const struct cli_command commands[] = {
     {"status", "status", cli_cmd_status},
     {"assert", "assert PATH PREDICATE VALUE [--source S] [--confidence C] "
                "[--parent HASH] [--timestamp-ns T] "
-               "[--type string|number|bool|ref]",
+               "[--type string|number|bool|ref] [--sign KEYFILE]",
      cli_cmd_assert},
+    {"keygen", "keygen --out KEYFILE", cli_cmd_keygen},
     {"query", "query PATH [--predicate P] [--lens L] [--as-of-sequence N] "
               "[--descendants]",
      cli_cmd_query},

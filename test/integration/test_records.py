@@ -151,6 +151,34 @@ class RecordsTest(unittest.TestCase):
         got = self.stub.Get(pb.GetRequest(hash=h), timeout=5)
         self.assertEqual(got.public_key, pub)
 
+    def test_cli_keygen_and_assert_sign(self):
+        import os
+        import subprocess
+        import tempfile
+        d = tempfile.mkdtemp(prefix="stm-keys-")
+        key = os.path.join(d, "k")
+        try:
+            pk = subprocess.run([stmtest.CLI_BIN, "keygen", "--out", key], check=True,
+                                capture_output=True, text=True).stdout.strip()
+            self.assertRegex(pk, HEX64)
+            self.assertEqual(os.stat(key).st_mode & 0o777, 0o600)
+            self.stub.PutSource(pb.PutSourceRequest(source=source("cli://signer", 2, public_key=pk)),
+                                timeout=5)
+            base = [stmtest.CLI_BIN, "--server", self.server.addr, "assert", "rec/cli", "p", "v",
+                    "--source", "cli://signer"]
+            r = subprocess.run(base, capture_output=True, text=True)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn("PERMISSION_DENIED", r.stderr + r.stdout)
+            r = subprocess.run(base + ["--sign", key, "--timestamp-ns", "7"], capture_output=True,
+                               text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            h = r.stdout.split()[1]
+            self.assertEqual(self.stub.Get(pb.GetRequest(hash=h), timeout=5).public_key, pk)
+        finally:
+            for f in os.listdir(d):
+                os.unlink(os.path.join(d, f))
+            os.rmdir(d)
+
     # ---- votes ------------------------------------------------------------
 
     def test_votes_move_the_vote_lens_and_errors(self):
