@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Install every build and test dependency from Debian 12 packages (and npm
 # for the Node test client). Idempotent: skips apt when all are present.
+#   scripts/deps.sh          build and test dependencies (what CI needs)
+#   scripts/deps.sh --bench  also the references of bench/compare.sh: etcd,
+#                            PostgreSQL 15 (pgbench), wrk
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PKGS=(build-essential cmake pkg-config git
@@ -8,6 +11,9 @@ PKGS=(build-essential cmake pkg-config git
   protobuf-compiler-grpc python3 python3-grpcio python3-protobuf
   libwebsockets-dev libleveldb-dev libzstd-dev zstd libsodium-dev libjansson-dev
   libcunit1-dev curl jq procps)
+if [ "${1:-}" = "--bench" ]; then
+  PKGS+=(etcd-server etcd-client postgresql postgresql-contrib wrk)
+fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
