@@ -462,7 +462,7 @@ static int add_archived(const char *archive_dir, const char *wal_dir,
   qsort(names, n, sizeof *names, cmp_str);
   int rc = 0;
   for (size_t i = 0; rc == 0 && i < n; i++) {
-    char src[PATH_MAX], dst[PATH_MAX];
+    char src[PATH_MAX], dst[PATH_MAX + 32];
     snprintf(src, sizeof src, "%s/%s", archive_dir, names[i]);
     snprintf(dst, sizeof dst, "%s/%.24s", wal_dir, names[i]);
     FILE *fp = fopen(src, "rb");
