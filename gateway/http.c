@@ -7,6 +7,7 @@
 #include "metrics.h"
 #include "status_map.h"
 #include "upstream.h"
+#include "ws.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -39,6 +40,7 @@ struct stm_gw_http {
   struct lws_context *ctx;
   struct listener listeners[2];
   struct stm_gw_upstream *up;
+  struct stm_gw_ws *ws; /* GET /v1/watch (ws.h) */
   struct stm_gw_metrics *metrics;
   struct stm_gw_env env;
   char *server;
@@ -602,10 +604,10 @@ static int on_writeable(struct session *s) {
 /* ---- the lws callback ---------------------------------------------------- */
 
 /*
- * Upgrades (h2c, websocket) are refused with a 501 written on the spot, then
- * the connection is closed. lws 4.1.6 would switch a cleartext connection
- * to HTTP/2 on "Upgrade: h2c", where a request body is lost and the loop
- * can spin; WebSocket routes do not exist yet.
+ * Upgrades other than WebSocket on /v1/watch (h2c, websocket elsewhere) are
+ * refused with a 501 written on the spot, then the connection is closed.
+ * lws 4.1.6 would switch a cleartext connection to HTTP/2 on "Upgrade:
+ * h2c", where a request body is lost and the loop can spin.
  */
 static int refuse_upgrade(struct lws *wsi, const char *protocol) {
   char msg[160];
@@ -659,11 +661,23 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason,
       session_finish(s, 499);
     return 0;
   case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+    /* Only WebSocket, and only on /v1/watch. */
+    if (in && strcmp(in, "websocket") == 0 && gw->ws &&
+        stm_gw_ws_wants(wsi))
+      return 0;
     return refuse_upgrade(wsi, in);
+  case LWS_CALLBACK_ESTABLISHED:
+  case LWS_CALLBACK_RECEIVE:
+  case LWS_CALLBACK_RECEIVE_PONG:
+  case LWS_CALLBACK_SERVER_WRITEABLE:
+  case LWS_CALLBACK_CLOSED:
+    return gw->ws ? stm_gw_ws_callback(gw->ws, wsi, reason, in, len) : -1;
   case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
     /* Sent to each vhost's protocols: draining twice is harmless. */
     if (gw && gw->up)
       stm_gw_upstream_poll(gw->up, on_call_done, gw);
+    if (gw && gw->ws)
+      stm_gw_ws_service(gw->ws);
     return 0;
   default:
     return 0;
@@ -781,6 +795,19 @@ int stm_gw_http_new(const struct stm_gw_http_options *o,
       rc = stm_error_set(err, STM_ENOMEM, NULL,
                          "cannot start the upstream thread");
   }
+  if (rc == 0) {
+    struct stm_gw_ws_options wo = {.server = gw->server};
+    const char *ping = getenv("STEMEDB_WS_PING_INTERVAL_MS");
+    wo.ping_interval_ms = ping ? atoi(ping) : 0;
+    const char *q = getenv("STEMEDB_WS_MAX_QUEUE_FRAMES");
+    wo.max_queue_frames = q ? (size_t)strtoul(q, NULL, 10) : 0;
+    const char *slow = getenv("STEMEDB_WS_SLOW_MS");
+    wo.slow_ms = slow ? atoi(slow) : 0;
+    gw->ws = stm_gw_ws_new(gw->ctx, &wo);
+    if (gw->ws == NULL)
+      rc = stm_error_set(err, STM_ENOMEM, NULL,
+                         "cannot start the watch thread");
+  }
   if (rc) {
     stm_gw_http_delete(gw);
     return rc;
@@ -801,7 +828,8 @@ int stm_gw_http_run(struct stm_gw_http *h) {
       return STM_EIO;
   lws_sul_schedule(h->ctx, 0, &h->grace_timer, grace_expired,
                    (lws_usec_t)h->grace_ms * 1000);
-  while (!h->hard_stop && h->draining > 0)
+  stm_gw_ws_shutdown(h->ws); /* close frames 1001 with resume points */
+  while (!h->hard_stop && (h->draining > 0 || stm_gw_ws_open(h->ws) > 0))
     if (lws_service(h->ctx, 0) < 0)
       break;
   lws_sul_cancel(&h->grace_timer);
@@ -821,8 +849,10 @@ void stm_gw_http_delete(struct stm_gw_http *h) {
    * which the upstream frees last. */
   if (h->up)
     stm_gw_upstream_stop(h->up);
+  stm_gw_ws_stop(h->ws);
   if (h->ctx)
     lws_context_destroy(h->ctx);
+  stm_gw_ws_delete(h->ws);
   stm_gw_upstream_delete(h->up);
   stm_gw_metrics_delete(h->metrics);
   free(h->server);

@@ -28,8 +28,8 @@ static int sink_send(void *ctx, struct stm_watch_buf *b) {
   struct watch_stream *w = ctx;
   /* Zero-copy: the slice borrows the shared encoding and drops its
    * reference when gRPC is done with it. */
-  grpc_slice s = grpc_slice_new_with_user_data((void *)b->data, b->len,
-                                               buf_release, b);
+  grpc_slice s =
+      grpc_slice_new_with_user_data((void *)b->data, b->len, buf_release, b);
   return stm_call_stream_send(w->call, s);
 }
 
@@ -113,8 +113,7 @@ static int validate(const Stemedb__V1__WatchRequest *req,
 void stm__handle_watch(struct stm_call *call, const ProtobufCMessage *msg,
                        void *ctx) {
   struct stm_service *svc = ctx;
-  const Stemedb__V1__WatchRequest *req =
-      (const Stemedb__V1__WatchRequest *)msg;
+  const Stemedb__V1__WatchRequest *req = (const Stemedb__V1__WatchRequest *)msg;
   struct stm_error err;
   stm_error_clear(&err);
   struct stm_watch_filter f;

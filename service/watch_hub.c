@@ -92,8 +92,8 @@ struct stm_watch_hub {
   pthread_cond_t ring_cond;
   struct buf_impl **ring;
   size_t ring_head, ring_len;
-  uint64_t last_seq;     /* last sequence published by the listener */
-  uint64_t covered_from; /* the ring holds every event >= covered_from */
+  uint64_t last_seq;      /* last sequence published by the listener */
+  uint64_t covered_from;  /* the ring holds every event >= covered_from */
   uint64_t fanout_cursor; /* the hub thread has taken events <= this */
   bool overrun; /* an event left the ring (or was lost) before fan-out */
   bool stop_thread;
@@ -116,10 +116,8 @@ static struct stm_watch_buf *buf_pack(const Stemedb__V1__WatchEvent *ev,
   memcpy(p + clen, predicate, plen);
   uint8_t *data = (uint8_t *)p + clen + plen;
   protobuf_c_message_pack(&ev->base, data);
-  b->pub = (struct stm_watch_buf){.sequence = ev->sequence,
-                                  .type_bit = type_bit,
-                                  .data = data,
-                                  .len = len};
+  b->pub = (struct stm_watch_buf){
+      .sequence = ev->sequence, .type_bit = type_bit, .data = data, .len = len};
   atomic_init(&b->refs, 1);
   b->concept = p;
   b->predicate = p + clen;
@@ -168,9 +166,9 @@ static bool matches(const struct stm_watch_sub *s, uint32_t type_bit,
   if ((s->types & type_bit) == 0)
     return false;
   /* A prefix names a subtree: "a/b" covers "a/b" and "a/b/c", not "a/bc". */
-  if (s->prefix_len && (strncmp(concept, s->prefix, s->prefix_len) != 0 ||
-                        (concept[s->prefix_len] != '\0' &&
-                         concept[s->prefix_len] != '/')))
+  if (s->prefix_len &&
+      (strncmp(concept, s->prefix, s->prefix_len) != 0 ||
+       (concept[s->prefix_len] != '\0' && concept[s->prefix_len] != '/')))
     return false;
   return s->predicate == NULL || strcmp(predicate, s->predicate) == 0;
 }
@@ -206,8 +204,7 @@ static uint64_t resume_seq(const struct stm_watch_sub *s) {
 
 static void end_locked(struct stm_watch_sub *s, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static void end_locked(struct stm_watch_sub *s, int rc, const char *fmt,
-                       ...) {
+static void end_locked(struct stm_watch_sub *s, int rc, const char *fmt, ...) {
   if (s->end_rc)
     return;
   s->end_rc = rc;
@@ -336,12 +333,12 @@ static void catchup_step(struct stm_watch_sub *s) {
     free(tmp);
     return;
   }
-  struct scan_ctx x = {.s = s, .tmp = tmp, .room = room,
-                       .last_visited = next - 1};
+  struct scan_ctx x = {
+      .s = s, .tmp = tmp, .room = room, .last_visited = next - 1};
   struct stm_error err;
   stm_error_clear(&err);
-  int rc = stm_store_scan_sequence(h->o.store, next - 1, NULL, scan_cb, &x,
-                                   &err);
+  int rc =
+      stm_store_scan_sequence(h->o.store, next - 1, NULL, scan_cb, &x, &err);
   if (rc < 0 || x.nomem) {
     for (size_t i = 0; i < x.count; i++)
       stm_watch_buf_unref(tmp[i]);
@@ -465,16 +462,12 @@ void stm_watch_sub_unref(struct stm_watch_sub *s) {
 
 /* --- subscribe ----------------------------------------------------------- */
 
-static char *dup_or_null(const char *s) {
-  return s && s[0] ? strdup(s) : NULL;
-}
+static char *dup_or_null(const char *s) { return s && s[0] ? strdup(s) : NULL; }
 
 int stm_watch_hub_subscribe(struct stm_watch_hub *h,
-                            const struct stm_watch_filter *f,
-                            const char *peer,
+                            const struct stm_watch_filter *f, const char *peer,
                             const struct stm_watch_sink *sink, void *sink_ctx,
-                            struct stm_watch_sub **out,
-                            struct stm_error *err) {
+                            struct stm_watch_sub **out, struct stm_error *err) {
   struct stm_watch_sub *s = calloc(1, sizeof *s);
   if (s == NULL)
     return stm_error_set(err, STM_ENOMEM, NULL, "out of memory");
@@ -508,8 +501,7 @@ int stm_watch_hub_subscribe(struct stm_watch_hub *h,
   }
   int rc = 0;
   if (h->stopping)
-    rc = stm_error_set(err, STM_ESHUTDOWN, NULL,
-                       "the server is shutting down");
+    rc = stm_error_set(err, STM_ESHUTDOWN, NULL, "the server is shutting down");
   else if (h->nsubs >= h->o.max_total)
     rc = stm_error_set(err, STM_ETOOBIG, "watch-max-total",
                        "too many watches on this server (limit %zu, "

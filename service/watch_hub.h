@@ -48,14 +48,14 @@ enum {
   STM_WATCH_VOTE = 1u << 2,
   STM_WATCH_EPOCH = 1u << 3,
   STM_WATCH_SOURCE = 1u << 4,
-  STM_WATCH_ALL = STM_WATCH_CLAIM | STM_WATCH_VOTE | STM_WATCH_EPOCH |
-                  STM_WATCH_SOURCE,
+  STM_WATCH_ALL =
+      STM_WATCH_CLAIM | STM_WATCH_VOTE | STM_WATCH_EPOCH | STM_WATCH_SOURCE,
 };
 
 /* One encoded event, shared read-only; see stm_watch_buf_unref. */
 struct stm_watch_buf {
   uint64_t sequence;
-  uint32_t type_bit; /* STM_WATCH_*, 0 for a progress event */
+  uint32_t type_bit;   /* STM_WATCH_*, 0 for a progress event */
   const uint8_t *data; /* the packed stemedb.v1.WatchEvent */
   size_t len;
 };
@@ -136,10 +136,10 @@ struct stm_watch_filter {
   /* A subtree: "a/b" covers "a/b" and "a/b/c", not "a/bc". NULL or "":
    * every concept. */
   const char *concept_prefix;
-  const char *predicate;      /* exact; NULL or "": every predicate */
-  uint32_t types;             /* STM_WATCH_* mask; 0: all */
-  uint32_t progress_ms;       /* idle progress interval; 0: none */
-  uint64_t start_sequence;    /* inclusive; 0: only new events */
+  const char *predicate;   /* exact; NULL or "": every predicate */
+  uint32_t types;          /* STM_WATCH_* mask; 0: all */
+  uint32_t progress_ms;    /* idle progress interval; 0: none */
+  uint64_t start_sequence; /* inclusive; 0: only new events */
 };
 
 /*
@@ -151,8 +151,7 @@ struct stm_watch_filter {
  * STM_ESHUTDOWN, STM_ENOMEM.
  */
 int stm_watch_hub_subscribe(struct stm_watch_hub *h,
-                            const struct stm_watch_filter *f,
-                            const char *peer,
+                            const struct stm_watch_filter *f, const char *peer,
                             const struct stm_watch_sink *sink, void *sink_ctx,
                             struct stm_watch_sub **out, struct stm_error *err);
 

@@ -371,7 +371,7 @@ static void test_http_refuses_protocol_upgrades(void) {
       "POST /v1/query HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, "
       "HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__"
       "\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
-      "GET /v1/watch HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\n"
+      "GET /v1/health HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\n"
       "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
   };
@@ -382,6 +382,19 @@ static void test_http_refuses_protocol_upgrades(void) {
     CU_ASSERT_TRUE(has(&r, " 501 Not Implemented\r\n"));
     CU_ASSERT_TRUE(has(&r, "is not supported here"));
     CU_ASSERT_TRUE(r.closed);
+    free(r.text);
+    close(fd);
+  }
+  /* WebSocket on /v1/watch is the one upgrade served (gateway/ws.c). */
+  {
+    int fd = connect_to(s.port);
+    send_all(fd, "GET /v1/watch HTTP/1.1\r\nHost: t\r\n"
+                 "Connection: Upgrade\r\nUpgrade: websocket\r\n"
+                 "Sec-WebSocket-Version: 13\r\n"
+                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n");
+    struct reply r = read_replies(fd, 1, false, 3000);
+    CU_ASSERT_TRUE(has(&r, " 101 "));
+    CU_ASSERT_TRUE(has(&r, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
     free(r.text);
     close(fd);
   }

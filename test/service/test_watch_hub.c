@@ -169,7 +169,8 @@ static uint64_t write_claims(struct stm_store *s, const char *path, size_t n,
     snprintf(p, sizeof p, "%s/%zu", path, i % 3);
     snprintf(v, sizeof v, "v%d-%zu", salt, i);
     stm_claim_init(&c[i]);
-    CU_ASSERT_EQUAL_FATAL(stm_claim_set_str(&c[i].concept_path, p, strlen(p)), 0);
+    CU_ASSERT_EQUAL_FATAL(stm_claim_set_str(&c[i].concept_path, p, strlen(p)),
+                          0);
     CU_ASSERT_EQUAL_FATAL(stm_claim_set_str(&c[i].predicate, "p", 1), 0);
     CU_ASSERT_EQUAL_FATAL(stm_claim_set_str(&c[i].source_id, "test://s", 8), 0);
     CU_ASSERT_EQUAL_FATAL(
