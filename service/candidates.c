@@ -98,10 +98,10 @@ static int lookup(struct fill *f, const char *id, struct src_info *out) {
 
 struct vote_sum {
   struct fill *f;
-  double sum;
+  struct stm_lens_candidate *cands;
 };
 
-static int on_vote(void *ctx, const struct stm_vote *v) {
+static int on_vote(void *ctx, size_t i, const struct stm_vote *v) {
   struct vote_sum *vs = ctx;
   struct src_info voter;
   int rc = lookup(vs->f, v->voter_id, &voter);
@@ -110,7 +110,7 @@ static int on_vote(void *ctx, const struct stm_vote *v) {
   double trust = voter.registered ? voter.trust
                                   : stm_trust_decay(1.0, v->commit_time_ns,
                                                     vs->f->now, half_life());
-  vs->sum += v->weight * trust;
+  vs->cands[i].vote_sum += v->weight * trust;
   return 0;
 }
 
@@ -153,11 +153,19 @@ int stm__fill_candidates(struct stm_service *svc,
       break;
     cands[i].tier = src.tier;
     cands[i].source_trust = src.trust;
-    struct vote_sum vs = {.f = &f};
-    rc = stm_store_scan_votes(svc->store, c->hash, view, on_vote, &vs, err);
-    cands[i].vote_sum = vs.sum;
     cands[i].in_current_epoch = c->sequence > floor;
   }
+  /* Every candidate's votes through one iterator. */
+  uint8_t(*targets)[STM_HASH_LEN] = rc ? NULL : malloc(n * sizeof *targets);
+  if (rc == 0 && targets == NULL && n > 0)
+    rc = stm_error_set(err, STM_ENOMEM, NULL, "out of memory");
+  for (size_t i = 0; rc == 0 && i < n; i++)
+    memcpy(targets[i], claims[i].hash, STM_HASH_LEN);
+  struct vote_sum vs = {.f = &f, .cands = cands};
+  if (rc == 0)
+    rc = stm_store_scan_votes_many(svc->store, (const void *)targets, n, view,
+                                   on_vote, &vs, err);
+  free(targets);
   for (size_t i = 0; i < f.ncache; i++)
     free(f.owned[i]);
   return rc;

@@ -151,6 +151,16 @@ static void rd_begin(struct rd *r, struct stm_index *idx, bool snapshot) {
     leveldb_readoptions_set_snapshot(r->ro, r->snap);
 }
 
+/*
+ * A view pinned to a sequence needs no snapshot: records are immutable and
+ * keyed once, and anything committed later has a larger sequence that the
+ * view filters out. That saves a snapshot per lookup in a Query, which
+ * looks up sources and votes for every candidate.
+ */
+static bool needs_snapshot(const struct stm_read_view *view) {
+  return view == NULL || view->as_of_sequence == 0;
+}
+
 static void rd_end(struct rd *r) {
   leveldb_readoptions_destroy(r->ro);
   if (r->snap)
@@ -299,8 +309,8 @@ int stm_store_find_epoch(struct stm_store *s, const char *concept_path,
                          const char *predicate, uint64_t after_sequence,
                          const struct stm_read_view *view,
                          struct stm_epoch *out, struct stm_error *err) {
-  return find_epoch(s->index, true, concept_path, predicate, after_sequence,
-                    view, out, err);
+  return find_epoch(s->index, needs_snapshot(view), concept_path, predicate,
+                    after_sequence, view, out, err);
 }
 
 /* -- sources -- */
@@ -357,7 +367,7 @@ int stm_store_get_source(struct stm_store *s, const char *id,
   rc = rc ? rc : stm_buf_append(&p, id, strlen(id) + 1);
   struct source_walk w = {.view = view, .err = err};
   struct rd r;
-  rd_begin(&r, s->index, true);
+  rd_begin(&r, s->index, needs_snapshot(view));
   if (rc == 0)
     rc = iterate(&r, p.data, p.len, p.data, p.len, on_source, &w, err);
   rd_end(&r);
@@ -434,10 +444,47 @@ int stm_store_scan_votes(struct stm_store *s,
   memcpy(p + 1, target, STM_HASH_LEN);
   struct vote_walk w = {.view = view, .cb = cb, .ctx = ctx, .err = err};
   struct rd r;
-  rd_begin(&r, s->index, true);
+  rd_begin(&r, s->index, needs_snapshot(view));
   int rc = iterate(&r, p, sizeof p, p, sizeof p, on_vote, &w, err);
   rd_end(&r);
   return rc;
+}
+
+int stm_store_scan_votes_many(struct stm_store *s,
+                              const uint8_t (*targets)[STM_HASH_LEN], size_t n,
+                              const struct stm_read_view *view,
+                              stm_store_votes_cb cb, void *ctx,
+                              struct stm_error *err) {
+  struct rd r;
+  rd_begin(&r, s->index, needs_snapshot(view));
+  leveldb_iterator_t *it = leveldb_create_iterator(r.db, r.ro);
+  int rc = 0;
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    uint8_t p[1 + STM_HASH_LEN];
+    p[0] = KEY_VOTE;
+    memcpy(p + 1, targets[i], STM_HASH_LEN);
+    leveldb_iter_seek(it, (const char *)p, sizeof p);
+    for (; rc == 0 && leveldb_iter_valid(it); leveldb_iter_next(it)) {
+      size_t klen, vlen;
+      const char *key = leveldb_iter_key(it, &klen);
+      if (klen < sizeof p || memcmp(key, p, sizeof p) != 0)
+        break;
+      const char *val = leveldb_iter_value(it, &vlen);
+      struct stm_record rec;
+      rc = stm_record_decode(STM_RECORD_VOTE, val, vlen, &rec, err);
+      if (rc)
+        break;
+      if (visible(rec.u.vote.sequence, rec.u.vote.commit_time_ns, view))
+        rc = cb(ctx, i, &rec.u.vote);
+      stm_record_destroy(&rec);
+    }
+  }
+  char *msg = NULL;
+  if (rc == 0)
+    leveldb_iter_get_error(it, &msg);
+  leveldb_iter_destroy(it);
+  rd_end(&r);
+  return msg ? ldb_err(err, msg) : rc;
 }
 
 /* -- children, concepts, audit -- */

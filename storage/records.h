@@ -180,6 +180,17 @@ int stm_store_scan_votes(struct stm_store *s,
                          const struct stm_read_view *view, stm_store_vote_cb cb,
                          void *ctx, struct stm_error *err);
 
+typedef int (*stm_store_votes_cb)(void *ctx, size_t i,
+                                  const struct stm_vote *v);
+/* The visible votes on each of targets[0..n), with one LevelDB iterator
+ * for them all (a Query looks up the votes of every candidate): cb gets
+ * the target's index i. Same order and contract as stm_store_scan_votes. */
+int stm_store_scan_votes_many(struct stm_store *s,
+                              const uint8_t (*targets)[STM_HASH_LEN], size_t n,
+                              const struct stm_read_view *view,
+                              stm_store_votes_cb cb, void *ctx,
+                              struct stm_error *err);
+
 /*
  * The newest visible epoch of exactly (concept_path, predicate); predicate
  * "" is the concept-wide epoch. With after_sequence > 0 instead the FIRST
