@@ -308,6 +308,64 @@ static uint32_t header_crc(uint64_t first) {
   return stm_crc32c(h, sizeof h);
 }
 
+#define SEAL_RECORD_LEN (STM_WAL_RECORD_HEADER_LEN + STM_WAL_SEAL_LEN)
+
+/*
+ * A sealed segment at open: only its header and its SEAL are read, so a
+ * start costs the same at any WAL size. The whole-file CRC is checked
+ * whenever the segment is read (replay, backup, archival, verify).
+ */
+static int recover_sealed(struct stm_wal *w, size_t i, const char *path,
+                          struct stm_error *err) {
+  int fd = w->io->open(w->io->ctx, path, O_RDONLY, 0);
+  if (fd < 0)
+    return io_error(err, fd, "cannot open", path);
+  uint64_t size = 0;
+  uint8_t h[STM_WAL_HEADER_LEN], t[SEAL_RECORD_LEN];
+  int e = w->io->fsize(w->io->ctx, fd, &size);
+  if (e == 0 && size >= sizeof h + sizeof t) {
+    e = stm_wal_io_pread_full(w->io, fd, h, sizeof h, 0);
+    e = e ? e : stm_wal_io_pread_full(w->io, fd, t, sizeof t, size - sizeof t);
+  }
+  w->io->close(w->io->ctx, fd);
+  if (e)
+    return io_error(err, e, "cannot read", path);
+  uint64_t first = 0;
+  struct stm_error sub;
+  stm_error_clear(&sub);
+  if (size < sizeof h + sizeof t)
+    return stm_error_set(err, STM_ECORRUPT, NULL,
+                         "WAL %s at offset %" PRIu64 ": sealed segment has no "
+                         "seal record (truncated?)",
+                         path, size);
+  int rc = stm_wal_header_decode(h, h + sizeof h, &first, &sub);
+  if (rc)
+    return stm_error_set(err, rc, NULL, "WAL %s at offset 0: %s", path,
+                         sub.message);
+  if (first != w->segs[i])
+    return stm_error_set(err, STM_ECORRUPT, NULL,
+                         "WAL %s at offset 0: header says first sequence "
+                         "%" PRIu64 ", the file name says otherwise",
+                         path, first);
+  struct stm_wal_record rec;
+  struct stm_wal_seal seal;
+  uint64_t at = size - sizeof t;
+  if (stm_wal_record_decode(t, t + sizeof t, &rec, NULL) != STM_WAL_DECODE_OK ||
+      rec.type != STM_WAL_RECORD_SEAL ||
+      stm_wal_seal_decode(rec.payload, rec.payload + rec.payload_len, &seal,
+                          NULL) != 0 ||
+      seal.covered_bytes != at || seal.last_sequence + 1 < first)
+    return stm_error_set(err, STM_ECORRUPT, NULL,
+                         "WAL %s at offset %" PRIu64 ": sealed segment has no "
+                         "valid seal record (truncated or damaged?)",
+                         path, at);
+  w->last_sequence = seal.last_sequence;
+  if (seal.last_sequence >= first)
+    w->last_commit_time_ns = seal.last_commit_time_ns;
+  w->sealed_bytes += size;
+  return 0;
+}
+
 /* Validate segment i; keeps the last one open in w->fd. */
 static int recover_segment(struct stm_wal *w, size_t i, struct stm_buf *buf,
                            struct stm_error *err) {
@@ -319,6 +377,8 @@ static int recover_segment(struct stm_wal *w, size_t i, struct stm_buf *buf,
                          "WAL %s at offset 0: segment starts at sequence "
                          "%" PRIu64 " but the previous one ends at %" PRIu64,
                          path, w->segs[i], w->last_sequence);
+  if (!last)
+    return recover_sealed(w, i, path, err);
   int fd = w->io->open(w->io->ctx, path, last ? O_RDWR : O_RDONLY, 0);
   if (fd < 0)
     return io_error(err, fd, "cannot open", path);
@@ -503,7 +563,8 @@ static int append_failed(struct stm_wal *w, int e, const char *what,
 static int seal_segment(struct stm_wal *w, struct stm_error *err) {
   struct stm_wal_seal seal = {.last_sequence = w->last_sequence,
                               .covered_bytes = w->size,
-                              .segment_crc = w->seg_crc};
+                              .segment_crc = w->seg_crc,
+                              .last_commit_time_ns = w->last_commit_time_ns};
   struct stm_buf b;
   stm_buf_init(&b);
   if (stm_wal_seal_append(&b, &seal)) {
@@ -521,6 +582,20 @@ static int seal_segment(struct stm_wal *w, struct stm_error *err) {
   }
   stm_buf_destroy(&b);
   return rc;
+}
+
+/* Remember the commit time of the last TXN in (data, len) for the seal:
+ * a walk over the record headers only (the caller framed them). */
+static void note_commit_time(struct stm_wal *w, const uint8_t *data,
+                             size_t len) {
+  size_t pos = 0;
+  while (pos + STM_WAL_RECORD_HEADER_LEN + STM_WAL_TXN_HEADER_LEN <= len) {
+    uint32_t plen = stm_get_u32le(data + pos);
+    if (data[pos + 8] == STM_WAL_RECORD_TXN)
+      w->last_commit_time_ns =
+          (int64_t)stm_get_u64le(data + pos + STM_WAL_RECORD_HEADER_LEN + 8);
+    pos += STM_WAL_RECORD_HEADER_LEN + (size_t)plen;
+  }
 }
 
 int stm_wal_append(struct stm_wal *w, const void *data, size_t len,
@@ -556,6 +631,7 @@ int stm_wal_append(struct stm_wal *w, const void *data, size_t len,
   w->size += len;
   w->seg_crc = stm_crc32c_extend(w->seg_crc, data, len);
   w->last_sequence = last_sequence;
+  note_commit_time(w, data, len);
   return 0;
 }
 
@@ -580,11 +656,25 @@ static int replay_segment(struct stm_wal *w, size_t i, uint64_t after,
   struct seg_scan s = {.path = path, .data = buf->data, .size = buf->len,
                        .expected = w->segs[i], .after = after, .cb = cb,
                        .ctx = ctx};
-  rc = scan_records(&s, err);
+  if (!last) {
+    /* A sealed segment is checked whole (seal CRC included) before any
+     * of it is handed out: nothing of a damaged segment is replayed. */
+    struct seg_scan pre = s;
+    pre.cb = NULL;
+    rc = scan_records(&pre, err);
+    if (rc == 0 && (pre.why != NULL || !pre.sealed))
+      s = pre; /* report below */
+  }
+  rc = rc ? rc : s.cb ? scan_records(&s, err) : 0;
   if (rc == 0 && s.why != NULL)
     rc = stm_error_set(err, STM_ECORRUPT, NULL,
-                       "WAL %s at offset %zu: %s (changed since open?)", path,
-                       s.good_end, s.why);
+                       "WAL %s at offset %zu: %s in a %s segment", path,
+                       s.good_end, s.why, last ? "live" : "sealed");
+  if (rc == 0 && !last && !s.sealed)
+    rc = stm_error_set(err, STM_ECORRUPT, NULL,
+                       "WAL %s at offset %zu: sealed segment has no seal "
+                       "record",
+                       path, s.good_end);
   return rc;
 }
 

@@ -7,13 +7,18 @@
  * reaches segment_bytes. Every append is followed by one fdatasync before
  * it returns, so a successful return means durable.
  *
- * Recovery at open: every segment is read and validated in order. A torn or
- * corrupt tail of the LAST segment (the only place an interrupted append can
- * leave one) is cut with ftruncate + fdatasync and logged with the file,
- * offset and byte count. Damage anywhere else - in a sealed segment, a
- * sequence gap between records or segments, a valid record of an unknown
- * type - is not guessable and fails the open with STM_ECORRUPT naming the
- * file and offset.
+ * Recovery at open: every sealed segment's header and SEAL record (its
+ * last sequence and whole-file CRC) are checked, and the LAST segment is
+ * read and validated record by record. A torn or corrupt tail of the last
+ * segment (the only place an interrupted append can leave one) is cut with
+ * ftruncate + fdatasync and logged with the file, offset and byte count.
+ * Damage anywhere else - a missing or bad seal, a sequence gap between
+ * records or segments, a valid record of an unknown type - is not
+ * guessable and fails the open with STM_ECORRUPT naming the file and
+ * offset. The body of a sealed segment is verified (every record CRC and
+ * the whole-file CRC) whenever it is read - stm_wal_replay, backup,
+ * archival, stm_wal_segment_verify - so its damage is refused there, never
+ * replayed, and a start does not read the whole WAL.
  *
  * Failure model (the PostgreSQL "fsyncgate" lesson): after any failed write
  * or fdatasync the WAL is poisoned. It never retries the sync; the failing

@@ -113,6 +113,7 @@ int stm_wal_seal_append(struct stm_buf *out, const struct stm_wal_seal *seal) {
   stm_put_u64le(p, seal->last_sequence);
   stm_put_u64le(p + 8, seal->covered_bytes);
   stm_put_u32le(p + 16, seal->segment_crc);
+  stm_put_u64le(p + 20, (uint64_t)seal->last_commit_time_ns);
   return stm_wal_record_append(out, STM_WAL_RECORD_SEAL, p, sizeof p);
 }
 
@@ -125,6 +126,7 @@ int stm_wal_seal_decode(const uint8_t *pos, const uint8_t *end,
   seal->last_sequence = stm_get_u64le(pos);
   seal->covered_bytes = stm_get_u64le(pos + 8);
   seal->segment_crc = stm_get_u32le(pos + 16);
+  seal->last_commit_time_ns = (int64_t)stm_get_u64le(pos + 20);
   return 0;
 }
 

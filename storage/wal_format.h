@@ -32,14 +32,14 @@
  * SEAL payload (type 2), the last record of every sealed segment, written
  * (and fdatasync'd) before the next segment is created:
  *
- *   +----------------+----------------+-------------+
- *   | last_sequence  | covered_bytes  | segment_crc |
- *   | u64le          | u64le          | u32le       |
- *   +----------------+----------------+-------------+
+ *   +----------------+----------------+-------------+----------------+
+ *   | last_sequence  | covered_bytes  | segment_crc | commit_time_ns |
+ *   | u64le          | u64le          | u32le       | i64le          |
+ *   +----------------+----------------+-------------+----------------+
  *   covered_bytes is the offset of the seal record itself; segment_crc is
  *   the CRC-32C of bytes [0, covered_bytes) of the file (header and every
- *   record), so a sealed segment is checksummed as a whole. Nothing may
- *   follow a seal.
+ *   record), so a sealed segment is checksummed as a whole; commit_time_ns
+ *   is that of its last record. Nothing may follow a seal.
  *
  * Decoders take explicit [pos, end) bounds and never read outside them.
  * Every function here is pure (no I/O, no global state) and thread-safe.
@@ -68,7 +68,7 @@ enum stm_wal_record_type {
   STM_WAL_RECORD_SEAL = 2,
 };
 
-#define STM_WAL_SEAL_LEN 20
+#define STM_WAL_SEAL_LEN 28
 
 enum stm_wal_entry_kind {
   STM_WAL_ENTRY_CLAIM = 1,
@@ -125,6 +125,7 @@ struct stm_wal_seal {
   uint64_t last_sequence;
   uint64_t covered_bytes;
   uint32_t segment_crc;
+  int64_t last_commit_time_ns;
 };
 
 /* Append one framed SEAL record. Returns 0 or STM_ENOMEM. */

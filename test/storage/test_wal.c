@@ -259,10 +259,15 @@ static void test_wal_corrupt_sealed_segment_is_reported_with_file_and_offset(voi
   uint64_t seal_size = STM_WAL_RECORD_HEADER_LEN + STM_WAL_SEAL_LEN;
   uint64_t rec_size = (size_of(path) - STM_WAL_HEADER_LEN - seal_size) / 2;
   flip_byte(path, STM_WAL_HEADER_LEN + rec_size + 12);
+  /* The open checks only a sealed segment's seal; the replay that reads
+   * it refuses the damage. */
+  w = must_open(&f, 100);
+  struct seen s = {.n = 0};
   struct stm_error err;
   stm_error_clear(&err);
-  CU_ASSERT_EQUAL(open_wal(&f, 100, NULL, &w, &err), STM_ECORRUPT);
-  CU_ASSERT_PTR_NULL(w);
+  CU_ASSERT_EQUAL(stm_wal_replay(w, 0, collect, &s, &err), STM_ECORRUPT);
+  CU_ASSERT_EQUAL(s.n, 0u); /* nothing of the damaged segment */
+  stm_wal_delete(w);
   char where[64];
   snprintf(where, sizeof where, "offset %" PRIu64, STM_WAL_HEADER_LEN + rec_size);
   CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "00000000000000000001.wal"));
