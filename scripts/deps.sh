@@ -10,7 +10,7 @@ PKGS=(build-essential cmake pkg-config git
   libgrpc-dev protobuf-compiler protobuf-c-compiler libprotobuf-c-dev
   protobuf-compiler-grpc python3 python3-grpcio python3-protobuf
   libwebsockets-dev libleveldb-dev libzstd-dev zstd libsodium-dev libjansson-dev
-  libcunit1-dev curl jq procps)
+  libcunit1-dev curl jq procps python3-cryptography)
 if [ "${1:-}" = "--bench" ]; then
   PKGS+=(etcd-server etcd-client postgresql postgresql-contrib wrk)
 fi

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <netdb.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -508,12 +509,20 @@ static void test_http_checks_listen_addresses(void) {
   o.http_listen = "127.0.0.1:http";
   CU_ASSERT_EQUAL(stm_gw_http_new(&o, &second, &err), STM_EINVAL);
   /* Host names are resolved (lws alone would take one for an interface
-   * name and listen nowhere). */
-  o.http_listen = "localhost:0";
-  CU_ASSERT_EQUAL_FATAL(stm_gw_http_new(&o, &second, &err), 0);
-  CU_ASSERT_TRUE(stm_gw_http_port(second, STM_GW_LISTENER_API) > 0);
-  CU_ASSERT_EQUAL(stm_gw_http_port(second, STM_GW_LISTENER_CLUSTER), -1);
-  stm_gw_http_delete(second);
+   * name and listen nowhere). Only where "localhost" resolves: a minimal
+   * root (debootstrap minbase) has no /etc/hosts. */
+  struct addrinfo *ai = NULL;
+  if (getaddrinfo("localhost", NULL, NULL, &ai) == 0) {
+    freeaddrinfo(ai);
+    o.http_listen = "localhost:0";
+    if (stm_gw_http_new(&o, &second, &err) == 0) {
+      CU_ASSERT_TRUE(stm_gw_http_port(second, STM_GW_LISTENER_API) > 0);
+      CU_ASSERT_EQUAL(stm_gw_http_port(second, STM_GW_LISTENER_CLUSTER), -1);
+      stm_gw_http_delete(second);
+    } else {
+      CU_FAIL("listening on localhost:0 failed");
+    }
+  }
   server_stop(&s);
 }
 

@@ -6,6 +6,7 @@ set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 BUILD=${STM_BUILD_DIR:-$ROOT/build}
+case "$BUILD" in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac # PATH needs it absolute
 pass=0 fail=0
 check() { if [ "$2" = "$3" ]; then pass=$((pass+1)); echo "ok   - $1"; else fail=$((fail+1)); echo "FAIL - $1 (expected '$2', got '$3')"; fi; }
 curl() { command curl --max-time 30 "$@"; }
@@ -46,6 +47,7 @@ PATH="$BUILD/service:$BUILD/gateway:$PATH" STEMEDB_CONFIG="$WORK/cluster.toml" \
 PID=$!
 for _ in $(seq 1 300); do
   [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HTTP/v1/health")" = 200 ] && break
+  kill -0 $PID 2>/dev/null || { echo "stemedb-api exited early:"; cat "$WORK/api.log"; break; }
   sleep 0.05
 done
 check "stemedb-api serves /v1/health" healthy "$(curl -s "http://127.0.0.1:$HTTP/v1/health" | jq -r .status)"
