@@ -2,6 +2,7 @@
 #include "harness.h"
 #include "service/convert.h"
 #include "service/lens.h"
+#include "service/trust.h"
 
 #include <math.h>
 #include <string.h>
@@ -351,6 +352,54 @@ static void test_convert_claim_builds_the_assertion_message(void) {
   stm_claim_destroy(&c);
 }
 
+/* ---- trust decay (service/trust.h) ----------------------------------- */
+
+#define DAY (INT64_C(24) * 3600 * 1000000000)
+
+static void test_trust_halves_its_distance_to_neutral_each_half_life(void) {
+  int64_t h = 30 * DAY;
+  CU_ASSERT_DOUBLE_EQUAL(stm_trust_decay(1.0, 0, 0, h), 1.0, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(stm_trust_decay(1.0, 0, h, h), 0.75, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(stm_trust_decay(1.0, 0, 2 * h, h), 0.625, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(stm_trust_decay(0.0, 0, h, h), 0.25, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(stm_trust_decay(0.5, 0, 9 * h, h), 0.5, 1e-12);
+  /* Renewal is the reference point: age counts from it. */
+  CU_ASSERT_DOUBLE_EQUAL(stm_trust_decay(0.9, 5 * h, 6 * h, h), 0.7, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(stm_trust_decay(1.0, 0, 1000 * h, h), 0.5, 1e-12);
+}
+
+static void test_trust_does_not_decay_in_the_future_or_when_disabled(void) {
+  CU_ASSERT_DOUBLE_EQUAL(stm_trust_decay(0.9, 100, 50, DAY), 0.9, 1e-12);
+  CU_ASSERT_DOUBLE_EQUAL(stm_trust_decay(0.9, 0, 1000 * DAY, 0), 0.9, 1e-12);
+}
+
+static void test_decayed_trust_changes_the_authority_winner(void) {
+  /* Tier 2 at trust 1 (weight 8) beats tier 1 at trust 0.2 (3.2); after
+   * three half-lives the tier-1 source is back at 0.4625 (7.4) and the
+   * tier-2 one at 0.5625 (4.5). */
+  struct stm_claim c[2];
+  make(&c[0], "a", 1, 1);
+  make(&c[1], "b", 2, 2);
+  struct stm_lens_candidate k[2];
+  int64_t h = 30 * DAY;
+  for (int i = 0; i < 2; i++)
+    stm_lens_candidate_init(&k[i], &c[i]);
+  k[0].tier = 1;
+  k[1].tier = 2;
+  k[0].source_trust = 0.2;
+  k[1].source_trust = 1.0;
+  struct stm_lens_result r;
+  CU_ASSERT_EQUAL(stm_lens_resolve(STM_LENS_AUTHORITY, k, 2, NULL, &r), 0);
+  CU_ASSERT_EQUAL(r.winner, 1);
+  stm_lens_result_destroy(&r);
+  k[0].source_trust = stm_trust_decay(0.2, 0, 3 * h, h);
+  k[1].source_trust = stm_trust_decay(1.0, 0, 3 * h, h);
+  CU_ASSERT_DOUBLE_EQUAL(k[0].source_trust, 0.4625, 1e-12);
+  CU_ASSERT_EQUAL(stm_lens_resolve(STM_LENS_AUTHORITY, k, 2, NULL, &r), 0);
+  CU_ASSERT_EQUAL(r.winner, 0);
+  stm_lens_result_destroy(&r);
+}
+
 int main(void) {
   static const struct stm_test_case lens[] = {
       STM_TEST(test_lens_parse_knows_every_lens_and_rejects_others),
@@ -371,7 +420,12 @@ int main(void) {
       STM_TEST(test_convert_assert_request_validates_and_fills),
       STM_TEST(test_convert_rejects_a_signature_that_does_not_verify),
       STM_TEST(test_convert_claim_builds_the_assertion_message), STM_TEST_END};
+  static const struct stm_test_case trust[] = {
+      STM_TEST(test_trust_halves_its_distance_to_neutral_each_half_life),
+      STM_TEST(test_trust_does_not_decay_in_the_future_or_when_disabled),
+      STM_TEST(test_decayed_trust_changes_the_authority_winner), STM_TEST_END};
   stm_test_suite("lens", lens);
+  stm_test_suite("trust", trust);
   stm_test_suite("convert", convert);
   return stm_test_run_all();
 }

@@ -54,5 +54,6 @@ int main(void) {
   stm_test_register_backup();
   stm_test_register_index();
   stm_test_register_store();
+  stm_test_register_records();
   return stm_test_run_all();
 }

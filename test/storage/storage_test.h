@@ -18,6 +18,7 @@ void stm_test_register_wal_seal(void);
 void stm_test_register_backup(void);
 void stm_test_register_index(void);
 void stm_test_register_store(void);
+void stm_test_register_records(void);
 
 /* Fill an init'ed claim: a string value, source "test://s", confidence 1. */
 void t_claim_fill(struct stm_claim *c, const char *path, const char *pred,
