@@ -327,7 +327,10 @@ static void dispatch(struct session *s) {
     respond_stm_error(s, &err);
     return;
   }
-  rc = stm_gw_upstream_start(gw->up, r->rpc, req, gw->timeout_ms, s, &s->call);
+  char client[64] = "";
+  lws_get_peer_simple(s->wsi, client, sizeof client);
+  rc = stm_gw_upstream_start_for(gw->up, r->rpc, req, gw->timeout_ms, client,
+                                 s, &s->call);
   protobuf_c_message_free_unpacked(req, NULL);
   if (rc) {
     respond_error(s, 500, "INTERNAL",

@@ -21,6 +21,8 @@ struct stm_gw_call {
   grpc_status_code code;
   grpc_slice details;
   char message[512];
+  grpc_metadata fwd; /* x-forwarded-for, when a client address is known */
+  bool has_fwd;
   void *owner;                       /* event-loop thread only */
   struct stm_gw_call *next;          /* done queue, under up->lock */
   struct stm_gw_call *aprev, *anext; /* active list, event-loop thread */
@@ -143,12 +145,22 @@ static void call_free(struct stm_gw_call *c) {
   grpc_metadata_array_destroy(&c->init_md);
   grpc_metadata_array_destroy(&c->trail_md);
   grpc_slice_unref(c->details);
+  if (c->has_fwd)
+    grpc_slice_unref(c->fwd.value);
   free(c);
 }
 
 int stm_gw_upstream_start(struct stm_gw_upstream *up, const char *method,
                           const ProtobufCMessage *req, int timeout_ms,
                           void *owner, struct stm_gw_call **out) {
+  return stm_gw_upstream_start_for(up, method, req, timeout_ms, NULL, owner,
+                                   out);
+}
+
+int stm_gw_upstream_start_for(struct stm_gw_upstream *up, const char *method,
+                              const ProtobufCMessage *req, int timeout_ms,
+                              const char *client, void *owner,
+                              struct stm_gw_call **out) {
   *out = NULL;
   struct stm_gw_call *c = calloc(1, sizeof *c);
   if (c == NULL)
@@ -176,6 +188,13 @@ int stm_gw_upstream_start(struct stm_gw_upstream *up, const char *method,
   grpc_op ops[6];
   memset(ops, 0, sizeof ops);
   ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  if (client && *client) { /* the audit log records who asked */
+    c->fwd.key = grpc_slice_from_static_string("x-forwarded-for");
+    c->fwd.value = grpc_slice_from_copied_string(client);
+    c->has_fwd = true;
+    ops[0].data.send_initial_metadata.count = 1;
+    ops[0].data.send_initial_metadata.metadata = &c->fwd;
+  }
   ops[1].op = GRPC_OP_SEND_MESSAGE;
   ops[1].data.send_message.send_message = c->send;
   ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;

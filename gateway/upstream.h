@@ -54,6 +54,13 @@ int stm_gw_upstream_start(struct stm_gw_upstream *up, const char *method,
                           const ProtobufCMessage *req, int timeout_ms,
                           void *owner, struct stm_gw_call **out);
 
+/* As stm_gw_upstream_start, sending the HTTP client's address `client`
+ * (copied; NULL or "": none) as metadata x-forwarded-for. */
+int stm_gw_upstream_start_for(struct stm_gw_upstream *up, const char *method,
+                              const ProtobufCMessage *req, int timeout_ms,
+                              const char *client, void *owner,
+                              struct stm_gw_call **out);
+
 /*
  * The owner is gone (its connection closed): cancel the RPC. The call is
  * then freed by a later poll without calling back. Do not use `call`

@@ -211,6 +211,24 @@ const char *stm_call_peer(struct stm_call *call) {
   return call->peer;
 }
 
+bool stm_call_metadata(const struct stm_call *call, const char *key,
+                       char *buf, size_t len) {
+  size_t klen = strlen(key);
+  for (size_t i = 0; i < call->md.count; i++) {
+    const grpc_metadata *m = &call->md.metadata[i];
+    if (GRPC_SLICE_LENGTH(m->key) != klen ||
+        memcmp(GRPC_SLICE_START_PTR(m->key), key, klen) != 0)
+      continue;
+    size_t vlen = GRPC_SLICE_LENGTH(m->value);
+    if (vlen >= len)
+      vlen = len - 1;
+    memcpy(buf, GRPC_SLICE_START_PTR(m->value), vlen);
+    buf[vlen] = '\0';
+    return true;
+  }
+  return false;
+}
+
 bool stm_call_deadline_passed(const struct stm_call *call) {
   gpr_timespec now = gpr_now(call->deadline.clock_type);
   return gpr_time_cmp(call->deadline, now) < 0;

@@ -73,6 +73,10 @@ void stm_call_fail(struct stm_call *call, grpc_status_code code,
                    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Peer address ("ipv4:127.0.0.1:5555"), owned by the call. */
 const char *stm_call_peer(struct stm_call *call);
+/* Copy the first value of request metadata `key` (lowercase) into buf,
+ * cut to len - 1 bytes and NUL-terminated. False when absent. */
+bool stm_call_metadata(const struct stm_call *call, const char *key,
+                       char *buf, size_t len);
 /* True when the client's deadline has already passed. */
 bool stm_call_deadline_passed(const struct stm_call *call);
 

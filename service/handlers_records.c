@@ -25,9 +25,27 @@
 #define MAX_REASON 4096
 #define MAX_NAME 256
 
+/* Metadata is client-supplied text: keep it printable. */
+static void printable(char *s) {
+  for (; *s; s++)
+    if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+      *s = '?';
+}
+
 void stm__call_identity(struct stm_call *call, char *out, size_t len) {
   const char *peer = stm_call_peer(call);
-  snprintf(out, len, "%s", peer ? peer : "unknown");
+  char who[128], fwd[128];
+  bool has_who = stm_call_metadata(call, "x-stemedb-caller", who, sizeof who);
+  bool has_fwd = stm_call_metadata(call, "x-forwarded-for", fwd, sizeof fwd);
+  if (has_who)
+    printable(who);
+  if (has_fwd)
+    printable(fwd);
+  /* A claimed identity is recorded with the peer it came from, never in
+   * place of it: nothing authenticates it. */
+  snprintf(out, len, "%s%s%s%s%s", has_who ? who : "", has_who ? " via " : "",
+           peer ? peer : "unknown", has_fwd ? " for " : "",
+           has_fwd ? fwd : "");
 }
 
 static char *hex_dup(struct stm_arena *a, const uint8_t *data, size_t len) {

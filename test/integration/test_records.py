@@ -287,6 +287,10 @@ class RecordsTest(unittest.TestCase):
         self.assertEqual(seqs, sorted(seqs))
         self.assertEqual(log.next_after_sequence, seqs[-1])
         self.assertEqual(seqs[-1], s.source.sequence)
+        c = self.stub.Assert(claim("rec/audit", "x", "w"), timeout=5,
+                             metadata=[("x-stemedb-caller", "alice@lab")])
+        e = self.stub.Audit(pb.AuditRequest(after_sequence=c.sequence - 1, limit=1), timeout=5)
+        self.assertRegex(e.entries[0].caller, r"^alice@lab via ipv4:127\.0\.0\.1:\d+$")
         page = self.stub.Audit(pb.AuditRequest(after_sequence=start, limit=2), timeout=5)
         self.assertEqual([e.sequence for e in page.entries], seqs[:2])
 

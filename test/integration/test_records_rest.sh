@@ -135,6 +135,8 @@ r=$(get "/v1/audit?after_sequence=0&limit=100")
 check "GET /v1/audit lists every write" "200 put_source,put_source,put_source,assert,assert,vote,start_epoch" \
   "$(code "$r") $(body "$r" | jq -r '[.entries[].operation]|join(",")')"
 check "audit entries carry the caller" true "$(body "$r" | jq '[.entries[].caller|test("127.0.0.1")]|all')"
+check "the gateway forwards the HTTP client's address" true \
+  "$(body "$r" | jq '[.entries[].caller|test("^ipv4:127.0.0.1:[0-9]+ for 127.0.0.1$")]|all')"
 r=$(get "/v1/audit?after_sequence=2&limit=2")
 check "audit pages" "3 4 4" "$(body "$r" | jq -r '[.entries[].sequence]|map(tostring)|join(" ")') $(body "$r" | jq -r .next_after_sequence)"
 r=$(get "/v1/audit?limit=x")
