@@ -171,6 +171,18 @@ int stm__fill_candidates(struct stm_service *svc,
   return rc;
 }
 
+unsigned stm__source_tier(struct stm_service *svc,
+                          const struct stm_read_view *view,
+                          const char *source_id) {
+  const char *id = source_id ? source_id : "";
+  struct stm_source s;
+  if (id[0] == '\0' || stm_store_get_source(svc->store, id, view, &s, NULL))
+    return stm_lens_default_tier(id);
+  unsigned tier = s.tier;
+  stm_source_destroy(&s);
+  return tier;
+}
+
 int stm__check_source_key(struct stm_service *svc, const struct stm_claim *c,
                           const char *field, struct stm_error *err) {
   if (c->source_id == NULL || c->source_id[0] == '\0')

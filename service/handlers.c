@@ -225,7 +225,9 @@ static void handle_get(struct stm_call *call, const ProtobufCMessage *msg,
   } else {
     struct stm_arena a;
     stm_arena_init(&a);
-    stm_call_reply(call, &stm_convert_claim(&claim, &a)->base);
+    Stemedb__V1__Assertion *m = stm_convert_claim(&claim, &a);
+    m->source_tier = stm__source_tier(svc, &view, claim.source_id);
+    stm_call_reply(call, &m->base);
     stm_arena_destroy(&a);
   }
   stm_claim_destroy(&claim);

@@ -44,8 +44,7 @@ void stm__call_identity(struct stm_call *call, char *out, size_t len) {
   /* A claimed identity is recorded with the peer it came from, never in
    * place of it: nothing authenticates it. */
   snprintf(out, len, "%s%s%s%s%s", has_who ? who : "", has_who ? " via " : "",
-           peer ? peer : "unknown", has_fwd ? " for " : "",
-           has_fwd ? fwd : "");
+           peer ? peer : "unknown", has_fwd ? " for " : "", has_fwd ? fwd : "");
 }
 
 static char *hex_dup(struct stm_arena *a, const uint8_t *data, size_t len) {
@@ -497,9 +496,17 @@ void stm__handle_audit(struct stm_call *call, const ProtobufCMessage *msg,
 /* ---- Trace
  * ------------------------------------------------------------------------ */
 
+struct child_ctx {
+  struct list_state *l;
+  struct stm_service *svc;
+  const struct stm_read_view *view;
+};
+
 static int on_child_item(void *ctx, const struct stm_claim *c) {
-  struct list_state *l = ctx;
-  return list_add(l, stm_convert_claim(c, &l->arena));
+  struct child_ctx *k = ctx;
+  Stemedb__V1__Assertion *m = stm_convert_claim(c, &k->l->arena);
+  m->source_tier = stm__source_tier(k->svc, k->view, c->source_id);
+  return list_add(k->l, m);
 }
 
 static int on_vote_item(void *ctx, const struct stm_vote *v) {
@@ -539,6 +546,7 @@ static int trace_build(struct stm_service *svc, const struct stm_claim *claim,
                        Stemedb__V1__TraceResponse *m, struct list_state *kids,
                        struct list_state *votes, struct stm_error *err) {
   m->assertion = stm_convert_claim(claim, a);
+  m->assertion->source_tier = stm__source_tier(svc, view, claim->source_id);
   m->parents = stm_arena_alloc(a, TRACE_MAX_PARENTS * sizeof *m->parents);
   struct stm_claim cur;
   stm_claim_init(&cur);
@@ -553,15 +561,18 @@ static int trace_build(struct stm_service *svc, const struct stm_claim *claim,
       break;
     }
     if (rc == 0) {
-      m->parents[m->n_parents++] = stm_convert_claim(&cur, a);
+      Stemedb__V1__Assertion *p = stm_convert_claim(&cur, a);
+      p->source_tier = stm__source_tier(svc, view, cur.source_id);
+      m->parents[m->n_parents++] = p;
       has = cur.has_parent;
       memcpy(next, cur.parent_hash, STM_HASH_LEN);
     }
   }
   stm_claim_destroy(&cur);
+  struct child_ctx kc = {.l = kids, .svc = svc, .view = view};
   if (rc == 0)
     rc = stm_store_scan_children(svc->store, claim->hash, view, on_child_item,
-                                 kids, err);
+                                 &kc, err);
   if (rc >= 0)
     rc = stm_store_scan_votes(svc->store, claim->hash, view, on_vote_item,
                               votes, err);

@@ -42,6 +42,12 @@ int stm__fill_candidates(struct stm_service *svc,
                          struct stm_lens_candidate *cands,
                          struct stm_error *err);
 
+/* The effective tier of a claim's source as of `view`: the registered
+ * source's tier, else the URI-scheme default. */
+unsigned stm__source_tier(struct stm_service *svc,
+                          const struct stm_read_view *view,
+                          const char *source_id);
+
 void stm__handle_vote(struct stm_call *call, const ProtobufCMessage *req,
                       void *ctx);
 void stm__handle_start_epoch(struct stm_call *call, const ProtobufCMessage *req,

@@ -118,6 +118,9 @@ class RecordsTest(unittest.TestCase):
         w = self.query(p, "x", "authority").results[0]
         self.assertEqual(w.winner.value.string_value, "blog says")
         self.assertEqual(w.winner.source_tier, 0)
+        self.assertEqual(self.stub.Get(pb.GetRequest(hash=w.winner.hash), timeout=5).source_tier, 0)
+        self.assertEqual(self.stub.Trace(pb.TraceRequest(hash=w.winner.hash), timeout=5)
+                         .assertion.source_tier, 0)
         self.stub.PutSource(pb.PutSourceRequest(source=source("blog://one", 0, 0.0)), timeout=5)
         self.assertEqual(self.query(p, "x", "authority").results[0].winner.value.string_value,
                          "expert says")
