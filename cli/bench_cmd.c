@@ -376,6 +376,9 @@ static int bench_query(struct cli *cli, const struct bench_args *a,
 }
 
 int cli_cmd_bench(struct cli *cli, int argc, char **argv) {
+  /* bench watch has its own options (cli/bench_watch.c). */
+  if (argc > 1 && strcmp(argv[1], "watch") == 0)
+    return cli_cmd_bench_watch(cli, argc - 1, argv + 1);
   static const struct cli_command cmd = {
       "bench", "bench assert|query [options]", NULL};
   struct bench_args a = {.clients = 16, .channels = 1, .threads = 2,

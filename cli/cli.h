@@ -102,6 +102,7 @@ int cli_cmd_assert(struct cli *cli, int argc, char **argv);
 int cli_cmd_get(struct cli *cli, int argc, char **argv);
 int cli_cmd_query(struct cli *cli, int argc, char **argv);
 int cli_cmd_bench(struct cli *cli, int argc, char **argv);
+int cli_cmd_bench_watch(struct cli *cli, int argc, char **argv);
 
 /* backup.c */
 int cli_cmd_backup(struct cli *cli, int argc, char **argv);
