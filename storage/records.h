@@ -157,6 +157,19 @@ int stm_store_submit_claims_audited(struct stm_store *s,
                                     const char *op, const char *caller,
                                     stm_store_write_cb cb, void *ctx);
 
+/*
+ * Called on the writer thread after each group commit, once per NEW vote,
+ * epoch or source of the group, in sequence order, after the claim
+ * listener of store.h saw the group's claims and before the group's
+ * completion callbacks. `rec` is borrowed for the call; same rules as
+ * stm_store_commit_cb (short, never stm_store_delete).
+ */
+typedef void (*stm_store_record_listener_cb)(void *ctx,
+                                             const struct stm_record *rec);
+/* Set (cb NULL: clear) the one record listener. Thread-safe. */
+void stm_store_set_record_listener(struct stm_store *s,
+                                   stm_store_record_listener_cb cb, void *ctx);
+
 /* ---- reads --------------------------------------------------------------- */
 
 /* The latest version of source `id` visible in view into an uninitialized

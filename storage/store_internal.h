@@ -62,6 +62,8 @@ struct stm_store {
   struct stm_store_stats stats; /* stats.writable is the write switch */
   stm_store_commit_cb listener;
   void *listener_ctx;
+  stm_store_record_listener_cb record_listener; /* records.h */
+  void *record_listener_ctx;
 
   struct stm_store_writer w;
 };
@@ -86,6 +88,9 @@ int stm__store_build_record(struct stm_store *s, struct stm_store_sub *head,
                             struct stm_store_sub *sub,
                             struct stm_wal_txn_builder *txn, int64_t now,
                             struct stm_error *err);
+/* Tell the record listener about the group's new records (writer). */
+void stm__store_publish_records(struct stm_store *s,
+                                const struct stm_store_sub *list);
 /* Queue the 'p'/'k' keys and the audit entry of a new claim. */
 int stm__store_claim_extras(struct stm_store *s, const struct stm_claim *c,
                             const char *op, const char *caller);

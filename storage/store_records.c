@@ -175,6 +175,25 @@ int stm__store_build_record(struct stm_store *s, struct stm_store_sub *head,
   return 0;
 }
 
+void stm_store_set_record_listener(struct stm_store *s,
+                                   stm_store_record_listener_cb cb, void *ctx) {
+  pthread_mutex_lock(&s->mu);
+  s->record_listener = cb;
+  s->record_listener_ctx = ctx;
+  pthread_mutex_unlock(&s->mu);
+}
+
+void stm__store_publish_records(struct stm_store *s,
+                                const struct stm_store_sub *list) {
+  pthread_mutex_lock(&s->mu);
+  stm_store_record_listener_cb cb = s->record_listener;
+  void *ctx = s->record_listener_ctx;
+  pthread_mutex_unlock(&s->mu);
+  for (; cb && list; list = list->next)
+    if (list->rec && list->results[0].created)
+      cb(ctx, list->rec);
+}
+
 /* ---- recovery
  * ------------------------------------------------------------------ */
 

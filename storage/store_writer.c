@@ -304,6 +304,7 @@ static void run_group(struct stm_store *s, struct stm_store_sub *list,
   }
   w->last_commit_time_ns = now;
   publish(s, appended ? count_records(list) : 0, appended);
+  stm__store_publish_records(s, list);
   reset_group(w);
   complete_all(list, 0, NULL);
 }

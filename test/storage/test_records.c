@@ -254,6 +254,13 @@ static void check_state(struct stm_store *s, const uint8_t *claim,
   CU_ASSERT_EQUAL(n, 7); /* claim, source, vote, vote, epoch, epoch, source */
 }
 
+static void on_record(void *ctx, const struct stm_record *rec) {
+  size_t *n = ctx; /* writer thread; read after the completions */
+  CU_ASSERT_TRUE(rec->kind >= STM_RECORD_VOTE &&
+                 rec->kind <= STM_RECORD_SOURCE);
+  (*n)++;
+}
+
 static void test_store_records_are_read_as_of_and_survive_reopen(void) {
   char *root = stm_test_tmpdir("records");
   struct stm_store_options o = {.data_dir = root};
@@ -261,6 +268,8 @@ static void test_store_records_are_read_as_of_and_survive_reopen(void) {
   CU_ASSERT_EQUAL_FATAL(stm_store_open(&o, &s, NULL), 0);
   struct waiter w;
   waiter_init(&w);
+  size_t heard = 0;
+  stm_store_set_record_listener(s, on_record, &heard);
   struct stm_claim *c = t_claims_new(1, "r", 1);
   free(c[0].concept_path);
   c[0].concept_path = strdup("r/x");
@@ -309,6 +318,7 @@ static void test_store_records_are_read_as_of_and_survive_reopen(void) {
   submit(s, &r, &w);
   check_state(s, claim, first_vote, epoch_seq);
   stm_store_delete(s);
+  CU_ASSERT_EQUAL(heard, 6); /* every new record once; not the duplicate */
   /* Reopen, then rebuild the index from the WAL: the same answers. */
   for (int round = 0; round < 2; round++) {
     if (round == 1) {
