@@ -6,6 +6,7 @@ slow-consumer cut, limits, shutdown, and resume across restarts."""
 import queue
 import re
 import signal
+import sys
 import threading
 import time
 import unittest
@@ -282,6 +283,46 @@ class WatchServerLifecycleTest(unittest.TestCase):
             ch.close()
             self.assertEqual(srv.stop(), 0)
         finally:
+            srv.cleanup()
+
+    def test_memory_stays_bounded_with_many_streams_that_never_read(self):
+        """100 watches that never read while 16 MB of claims are written:
+        each stream holds at most --watch-buffer-events events (plus what
+        HTTP/2 flow control lets through), so the server grows by a few
+        MB, not by 100 x 16 MB."""
+        srv = stmtest.Server(extra_args=["--watch-buffer-events", "64",
+                                         "--watch-history-events", "256"]).start()
+        chans = []
+        try:
+            def rss_kb():
+                with open("/proc/%d/status" % srv.proc.pid) as f:
+                    for line in f:
+                        if line.startswith("VmRSS:"):
+                            return int(line.split()[1])
+            chans = [grpc.insecure_channel(srv.addr) for _ in range(4)]
+            calls = []
+            for i in range(100):
+                c = pb_grpc.StemeDBStub(chans[i % 4]).Watch(pb.WatchRequest(concept_prefix="mem"), timeout=120)
+                calls.append(c)
+            for c in calls:  # each is live; then nobody reads again
+                self.assertEqual(next(c).type, PROGRESS)
+            stub = pb_grpc.StemeDBStub(chans[0])
+            write_batch(stub, [claim("warm/x", "p", i) for i in range(10)])
+            before = rss_kb()
+            big = "m" * 4000
+            for b in range(40):
+                write_batch(stub, [claim("mem/x", "p", big + "%d-%d" % (b, i)) for i in range(100)])
+            grown_mb = (rss_kb() - before) / 1024.0
+            print("server RSS growth with 100 stalled streams: %.1f MB" % grown_mb, file=sys.stderr)
+            sanitized = "asan" in open("/proc/%d/maps" % srv.proc.pid).read()
+            limit = 400 if sanitized else 96  # ASan keeps freed memory in quarantine
+            self.assertLess(grown_mb, limit, "server RSS grew by %.1f MB" % grown_mb)
+            for c in calls:
+                c.cancel()
+        finally:
+            for ch in chans:
+                ch.close()
+            self.assertEqual(srv.stop(), 0)
             srv.cleanup()
 
     def test_resume_across_restarts_sees_every_claim_once_in_order(self):
