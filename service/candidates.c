@@ -12,8 +12,8 @@
  *                of its whole concept (true when there is none)
  *
  * Decay is measured at the view's time: as_of_time_ns, else now. The
- * half-life is STEMEDB_TRUST_HALF_LIFE_S seconds (default 30 days; 0
- * disables decay).
+ * half-life is svc->trust_half_life_ns (--trust-half-life-s, default 30
+ * days; 0 disables decay).
  */
 #include "records_internal.h"
 
@@ -21,27 +21,8 @@
 #include "../storage/records.h"
 #include "trust.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int64_t half_life_ns = STM_TRUST_DEFAULT_HALF_LIFE_NS;
-static pthread_once_t half_life_once = PTHREAD_ONCE_INIT;
-
-static void read_half_life(void) {
-  const char *v = getenv("STEMEDB_TRUST_HALF_LIFE_S");
-  if (v && *v) {
-    char *end = NULL;
-    long long s = strtoll(v, &end, 10);
-    if (end && *end == '\0' && s >= 0 && s < INT64_MAX / 1000000000)
-      half_life_ns = (int64_t)s * 1000000000;
-  }
-}
-
-static int64_t half_life(void) {
-  pthread_once(&half_life_once, read_half_life);
-  return half_life_ns;
-}
 
 /* A small per-query cache of source lookups (sources are few). */
 #define SOURCE_CACHE 16
@@ -77,8 +58,8 @@ static int lookup(struct fill *f, const char *id, struct src_info *out) {
     if (rc == 0) {
       info.registered = true;
       info.tier = s.tier;
-      info.trust =
-          stm_trust_decay(s.trust, s.commit_time_ns, f->now, half_life());
+      info.trust = stm_trust_decay(s.trust, s.commit_time_ns, f->now,
+                                   f->svc->trust_half_life_ns);
       stm_source_destroy(&s);
     } else if (rc != STM_ENOTFOUND) {
       return rc;
@@ -107,9 +88,10 @@ static int on_vote(void *ctx, size_t i, const struct stm_vote *v) {
   int rc = lookup(vs->f, v->voter_id, &voter);
   if (rc)
     return rc;
-  double trust = voter.registered ? voter.trust
-                                  : stm_trust_decay(1.0, v->commit_time_ns,
-                                                    vs->f->now, half_life());
+  double trust = voter.registered
+                     ? voter.trust
+                     : stm_trust_decay(1.0, v->commit_time_ns, vs->f->now,
+                                       vs->f->svc->trust_half_life_ns);
   vs->cands[i].vote_sum += v->weight * trust;
   return 0;
 }

@@ -70,6 +70,10 @@ static size_t build_opts(struct stm_server_config *cfg, char **seeds_csv,
        "server.watch_memory_only", STM_OPT_BOOL, &cfg->watch_memory_only,
        "Watch catch-up from memory only, older starts are OUT_OF_RANGE "
        "(a retention stand-in for tests)"},
+      {"trust-half-life-s", "STEMEDB_TRUST_HALF_LIFE_S",
+       "server.trust_half_life_s", STM_OPT_INT, &cfg->trust_half_life_s,
+       "seconds in which unrenewed trust halves its distance to 0.5 "
+       "(docs/lenses.md); 0: no decay"},
       {"cluster", "STEMEDB_CLUSTER_ENABLED", NULL, STM_OPT_BOOL,
        &cfg->cluster.enabled, "join a cluster (cluster.enabled)"},
       {"rpc-addr", "STEMEDB_RPC_ADDR", NULL, STM_OPT_STRING,
@@ -102,6 +106,7 @@ static int set_defaults(struct stm_server_config *cfg) {
   cfg->watch_buffer_events = STM_SERVER_DEFAULT_WATCH_BUFFER_EVENTS;
   cfg->watch_history_events = STM_SERVER_DEFAULT_WATCH_HISTORY_EVENTS;
   cfg->watch_max_lag_events = STM_SERVER_DEFAULT_WATCH_MAX_LAG_EVENTS;
+  cfg->trust_half_life_s = STM_SERVER_DEFAULT_TRUST_HALF_LIFE_S;
   cfg->data_dir = strdup(STM_SERVER_DEFAULT_DATA_DIR);
   cfg->log_level = strdup(STM_SERVER_DEFAULT_LOG_LEVEL);
   return cfg->data_dir && cfg->log_level ? 0 : STM_ENOMEM;
@@ -382,6 +387,9 @@ static int validate(const struct stm_server_config *cfg,
     rc = check_int(opts, n, "watch-history-events", 1, 10000000, err);
   if (rc == 0)
     rc = check_int(opts, n, "watch-max-lag-events", 1, INT64_C(1) << 40, err);
+  if (rc == 0)
+    rc = check_int(opts, n, "trust-half-life-s", 0,
+                   INT64_C(100) * 365 * 24 * 3600, err);
   if (rc == 0)
     rc = stm_cluster_config_validate(&cfg->cluster, err);
   return rc;

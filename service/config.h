@@ -20,6 +20,7 @@
  *   --watch-history-events STEMEDB_WATCH_HISTORY_EVENTS server.watch_history_events 8192
  *   --watch-max-lag-events STEMEDB_WATCH_MAX_LAG_EVENTS server.watch_max_lag_events 100000
  *   --watch-memory-only  STEMEDB_WATCH_MEMORY_ONLY    server.watch_memory_only false
+ *   --trust-half-life-s  STEMEDB_TRUST_HALF_LIFE_S    server.trust_half_life_s 2592000 (30 days)
  *   --cluster            STEMEDB_CLUSTER_ENABLED      cluster.enabled   false
  *   --rpc-addr           STEMEDB_RPC_ADDR             cluster.rpc_addr  see below
  *   --swim-addr          STEMEDB_SWIM_ADDR            cluster.swim_addr see below
@@ -52,6 +53,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#define STM_SERVER_DEFAULT_TRUST_HALF_LIFE_S (INT64_C(30) * 24 * 3600)
 
 /* stm_server_config_load() printed the usage: exit 0. */
 #define STM_SERVER_CONFIG_HELP 1
@@ -91,6 +94,7 @@ struct stm_server_config {
   int64_t watch_history_events;     /* 1 .. 1e7, in memory */
   int64_t watch_max_lag_events;     /* 1 .. 2^40 sequences */
   bool watch_memory_only;           /* test stand-in for retention */
+  int64_t trust_half_life_s;        /* 0 (no decay) .. 100 years */
   int64_t shutdown_delay_ms;   /* 0 .. 600000: NOT_SERVING before stopping */
   struct stm_cluster_config cluster;
   char **unknown_keys;         /* config-file keys we ignored */

@@ -96,7 +96,9 @@ static int serve(const struct stm_server_config *cfg) {
                             .watch = hub,
                             .node_id = cfg->node_id,
                             .data_dir = cfg->data_dir,
-                            .start_mono_ns = stm_clock_mono_ns()};
+                            .start_mono_ns = stm_clock_mono_ns(),
+                            .trust_half_life_ns =
+                                cfg->trust_half_life_s * INT64_C(1000000000)};
   size_t method_count;
   struct stm_grpc_server_options go = {
       .listen = cfg->grpc_listen,

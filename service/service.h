@@ -25,6 +25,7 @@ struct stm_service {
   struct stm_archiver *archiver; /* NULL when archival is off */
   struct stm_grpc_server *grpc; /* set once serving, for metrics */
   int64_t start_mono_ns;
+  int64_t trust_half_life_ns;   /* lens trust decay; 0: none */
   atomic_bool shutting_down;    /* health turns NOT_SERVING */
 };
 

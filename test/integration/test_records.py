@@ -379,6 +379,37 @@ class RecordsTest(unittest.TestCase):
         self.assertEqual(trace.superseded_by.reason, "label change")
 
 
+class TrustDecayTest(unittest.TestCase):
+    def test_unrenewed_trust_drifts_to_neutral_with_the_half_life(self):
+        srv = stmtest.Server(extra_args=["--trust-half-life-s", "1"]).start()
+        try:
+            with grpc.insecure_channel(srv.addr) as ch:
+                stub = pb_grpc.StemeDBStub(ch)
+                put = stub.PutSource(pb.PutSourceRequest(source=source("reg://x", 0, 0.0)),
+                                     timeout=5).source
+                a = stub.Assert(claim("td/x", "p", "a", source_id="reg://x", timestamp_ns=1), timeout=5)
+                b = stub.Assert(claim("td/x", "p", "b", source_id="wiki://y", timestamp_ns=2), timeout=5)
+
+                def auth(at):
+                    return stub.Query(pb.QueryRequest(concept_path="td/x", lens="authority",
+                                                      as_of_time_ns=at), timeout=5).results[0]
+                t0 = put.commit_time_ns
+                # At registration trust 0: weight 0 against wiki's 2^2 = 4.
+                committed = stub.Get(pb.GetRequest(hash=b.hash), timeout=5).commit_time_ns
+                self.assertLess(committed - t0, 2 * 10**8, "the machine is too slow for this test")
+                now = auth(committed)
+                self.assertEqual(now.winner.hash, b.hash)
+                # Three half-lives later: 0.5 - 0.5 / 8 = 0.4375, weight 14.
+                later = auth(t0 + 3 * 10**9)
+                self.assertEqual(later.winner.hash, a.hash)
+                self.assertAlmostEqual(later.confidence, 14 / 18, places=6)
+                # Renewal (a new version) resets the clock.
+                stub.PutSource(pb.PutSourceRequest(source=source("reg://x", 0, 0.0)), timeout=5)
+            self.assertEqual(srv.stop(), 0)
+        finally:
+            srv.cleanup()
+
+
 class ParityTest(unittest.TestCase):
     """The same query answered identically through gRPC and REST."""
 
