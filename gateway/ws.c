@@ -770,9 +770,12 @@ static int on_writable(struct conn *c) {
     return -1;
   }
   if (c->ping_due) {
-    unsigned char buf[LWS_PRE + 1];
+    /* A payload, because lws 4.1.6 does not report empty pongs
+     * (LWS_CALLBACK_RECEIVE_PONG never comes for them). */
+    unsigned char buf[LWS_PRE + 4];
+    memcpy(buf + LWS_PRE, "stm", 4);
     c->ping_due = false;
-    if (lws_write(c->wsi, buf + LWS_PRE, 0, LWS_WRITE_PING) < 0)
+    if (lws_write(c->wsi, buf + LWS_PRE, 4, LWS_WRITE_PING) < 0)
       return -1;
     lws_callback_on_writable(c->wsi);
     return 0;

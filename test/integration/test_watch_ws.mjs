@@ -234,6 +234,13 @@ test('keepalive pings, and gateway shutdown closes with 1001 and resume points',
     await until(() => ws.frames.length >= 1, 10000, 'progress');
     const seqs = await batch(t, 'ka', 2);
     await until(() => ws.pings >= 2 && ws.claims().length === 2, 10000, 'pings');
+    // Answered pings keep the socket open well past 3 intervals ...
+    await sleep(800);
+    assert.equal(ws.readyState, WebSocket.OPEN);
+    // ... and a peer that stops answering is dropped.
+    const mute = new WebSocket(`${t.ws}?concept_prefix=ka`, { autoPong: false });
+    const muteClosed = new Promise((resolve) => mute.on('close', (code) => resolve(code)));
+    assert.equal(await muteClosed, 1006);
     t.gateway.kill('SIGTERM');
     const { code, reason } = await ws.closed;
     assert.equal(code, 1001);
