@@ -14,7 +14,7 @@ BATCH=500
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 DATA=$(mktemp -d /tmp/stm-recovery.XXXXXX)
 PID=
-trap '[ -n "$PID" ] && kill -9 $PID 2>/dev/null; rm -rf "$DATA" "$DATA.log"' EXIT
+trap '[ -n "$PID" ] && kill -9 $PID 2>/dev/null; rm -rf "$DATA" "$DATA.log" "$DATA.load.json"' EXIT
 CLI=("$BUILD/cli/stemedb" --server "127.0.0.1:$PORT")
 start() { # sets PID and T (seconds until the server answered)
   local t0; t0=$(date +%s.%N)
