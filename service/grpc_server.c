@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Requests pre-posted per method and per completion queue. Each arrival
  * re-posts one at once, so this bounds only bursts, never concurrency. */
@@ -58,6 +59,7 @@ struct stm_grpc_server {
   struct method_stats *stats; /* method_count + 1: the last is "unknown" */
   void *ctx;
   atomic_bool shutting_down;
+  atomic_int in_flight; /* calls accepted and not yet freed */
   pthread_mutex_t lock;
   pthread_cond_t cond;
   bool shutdown_done;
@@ -146,6 +148,7 @@ static void post_generic(struct worker *w) {
 }
 
 static void call_free(struct stm_call *c) {
+  atomic_fetch_sub(&c->srv->in_flight, 1);
   struct method_stats *st = &c->srv->stats[c->method];
   int code = (int)c->code < STATUS_CODES ? (int)c->code : GRPC_STATUS_UNKNOWN;
   atomic_fetch_add(&st->by_code[code], 1);
@@ -341,6 +344,7 @@ static void on_request(struct request_slot *slot, bool ok) {
   struct stm_call *c = calloc(1, sizeof *c);
   if (c == NULL)
     abort();
+  atomic_fetch_add(&srv->in_flight, 1);
   c->srv = srv;
   c->method = slot->method;
   c->call = slot->call;
@@ -384,6 +388,7 @@ static void on_generic(struct generic_slot *slot, bool ok) {
   struct stm_call *c = calloc(1, sizeof *c);
   if (c == NULL)
     abort();
+  atomic_fetch_add(&srv->in_flight, 1);
   c->srv = srv;
   c->method = srv->method_count;
   c->call = slot->call;
@@ -539,14 +544,29 @@ static bool wait_shutdown(struct stm_grpc_server *s, int ms) {
   return done;
 }
 
+/* Wait until the shutdown tag arrives or no call is in flight (idle client
+ * connections alone hold the tag back until they close), at most ms. */
+static bool wait_calls_done(struct stm_grpc_server *s, int ms) {
+  for (int waited = 0; waited < ms; waited += 10) {
+    if (wait_shutdown(s, 0) || atomic_load(&s->in_flight) == 0)
+      return true;
+    struct timespec tick = {0, 10 * 1000000L};
+    nanosleep(&tick, NULL);
+  }
+  return atomic_load(&s->in_flight) == 0;
+}
+
 void stm_grpc_server_shutdown(struct stm_grpc_server *s, int grace_ms) {
   if (s == NULL || atomic_exchange(&s->shutting_down, true))
     return;
   grpc_server_shutdown_and_notify(s->server, s->workers[0].cq, &shutdown_tag);
-  if (!wait_shutdown(s, grace_ms)) {
-    stm_log_warn("shutdown: in-flight calls still running after %d ms; "
-                 "cancelling them",
-                 grace_ms);
+  if (!wait_calls_done(s, grace_ms))
+    stm_log_warn("shutdown: %d calls still running after %d ms; cancelling "
+                 "them",
+                 atomic_load(&s->in_flight), grace_ms);
+  /* Every call we answered is done (or out of time): cancelling also
+   * closes idle client connections, which releases the shutdown tag. */
+  if (!wait_shutdown(s, 0)) {
     grpc_server_cancel_all_calls(s->server);
     wait_shutdown(s, 60000);
   }

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 import unittest
 
 import grpc
@@ -265,6 +266,41 @@ class LifecycleTest(unittest.TestCase):
             self.assertEqual(a.value.string_value, "kept")
             self.assertEqual(srv.stop(signal.SIGINT), 0)
         finally:
+            srv.cleanup()
+
+    def test_sigterm_under_load_finishes_in_flight_writes_and_exits_0(self):
+        srv = stmtest.Server().start()
+        acked, stop = [], threading.Event()
+
+        def writer(t):
+            with grpc.insecure_channel(srv.addr) as ch:
+                st = pb_grpc.StemeDBStub(ch)
+                i = 0
+                while not stop.is_set():
+                    try:
+                        acked.append(st.Assert(claim("life/term", "t%d" % t, i, timestamp_ns=i + 1), timeout=10))
+                    except grpc.RpcError:
+                        return
+                    i += 1
+        try:
+            threads = [threading.Thread(target=writer, args=(t,)) for t in range(8)]
+            for t in threads:
+                t.start()
+            stmtest.wait_until(lambda: len(acked) >= 200, 30, "acks")
+            t0 = time.monotonic()
+            self.assertEqual(srv.stop(), 0)
+            self.assertLess(time.monotonic() - t0, 4.0, "shutdown waited for its whole grace")
+            stop.set()
+            for t in threads:
+                t.join(30)
+            srv.start()
+            with grpc.insecure_channel(srv.addr) as ch:
+                st = pb_grpc.StemeDBStub(ch)
+                for r in acked:
+                    self.assertEqual(st.Get(pb.GetRequest(hash=r.hash), timeout=10).sequence, r.sequence)
+            self.assertEqual(srv.stop(), 0)
+        finally:
+            stop.set()
             srv.cleanup()
 
     def test_health_is_not_serving_while_shutting_down(self):
