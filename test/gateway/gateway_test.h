@@ -16,6 +16,7 @@ int gw_test_closed_port(void);
 
 /* One registration function per source module under test. */
 void gw_test_register_json_map(void);
+void gw_test_register_json_records(void);
 void gw_test_register_routes(void);
 void gw_test_register_upstream(void);
 void gw_test_register_http(void);

@@ -28,6 +28,7 @@ int gw_test_closed_port(void) {
 
 int main(void) {
   gw_test_register_json_map();
+  gw_test_register_json_records();
   gw_test_register_routes();
   gw_test_register_upstream();
   gw_test_register_http();
