@@ -13,6 +13,7 @@
 #include "../storage/records.h"
 
 #include <math.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,8 +35,17 @@ static void printable(char *s) {
 
 void stm__call_identity(struct stm_call *call, char *out, size_t len) {
   const char *peer = stm_call_peer(call);
-  char who[128], fwd[128];
+  char who[128], fwd[128], auth[1024];
   bool has_who = stm_call_metadata(call, "x-stemedb-caller", who, sizeof who);
+  if (!has_who && stm_call_metadata(call, "authorization", auth, sizeof auth)) {
+    /* Never log a credential: name it by a short hash instead. */
+    uint8_t h[8];
+    crypto_generichash(h, sizeof h, (const uint8_t *)auth, strlen(auth), NULL,
+                       0);
+    memcpy(who, "credential:", 11);
+    stm_hex_encode(h, sizeof h, who + 11);
+    has_who = true;
+  }
   bool has_fwd = stm_call_metadata(call, "x-forwarded-for", fwd, sizeof fwd);
   if (has_who)
     printable(who);

@@ -294,6 +294,13 @@ class RecordsTest(unittest.TestCase):
                              metadata=[("x-stemedb-caller", "alice@lab")])
         e = self.stub.Audit(pb.AuditRequest(after_sequence=c.sequence - 1, limit=1), timeout=5)
         self.assertRegex(e.entries[0].caller, r"^alice@lab via ipv4:127\.0\.0\.1:\d+$")
+        import hashlib
+        d = self.stub.Assert(claim("rec/audit", "x", "t"), timeout=5,
+                             metadata=[("authorization", "Bearer s3cret")])
+        e = self.stub.Audit(pb.AuditRequest(after_sequence=d.sequence - 1, limit=1), timeout=5)
+        tag = hashlib.blake2b(b"Bearer s3cret", digest_size=8).hexdigest()
+        self.assertRegex(e.entries[0].caller, r"^credential:%s via ipv4:" % tag)
+        self.assertNotIn("s3cret", e.entries[0].caller)
         page = self.stub.Audit(pb.AuditRequest(after_sequence=start, limit=2), timeout=5)
         self.assertEqual([e.sequence for e in page.entries], seqs[:2])
 
