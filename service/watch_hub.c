@@ -686,12 +686,17 @@ static void *hub_main(void *arg) {
     if (h->stop_thread)
       break;
     h->kick = false;
+    /* The ring is in sequence order: walk back from the newest event to
+     * the first one not yet fanned out, so the cost follows the new events,
+     * not the size of the history. */
+    size_t first = h->ring_len;
+    while (first > 0 &&
+           h->ring[(h->ring_head + first - 1) % cap]->pub.sequence >
+               h->fanout_cursor)
+      first--;
     size_t n = 0;
-    for (size_t i = 0; i < h->ring_len; i++) {
-      struct buf_impl *b = h->ring[(h->ring_head + i) % cap];
-      if (b->pub.sequence > h->fanout_cursor)
-        batch[n++] = buf_ref(&b->pub);
-    }
+    for (size_t i = first; i < h->ring_len; i++)
+      batch[n++] = buf_ref(&h->ring[(h->ring_head + i) % cap]->pub);
     bool overrun = h->overrun;
     h->overrun = false;
     if (h->last_seq > h->fanout_cursor)
