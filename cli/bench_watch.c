@@ -317,51 +317,14 @@ static int64_t etcd_put(grpc_channel *ch, const char *key, uint64_t i,
   snprintf(value, n > 24 ? 24 : n, "%llu", (unsigned long long)i);
   size_t len = put_bytes(buf, 1, key, strlen(key));
   len += put_bytes(buf + len, 2, value, n);
-  grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
-  grpc_call *call = grpc_channel_create_call(
-      ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
-      grpc_slice_from_static_string("/etcdserverpb.KV/Put"), NULL,
-      gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                   gpr_time_from_millis(10000, GPR_TIMESPAN)),
-      NULL);
   grpc_byte_buffer *send = raw(buf, len), *recv = NULL;
-  grpc_metadata_array md, trail;
-  grpc_metadata_array_init(&md);
-  grpc_metadata_array_init(&trail);
-  grpc_status_code code = GRPC_STATUS_UNKNOWN;
-  grpc_slice details = grpc_empty_slice();
-  grpc_op ops[6];
-  memset(ops, 0, sizeof ops);
-  ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-  ops[1].op = GRPC_OP_SEND_MESSAGE;
-  ops[1].data.send_message.send_message = send;
-  ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-  ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-  ops[3].data.recv_initial_metadata.recv_initial_metadata = &md;
-  ops[4].op = GRPC_OP_RECV_MESSAGE;
-  ops[4].data.recv_message.recv_message = &recv;
-  ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-  ops[5].data.recv_status_on_client.trailing_metadata = &trail;
-  ops[5].data.recv_status_on_client.status = &code;
-  ops[5].data.recv_status_on_client.status_details = &details;
   int64_t t = 0;
-  if (grpc_call_start_batch(call, ops, 6, (void *)1, NULL) == GRPC_CALL_OK &&
-      grpc_completion_queue_pluck(cq, (void *)1,
-                                  gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
-          .success &&
-      code == GRPC_STATUS_OK)
+  if (stm_rpc_call_raw(ch, "/etcdserverpb.KV/Put", send, 10000, &recv,
+                       NULL) == GRPC_STATUS_OK)
     t = stm_clock_mono_ns();
-  grpc_call_unref(call);
-  grpc_completion_queue_shutdown(cq);
-  grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME),
-                              NULL);
-  grpc_completion_queue_destroy(cq);
   grpc_byte_buffer_destroy(send);
   if (recv)
     grpc_byte_buffer_destroy(recv);
-  grpc_metadata_array_destroy(&md);
-  grpc_metadata_array_destroy(&trail);
-  grpc_slice_unref(details);
   return t;
 }
 

@@ -50,32 +50,6 @@ struct stm_gw_upstream {
   size_t n_registered;
 };
 
-/* A channel like stm_rpc_channel_new's, but with reconnect backoff capped
- * at 2 s instead of gRPC's 120 s: the gateway must notice a restarted
- * server quickly, or /v1/health stays 503 for minutes. */
-static grpc_channel *channel_new(const char *target) {
-  grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-  grpc_arg args[] = {
-      {.type = GRPC_ARG_INTEGER,
-       .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
-       .value.integer = 64 * 1024 * 1024},
-      {.type = GRPC_ARG_INTEGER,
-       .key = GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
-       .value.integer = 250},
-      {.type = GRPC_ARG_INTEGER,
-       .key = GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
-       .value.integer = 250},
-      {.type = GRPC_ARG_INTEGER,
-       .key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
-       .value.integer = 2000},
-  };
-  grpc_channel_args ca = {.num_args = sizeof args / sizeof args[0],
-                          .args = args};
-  grpc_channel *ch = grpc_channel_create(target, creds, &ca);
-  grpc_channel_credentials_release(creds);
-  return ch;
-}
-
 static void *cq_thread(void *arg) {
   struct stm_gw_upstream *up = arg;
   for (;;) {
@@ -113,7 +87,7 @@ stm_gw_upstream_new(const char *target, stm_gw_wake_cb wake, void *wake_arg) {
   up->wake = wake;
   up->wake_arg = wake_arg;
   pthread_mutex_init(&up->lock, NULL);
-  up->channel = channel_new(target);
+  up->channel = stm_rpc_channel_new(target);
   up->cq = grpc_completion_queue_create_for_next(NULL);
   if (pthread_create(&up->thread, NULL, cq_thread, up) != 0) {
     stm_gw_upstream_delete(up);

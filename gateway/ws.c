@@ -927,31 +927,6 @@ static void slow_tick(lws_sorted_usec_list_t *sul) {
 
 /* --- public --------------------------------------------------------------- */
 
-/* Like the unary upstream's channel: reconnect backoff capped at 2 s, so a
- * restarted server is reachable again quickly (clients resume at once). */
-static grpc_channel *channel_new(const char *target) {
-  grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-  grpc_arg args[] = {
-      {.type = GRPC_ARG_INTEGER,
-       .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
-       .value.integer = 64 * 1024 * 1024},
-      {.type = GRPC_ARG_INTEGER,
-       .key = GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
-       .value.integer = 250},
-      {.type = GRPC_ARG_INTEGER,
-       .key = GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
-       .value.integer = 250},
-      {.type = GRPC_ARG_INTEGER,
-       .key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
-       .value.integer = 2000},
-  };
-  grpc_channel_args ca = {.num_args = sizeof args / sizeof args[0],
-                          .args = args};
-  grpc_channel *ch = grpc_channel_create(target, creds, &ca);
-  grpc_channel_credentials_release(creds);
-  return ch;
-}
-
 bool stm_gw_ws_wants(struct lws *wsi) {
   char uri[64];
   if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0)
@@ -1003,7 +978,7 @@ struct stm_gw_ws *stm_gw_ws_new(struct lws_context *ctx,
   if (w->o.slow_ms <= 0)
     w->o.slow_ms = 10000;
   pthread_mutex_init(&w->dirty_mu, NULL);
-  w->channel = channel_new(o->server);
+  w->channel = stm_rpc_channel_new(o->server);
   w->method_handle =
       grpc_channel_register_call(w->channel, WATCH_METHOD, NULL, NULL);
   w->cq = grpc_completion_queue_create_for_next(NULL);

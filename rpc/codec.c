@@ -37,8 +37,18 @@ grpc_channel *stm_rpc_channel_new(const char *target) {
       {.type = GRPC_ARG_INTEGER,
        .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
        .value.integer = 64 * 1024 * 1024},
+      {.type = GRPC_ARG_INTEGER,
+       .key = GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+       .value.integer = 250},
+      {.type = GRPC_ARG_INTEGER,
+       .key = GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
+       .value.integer = 250},
+      {.type = GRPC_ARG_INTEGER,
+       .key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+       .value.integer = 2000},
   };
-  grpc_channel_args ca = {.num_args = 1, .args = args};
+  grpc_channel_args ca = {.num_args = sizeof args / sizeof args[0],
+                          .args = args};
   grpc_channel *ch = grpc_channel_create(target, creds, &ca);
   grpc_channel_credentials_release(creds);
   return ch;
@@ -57,12 +67,11 @@ const char *stm_rpc_code_name(grpc_status_code code) {
   return "UNKNOWN";
 }
 
-grpc_status_code stm_rpc_call(grpc_channel *ch, const char *method,
-                              const ProtobufCMessage *req,
-                              const ProtobufCMessageDescriptor *resp_desc,
-                              int timeout_ms, ProtobufCMessage **resp,
-                              struct stm_rpc_status *st) {
-  *resp = NULL;
+grpc_status_code stm_rpc_call_raw(grpc_channel *ch, const char *method,
+                                  grpc_byte_buffer *send, int timeout_ms,
+                                  grpc_byte_buffer **recv,
+                                  struct stm_rpc_status *st) {
+  *recv = NULL;
   grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
   gpr_timespec deadline =
       timeout_ms > 0
@@ -72,7 +81,6 @@ grpc_status_code stm_rpc_call(grpc_channel *ch, const char *method,
   grpc_slice mslice = grpc_slice_from_static_string(method);
   grpc_call *call = grpc_channel_create_call(
       ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, mslice, NULL, deadline, NULL);
-  grpc_byte_buffer *send = stm_pb_pack(req), *recv = NULL;
   grpc_metadata_array init_md, trail_md;
   grpc_metadata_array_init(&init_md);
   grpc_metadata_array_init(&trail_md);
@@ -87,7 +95,7 @@ grpc_status_code stm_rpc_call(grpc_channel *ch, const char *method,
   ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
   ops[3].data.recv_initial_metadata.recv_initial_metadata = &init_md;
   ops[4].op = GRPC_OP_RECV_MESSAGE;
-  ops[4].data.recv_message.recv_message = &recv;
+  ops[4].data.recv_message.recv_message = recv;
   ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
   ops[5].data.recv_status_on_client.trailing_metadata = &trail_md;
   ops[5].data.recv_status_on_client.status = &code;
@@ -99,14 +107,6 @@ grpc_status_code stm_rpc_call(grpc_channel *ch, const char *method,
                                 NULL);
   else
     code = GRPC_STATUS_INTERNAL;
-  if (code == GRPC_STATUS_OK) {
-    *resp = stm_pb_unpack(resp_desc, recv);
-    if (*resp == NULL) {
-      code = GRPC_STATUS_INTERNAL;
-      grpc_slice_unref(details);
-      details = grpc_slice_from_static_string("cannot decode the reply");
-    }
-  }
   if (st) {
     st->code = code;
     size_t n = GRPC_SLICE_LENGTH(details);
@@ -115,10 +115,11 @@ grpc_status_code stm_rpc_call(grpc_channel *ch, const char *method,
     memcpy(st->message, GRPC_SLICE_START_PTR(details), n);
     st->message[n] = '\0';
   }
+  if (code != GRPC_STATUS_OK && *recv) {
+    grpc_byte_buffer_destroy(*recv);
+    *recv = NULL;
+  }
   grpc_slice_unref(details);
-  grpc_byte_buffer_destroy(send);
-  if (recv)
-    grpc_byte_buffer_destroy(recv);
   grpc_metadata_array_destroy(&init_md);
   grpc_metadata_array_destroy(&trail_md);
   grpc_call_unref(call);
@@ -128,5 +129,30 @@ grpc_status_code stm_rpc_call(grpc_channel *ch, const char *method,
              .type != GRPC_QUEUE_SHUTDOWN) {
   }
   grpc_completion_queue_destroy(cq);
+  return code;
+}
+
+grpc_status_code stm_rpc_call(grpc_channel *ch, const char *method,
+                              const ProtobufCMessage *req,
+                              const ProtobufCMessageDescriptor *resp_desc,
+                              int timeout_ms, ProtobufCMessage **resp,
+                              struct stm_rpc_status *st) {
+  *resp = NULL;
+  grpc_byte_buffer *send = stm_pb_pack(req), *recv = NULL;
+  grpc_status_code code =
+      stm_rpc_call_raw(ch, method, send, timeout_ms, &recv, st);
+  grpc_byte_buffer_destroy(send);
+  if (code == GRPC_STATUS_OK) {
+    *resp = stm_pb_unpack(resp_desc, recv);
+    if (*resp == NULL) {
+      code = GRPC_STATUS_INTERNAL;
+      if (st) {
+        st->code = code;
+        snprintf(st->message, sizeof st->message, "cannot decode the reply");
+      }
+    }
+  }
+  if (recv)
+    grpc_byte_buffer_destroy(recv);
   return code;
 }

@@ -22,7 +22,9 @@ grpc_byte_buffer *stm_pb_pack(const ProtobufCMessage *msg);
 ProtobufCMessage *stm_pb_unpack(const ProtobufCMessageDescriptor *desc,
                                 grpc_byte_buffer *bb);
 
-/* Insecure channel to "host:port". Requires grpc_init(). */
+/* Insecure channel to "host:port", 64 MiB receive limit, reconnect backoff
+ * capped at 2 s (gRPC's default 120 s would leave a client of a restarted
+ * server waiting for minutes). Requires grpc_init(). */
 grpc_channel *stm_rpc_channel_new(const char *target);
 
 struct stm_rpc_status {
@@ -41,6 +43,17 @@ grpc_status_code stm_rpc_call(grpc_channel *ch, const char *method,
                               const ProtobufCMessageDescriptor *resp_desc,
                               int timeout_ms, ProtobufCMessage **resp,
                               struct stm_rpc_status *st);
+
+/*
+ * The same blocking unary call on raw bytes (for peers whose messages we do
+ * not generate code for, e.g. etcd in benchmarks). Does not take ownership
+ * of `send`; on GRPC_STATUS_OK *recv receives the reply buffer (may be NULL
+ * for an empty reply; caller destroys it).
+ */
+grpc_status_code stm_rpc_call_raw(grpc_channel *ch, const char *method,
+                                  grpc_byte_buffer *send, int timeout_ms,
+                                  grpc_byte_buffer **recv,
+                                  struct stm_rpc_status *st);
 
 /* "OK", "INVALID_ARGUMENT", ... for a status code. */
 const char *stm_rpc_code_name(grpc_status_code code);
