@@ -12,6 +12,11 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import faulthandler
+
+# A hung test must fail with every thread's stack, not hang CI: dump and
+# exit after STM_TEST_WATCHDOG_S seconds (default 280, under CTest's 300).
+faulthandler.dump_traceback_later(int(os.environ.get("STM_TEST_WATCHDOG_S", "280")), exit=True)
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("STM_BUILD_DIR", os.path.join(ROOT, "build"))
