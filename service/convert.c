@@ -168,7 +168,7 @@ Stemedb__V1__Value *stm_convert_value(const struct stm_value *v,
   return m;
 }
 
-static char *hex_dup(struct stm_arena *a, const uint8_t *data, size_t len) {
+char *stm_convert_hex(struct stm_arena *a, const uint8_t *data, size_t len) {
   char *p = stm_arena_alloc(a, 2 * len + 1);
   stm_hex_encode(data, len, p);
   return p;
@@ -178,20 +178,20 @@ Stemedb__V1__Assertion *stm_convert_claim(const struct stm_claim *c,
                                           struct stm_arena *a) {
   Stemedb__V1__Assertion *m = stm_arena_alloc(a, sizeof *m);
   stemedb__v1__assertion__init(m);
-  m->hash = hex_dup(a, c->hash, STM_HASH_LEN);
+  m->hash = stm_convert_hex(a, c->hash, STM_HASH_LEN);
   m->concept_path = stm_arena_strdup(a, c->concept_path);
   m->predicate = stm_arena_strdup(a, c->predicate);
   m->value = stm_convert_value(&c->value, a);
   m->source_id = stm_arena_strdup(a, c->source_id);
   m->confidence = c->confidence;
   m->timestamp_ns = stm_lens_claim_time(c);
-  m->parent_hash = c->has_parent ? hex_dup(a, c->parent_hash, STM_HASH_LEN)
+  m->parent_hash = c->has_parent ? stm_convert_hex(a, c->parent_hash, STM_HASH_LEN)
                                  : stm_arena_strdup(a, "");
   m->signature = c->has_signature
-                     ? hex_dup(a, c->signature, STM_SIGNATURE_LEN)
+                     ? stm_convert_hex(a, c->signature, STM_SIGNATURE_LEN)
                      : stm_arena_strdup(a, "");
   m->public_key = c->has_signature
-                      ? hex_dup(a, c->public_key, STM_PUBLIC_KEY_LEN)
+                      ? stm_convert_hex(a, c->public_key, STM_PUBLIC_KEY_LEN)
                       : stm_arena_strdup(a, "");
   m->sequence = c->sequence;
   m->epoch = c->epoch;

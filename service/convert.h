@@ -22,6 +22,9 @@ int stm_convert_assert_request(const Stemedb__V1__AssertRequest *req,
                                const char *prefix, struct stm_claim *out,
                                struct stm_error *err);
 
+/* Lowercase hex of (data, len), allocated in the arena. */
+char *stm_convert_hex(struct stm_arena *a, const uint8_t *data, size_t len);
+
 /* Build an Assertion message in the arena (strings copied into it). */
 Stemedb__V1__Assertion *stm_convert_claim(const struct stm_claim *c,
                                           struct stm_arena *a);

@@ -57,12 +57,6 @@ void stm__call_identity(struct stm_call *call, char *out, size_t len) {
            peer ? peer : "unknown", has_fwd ? " for " : "", has_fwd ? fwd : "");
 }
 
-static char *hex_dup(struct stm_arena *a, const uint8_t *data, size_t len) {
-  char *p = stm_arena_alloc(a, 2 * len + 1);
-  stm_hex_encode(data, len, p);
-  return p;
-}
-
 /* ---- conversions
  * -------------------------------------------------------------- */
 
@@ -70,8 +64,8 @@ static Stemedb__V1__Vote *vote_msg(const struct stm_vote *v,
                                    struct stm_arena *a) {
   Stemedb__V1__Vote *m = stm_arena_alloc(a, sizeof *m);
   stemedb__v1__vote__init(m);
-  m->hash = hex_dup(a, v->hash, STM_HASH_LEN);
-  m->assertion_hash = hex_dup(a, v->target, STM_HASH_LEN);
+  m->hash = stm_convert_hex(a, v->hash, STM_HASH_LEN);
+  m->assertion_hash = stm_convert_hex(a, v->target, STM_HASH_LEN);
   m->voter_id = stm_arena_strdup(a, v->voter_id);
   m->weight = v->weight;
   m->sequence = v->sequence;
@@ -84,7 +78,7 @@ static Stemedb__V1__Epoch *epoch_msg(const struct stm_epoch *e,
                                      struct stm_arena *a) {
   Stemedb__V1__Epoch *m = stm_arena_alloc(a, sizeof *m);
   stemedb__v1__epoch__init(m);
-  m->hash = hex_dup(a, e->hash, STM_HASH_LEN);
+  m->hash = stm_convert_hex(a, e->hash, STM_HASH_LEN);
   m->concept_path = stm_arena_strdup(a, e->concept_path);
   m->predicate = stm_arena_strdup(a, e->predicate);
   m->reason = stm_arena_strdup(a, e->reason);
@@ -102,7 +96,7 @@ static Stemedb__V1__Source *source_msg(const struct stm_source *s,
   m->name = stm_arena_strdup(a, s->name);
   m->tier = s->tier;
   m->public_key = s->has_public_key
-                      ? hex_dup(a, s->public_key, STM_PUBLIC_KEY_LEN)
+                      ? stm_convert_hex(a, s->public_key, STM_PUBLIC_KEY_LEN)
                       : stm_arena_strdup(a, "");
   m->trust_present_case = STEMEDB__V1__SOURCE__TRUST_PRESENT_TRUST;
   m->trust = s->trust;
@@ -472,7 +466,7 @@ static int on_audit_item(void *ctx, const struct stm_audit_entry *e) {
   m->time_ns = e->time_ns;
   m->operation = stm_arena_strdup(a, e->op);
   m->caller = stm_arena_strdup(a, e->caller);
-  m->target_hash = hex_dup(a, e->target, STM_HASH_LEN);
+  m->target_hash = stm_convert_hex(a, e->target, STM_HASH_LEN);
   m->detail = stm_arena_strdup(a, kind_name(e->kind));
   return list_add(l, m);
 }

@@ -194,3 +194,31 @@ class Gateway:
             os.unlink(self.log_path)
         except OSError:
             pass
+
+
+class ServerTestCase:
+    """Mixin for unittest.TestCase classes that share one real server:
+    starts it with a channel and StemeDB stub, checks it exits 0 on SIGTERM,
+    and offers assertCode for gRPC errors."""
+
+    server_args = ()
+
+    @classmethod
+    def setUpClass(cls):
+        import grpc
+        _, pb_grpc, _, _, _ = stubs()
+        cls.server = Server(extra_args=cls.server_args).start()
+        cls.channel = grpc.insecure_channel(cls.server.addr)
+        cls.stub = pb_grpc.StemeDBStub(cls.channel)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.channel.close()
+        rc = cls.server.stop()
+        cls.server.cleanup()
+        assert rc == 0, "server did not exit 0 on SIGTERM: %s" % rc
+
+    def assertCode(self, ctx, code, field=None):
+        self.assertEqual(ctx.exception.code(), code, ctx.exception.details())
+        if field:
+            self.assertIn(field, ctx.exception.details())

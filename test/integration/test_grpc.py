@@ -30,25 +30,11 @@ def claim(path="test/cluster", pred="replicated", value=True, **kw):
     return pb.AssertRequest(concept_path=path, predicate=pred, value=v, **kw)
 
 
-class GrpcServerTest(unittest.TestCase):
+class GrpcServerTest(stmtest.ServerTestCase, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.server = stmtest.Server().start()
-        cls.channel = grpc.insecure_channel(cls.server.addr)
-        cls.stub = pb_grpc.StemeDBStub(cls.channel)
+        super().setUpClass()
         cls.health = health_pb2_grpc.HealthStub(cls.channel)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.channel.close()
-        rc = cls.server.stop()
-        cls.server.cleanup()
-        assert rc == 0, "server did not exit 0 on SIGTERM: %s" % rc
-
-    def assertCode(self, ctx, code, field=None):
-        self.assertEqual(ctx.exception.code(), code, ctx.exception.details())
-        if field:
-            self.assertIn(field, ctx.exception.details())
 
     def test_health_serving_for_empty_and_named_service(self):
         for svc in ("", "stemedb.v1.StemeDB"):

@@ -38,25 +38,7 @@ def source(id, tier, trust=None, name="", public_key=""):
     return s
 
 
-class RecordsTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.server = stmtest.Server().start()
-        cls.channel = grpc.insecure_channel(cls.server.addr)
-        cls.stub = pb_grpc.StemeDBStub(cls.channel)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.channel.close()
-        rc = cls.server.stop()
-        cls.server.cleanup()
-        assert rc == 0, "server did not exit 0 on SIGTERM: %s" % rc
-
-    def assertCode(self, ctx, code, field=None):
-        self.assertEqual(ctx.exception.code(), code, ctx.exception.details())
-        if field:
-            self.assertIn(field, ctx.exception.details())
-
+class RecordsTest(stmtest.ServerTestCase, unittest.TestCase):
     def fails(self, code, fn, req, field=None):
         with self.assertRaises(grpc.RpcError) as ctx:
             fn(req, timeout=5)
