@@ -120,7 +120,7 @@ static void on_record(void *ctx, int rc, const struct stm_record *rec,
   switch (rec->kind) {
   case STM_RECORD_VOTE: {
     Stemedb__V1__VoteResponse m = STEMEDB__V1__VOTE_RESPONSE__INIT;
-    m.hash = hex_dup(&a, rec->u.vote.hash, STM_HASH_LEN);
+    m.hash = stm_convert_hex(&a, rec->u.vote.hash, STM_HASH_LEN);
     m.sequence = rec->u.vote.sequence;
     m.created = created;
     stm_call_reply(call, &m.base);
