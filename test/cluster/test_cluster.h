@@ -5,7 +5,7 @@
 #include <stdint.h>
 
 /* The seed's cluster.toml texts, verbatim (test_toml.c). */
-extern const char stm_test_seed_node1_toml[];
+#include "fixtures/seed_toml.h"
 extern const char stm_test_seed_node2_toml[];
 
 /* The random seed of this run: $STM_TEST_SEED or the time; printed once. */

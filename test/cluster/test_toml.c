@@ -9,23 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* node1's cluster.toml exactly as the runbook (seed) writes it. */
-const char stm_test_seed_node1_toml[] =
-    "[cluster]\n"
-    "enabled = true\n"
-    "node_id = \"node1\"\n"
-    "bind_addr = \"10.0.1.51:18181\" # Node1 IP\n"
-    "rpc_addr = \"10.0.1.51:18182\"\n"
-    "swim_addr = \"10.0.1.51:18183\"\n"
-    "\n"
-    "# Seed nodes for discovery\n"
-    "seeds = [\n"
-    "\"10.0.1.52:18183\", # Node2\n"
-    "\"10.0.1.53:18183\" # Node3\n"
-    "]\n"
-    "\n"
-    "[replication]\n"
-    "factor = 2 # Replicate each assertion to 2 nodes\n";
 
 /* node2's, as the shell heredoc writes it (escaped quotes already undone). */
 const char stm_test_seed_node2_toml[] =
@@ -441,9 +424,9 @@ static void test_toml_survives_random_garbage(void) {
     } else if (iter % 3 == 1) {
       n = splice_tokens(buf, n);
     } else {
-      n = n < sizeof stm_test_seed_node1_toml - 1
+      n = n < strlen(stm_test_seed_node1_toml)
               ? n
-              : sizeof stm_test_seed_node1_toml - 1;
+              : strlen(stm_test_seed_node1_toml);
       memcpy(buf, stm_test_seed_node1_toml, n);
       for (int k = 0; k < 3 && n > 0; k++)
         buf[rng() % n] = (char)(rng() & 0xff);

@@ -1,4 +1,5 @@
 /* Tests for service/config: flags > STEMEDB_* > config file > defaults. */
+#include "fixtures/seed_toml.h"
 #include "harness.h"
 #include "service/config.h"
 
@@ -140,27 +141,10 @@ static void test_config_file_may_come_from_stemedb_config(void) {
   clear_env();
 }
 
-/* The runbook's cluster.toml for node1, verbatim, as the whole config. */
-static const char seed_node1[] =
-    "[cluster]\n"
-    "enabled = true\n"
-    "node_id = \"node1\"\n"
-    "bind_addr = \"10.0.1.51:18181\" # Node1 IP\n"
-    "rpc_addr = \"10.0.1.51:18182\"\n"
-    "swim_addr = \"10.0.1.51:18183\"\n"
-    "\n"
-    "# Seed nodes for discovery\n"
-    "seeds = [\n"
-    "\"10.0.1.52:18183\", # Node2\n"
-    "\"10.0.1.53:18183\" # Node3\n"
-    "]\n"
-    "\n"
-    "[replication]\n"
-    "factor = 2 # Replicate each assertion to 2 nodes\n";
 
 static void test_config_reads_the_seed_cluster_toml_verbatim(void) {
   clear_env();
-  const char *path = write_file("cluster.toml", seed_node1);
+  const char *path = write_file("cluster.toml", stm_test_seed_node1_toml);
   char *argv[] = {"stemedb-server", "--config", (char *)path, NULL};
   struct stm_server_config cfg;
   struct stm_error err;
