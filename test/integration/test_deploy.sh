@@ -7,10 +7,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 BUILD=${STM_BUILD_DIR:-$ROOT/build}
 case "$BUILD" in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac # PATH needs it absolute
-pass=0 fail=0
-check() { if [ "$2" = "$3" ]; then pass=$((pass+1)); echo "ok   - $1"; else fail=$((fail+1)); echo "FAIL - $1 (expected '$2', got '$3')"; fi; }
+. "$HERE/lib.sh"
 curl() { command curl --max-time 30 "$@"; }
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 WORK=$(mktemp -d /tmp/stm-deploy-XXXXXX)
 trap '[ -n "${PID:-}" ] && kill -9 $PID 2>/dev/null; pkill -9 -f "$WORK" 2>/dev/null; rm -rf "$WORK"' EXIT
 

@@ -9,19 +9,10 @@ BUILD=${STM_BUILD_DIR:-$ROOT/build}
 SERVER_BIN=${STM_SERVER_BIN:-$BUILD/service/stemedb-server}
 GATEWAY_BIN=${STM_GATEWAY_BIN:-$BUILD/gateway/stemedb-gateway}
 
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok   - $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL - $1"; }
-check() { # check NAME EXPECTED ACTUAL
-  if [ "$2" = "$3" ]; then ok "$1"; else bad "$1 (expected '$2', got '$3')"; fi
-}
-contains() { # contains NAME NEEDLE HAYSTACK
-  case "$3" in *"$2"*) ok "$1" ;; *) bad "$1 ('$2' not in '$3')" ;; esac
-}
+. "$HERE/lib.sh"
 # Every request is bounded in time, so a hung gateway fails the test
 # instead of hanging it; the runbook's command lines stay verbatim.
 curl() { command curl --max-time 30 "$@"; }
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 WORK=$(mktemp -d /tmp/stm-rest-XXXXXX)
 GRPC_PORT=$(free_port) HTTP_PORT=$(free_port) CLUSTER_PORT=$(free_port)
