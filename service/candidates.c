@@ -16,6 +16,7 @@
  * days; 0 disables decay).
  */
 #include "records_internal.h"
+#include "source_keys.h"
 
 #include "../common/clock.h"
 #include "../storage/records.h"
@@ -165,23 +166,49 @@ unsigned stm__source_tier(struct stm_service *svc,
   return tier;
 }
 
+static int lookup_source_key(struct stm_service *svc, const char *id,
+                             struct stm_source_key_memo *m,
+                             struct stm_error *err) {
+  struct stm_store_stats st;
+  stm_store_get_stats(svc->store, &st); /* the version, before the read */
+  if (stm_source_keys_get(svc->source_keys, id, st.sources_committed,
+                          &m->has_key, m->key)) {
+    m->id = id;
+    return 0;
+  }
+  struct stm_source s;
+  int rc = stm_store_get_source(svc->store, id, NULL, &s, err);
+  if (rc == STM_ENOTFOUND) {
+    m->has_key = false;
+    rc = 0;
+  } else if (rc == 0) {
+    m->has_key = s.has_public_key;
+    memcpy(m->key, s.public_key, STM_PUBLIC_KEY_LEN);
+    stm_source_destroy(&s);
+  }
+  if (rc == 0)
+    stm_source_keys_put(svc->source_keys, id, st.sources_committed,
+                        m->has_key, m->key);
+  m->id = rc == 0 ? id : NULL;
+  return rc;
+}
+
 int stm__check_source_key(struct stm_service *svc, const struct stm_claim *c,
-                          const char *field, struct stm_error *err) {
+                          const char *field, struct stm_source_key_memo *memo,
+                          struct stm_error *err) {
   if (c->source_id == NULL || c->source_id[0] == '\0')
     return 0;
-  struct stm_source s;
-  int rc = stm_store_get_source(svc->store, c->source_id, NULL, &s, err);
-  if (rc == STM_ENOTFOUND)
-    return 0;
-  if (rc)
-    return rc;
-  if (s.has_public_key &&
+  struct stm_source_key_memo local = {0};
+  struct stm_source_key_memo *m = memo ? memo : &local;
+  int rc = 0;
+  if (m->id == NULL || strcmp(m->id, c->source_id) != 0)
+    rc = lookup_source_key(svc, c->source_id, m, err);
+  if (rc == 0 && m->has_key &&
       !(c->has_signature &&
-        memcmp(s.public_key, c->public_key, STM_PUBLIC_KEY_LEN) == 0))
+        memcmp(m->key, c->public_key, STM_PUBLIC_KEY_LEN) == 0))
     rc = stm_error_set(err, STM_EPERM, field,
                        "%s: source %s has a registered public key; its claims "
                        "must be signed by that key",
                        field, c->source_id);
-  stm_source_destroy(&s);
   return rc;
 }

@@ -6,6 +6,7 @@
 #include "archiver.h"
 #include "config.h"
 #include "service.h"
+#include "source_keys.h"
 #include "watch_hub.h"
 
 #include "../common/clock.h"
@@ -97,6 +98,7 @@ static int serve(const struct stm_server_config *cfg) {
                             .node_id = cfg->node_id,
                             .data_dir = cfg->data_dir,
                             .start_mono_ns = stm_clock_mono_ns(),
+                            .source_keys = stm_source_keys_new(),
                             .trust_half_life_ns =
                                 cfg->trust_half_life_s * INT64_C(1000000000)};
   size_t method_count;
@@ -115,6 +117,7 @@ static int serve(const struct stm_server_config *cfg) {
     stm_archiver_stop(archiver);
     stm_store_delete(store);
     stm_watch_hub_delete(hub);
+    stm_source_keys_delete(svc.source_keys);
     return 1;
   }
   svc.grpc = server;
@@ -146,6 +149,7 @@ static int serve(const struct stm_server_config *cfg) {
   stm_store_delete(store);
   stm_grpc_server_delete(server);
   stm_watch_hub_delete(hub);
+  stm_source_keys_delete(svc.source_keys);
   stm_log_info("shutdown complete");
   return 0;
 }

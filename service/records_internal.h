@@ -22,13 +22,23 @@
  */
 void stm__call_identity(struct stm_call *call, char *out, size_t len);
 
+/* The registered key of the last source looked up, so a batch whose
+ * claims share a source reads it once. Zero-init; `id` is borrowed from
+ * a claim that outlives the memo. */
+struct stm_source_key_memo {
+  const char *id;
+  bool has_key;
+  uint8_t key[STM_PUBLIC_KEY_LEN];
+};
+
 /*
  * When c's source is registered with a public key, the claim must carry a
  * signature by that key: returns STM_EPERM (err names `field`) otherwise,
- * 0 when fine, or a storage error.
+ * 0 when fine, or a storage error. `memo` may be NULL.
  */
 int stm__check_source_key(struct stm_service *svc, const struct stm_claim *c,
-                          const char *field, struct stm_error *err);
+                          const char *field, struct stm_source_key_memo *memo,
+                          struct stm_error *err);
 
 /*
  * Fill cands[0..n) for claims[0..n) (one concept and predicate) from the

@@ -24,6 +24,7 @@ struct stm_service {
   const char *data_dir;         /* borrowed; backups read DIR/wal */
   struct stm_archiver *archiver; /* NULL when archival is off */
   struct stm_grpc_server *grpc; /* set once serving, for metrics */
+  struct stm_source_keys *source_keys; /* NULL: no cache (source_keys.h) */
   int64_t start_mono_ns;
   int64_t trust_half_life_ns;   /* lens trust decay; 0: none */
   atomic_bool shutting_down;    /* health turns NOT_SERVING */

@@ -5,6 +5,7 @@
 #include "index.h"
 
 #include "../common/buf.h"
+#include "../common/log.h"
 #include "wal_format.h"
 
 #include <leveldb/c.h>
@@ -18,6 +19,7 @@
 #define KEY_META 'm'
 #define TIME_BIAS 0x8000000000000000ull
 #define NOT_VISIBLE 1 /* load_claim: stored, but not in the read view */
+#define STALE_FORMAT 2 /* load_meta: an older layout, to rebuild */
 
 static const char META_LAST_APPLIED[] = "mlast_applied_sequence";
 static const char META_COUNT[] = "massertion_count";
@@ -36,6 +38,7 @@ struct stm_index {
 struct stm_index_batch {
   leveldb_writebatch_t *wb;
   struct stm_buf key;
+  struct stm_buf scratch; /* one value at a time (index_records.c) */
   size_t bytes;
 };
 
@@ -127,7 +130,9 @@ static int load_meta(struct stm_index *idx, struct stm_error *err) {
   leveldb_readoptions_destroy(ro);
   if (rc)
     return rc;
-  if (version != 0 && version != STM_INDEX_FORMAT_VERSION)
+  if (version != 0 && version < STM_INDEX_FORMAT_VERSION)
+    return STALE_FORMAT;
+  if (version > STM_INDEX_FORMAT_VERSION)
     return stm_error_set(err, STM_EUNIMPL, NULL,
                          "index format version %u is not supported (this "
                          "build uses %u); delete DIR/index to rebuild it "
@@ -141,6 +146,17 @@ static int load_meta(struct stm_index *idx, struct stm_error *err) {
   rc = write_batch(idx, wb, err);
   leveldb_writebatch_destroy(wb);
   return rc;
+}
+
+static int open_db(struct stm_index *idx, const char *path,
+                   struct stm_error *err) {
+  char *errmsg = NULL;
+  idx->db = leveldb_open(idx->options, path, &errmsg);
+  if (errmsg == NULL)
+    return 0;
+  char what[300];
+  snprintf(what, sizeof what, "cannot open %s", path);
+  return ldb_error(err, errmsg, what);
 }
 
 int stm_index_open(const char *path, struct stm_index **out,
@@ -158,16 +174,28 @@ int stm_index_open(const char *path, struct stm_index **out,
   leveldb_options_set_create_if_missing(idx->options, 1);
   leveldb_options_set_cache(idx->options, idx->cache);
   leveldb_options_set_filter_policy(idx->options, idx->filter);
-  leveldb_options_set_write_buffer_size(idx->options, 16u << 20);
-  char *errmsg = NULL;
-  idx->db = leveldb_open(idx->options, path, &errmsg);
-  int rc = 0;
-  if (errmsg) {
-    char what[300];
-    snprintf(what, sizeof what, "cannot open %s", path);
-    rc = ldb_error(err, errmsg, what);
-  }
+  /* Bigger memtables mean fewer, larger level-0 files and less compaction
+   * per claim; no Snappy: claims are small and their hashes incompressible,
+   * and CPU, not disk, is what the writer runs out of (docs/benchmarks.md). */
+  leveldb_options_set_write_buffer_size(idx->options, 64u << 20);
+  leveldb_options_set_compression(idx->options, leveldb_no_compression);
+  int rc = open_db(idx, path, err);
   rc = rc ? rc : load_meta(idx, err);
+  if (rc == STALE_FORMAT) {
+    /* LevelDB is derived data: an index of an older layout is dropped and
+     * rebuilt from the WAL by the store's recovery (meta starts at 0). */
+    stm_log_warn("index %s has an older format than %u: rebuilding it from "
+                 "the WAL",
+                 path, STM_INDEX_FORMAT_VERSION);
+    leveldb_close(idx->db);
+    idx->db = NULL;
+    char *errmsg = NULL;
+    leveldb_destroy_db(idx->options, path, &errmsg);
+    rc = errmsg ? ldb_error(err, errmsg, "drop the old index") : 0;
+    memset(&idx->meta, 0, sizeof idx->meta);
+    rc = rc ? rc : open_db(idx, path, err);
+    rc = rc ? rc : load_meta(idx, err);
+  }
   if (rc) {
     stm_index_delete(idx);
     return rc;
@@ -202,6 +230,7 @@ struct stm_index_batch *stm_index_batch_new(void) {
     return NULL;
   b->wb = leveldb_writebatch_create();
   stm_buf_init(&b->key);
+  stm_buf_init(&b->scratch);
   return b;
 }
 
@@ -210,6 +239,7 @@ void stm_index_batch_delete(struct stm_index_batch *b) {
     return;
   leveldb_writebatch_destroy(b->wb);
   stm_buf_destroy(&b->key);
+  stm_buf_destroy(&b->scratch);
   free(b);
 }
 
@@ -252,15 +282,6 @@ int stm_index_batch_put_claim(struct stm_index_batch *b,
   if ((rc = index_key(k, c)) != 0)
     return rc;
   batch_put(b, "", 0);
-  uint8_t ref[1 + STM_HASH_LEN];
-  ref[0] = STM_WAL_ENTRY_CLAIM;
-  memcpy(ref + 1, c->hash, STM_HASH_LEN);
-  stm_buf_reset(k);
-  rc = stm_buf_put_u8(k, KEY_SEQUENCE);
-  rc = rc ? rc : stm_buf_put_u64be(k, c->sequence);
-  if (rc)
-    return rc;
-  batch_put(b, ref, sizeof ref);
   return 0;
 }
 
@@ -513,16 +534,17 @@ int stm_index_scan_sequence(struct stm_index *idx, uint64_t after_sequence,
     const uint8_t *key = (const uint8_t *)leveldb_iter_key(it, &klen);
     if (klen < 1 || key[0] != KEY_SEQUENCE)
       break;
-    /* The value is parsed in place (kind + hash), never copied out. */
+    /* The value (the audit entry: kind, hash, ...; index_records.h) is
+     * parsed in place, never copied out. */
     const uint8_t *v = (const uint8_t *)leveldb_iter_value(it, &vlen);
-    if (klen != 9 || vlen != 1 + STM_HASH_LEN) {
+    if (klen != 9 || vlen < 1 + STM_HASH_LEN + 8 + 1 + 2) {
       rc = scan_corrupt(&s, "a sequence key or value has the wrong size");
       break;
     }
     if (view && view->as_of_sequence &&
         stm_get_u64be(key + 1) > view->as_of_sequence)
       break;
-    if (v[0] == STM_WAL_ENTRY_CLAIM) /* the only kind stored so far */
+    if (v[0] == STM_WAL_ENTRY_CLAIM) /* votes, epochs, sources: scan_log */
       rc = visit(&s, v + 1);
   }
   rc = iter_finish(&s, it, rc);
@@ -533,6 +555,26 @@ int stm_index_scan_sequence(struct stm_index *idx, uint64_t after_sequence,
 /* ---- for index_records.c ---------------------------------------------------- */
 
 void *stm__index_db(struct stm_index *idx) { return idx->db; }
+
+struct stm_buf *stm__index_batch_scratch(struct stm_index_batch *b) {
+  return &b->scratch;
+}
+
+int stm__index_load_claim(struct stm_index *idx, void *ro,
+                          const uint8_t hash[STM_HASH_LEN],
+                          struct stm_claim *out, struct stm_error *err) {
+  struct reader r;
+  reader_begin_latest(&r, idx);
+  r.ro = ro;
+  int rc = load_claim(&r, hash, err);
+  if (rc == 0) {
+    stm_claim_destroy(out);
+    *out = r.claim; /* move */
+    stm_claim_init(&r.claim);
+  }
+  reader_end(&r);
+  return rc;
+}
 
 void stm__index_batch_raw_put(struct stm_index_batch *b, const void *key,
                               size_t klen, const void *v, size_t vlen) {

@@ -6,7 +6,9 @@
  *   'i' path 0x00 predicate 0x00 ts[8] hash[32]   -> (empty)
  *       ts = big-endian (uint64)timestamp_ns ^ 0x8000000000000000, so
  *       negative times sort first
- *   'q' sequence[8, big-endian]                   -> u8 entry kind, hash[32]
+ *   'q' sequence[8, big-endian]                   -> the log entry of that
+ *       write: its audit entry (u8 kind, hash[32], time, op, caller) and,
+ *       for a vote/epoch/source, the record (index_records.h)
  *   'm' name                                      -> meta value
  *       "last_applied_sequence" u64le, "assertion_count" u64le,
  *       "format_version" u32le
@@ -29,7 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STM_INDEX_FORMAT_VERSION 2u /* 2: record key spaces */
+#define STM_INDEX_FORMAT_VERSION 3u /* 2: records; 3: 'q' is the log */
 
 struct stm_index;
 struct stm_index_batch;
@@ -41,7 +43,9 @@ struct stm_index_meta {
 };
 
 /*
- * Open or create the DB at `path`. Returns 0 and *out (free with
+ * Open or create the DB at `path`; an index of an older format is dropped
+ * (logged) and comes back empty, for recovery to rebuild from the WAL.
+ * Returns 0 and *out (free with
  * stm_index_delete), STM_EIO (cannot open, e.g. locked), STM_ECORRUPT or
  * STM_EUNIMPL (a format version this build does not know).
  */
@@ -61,8 +65,9 @@ void stm_index_batch_clear(struct stm_index_batch *b);
 size_t stm_index_batch_bytes(const struct stm_index_batch *b);
 
 /*
- * Queue the 'c', 'i' and 'q' keys of a committed claim (hash and sequence
- * set); `encoded` is its storage encoding. Returns 0 or STM_ENOMEM.
+ * Queue the 'c' and 'i' keys of a committed claim (hash and sequence set);
+ * `encoded` is its storage encoding. Its 'q' entry carries the audit
+ * (index_records.h). Returns 0 or STM_ENOMEM.
  */
 int stm_index_batch_put_claim(struct stm_index_batch *b,
                               const struct stm_claim *c, const void *encoded,

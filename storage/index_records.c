@@ -7,6 +7,7 @@
 #include "store_internal.h"
 #include "wal_format.h"
 
+#include <inttypes.h>
 #include <leveldb/c.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,10 +16,12 @@
 #define KEY_EPOCH 'e'
 #define KEY_SOURCE 's'
 #define KEY_RECORD 'r'
-#define KEY_AUDIT 'a'
 #define KEY_CHILD 'p'
 #define KEY_CONCEPT 'k'
 #define KEY_SEQUENCE 'q'
+
+/* A scan callback's "stop here, no error" (never a stm error code). */
+#define STOP_SCAN 0x53544f50
 
 /* ---- writes -----------------------------------------------------------------
  */
@@ -76,25 +79,19 @@ int stm__index_put_record(struct stm_index_batch *b, const struct stm_record *r,
   rc = rc ? rc : stm_buf_put_u64be(&k, seq);
   if (rc == 0)
     stm__index_batch_raw_put(b, k.data, k.len, encoded, len);
-  uint8_t key[1 + STM_HASH_LEN], val[1 + STM_HASH_LEN];
+  uint8_t key[1 + STM_HASH_LEN], val[9];
   key[0] = KEY_RECORD;
   memcpy(key + 1, record_hash(r), STM_HASH_LEN);
   val[0] = (uint8_t)r->kind;
   stm_put_u64be(val + 1, seq);
   if (rc == 0)
     stm__index_batch_raw_put(b, key, sizeof key, val, 9);
-  uint8_t qkey[9];
-  qkey[0] = KEY_SEQUENCE;
-  stm_put_u64be(qkey + 1, seq);
-  memcpy(val + 1, record_hash(r), STM_HASH_LEN);
-  if (rc == 0)
-    stm__index_batch_raw_put(b, qkey, sizeof qkey, val, sizeof val);
   stm_buf_destroy(&k);
   return rc;
 }
 
 int stm__index_put_claim_extras(struct stm_index_batch *b,
-                                const struct stm_claim *c) {
+                                const struct stm_claim *c, bool concept) {
   if (c->has_parent) {
     uint8_t key[1 + 2 * STM_HASH_LEN];
     key[0] = KEY_CHILD;
@@ -102,35 +99,39 @@ int stm__index_put_claim_extras(struct stm_index_batch *b,
     memcpy(key + 1 + STM_HASH_LEN, c->hash, STM_HASH_LEN);
     stm__index_batch_raw_put(b, key, sizeof key, "", 0);
   }
-  struct stm_buf k;
-  stm_buf_init(&k);
-  int rc = stm_buf_put_u8(&k, KEY_CONCEPT);
-  rc = rc ? rc : stm_buf_append(&k, c->concept_path, strlen(c->concept_path));
+  if (!concept)
+    return 0;
+  struct stm_buf *k = stm__index_batch_scratch(b);
+  stm_buf_reset(k);
+  int rc = stm_buf_put_u8(k, KEY_CONCEPT);
+  rc = rc ? rc : stm_buf_append(k, c->concept_path, strlen(c->concept_path));
   if (rc == 0)
-    stm__index_batch_raw_put(b, k.data, k.len, "", 0);
-  stm_buf_destroy(&k);
+    stm__index_batch_raw_put(b, k->data, k->len, "", 0);
   return rc;
 }
 
 int stm__index_put_audit(struct stm_index_batch *b,
-                         const struct stm_audit_entry *a) {
+                         const struct stm_audit_entry *a, const void *record,
+                         size_t record_len) {
   uint8_t key[9];
-  key[0] = KEY_AUDIT;
+  key[0] = KEY_SEQUENCE;
   stm_put_u64be(key + 1, a->sequence);
-  struct stm_buf v;
-  stm_buf_init(&v);
-  size_t olen = strlen(a->op), clen = strlen(a->caller);
-  int rc = stm_buf_put_u8(&v, (uint8_t)a->kind);
-  rc = rc ? rc : stm_buf_append(&v, a->target, STM_HASH_LEN);
-  rc = rc ? rc : stm_buf_put_u64le(&v, (uint64_t)a->time_ns);
-  rc = rc ? rc : stm_buf_put_u8(&v, (uint8_t)olen);
-  rc = rc ? rc : stm_buf_append(&v, a->op, olen);
-  rc = rc ? rc : stm_buf_put_u8(&v, (uint8_t)(clen & 0xff));
-  rc = rc ? rc : stm_buf_put_u8(&v, (uint8_t)(clen >> 8));
-  rc = rc ? rc : stm_buf_append(&v, a->caller, clen);
+  size_t olen = strnlen(a->op, STM_AUDIT_OP_MAX - 1);
+  size_t clen = strnlen(a->caller, STM_AUDIT_CALLER_MAX - 1);
+  struct stm_buf *v = stm__index_batch_scratch(b);
+  stm_buf_reset(v);
+  int rc = stm_buf_put_u8(v, (uint8_t)a->kind);
+  rc = rc ? rc : stm_buf_append(v, a->target, STM_HASH_LEN);
+  rc = rc ? rc : stm_buf_put_u64le(v, (uint64_t)a->time_ns);
+  rc = rc ? rc : stm_buf_put_u8(v, (uint8_t)olen);
+  rc = rc ? rc : stm_buf_append(v, a->op, olen);
+  rc = rc ? rc : stm_buf_put_u8(v, (uint8_t)(clen & 0xff));
+  rc = rc ? rc : stm_buf_put_u8(v, (uint8_t)(clen >> 8));
+  rc = rc ? rc : stm_buf_append(v, a->caller, clen);
+  if (rc == 0 && record_len > 0)
+    rc = stm_buf_append(v, record, record_len);
   if (rc == 0)
-    stm__index_batch_raw_put(b, key, sizeof key, v.data, v.len);
-  stm_buf_destroy(&v);
+    stm__index_batch_raw_put(b, key, sizeof key, v->data, v->len);
   return rc;
 }
 
@@ -582,49 +583,123 @@ int stm_store_list_concepts(struct stm_store *s, const char *prefix,
   return rc;
 }
 
-struct audit_walk {
-  stm_store_audit_cb cb;
-  void *ctx;
-  struct stm_error *err;
-};
-
-static int on_audit(void *ctx, const uint8_t *key, size_t klen,
-                    const uint8_t *val, size_t vlen) {
-  struct audit_walk *w = ctx;
-  struct stm_audit_entry a;
-  memset(&a, 0, sizeof a);
+/*
+ * Parse a 'q' value: the audit entry of the write at `seq`, and (for a
+ * vote, epoch or source) the record's storage encoding that follows it.
+ */
+static int parse_log_value(uint64_t seq, const uint8_t *val, size_t vlen,
+                           struct stm_audit_entry *a, const uint8_t **rest,
+                           size_t *rest_len, struct stm_error *err) {
+  memset(a, 0, sizeof *a);
   struct stm_reader rd;
   stm_reader_init(&rd, val, vlen);
-  a.kind = (enum stm_record_kind)stm_reader_u8(&rd);
+  a->kind = (enum stm_record_kind)stm_reader_u8(&rd);
   const uint8_t *h = stm_reader_bytes(&rd, STM_HASH_LEN);
-  a.time_ns = (int64_t)stm_reader_u64le(&rd);
+  a->time_ns = (int64_t)stm_reader_u64le(&rd);
   size_t olen = stm_reader_u8(&rd);
   const uint8_t *o = stm_reader_bytes(&rd, olen);
   size_t clen = stm_reader_u8(&rd);
   clen |= (size_t)stm_reader_u8(&rd) << 8;
   const uint8_t *c = stm_reader_bytes(&rd, clen);
-  if (klen != 9 || rd.failed || olen >= STM_AUDIT_OP_MAX ||
-      clen >= STM_AUDIT_CALLER_MAX)
-    return stm_error_set(w->err, STM_ECORRUPT, NULL, "bad audit entry");
-  a.sequence = stm_get_u64be(key + 1);
-  memcpy(a.target, h, STM_HASH_LEN);
-  memcpy(a.op, o, olen);
-  memcpy(a.caller, c, clen);
-  return w->cb(w->ctx, &a);
+  if (rd.failed || olen >= STM_AUDIT_OP_MAX || clen >= STM_AUDIT_CALLER_MAX ||
+      a->kind < STM_RECORD_CLAIM || a->kind > STM_RECORD_SOURCE)
+    return stm_error_set(err, STM_ECORRUPT, NULL,
+                         "index: the log entry at sequence %" PRIu64
+                         " is malformed",
+                         seq);
+  a->sequence = seq;
+  memcpy(a->target, h, STM_HASH_LEN);
+  memcpy(a->op, o, olen);
+  memcpy(a->caller, c, clen);
+  *rest = val + (vlen - stm_reader_remaining(&rd));
+  *rest_len = stm_reader_remaining(&rd);
+  return 0;
+}
+
+struct log_walk {
+  struct rd *r;
+  struct stm_index *idx;
+  unsigned kinds;
+  const struct stm_read_view *view;
+  stm_store_audit_cb audit_cb;
+  stm_store_log_cb log_cb;
+  void *ctx;
+  struct stm_error *err;
+};
+
+static int on_log(void *ctx, const uint8_t *key, size_t klen,
+                  const uint8_t *val, size_t vlen) {
+  struct log_walk *w = ctx;
+  if (klen != 9)
+    return stm_error_set(w->err, STM_ECORRUPT, NULL,
+                         "index: a log key has the wrong size");
+  uint64_t seq = stm_get_u64be(key + 1);
+  if (w->view && w->view->as_of_sequence && seq > w->view->as_of_sequence)
+    return STOP_SCAN;
+  struct stm_audit_entry a;
+  const uint8_t *rest = NULL;
+  size_t rest_len = 0;
+  int rc = parse_log_value(seq, val, vlen, &a, &rest, &rest_len, w->err);
+  if (rc)
+    return rc;
+  if (w->audit_cb)
+    return w->audit_cb(w->ctx, &a);
+  if (!(w->kinds & (1u << a.kind)) ||
+      (w->view && w->view->as_of_time_ns && a.time_ns > w->view->as_of_time_ns))
+    return 0;
+  struct stm_log_entry e = {.sequence = seq, .kind = a.kind};
+  if (a.kind == STM_RECORD_CLAIM) {
+    struct stm_claim c;
+    stm_claim_init(&c);
+    rc = stm__index_load_claim(w->idx, w->r->ro, a.target, &c, w->err);
+    if (rc == STM_ENOTFOUND)
+      rc = stm_error_set(w->err, STM_ECORRUPT, NULL,
+                         "index: sequence %" PRIu64 " names a missing claim",
+                         seq);
+    e.claim = &c;
+    rc = rc ? rc : w->log_cb(w->ctx, &e);
+    stm_claim_destroy(&c);
+    return rc;
+  }
+  struct stm_record rec;
+  rc = stm_record_decode(a.kind, rest, rest_len, &rec, w->err);
+  if (rc)
+    return rc;
+  e.record = &rec;
+  rc = w->log_cb(w->ctx, &e);
+  stm_record_destroy(&rec);
+  return rc;
+}
+
+static int scan_log(struct stm_store *s, uint64_t after_sequence,
+                    struct log_walk *w) {
+  if (after_sequence == UINT64_MAX)
+    return 0;
+  uint8_t start[9];
+  start[0] = KEY_SEQUENCE;
+  stm_put_u64be(start + 1, after_sequence + 1);
+  struct rd r;
+  rd_begin(&r, s->index, true);
+  w->r = &r;
+  w->idx = s->index;
+  int rc = iterate(&r, start, 1, start, sizeof start, on_log, w, w->err);
+  rd_end(&r);
+  return rc == STOP_SCAN ? 0 : rc;
 }
 
 int stm_store_scan_audit(struct stm_store *s, uint64_t after_sequence,
                          stm_store_audit_cb cb, void *ctx,
                          struct stm_error *err) {
-  if (after_sequence == UINT64_MAX)
-    return 0;
-  uint8_t start[9];
-  start[0] = KEY_AUDIT;
-  stm_put_u64be(start + 1, after_sequence + 1);
-  struct audit_walk w = {.cb = cb, .ctx = ctx, .err = err};
-  struct rd r;
-  rd_begin(&r, s->index, true);
-  int rc = iterate(&r, start, 1, start, sizeof start, on_audit, &w, err);
-  rd_end(&r);
-  return rc;
+  struct log_walk w = {.audit_cb = cb, .ctx = ctx, .err = err};
+  return scan_log(s, after_sequence, &w);
+}
+
+int stm_store_scan_log(struct stm_store *s, uint64_t after_sequence,
+                       unsigned kinds, const struct stm_read_view *view,
+                       stm_store_log_cb cb, void *ctx, struct stm_error *err) {
+  if (cb == NULL)
+    return stm_error_set(err, STM_EINVAL, NULL, "scan_log: no callback");
+  struct log_walk w = {
+      .kinds = kinds, .view = view, .log_cb = cb, .ctx = ctx, .err = err};
+  return scan_log(s, after_sequence, &w);
 }

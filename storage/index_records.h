@@ -6,12 +6,12 @@
  *   'e' path 0x00 predicate 0x00 seq[8be]   -> epoch storage encoding
  *   's' id 0x00 seq[8be]                    -> source storage encoding
  *   'r' hash[32]                            -> u8 kind | u64be sequence
- *   'a' seq[8be]                            -> audit: u8 kind | hash[32]
- *        | i64le time | u8 op_len | op | u16le caller_len | caller
  *   'p' parent[32] child[32]                -> (empty)
  *   'k' concept_path                        -> (empty)
- *   'q' seq[8be]                            -> u8 kind | hash[32] (shared
- *                                              with claims, index.h)
+ *   'q' seq[8be]                            -> the log (index.h): the
+ *        audit entry u8 kind | hash[32] | i64le time | u8 op_len | op |
+ *        u16le caller_len | caller, then for a vote, epoch or source its
+ *        storage encoding (so a change feed reads any write by sequence)
  *
  * All written in the same batch as the group's claims and meta keys.
  */
@@ -25,16 +25,28 @@
 void *stm__index_db(struct stm_index *idx);
 void stm__index_batch_raw_put(struct stm_index_batch *b, const void *key,
                               size_t klen, const void *v, size_t vlen);
+/* A value buffer owned by the batch, for building one value at a time. */
+struct stm_buf *stm__index_batch_scratch(struct stm_index_batch *b);
+/* Load the claim `hash` into an init'ed *out through the read options `ro`
+ * (a leveldb_readoptions_t *, so scans share their snapshot). Returns 0,
+ * STM_ENOTFOUND or an error. */
+int stm__index_load_claim(struct stm_index *idx, void *ro,
+                          const uint8_t hash[STM_HASH_LEN],
+                          struct stm_claim *out, struct stm_error *err);
 
-/* Queue the keys of a committed vote/epoch/source ('v'/'e'/'s', 'r', 'q'). */
+/* Queue the keys of a committed vote/epoch/source ('v'/'e'/'s', 'r'); its
+ * 'q' entry comes from stm__index_put_audit. */
 int stm__index_put_record(struct stm_index_batch *b, const struct stm_record *r,
                           const void *encoded, size_t len);
-/* Queue a claim's 'p' and 'k' keys. */
+/* Queue a claim's 'p' key, and its 'k' key unless `concept` is false (the
+ * writer knows the concept is stored already). */
 int stm__index_put_claim_extras(struct stm_index_batch *b,
-                                const struct stm_claim *c);
-/* Queue the audit entry of one write. */
+                                const struct stm_claim *c, bool concept);
+/* Queue the 'q' log entry of one write: its audit entry plus, for a
+ * record, its storage encoding (record_len 0 for a claim). */
 int stm__index_put_audit(struct stm_index_batch *b,
-                         const struct stm_audit_entry *a);
+                         const struct stm_audit_entry *a, const void *record,
+                         size_t record_len);
 /* Latest state (writer): the kind and sequence of a stored record hash. */
 int stm__index_find_record(struct stm_index *idx,
                            const uint8_t hash[STM_HASH_LEN], uint64_t *seq,

@@ -229,6 +229,29 @@ int stm_store_list_concepts(struct stm_store *s, const char *prefix,
                             const char *after, stm_store_concept_cb cb,
                             void *ctx, struct stm_error *err);
 
+/* One committed write read back by sequence: a claim or a record. */
+struct stm_log_entry {
+  uint64_t sequence;
+  enum stm_record_kind kind;
+  const struct stm_claim *claim;   /* kind STM_RECORD_CLAIM, else NULL */
+  const struct stm_record *record; /* the other kinds, else NULL */
+};
+#define STM_LOG_KIND(k) (1u << (k)) /* a bit of stm_store_scan_log's kinds */
+#define STM_LOG_ALL_KINDS                                                      \
+  (STM_LOG_KIND(STM_RECORD_CLAIM) | STM_LOG_KIND(STM_RECORD_VOTE) |           \
+   STM_LOG_KIND(STM_RECORD_EPOCH) | STM_LOG_KIND(STM_RECORD_SOURCE))
+typedef int (*stm_store_log_cb)(void *ctx, const struct stm_log_entry *e);
+/*
+ * Every write committed after `after_sequence` whose kind is in `kinds`
+ * (STM_LOG_KIND bits), in sequence order, up to the view (NULL: all), from
+ * one snapshot: how a change feed catches up on claims, votes, epochs and
+ * sources alike. Entries are borrowed for the call; callback contract as
+ * stm_store_claim_cb.
+ */
+int stm_store_scan_log(struct stm_store *s, uint64_t after_sequence,
+                       unsigned kinds, const struct stm_read_view *view,
+                       stm_store_log_cb cb, void *ctx, struct stm_error *err);
+
 typedef int (*stm_store_audit_cb)(void *ctx, const struct stm_audit_entry *a);
 /* Audit entries with sequence > after_sequence, in sequence order. */
 int stm_store_scan_audit(struct stm_store *s, uint64_t after_sequence,

@@ -131,6 +131,9 @@ struct stm_store_stats {
   uint64_t wal_bytes;       /* bytes in all segments */
   uint64_t recovered_records; /* replayed into LevelDB at open */
   uint64_t truncated_bytes;   /* torn tail cut at open */
+  uint64_t sources_committed; /* source versions committed since open: a
+                                 cache key for source lookups (it moves
+                                 before the commit is acknowledged) */
 };
 
 /* A consistent copy of the counters. Thread-safe, never blocks on I/O. */

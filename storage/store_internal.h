@@ -33,6 +33,8 @@ struct stm_store_sub {
   struct stm_write_result results[]; /* n */
 };
 
+#define STM_STORE_CONCEPT_CACHE 1024
+
 /* State only the writer thread touches (and open, before it starts). */
 struct stm_store_writer {
   uint64_t next_sequence;
@@ -43,6 +45,7 @@ struct stm_store_writer {
   struct stm_hashset pending; /* hash -> sequence, this group only */
   const struct stm_claim **created;
   size_t ncreated, created_cap;
+  char *concepts[STM_STORE_CONCEPT_CACHE]; /* paths whose 'k' key exists */
 };
 
 struct stm_store {
@@ -91,9 +94,12 @@ int stm__store_build_record(struct stm_store *s, struct stm_store_sub *head,
 /* Tell the record listener about the group's new records (writer). */
 void stm__store_publish_records(struct stm_store *s,
                                 const struct stm_store_sub *list);
-/* Queue the 'p'/'k' keys and the audit entry of a new claim. */
+/* Queue the 'p'/'k' keys and the 'q' log entry of a new claim. */
 int stm__store_claim_extras(struct stm_store *s, const struct stm_claim *c,
                             const char *op, const char *caller);
+/* Empty the writer's cache of concepts known to LevelDB (a group that
+ * queued keys was abandoned). */
+void stm__store_forget_concepts(struct stm_store_writer *w);
 /* Recovery: apply one WAL entry that is not a bare claim. *claim_payload
  * is set (and 0 returned) when it wraps a claim for the caller to apply;
  * op/caller then hold its audit fields. */

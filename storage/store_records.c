@@ -17,6 +17,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Copy a NUL-terminated string, cut to size - 1 (snprintf("%s") costs ten
+ * times as much, and this runs for every claim). */
+static void copy_cut(char *dst, size_t size, const char *src) {
+  size_t n = src ? strnlen(src, size - 1) : 0;
+  memcpy(dst, src ? src : "", n);
+  dst[n] = '\0';
+}
+
 int stm_store_submit_record(struct stm_store *s, struct stm_record *rec,
                             const char *op, const char *caller,
                             stm_store_record_cb cb, void *ctx) {
@@ -45,8 +53,8 @@ int stm_store_submit_record(struct stm_store *s, struct stm_record *rec,
   sub->rcb = cb;
   sub->ctx = ctx;
   sub->audited = true;
-  snprintf(sub->op, sizeof sub->op, "%s", op ? op : "");
-  snprintf(sub->caller, sizeof sub->caller, "%s", caller ? caller : "");
+  copy_cut(sub->op, sizeof sub->op, op);
+  copy_cut(sub->caller, sizeof sub->caller, caller);
   sub->bytes = STM_WAL_RECORD_HEADER_LEN + STM_WAL_TXN_HEADER_LEN +
                STM_WAL_ENTRY_HEADER_LEN +
                stm_audit_wrap_header_size(op, caller) + enc.len;
@@ -57,26 +65,61 @@ int stm_store_submit_record(struct stm_store *s, struct stm_record *rec,
 /* ---- the writer
  * --------------------------------------------------------------- */
 
+/* Queue the 'q' log entry of a write: its audit, and for a record the
+ * record itself (record_len 0 for a claim). */
 static int put_audit(struct stm_store *s, uint64_t seq, int64_t t,
                      enum stm_record_kind kind, const uint8_t *hash,
-                     const char *op, const char *caller) {
+                     const char *op, const char *caller, const void *record,
+                     size_t record_len) {
   struct stm_audit_entry a;
-  memset(&a, 0, sizeof a);
   a.sequence = seq;
   a.time_ns = t;
   a.kind = kind;
   memcpy(a.target, hash, STM_HASH_LEN);
-  snprintf(a.op, sizeof a.op, "%s", op && op[0] ? op : "assert");
-  snprintf(a.caller, sizeof a.caller, "%s", caller ? caller : "");
-  return stm__index_put_audit(s->w.batch, &a);
+  copy_cut(a.op, sizeof a.op, op && op[0] ? op : "assert");
+  copy_cut(a.caller, sizeof a.caller, caller);
+  return stm__index_put_audit(s->w.batch, &a, record, record_len);
+}
+
+/* FNV-1a of a concept path, for the writer's cache of known concepts. */
+static size_t concept_slot(const char *path) {
+  uint32_t h = 2166136261u;
+  for (const unsigned char *p = (const unsigned char *)path; *p; p++)
+    h = (h ^ *p) * 16777619u;
+  return h % STM_STORE_CONCEPT_CACHE;
+}
+
+/*
+ * Is the concept's 'k' key already in LevelDB (or queued in this group)?
+ * A miss (collision, eviction) only costs a redundant put of the same
+ * empty key; the cache is cleared when a group is abandoned.
+ */
+static bool concept_known(struct stm_store_writer *w, const char *path) {
+  char **slot = &w->concepts[concept_slot(path)];
+  if (*slot && strcmp(*slot, path) == 0)
+    return true;
+  char *copy = strdup(path);
+  if (copy) {
+    free(*slot);
+    *slot = copy;
+  }
+  return false;
+}
+
+void stm__store_forget_concepts(struct stm_store_writer *w) {
+  for (size_t i = 0; i < STM_STORE_CONCEPT_CACHE; i++) {
+    free(w->concepts[i]);
+    w->concepts[i] = NULL;
+  }
 }
 
 int stm__store_claim_extras(struct stm_store *s, const struct stm_claim *c,
                             const char *op, const char *caller) {
-  int rc = stm__index_put_claim_extras(s->w.batch, c);
+  int rc = stm__index_put_claim_extras(
+      s->w.batch, c, !concept_known(&s->w, c->concept_path));
   return rc ? rc
             : put_audit(s, c->sequence, c->commit_time_ns, STM_RECORD_CLAIM,
-                        c->hash, op, caller);
+                        c->hash, op, caller, NULL, 0);
 }
 
 static uint8_t *rec_hash(struct stm_record *r) {
@@ -165,7 +208,8 @@ int stm__store_build_record(struct stm_store *s, struct stm_store_sub *head,
           : stm__index_put_record(w->batch, rec, w->wal_buf.data + start,
                                   w->wal_buf.len - start);
   rc = rc ? rc
-          : put_audit(s, seq, now, rec->kind, r->hash, sub->op, sub->caller);
+          : put_audit(s, seq, now, rec->kind, r->hash, sub->op, sub->caller,
+                      w->wal_buf.data + start, w->wal_buf.len - start);
   rc = rc ? rc : stm_hashset_put(&w->pending, r->hash, seq);
   if (rc)
     return rc;
@@ -185,7 +229,12 @@ void stm_store_set_record_listener(struct stm_store *s,
 
 void stm__store_publish_records(struct stm_store *s,
                                 const struct stm_store_sub *list) {
+  uint64_t sources = 0;
+  for (const struct stm_store_sub *p = list; p; p = p->next)
+    if (p->rec && p->results[0].created && p->rec->kind == STM_RECORD_SOURCE)
+      sources++;
   pthread_mutex_lock(&s->mu);
+  s->stats.sources_committed += sources;
   stm_store_record_listener_cb cb = s->record_listener;
   void *ctx = s->record_listener_ctx;
   pthread_mutex_unlock(&s->mu);
@@ -245,7 +294,7 @@ int stm__store_replay_record(struct stm_store *s, uint8_t kind,
                          stm__index_find_record(s->index, h, &old, err) == 0);
   if (rc == 0 && !dup) {
     rc = stm__index_put_record(s->w.batch, &rec, data, len);
-    rc = rc ? rc : put_audit(s, seq, t, inner, h, op, caller);
+    rc = rc ? rc : put_audit(s, seq, t, inner, h, op, caller, data, len);
     rc = rc ? rc : stm_hashset_put(&s->w.pending, h, seq);
   }
   stm_record_destroy(&rec);

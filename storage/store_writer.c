@@ -286,6 +286,7 @@ static void run_group(struct stm_store *s, struct stm_store_sub *list,
     w->next_sequence = first;
     w->assertion_count = count_before;
     reset_group(w);
+    stm__store_forget_concepts(w); /* its 'k' keys were never written */
     complete_all(list, rc, &err);
     return;
   }
@@ -299,6 +300,7 @@ static void run_group(struct stm_store *s, struct stm_store_sub *list,
   if (rc) {
     mark_unwritable(s, &err);
     reset_group(w);
+    stm__store_forget_concepts(w);
     complete_all(list, STM_EREADONLY, &err);
     return;
   }
@@ -362,6 +364,7 @@ void stm__store_writer_destroy(struct stm_store *s) {
   stm_hashset_destroy(&w->pending);
   stm_index_batch_delete(w->batch);
   free(w->created);
+  stm__store_forget_concepts(w);
   memset(w, 0, sizeof *w);
 }
 

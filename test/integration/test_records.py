@@ -63,7 +63,7 @@ class RecordsTest(stmtest.ServerTestCase, unittest.TestCase):
         self.stub.PutSource(pb.PutSourceRequest(source=source("src://b", 3)), timeout=5)
         self.stub.PutSource(pb.PutSourceRequest(source=source("src://c", 4)), timeout=5)
         ids, token = [], ""
-        for _ in range(10):
+        for _ in range(100):  # other tests of this server add sources too
             page = self.stub.ListSources(pb.ListSourcesRequest(limit=1, page_token=token), timeout=5)
             ids += [s.id for s in page.sources]
             token = page.next_page_token
@@ -135,6 +135,27 @@ class RecordsTest(stmtest.ServerTestCase, unittest.TestCase):
         self.assertEqual(r.hash, h)
         got = self.stub.Get(pb.GetRequest(hash=h), timeout=5)
         self.assertEqual(got.public_key, pub)
+
+    def test_registering_a_key_applies_to_the_very_next_claim(self):
+        # The server caches each source's key between claims; registering
+        # a key must take effect for the first claim after PutSource's ack,
+        # single or batched, and a key rotated back off must stop applying.
+        key = Ed25519PrivateKey.generate()
+        pub = key.public_key().public_bytes(serialization.Encoding.Raw,
+                                            serialization.PublicFormat.Raw).hex()
+        sid = "lab://late-key"
+        for i in range(3):  # unsigned claims are fine (and get cached)
+            self.stub.Assert(claim("rec/late", "p", "v%d" % i, source_id=sid), timeout=5)
+        self.stub.PutSource(pb.PutSourceRequest(source=source(sid, 1, public_key=pub)), timeout=5)
+        self.fails(grpc.StatusCode.PERMISSION_DENIED, self.stub.Assert,
+                   claim("rec/late", "p", "after", source_id=sid), "signature")
+        batch = pb.AssertBatchRequest(assertions=[claim("rec/late", "p", "b%d" % i, source_id=sid)
+                                                  for i in range(3)])
+        self.fails(grpc.StatusCode.PERMISSION_DENIED, self.stub.AssertBatch, batch,
+                   "assertions[0].signature")
+        self.stub.PutSource(pb.PutSourceRequest(source=source(sid, 1)), timeout=5)
+        self.stub.Assert(claim("rec/late", "p", "keyless again", source_id=sid), timeout=5)
+        self.assertEqual(len(self.stub.AssertBatch(batch, timeout=5).results), 3)
 
     def test_cli_keygen_and_assert_sign(self):
         import os

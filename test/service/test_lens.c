@@ -400,6 +400,8 @@ static void test_decayed_trust_changes_the_authority_winner(void) {
   stm_lens_result_destroy(&r);
 }
 
+void stm_test_register_source_keys(void); /* test_source_keys.c */
+
 int main(void) {
   static const struct stm_test_case lens[] = {
       STM_TEST(test_lens_parse_knows_every_lens_and_rejects_others),
@@ -427,5 +429,6 @@ int main(void) {
   stm_test_suite("lens", lens);
   stm_test_suite("trust", trust);
   stm_test_suite("convert", convert);
+  stm_test_register_source_keys();
   return stm_test_run_all();
 }

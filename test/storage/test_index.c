@@ -4,6 +4,7 @@
  * sequence scan.
  */
 #include "storage/index.h"
+#include "storage/index_records.h"
 #include "storage_test.h"
 
 #include <stdio.h>
@@ -55,6 +56,12 @@ static void put(struct ifx *f, const char *path, const char *pred,
   stm_buf_init(&enc);
   CU_ASSERT_EQUAL_FATAL(stm_claim_encode(&c, &enc), 0);
   CU_ASSERT_EQUAL(stm_index_batch_put_claim(f->batch, &c, enc.data, enc.len), 0);
+  struct stm_audit_entry a = {.sequence = c.sequence,
+                              .time_ns = c.commit_time_ns,
+                              .kind = STM_RECORD_CLAIM,
+                              .op = "assert"};
+  memcpy(a.target, c.hash, STM_HASH_LEN);
+  CU_ASSERT_EQUAL(stm__index_put_audit(f->batch, &a, NULL, 0), 0);
   CU_ASSERT_EQUAL(stm_index_commit(f->idx, f->batch, f->seq, f->seq, NULL), 0);
   stm_buf_destroy(&enc);
   stm_claim_destroy(&c);
