@@ -8,8 +8,9 @@
 #               64 clients, fsync=on, synchronous_commit=on
 #   ours REST   wrk -> stemedb-gateway POST /v1/assert (a unique body each)
 #   etcd REST   wrk -> etcd's JSON gateway POST /v3/kv/put
-#   batches     stemedb bench assert --batch 100 vs raw LevelDB synced
-#               WriteBatches of 100 (bench/leveldb_batch.c)
+#   batches     stemedb bench assert --batch 100 (16 in flight) vs raw
+#               LevelDB synced WriteBatches of 100 (bench/leveldb_batch.c),
+#               with sequential keys and with 32-byte hash keys
 #
 # Everything listens on 127.0.0.1 only, on free ports, in a temporary
 # directory removed at exit; every load is bounded by DURATION seconds.
@@ -115,11 +116,15 @@ log "etcd REST: wrk -> etcd JSON gateway, $C connections, $D s"
 WE=$(wrk -t2 -c"$C" -d"${D}s" --latency -s "$W/etcd.lua" "http://127.0.0.1:$EP/v3/kv/put")
 W_NON2XX_O=$(echo "$WO" | sed -n 's/^ *Non-2xx or 3xx responses: *//p'); W_NON2XX_E=$(echo "$WE" | sed -n 's/^ *Non-2xx or 3xx responses: *//p')
 
-log "batches of 100: stemedb bench assert --batch 100, 4 clients, $D s"
-OB=$("$CLI" --server "127.0.0.1:$GP" --json bench assert --clients 4 --batch 100 --value-bytes 200 --duration "$D")
-log "batches of 100: raw LevelDB synced WriteBatch, $D s"
+# 16 batches in flight: LevelDB's writer never waits for a network round
+# trip, so ours gets enough calls in flight to keep its writer busy too.
+log "batches of 100: stemedb bench assert --batch 100, 16 clients, $D s"
+OB=$("$CLI" --server "127.0.0.1:$GP" --json bench assert --clients 16 --batch 100 --value-bytes 200 --duration "$D")
 cc -O2 bench/leveldb_batch.c -lleveldb -o "$W/leveldb_batch"
-LB=$("$W/leveldb_batch" "$W/ldb" 100 200 "$D")
+log "batches of 100: raw LevelDB synced WriteBatch, sequential keys, $D s"
+LB=$("$W/leveldb_batch" "$W/ldb" 100 200 "$D" seq)
+log "batches of 100: raw LevelDB synced WriteBatch, 32-byte hash keys, $D s"
+LBH=$("$W/leveldb_batch" "$W/ldbh" 100 200 "$D" hash)
 
 # --- the table ---------------------------------------------------------------------
 O_OPS=$(echo "$OURS" | jqr .ops_per_s); O_P99=$(echo "$OURS" | jqr .latency_ms.p99)
@@ -127,7 +132,7 @@ E_OPS=$(echo "$ETCD" | jqr .ops_per_s); E_P99=$(echo "$ETCD" | jqr .latency_ms.p
 [ "$(echo "$OURS" | jqr .failed)" = 0 ] && [ "$(echo "$ETCD" | jqr .failed)" = 0 ] || log "WARNING: failed calls: ours $(echo "$OURS" | jqr .failed), etcd $(echo "$ETCD" | jqr .failed)"
 [ -z "$W_NON2XX_O$W_NON2XX_E" ] || log "WARNING: non-2xx answers: ours ${W_NON2XX_O:-0}, etcd ${W_NON2XX_E:-0}"
 WO_RPS=$(echo "$WO" | wrk_rps); WE_RPS=$(echo "$WE" | wrk_rps)
-OB_RPS=$(echo "$OB" | jqr .records_per_s); LB_RPS=$(echo "$LB" | jqr .records_per_s)
+OB_RPS=$(echo "$OB" | jqr .records_per_s); LB_RPS=$(echo "$LB" | jqr .records_per_s); LBH_RPS=$(echo "$LBH" | jqr .records_per_s)
 ratio() { python3 -c "print('%.2fx' % ($1 / $2))"; }
 echo "Run $(date -u +%FT%TZ) on $(nproc) cores; $D s per load, $C clients; 200-byte values, every write fsync'd."
 echo
@@ -136,4 +141,5 @@ echo "|---|---|---|---|---|"
 echo "| durable single assert, gRPC, same C load generator | $O_OPS ops/s, p99 $O_P99 ms | etcd KV.Put $E_OPS ops/s, p99 $E_P99 ms | $(ratio "$O_OPS" "$E_OPS") | >= 3x |"
 echo "| durable single assert vs PostgreSQL 15 pgbench INSERT | $O_OPS ops/s, p99 $O_P99 ms | $PG_TPS tps, mean $PG_LAT ms | $(ratio "$O_OPS" "$PG_TPS") | >= 3x |"
 echo "| REST, wrk | $WO_RPS req/s, p99 $(echo "$WO" | wrk_p99) | etcd JSON gateway $WE_RPS req/s, p99 $(echo "$WE" | wrk_p99) | $(ratio "$WO_RPS" "$WE_RPS") | >= 3x |"
-echo "| AssertBatch of 100 vs LevelDB synced batches of 100 | $OB_RPS records/s | $LB_RPS records/s | $(ratio "$OB_RPS" "$LB_RPS") | >= 0.5x |"
+echo "| AssertBatch of 100 vs LevelDB synced batches of 100, sequential keys | $OB_RPS records/s | $LB_RPS records/s | $(ratio "$OB_RPS" "$LB_RPS") | >= 0.5x |"
+echo "| AssertBatch of 100 vs LevelDB synced batches of 100, hash keys | $OB_RPS records/s | $LBH_RPS records/s | $(ratio "$OB_RPS" "$LBH_RPS") | >= 0.5x |"

@@ -5,7 +5,12 @@
  * latency percentiles.
  *
  *   cc -O2 bench/leveldb_batch.c -lleveldb -o leveldb_batch
- *   ./leveldb_batch DIR [B=100] [V=200] [S=5]
+ *   ./leveldb_batch DIR [B=100] [V=200] [S=5] [KEYS=seq|hash]
+ *
+ * KEYS seq (default): "k" + a 20-digit counter, the friendliest case for
+ * LevelDB (every insert lands at the end of the memtable). KEYS hash:
+ * 32 pseudo-random bytes per record, what a content-addressed store keys
+ * its records by (StemeDB's 'c' key is the claim's BLAKE2b hash).
  */
 #include <leveldb/c.h>
 #include <stdio.h>
@@ -19,6 +24,14 @@ static double now(void) {
   return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
+/* splitmix64: 32 well-mixed bytes from a counter, standing in for a hash. */
+static unsigned long long mix(unsigned long long x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
 static int cmp(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return x < y ? -1 : x > y;
@@ -26,12 +39,14 @@ static int cmp(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    fprintf(stderr, "usage: %s DIR [batch] [value_bytes] [seconds]\n", argv[0]);
+    fprintf(stderr, "usage: %s DIR [batch] [value_bytes] [seconds] [seq|hash]\n",
+            argv[0]);
     return 2;
   }
   int batch = argc > 2 ? atoi(argv[2]) : 100;
   int vbytes = argc > 3 ? atoi(argv[3]) : 200;
   double secs = argc > 4 ? atof(argv[4]) : 5;
+  int hash_keys = argc > 5 && strcmp(argv[5], "hash") == 0;
   char *err = NULL;
   leveldb_options_t *o = leveldb_options_create();
   leveldb_options_set_create_if_missing(o, 1);
@@ -52,7 +67,14 @@ int main(int argc, char **argv) {
     leveldb_writebatch_t *b = leveldb_writebatch_create();
     for (int i = 0; i < batch; i++, k++) {
       char key[32];
-      int kl = snprintf(key, sizeof key, "k%020llu", k);
+      int kl = 32;
+      if (hash_keys)
+        for (int w = 0; w < 4; w++) {
+          unsigned long long h = mix(k * 4 + (unsigned long long)w);
+          memcpy(key + 8 * w, &h, 8);
+        }
+      else
+        kl = snprintf(key, sizeof key, "k%020llu", k);
       snprintf(value, (size_t)vbytes, "%llu", k); /* distinct values */
       value[strlen(value)] = 'v';
       leveldb_writebatch_put(b, key, (size_t)kl, value, (size_t)vbytes);
@@ -68,10 +90,11 @@ int main(int argc, char **argv) {
   }
   double el = now() - t0;
   qsort(lat, n, sizeof *lat, cmp);
-  printf("{\"bench\":\"leveldb-batch\",\"batch\":%d,\"value_bytes\":%d,"
+  printf("{\"bench\":\"leveldb-batch\",\"keys\":\"%s\",\"batch\":%d,"
+         "\"value_bytes\":%d,"
          "\"batches\":%zu,\"records_per_s\":%.1f,\"batches_per_s\":%.1f,"
          "\"latency_ms\":{\"p50\":%.3f,\"p99\":%.3f}}\n",
-         batch, vbytes, n, (double)k / el, (double)n / el,
+         hash_keys ? "hash" : "seq", batch, vbytes, n, (double)k / el, (double)n / el,
          lat[n / 2] * 1e3, lat[(size_t)((double)n * 0.99)] * 1e3);
   leveldb_close(db);
   leveldb_writeoptions_destroy(wo);
