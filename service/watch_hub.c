@@ -21,6 +21,7 @@
 #include "../common/arena.h"
 #include "../common/clock.h"
 #include "../common/log.h"
+#include "../storage/records.h"
 #include "convert.h"
 #include "stemedb/v1/stemedb.pb-c.h"
 
@@ -555,13 +556,16 @@ static void ring_append(struct stm_watch_hub *h, struct stm_watch_buf *b) {
   atomic_fetch_add(&h->history_bytes, b->len);
 }
 
-static void on_commit(void *ctx, const struct stm_claim *const *claims,
+static void on_commit(void *ctx, const struct stm_log_entry *entries,
                       size_t n) {
   struct stm_watch_hub *h = ctx;
   for (size_t i = 0; i < n; i++) {
+    if (entries[i].kind != STM_RECORD_CLAIM)
+      continue; /* records: not yet events */
+    const struct stm_claim *c = entries[i].claim;
     /* Encoded outside the lock: the writer thread waits only for the
      * append. */
-    struct stm_watch_buf *b = stm_watch_encode_claim(claims[i]);
+    struct stm_watch_buf *b = stm_watch_encode_claim(c);
     pthread_mutex_lock(&h->ring_mu);
     if (b) {
       ring_append(h, b);
@@ -569,11 +573,11 @@ static void on_commit(void *ctx, const struct stm_claim *const *claims,
       /* The event is lost to memory: live subscribers are cut (they
        * resume from storage) and the ring no longer claims to cover it. */
       ring_clear(h);
-      h->covered_from = claims[i]->sequence + 1;
+      h->covered_from = c->sequence + 1;
       h->overrun = true;
     }
-    if (claims[i]->sequence > h->last_seq)
-      h->last_seq = claims[i]->sequence;
+    if (c->sequence > h->last_seq)
+      h->last_seq = c->sequence;
     pthread_mutex_unlock(&h->ring_mu);
   }
   atomic_fetch_add(&h->published, n);
@@ -745,7 +749,7 @@ int stm_watch_hub_new(const struct stm_watch_hub_options *opts,
   pthread_condattr_destroy(&ca);
   /* Become the listener first, then read the last sequence: a commit in
    * between is both published and counted, never lost. */
-  stm_store_set_commit_listener(opts->store, on_commit, h);
+  stm_store_set_log_listener(opts->store, on_commit, h);
   struct stm_store_stats st;
   stm_store_get_stats(opts->store, &st);
   pthread_mutex_lock(&h->ring_mu);
@@ -756,7 +760,7 @@ int stm_watch_hub_new(const struct stm_watch_hub_options *opts,
   h->fanout_cursor = h->last_seq;
   pthread_mutex_unlock(&h->ring_mu);
   if (pthread_create(&h->thread, NULL, hub_main, h) != 0) {
-    stm_store_set_commit_listener(opts->store, NULL, NULL);
+    stm_store_set_log_listener(opts->store, NULL, NULL);
     stm_watch_hub_delete(h);
     return stm_error_set(err, STM_ENOMEM, NULL, "cannot start the hub");
   }

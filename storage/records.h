@@ -157,19 +157,6 @@ int stm_store_submit_claims_audited(struct stm_store *s,
                                     const char *op, const char *caller,
                                     stm_store_write_cb cb, void *ctx);
 
-/*
- * Called on the writer thread after each group commit, once per NEW vote,
- * epoch or source of the group, in sequence order, after the claim
- * listener of store.h saw the group's claims and before the group's
- * completion callbacks. `rec` is borrowed for the call; same rules as
- * stm_store_commit_cb (short, never stm_store_delete).
- */
-typedef void (*stm_store_record_listener_cb)(void *ctx,
-                                             const struct stm_record *rec);
-/* Set (cb NULL: clear) the one record listener. Thread-safe. */
-void stm_store_set_record_listener(struct stm_store *s,
-                                   stm_store_record_listener_cb cb, void *ctx);
-
 /* ---- reads --------------------------------------------------------------- */
 
 /* The latest version of source `id` visible in view into an uninitialized
@@ -241,6 +228,23 @@ struct stm_log_entry {
   (STM_LOG_KIND(STM_RECORD_CLAIM) | STM_LOG_KIND(STM_RECORD_VOTE) |           \
    STM_LOG_KIND(STM_RECORD_EPOCH) | STM_LOG_KIND(STM_RECORD_SOURCE))
 typedef int (*stm_store_log_cb)(void *ctx, const struct stm_log_entry *e);
+
+/*
+ * Called on the writer thread after each group commit that wrote anything
+ * new: entries[0..n) are the group's new claims, votes, epochs and sources
+ * (never duplicates) in sequence order, durable and already visible to
+ * reads. It runs before the group's completion callbacks, so a change feed
+ * never lags an acknowledgement. Borrowed for the call; keep it short and
+ * never block on the store from it (no stm_store_delete; submitting is
+ * fine).
+ */
+typedef void (*stm_store_log_listener_cb)(void *ctx,
+                                          const struct stm_log_entry *entries,
+                                          size_t n);
+/* Set (cb NULL: clear) the one log listener; it takes effect from the
+ * next group. Thread-safe. */
+void stm_store_set_log_listener(struct stm_store *s,
+                                stm_store_log_listener_cb cb, void *ctx);
 /*
  * Every write committed after `after_sequence` whose kind is in `kinds`
  * (STM_LOG_KIND bits), in sequence order, up to the view (NULL: all), from

@@ -294,8 +294,8 @@ void stm_store_get_stats(struct stm_store *s, struct stm_store_stats *out) {
   pthread_mutex_unlock(&s->mu);
 }
 
-void stm_store_set_commit_listener(struct stm_store *s, stm_store_commit_cb cb,
-                                   void *ctx) {
+void stm_store_set_log_listener(struct stm_store *s,
+                                stm_store_log_listener_cb cb, void *ctx) {
   pthread_mutex_lock(&s->mu);
   s->listener = cb;
   s->listener_ctx = ctx;

@@ -151,23 +151,4 @@ int stm_store_scan_sequence(struct stm_store *s, uint64_t after_sequence,
                             stm_store_claim_cb cb, void *ctx,
                             struct stm_error *err);
 
-/*
- * Called on the writer thread after each group commit that stored new
- * claims: claims[0..n) are the newly created claims of the group (never
- * duplicates), in sequence order, durable and already visible to reads.
- * It runs before the group's completion callbacks, so a change feed never
- * lags an acknowledgement. Borrowed for the call; keep it short and never
- * block on the store from it (no stm_store_delete; submitting is fine).
- */
-typedef void (*stm_store_commit_cb)(void *ctx,
-                                    const struct stm_claim *const *claims,
-                                    size_t n);
-
-/*
- * Set (or with cb NULL clear) the one commit listener. Takes effect from
- * the next group. Thread-safe.
- */
-void stm_store_set_commit_listener(struct stm_store *s, stm_store_commit_cb cb,
-                                   void *ctx);
-
 #endif

@@ -43,8 +43,8 @@ struct stm_store_writer {
   struct stm_buf wal_buf;
   struct stm_index_batch *batch;
   struct stm_hashset pending; /* hash -> sequence, this group only */
-  const struct stm_claim **created;
-  size_t ncreated, created_cap;
+  struct stm_log_entry *log; /* this group's new writes, in sequence order */
+  size_t nlog, log_cap;
   char *concepts[STM_STORE_CONCEPT_CACHE]; /* paths whose 'k' key exists */
 };
 
@@ -63,10 +63,8 @@ struct stm_store {
   bool closing;
   bool writer_idle; /* waiting on cv: only then does a submit signal */
   struct stm_store_stats stats; /* stats.writable is the write switch */
-  stm_store_commit_cb listener;
+  stm_store_log_listener_cb listener; /* records.h */
   void *listener_ctx;
-  stm_store_record_listener_cb record_listener; /* records.h */
-  void *record_listener_ctx;
 
   struct stm_store_writer w;
 };
@@ -91,9 +89,12 @@ int stm__store_build_record(struct stm_store *s, struct stm_store_sub *head,
                             struct stm_store_sub *sub,
                             struct stm_wal_txn_builder *txn, int64_t now,
                             struct stm_error *err);
-/* Tell the record listener about the group's new records (writer). */
-void stm__store_publish_records(struct stm_store *s,
-                                const struct stm_store_sub *list);
+/* Note a new write of this group for the log listener (writer). `claim`
+ * or `record` must live until the group completes. Returns 0 or
+ * STM_ENOMEM. */
+int stm__store_note_log(struct stm_store_writer *w, uint64_t sequence,
+                        const struct stm_claim *claim,
+                        const struct stm_record *record);
 /* Queue the 'p'/'k' keys and the 'q' log entry of a new claim. */
 int stm__store_claim_extras(struct stm_store *s, const struct stm_claim *c,
                             const char *op, const char *caller);

@@ -211,36 +211,13 @@ int stm__store_build_record(struct stm_store *s, struct stm_store_sub *head,
           : put_audit(s, seq, now, rec->kind, r->hash, sub->op, sub->caller,
                       w->wal_buf.data + start, w->wal_buf.len - start);
   rc = rc ? rc : stm_hashset_put(&w->pending, r->hash, seq);
+  rc = rc ? rc : stm__store_note_log(w, seq, NULL, rec);
   if (rc)
     return rc;
   r->sequence = seq;
   r->created = true;
   w->next_sequence++;
   return 0;
-}
-
-void stm_store_set_record_listener(struct stm_store *s,
-                                   stm_store_record_listener_cb cb, void *ctx) {
-  pthread_mutex_lock(&s->mu);
-  s->record_listener = cb;
-  s->record_listener_ctx = ctx;
-  pthread_mutex_unlock(&s->mu);
-}
-
-void stm__store_publish_records(struct stm_store *s,
-                                const struct stm_store_sub *list) {
-  uint64_t sources = 0;
-  for (const struct stm_store_sub *p = list; p; p = p->next)
-    if (p->rec && p->results[0].created && p->rec->kind == STM_RECORD_SOURCE)
-      sources++;
-  pthread_mutex_lock(&s->mu);
-  s->stats.sources_committed += sources;
-  stm_store_record_listener_cb cb = s->record_listener;
-  void *ctx = s->record_listener_ctx;
-  pthread_mutex_unlock(&s->mu);
-  for (; cb && list; list = list->next)
-    if (list->rec && list->results[0].created)
-      cb(ctx, list->rec);
 }
 
 /* ---- recovery

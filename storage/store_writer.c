@@ -6,7 +6,7 @@
  * this group, assigns sequences and one commit time, encodes one TXN record
  * per submission, then does ONE WAL append + ONE fdatasync for the whole
  * group, applies the group to LevelDB in one write batch, updates the
- * stats, tells the commit listener, and completes every submission.
+ * stats, tells the log listener, and completes every submission.
  *
  * Groups are processed strictly one after another, so a duplicate is never
  * acknowledged before the write that first stored its hash is durable: that
@@ -124,16 +124,22 @@ int stm__store_enqueue(struct stm_store *s, struct stm_store_sub *sub) {
 
 /* ---- building a group (writer thread) -------------------------------------- */
 
-static int note_created(struct stm_store_writer *w, const struct stm_claim *c) {
-  if (w->ncreated == w->created_cap) {
-    size_t cap = w->created_cap ? w->created_cap * 2 : 256;
-    const struct stm_claim **p = realloc(w->created, cap * sizeof *p);
+int stm__store_note_log(struct stm_store_writer *w, uint64_t sequence,
+                        const struct stm_claim *claim,
+                        const struct stm_record *record) {
+  if (w->nlog == w->log_cap) {
+    size_t cap = w->log_cap ? w->log_cap * 2 : 256;
+    struct stm_log_entry *p = realloc(w->log, cap * sizeof *p);
     if (p == NULL)
       return STM_ENOMEM;
-    w->created = p;
-    w->created_cap = cap;
+    w->log = p;
+    w->log_cap = cap;
   }
-  w->created[w->ncreated++] = c;
+  w->log[w->nlog++] = (struct stm_log_entry){
+      .sequence = sequence,
+      .kind = claim ? STM_RECORD_CLAIM : record->kind,
+      .claim = claim,
+      .record = record};
   return 0;
 }
 
@@ -157,7 +163,7 @@ static int add_new_claim(struct stm_store *s, const struct stm_store_sub *sub,
                                       w->wal_buf.len - start);
   rc = rc ? rc : stm_hashset_put(&w->pending, c->hash, c->sequence);
   rc = rc ? rc : stm__store_claim_extras(s, c, sub->op, sub->caller);
-  rc = rc ? rc : note_created(w, c);
+  rc = rc ? rc : stm__store_note_log(w, c->sequence, c, NULL);
   if (rc == 0) {
     w->next_sequence++;
     w->assertion_count++;
@@ -202,7 +208,7 @@ static void reset_group(struct stm_store_writer *w) {
   stm_buf_reset(&w->wal_buf);
   stm_index_batch_clear(w->batch);
   stm_hashset_clear(&w->pending);
-  w->ncreated = 0;
+  w->nlog = 0;
 }
 
 /* ---- completing a group ------------------------------------------------------ */
@@ -236,20 +242,25 @@ static void mark_unwritable(struct stm_store *s, const struct stm_error *err) {
 }
 
 static void publish(struct stm_store *s, size_t records, bool appended) {
+  struct stm_store_writer *w = &s->w;
   struct stm_wal_info info;
   stm_wal_get_info(s->wal, &info);
+  uint64_t sources = 0;
+  for (size_t i = 0; i < w->nlog; i++)
+    sources += w->log[i].kind == STM_RECORD_SOURCE;
   pthread_mutex_lock(&s->mu);
   s->stats.group_commits += appended ? 1 : 0;
   s->stats.records_committed += records;
-  s->stats.last_sequence = s->w.next_sequence - 1;
-  s->stats.assertion_count = s->w.assertion_count;
+  s->stats.last_sequence = w->next_sequence - 1;
+  s->stats.assertion_count = w->assertion_count;
   s->stats.wal_segments = info.segments;
   s->stats.wal_bytes = info.bytes;
-  stm_store_commit_cb listener = s->listener;
+  s->stats.sources_committed += sources;
+  stm_store_log_listener_cb listener = s->listener;
   void *lctx = s->listener_ctx;
   pthread_mutex_unlock(&s->mu);
-  if (listener && s->w.ncreated > 0)
-    listener(lctx, s->w.created, s->w.ncreated);
+  if (listener && w->nlog > 0)
+    listener(lctx, w->log, w->nlog);
 }
 
 /* Count the TXN records in the group buffer (one per non-duplicate sub). */
@@ -306,7 +317,6 @@ static void run_group(struct stm_store *s, struct stm_store_sub *list,
   }
   w->last_commit_time_ns = now;
   publish(s, appended ? count_records(list) : 0, appended);
-  stm__store_publish_records(s, list);
   reset_group(w);
   complete_all(list, 0, NULL);
 }
@@ -363,7 +373,7 @@ void stm__store_writer_destroy(struct stm_store *s) {
   stm_buf_destroy(&w->wal_buf);
   stm_hashset_destroy(&w->pending);
   stm_index_batch_delete(w->batch);
-  free(w->created);
+  free(w->log);
   stm__store_forget_concepts(w);
   memset(w, 0, sizeof *w);
 }

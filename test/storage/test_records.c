@@ -325,11 +325,25 @@ static void check_state(struct stm_store *s, const uint8_t *claim,
   check_log(s, first_vote);
 }
 
-static void on_record(void *ctx, const struct stm_record *rec) {
-  size_t *n = ctx; /* writer thread; read after the completions */
-  CU_ASSERT_TRUE(rec->kind >= STM_RECORD_VOTE &&
-                 rec->kind <= STM_RECORD_SOURCE);
-  (*n)++;
+struct heard {
+  size_t n;
+  uint64_t last_seq;
+  bool in_order;
+};
+
+/* The log listener (writer thread; read after the completions): every
+ * new write once, in sequence order, claims and records alike. */
+static void on_log_entries(void *ctx, const struct stm_log_entry *e,
+                           size_t n) {
+  struct heard *h = ctx;
+  for (size_t i = 0; i < n; i++) {
+    CU_ASSERT_TRUE(e[i].kind >= STM_RECORD_CLAIM &&
+                   e[i].kind <= STM_RECORD_SOURCE);
+    CU_ASSERT_EQUAL(e[i].record != NULL, e[i].kind != STM_RECORD_CLAIM);
+    h->in_order = h->in_order && e[i].sequence == h->last_seq + 1;
+    h->last_seq = e[i].sequence;
+    h->n++;
+  }
 }
 
 static void test_store_records_are_read_as_of_and_survive_reopen(void) {
@@ -339,8 +353,8 @@ static void test_store_records_are_read_as_of_and_survive_reopen(void) {
   CU_ASSERT_EQUAL_FATAL(stm_store_open(&o, &s, NULL), 0);
   struct waiter w;
   waiter_init(&w);
-  size_t heard = 0;
-  stm_store_set_record_listener(s, on_record, &heard);
+  struct heard heard = {.in_order = true};
+  stm_store_set_log_listener(s, on_log_entries, &heard);
   struct stm_claim *c = t_claims_new(1, "r", 1);
   free(c[0].concept_path);
   c[0].concept_path = strdup("r/x");
@@ -389,7 +403,8 @@ static void test_store_records_are_read_as_of_and_survive_reopen(void) {
   submit(s, &r, &w);
   check_state(s, claim, first_vote, epoch_seq);
   stm_store_delete(s);
-  CU_ASSERT_EQUAL(heard, 6); /* every new record once; not the duplicate */
+  CU_ASSERT_EQUAL(heard.n, 7); /* every new write once; not the duplicate */
+  CU_ASSERT_TRUE(heard.in_order);
   /* Reopen, then rebuild the index from the WAL (deleted; then of an
    * older format, which open drops): the same answers. */
   for (int round = 0; round < 3; round++) {

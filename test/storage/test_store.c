@@ -5,6 +5,7 @@
  */
 #include "common/clock.h"
 #include "fault_io.h"
+#include "storage/records.h"
 #include "storage/store.h"
 #include "storage/wal.h"
 #include "storage_test.h"
@@ -464,23 +465,26 @@ struct listen {
   struct waiter *w;
 };
 
-static void on_commit(void *ctx, const struct stm_claim *const *claims,
-                      size_t n) {
+static void on_commit(void *ctx, const struct stm_log_entry *e, size_t n) {
   struct listen *l = ctx;
   l->calls++;
   pthread_mutex_lock(&l->w->mu);
   l->before_ack = !l->w->done;
   pthread_mutex_unlock(&l->w->mu);
-  for (size_t i = 0; i < n && l->n < 16; i++)
-    l->seqs[l->n++] = claims[i]->sequence;
+  for (size_t i = 0; i < n && l->n < 16; i++) {
+    CU_ASSERT_EQUAL(e[i].kind, STM_RECORD_CLAIM);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e[i].claim);
+    CU_ASSERT_EQUAL(e[i].claim->sequence, e[i].sequence);
+    l->seqs[l->n++] = e[i].sequence;
+  }
 }
 
-static void test_store_commit_listener_sees_new_claims_before_the_ack(void) {
+static void test_store_log_listener_sees_new_claims_before_the_ack(void) {
   struct sfx f;
   sfx_init(&f);
   struct waiter w;
   struct listen l = {.w = &w};
-  stm_store_set_commit_listener(f.s, on_commit, &l);
+  stm_store_set_log_listener(f.s, on_commit, &l);
   struct stm_claim *claims = t_claims_new(3, "l", 1);
   stm_claim_destroy(&claims[2]);
   stm_claim_copy(&claims[2], &claims[0]); /* a duplicate: not an event */
@@ -494,7 +498,7 @@ static void test_store_commit_listener_sees_new_claims_before_the_ack(void) {
   CU_ASSERT_EQUAL(submit_wait(f.s, t_claims_new(1, "l", 1), 1, &w), 0);
   CU_ASSERT_FALSE(w.results[0].created);
   CU_ASSERT_EQUAL(l.calls, 1);
-  stm_store_set_commit_listener(f.s, NULL, NULL);
+  stm_store_set_log_listener(f.s, NULL, NULL);
   CU_ASSERT_EQUAL(submit_one(f.s, 2, &w), 0);
   CU_ASSERT_EQUAL(l.calls, 1);
   sfx_destroy(&f);
@@ -686,7 +690,7 @@ void stm_test_register_store(void) {
       STM_TEST(test_store_as_of_sequence_hides_later_claims),
       STM_TEST(test_store_scan_covers_descendants_but_not_prefix_siblings),
       STM_TEST(test_store_sequence_scan_resumes_a_change_feed),
-      STM_TEST(test_store_commit_listener_sees_new_claims_before_the_ack),
+      STM_TEST(test_store_log_listener_sees_new_claims_before_the_ack),
       STM_TEST(test_store_index_is_rebuilt_from_the_wal),
       STM_TEST(test_store_replays_wal_records_missing_from_the_index),
       STM_TEST(test_store_fdatasync_failure_makes_the_store_read_only),
