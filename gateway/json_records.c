@@ -360,7 +360,7 @@ static void put(json_t *o, const char *k, json_t *v) {
   json_object_set_new(o, k, v);
 }
 
-static json_t *vote_json(const Stemedb__V1__Vote *v) {
+json_t *stm_gw_vote_to_json(const Stemedb__V1__Vote *v) {
   json_t *o = json_object();
   put(o, "hash", jstr(v->hash));
   put(o, "assertion_hash", jstr(v->assertion_hash));
@@ -372,7 +372,7 @@ static json_t *vote_json(const Stemedb__V1__Vote *v) {
   return o;
 }
 
-static json_t *epoch_json(const Stemedb__V1__Epoch *e) {
+json_t *stm_gw_epoch_to_json(const Stemedb__V1__Epoch *e) {
   if (e == NULL)
     return json_null();
   json_t *o = json_object();
@@ -386,7 +386,7 @@ static json_t *epoch_json(const Stemedb__V1__Epoch *e) {
   return o;
 }
 
-static json_t *source_json(const Stemedb__V1__Source *s) {
+json_t *stm_gw_source_to_json(const Stemedb__V1__Source *s) {
   if (s == NULL)
     return json_null();
   json_t *o = json_object();
@@ -419,7 +419,7 @@ json_t *stm_gw_render_start_epoch(const ProtobufCMessage *msg, int *status) {
   const Stemedb__V1__StartEpochResponse *r = (const void *)msg;
   *status = 201;
   json_t *o = json_object();
-  put(o, "epoch", epoch_json(r->epoch));
+  put(o, "epoch", stm_gw_epoch_to_json(r->epoch));
   return o;
 }
 
@@ -427,13 +427,13 @@ json_t *stm_gw_render_put_source(const ProtobufCMessage *msg, int *status) {
   const Stemedb__V1__PutSourceResponse *r = (const void *)msg;
   (void)status;
   json_t *o = json_object();
-  put(o, "source", source_json(r->source));
+  put(o, "source", stm_gw_source_to_json(r->source));
   return o;
 }
 
 json_t *stm_gw_render_source(const ProtobufCMessage *msg, int *status) {
   (void)status;
-  return source_json((const Stemedb__V1__Source *)msg);
+  return stm_gw_source_to_json((const Stemedb__V1__Source *)msg);
 }
 
 json_t *stm_gw_render_list_sources(const ProtobufCMessage *msg, int *status) {
@@ -441,7 +441,7 @@ json_t *stm_gw_render_list_sources(const ProtobufCMessage *msg, int *status) {
   (void)status;
   json_t *arr = json_array();
   for (size_t i = 0; i < r->n_sources; i++)
-    json_array_append_new(arr, source_json(r->sources[i]));
+    json_array_append_new(arr, stm_gw_source_to_json(r->sources[i]));
   json_t *o = json_object();
   put(o, "sources", arr);
   put(o, "next_page_token", jstr(r->next_page_token));
@@ -464,9 +464,9 @@ json_t *stm_gw_render_trace(const ProtobufCMessage *msg, int *status) {
   put(o, "children", assertions(r->children, r->n_children));
   json_t *votes = json_array();
   for (size_t i = 0; i < r->n_votes; i++)
-    json_array_append_new(votes, vote_json(r->votes[i]));
+    json_array_append_new(votes, stm_gw_vote_to_json(r->votes[i]));
   put(o, "votes", votes);
-  put(o, "superseded_by", epoch_json(r->superseded_by));
+  put(o, "superseded_by", stm_gw_epoch_to_json(r->superseded_by));
   return o;
 }
 

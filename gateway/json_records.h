@@ -22,6 +22,7 @@
 #define STM_GW_JSON_RECORDS_H
 
 #include "routes.h"
+#include "stemedb/v1/stemedb.pb-c.h"
 
 int stm_gw_build_vote(const struct stm_gw_request *rq, ProtobufCMessage **out,
                       struct stm_error *err);
@@ -41,6 +42,12 @@ int stm_gw_build_list_concepts(const struct stm_gw_request *rq,
                                ProtobufCMessage **out, struct stm_error *err);
 int stm_gw_build_skeptic(const struct stm_gw_request *rq,
                          ProtobufCMessage **out, struct stm_error *err);
+
+/* The JSON of one Vote / Epoch / Source, as in REST replies and WebSocket
+ * events (a NULL epoch: JSON null). */
+json_t *stm_gw_vote_to_json(const Stemedb__V1__Vote *v);
+json_t *stm_gw_epoch_to_json(const Stemedb__V1__Epoch *e);
+json_t *stm_gw_source_to_json(const Stemedb__V1__Source *s);
 
 json_t *stm_gw_render_vote(const ProtobufCMessage *msg, int *status);
 json_t *stm_gw_render_start_epoch(const ProtobufCMessage *msg, int *status);

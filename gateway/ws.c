@@ -14,6 +14,7 @@
 
 #include "common/log.h"
 #include "json_map.h"
+#include "json_records.h"
 #include "rpc/codec.h"
 #include "status_map.h"
 #include "stemedb/v1/stemedb.pb-c.h"
@@ -255,8 +256,22 @@ static json_t *event_json(const struct sub *s,
   json_object_set_new(j, "id", json_string(s->id));
   json_object_set_new(j, "sequence", json_integer((json_int_t)ev->sequence));
   json_object_set_new(j, "type", json_string(type_name((int)ev->type)));
-  if (ev->payload_case == STEMEDB__V1__WATCH_EVENT__PAYLOAD_CLAIM)
+  switch (ev->payload_case) {
+  case STEMEDB__V1__WATCH_EVENT__PAYLOAD_CLAIM:
     json_object_set_new(j, "claim", stm_gw_assertion_to_json(ev->claim));
+    break;
+  case STEMEDB__V1__WATCH_EVENT__PAYLOAD_VOTE:
+    json_object_set_new(j, "vote", stm_gw_vote_to_json(ev->vote));
+    break;
+  case STEMEDB__V1__WATCH_EVENT__PAYLOAD_EPOCH:
+    json_object_set_new(j, "epoch", stm_gw_epoch_to_json(ev->epoch));
+    break;
+  case STEMEDB__V1__WATCH_EVENT__PAYLOAD_SOURCE:
+    json_object_set_new(j, "source", stm_gw_source_to_json(ev->source));
+    break;
+  default:
+    break;
+  }
   return j;
 }
 

@@ -205,3 +205,48 @@ Stemedb__V1__Assertion *stm_convert_claim(const struct stm_claim *c,
   m->source_tier = stm_lens_default_tier(c->source_id);
   return m;
 }
+
+Stemedb__V1__Vote *stm_convert_vote(const struct stm_vote *v,
+                                    struct stm_arena *a) {
+  Stemedb__V1__Vote *m = stm_arena_alloc(a, sizeof *m);
+  stemedb__v1__vote__init(m);
+  m->hash = stm_convert_hex(a, v->hash, STM_HASH_LEN);
+  m->assertion_hash = stm_convert_hex(a, v->target, STM_HASH_LEN);
+  m->voter_id = stm_arena_strdup(a, v->voter_id);
+  m->weight = v->weight;
+  m->sequence = v->sequence;
+  m->commit_time_ns = v->commit_time_ns;
+  m->timestamp_ns = v->timestamp_ns;
+  return m;
+}
+
+Stemedb__V1__Epoch *stm_convert_epoch(const struct stm_epoch *e,
+                                      struct stm_arena *a) {
+  Stemedb__V1__Epoch *m = stm_arena_alloc(a, sizeof *m);
+  stemedb__v1__epoch__init(m);
+  m->hash = stm_convert_hex(a, e->hash, STM_HASH_LEN);
+  m->concept_path = stm_arena_strdup(a, e->concept_path);
+  m->predicate = stm_arena_strdup(a, e->predicate);
+  m->reason = stm_arena_strdup(a, e->reason);
+  m->sequence = e->sequence;
+  m->commit_time_ns = e->commit_time_ns;
+  m->number = e->number;
+  return m;
+}
+
+Stemedb__V1__Source *stm_convert_source(const struct stm_source *s,
+                                        struct stm_arena *a) {
+  Stemedb__V1__Source *m = stm_arena_alloc(a, sizeof *m);
+  stemedb__v1__source__init(m);
+  m->id = stm_arena_strdup(a, s->id);
+  m->name = stm_arena_strdup(a, s->name);
+  m->tier = s->tier;
+  m->public_key = s->has_public_key
+                      ? stm_convert_hex(a, s->public_key, STM_PUBLIC_KEY_LEN)
+                      : stm_arena_strdup(a, "");
+  m->trust_present_case = STEMEDB__V1__SOURCE__TRUST_PRESENT_TRUST;
+  m->trust = s->trust;
+  m->sequence = s->sequence;
+  m->commit_time_ns = s->commit_time_ns;
+  return m;
+}

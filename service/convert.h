@@ -8,6 +8,7 @@
 
 #include "../common/arena.h"
 #include "../storage/claim.h"
+#include "../storage/records.h"
 #include "stemedb/v1/stemedb.pb-c.h"
 
 /*
@@ -30,5 +31,12 @@ Stemedb__V1__Assertion *stm_convert_claim(const struct stm_claim *c,
                                           struct stm_arena *a);
 Stemedb__V1__Value *stm_convert_value(const struct stm_value *v,
                                       struct stm_arena *a);
+/* Vote, Epoch and Source messages in the arena (replies and Watch events). */
+Stemedb__V1__Vote *stm_convert_vote(const struct stm_vote *v,
+                                    struct stm_arena *a);
+Stemedb__V1__Epoch *stm_convert_epoch(const struct stm_epoch *e,
+                                      struct stm_arena *a);
+Stemedb__V1__Source *stm_convert_source(const struct stm_source *s,
+                                        struct stm_arena *a);
 
 #endif

@@ -60,51 +60,6 @@ void stm__call_identity(struct stm_call *call, char *out, size_t len) {
 /* ---- conversions
  * -------------------------------------------------------------- */
 
-static Stemedb__V1__Vote *vote_msg(const struct stm_vote *v,
-                                   struct stm_arena *a) {
-  Stemedb__V1__Vote *m = stm_arena_alloc(a, sizeof *m);
-  stemedb__v1__vote__init(m);
-  m->hash = stm_convert_hex(a, v->hash, STM_HASH_LEN);
-  m->assertion_hash = stm_convert_hex(a, v->target, STM_HASH_LEN);
-  m->voter_id = stm_arena_strdup(a, v->voter_id);
-  m->weight = v->weight;
-  m->sequence = v->sequence;
-  m->commit_time_ns = v->commit_time_ns;
-  m->timestamp_ns = v->timestamp_ns;
-  return m;
-}
-
-static Stemedb__V1__Epoch *epoch_msg(const struct stm_epoch *e,
-                                     struct stm_arena *a) {
-  Stemedb__V1__Epoch *m = stm_arena_alloc(a, sizeof *m);
-  stemedb__v1__epoch__init(m);
-  m->hash = stm_convert_hex(a, e->hash, STM_HASH_LEN);
-  m->concept_path = stm_arena_strdup(a, e->concept_path);
-  m->predicate = stm_arena_strdup(a, e->predicate);
-  m->reason = stm_arena_strdup(a, e->reason);
-  m->sequence = e->sequence;
-  m->commit_time_ns = e->commit_time_ns;
-  m->number = e->number;
-  return m;
-}
-
-static Stemedb__V1__Source *source_msg(const struct stm_source *s,
-                                       struct stm_arena *a) {
-  Stemedb__V1__Source *m = stm_arena_alloc(a, sizeof *m);
-  stemedb__v1__source__init(m);
-  m->id = stm_arena_strdup(a, s->id);
-  m->name = stm_arena_strdup(a, s->name);
-  m->tier = s->tier;
-  m->public_key = s->has_public_key
-                      ? stm_convert_hex(a, s->public_key, STM_PUBLIC_KEY_LEN)
-                      : stm_arena_strdup(a, "");
-  m->trust_present_case = STEMEDB__V1__SOURCE__TRUST_PRESENT_TRUST;
-  m->trust = s->trust;
-  m->sequence = s->sequence;
-  m->commit_time_ns = s->commit_time_ns;
-  return m;
-}
-
 /* ---- writes
  * -------------------------------------------------------------------- */
 
@@ -128,13 +83,13 @@ static void on_record(void *ctx, int rc, const struct stm_record *rec,
   }
   case STM_RECORD_EPOCH: {
     Stemedb__V1__StartEpochResponse m = STEMEDB__V1__START_EPOCH_RESPONSE__INIT;
-    m.epoch = epoch_msg(&rec->u.epoch, &a);
+    m.epoch = stm_convert_epoch(&rec->u.epoch, &a);
     stm_call_reply(call, &m.base);
     break;
   }
   default: {
     Stemedb__V1__PutSourceResponse m = STEMEDB__V1__PUT_SOURCE_RESPONSE__INIT;
-    m.source = source_msg(&rec->u.source, &a);
+    m.source = stm_convert_source(&rec->u.source, &a);
     stm_call_reply(call, &m.base);
   }
   }
@@ -326,7 +281,7 @@ void stm__handle_get_source(struct stm_call *call, const ProtobufCMessage *msg,
   }
   struct stm_arena a;
   stm_arena_init(&a);
-  stm_call_reply(call, &source_msg(&src, &a)->base);
+  stm_call_reply(call, &stm_convert_source(&src, &a)->base);
   stm_arena_destroy(&a);
   stm_source_destroy(&src);
 }
@@ -371,7 +326,7 @@ static void list_destroy(struct list_state *l) {
 
 static int on_source_item(void *ctx, const struct stm_source *s) {
   struct list_state *l = ctx;
-  return list_add(l, source_msg(s, &l->arena));
+  return list_add(l, stm_convert_source(s, &l->arena));
 }
 
 void stm__handle_list_sources(struct stm_call *call,
@@ -515,7 +470,7 @@ static int on_child_item(void *ctx, const struct stm_claim *c) {
 
 static int on_vote_item(void *ctx, const struct stm_vote *v) {
   struct list_state *l = ctx;
-  return list_add(l, vote_msg(v, &l->arena));
+  return list_add(l, stm_convert_vote(v, &l->arena));
 }
 
 /* The first epoch after the claim that covers it: of its predicate or of
@@ -538,7 +493,7 @@ static int superseding_epoch(struct stm_service *svc, const struct stm_claim *c,
       bad = rc[i];
   }
   if (best >= 0)
-    *out = epoch_msg(&e[best], a);
+    *out = stm_convert_epoch(&e[best], a);
   for (int i = 0; i < 2; i++)
     if (rc[i] == 0)
       stm_epoch_destroy(&e[i]);
