@@ -82,10 +82,17 @@ chmod 644 "$W/insert.sql"
 
 # --- runs ------------------------------------------------------------------------
 jqr() { jq -r "$1"; }
+# CPU seconds (user + system) a process has used so far.
+cpu_s() { awk -v t="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / t}' "/proc/$1/stat"; }
+SRV_PID=${PIDS[0]} GW_PID=${PIDS[1]} ETCD_PID=${PIDS[2]}
+c0=$(cpu_s "$SRV_PID")
 log "ours gRPC: stemedb bench assert, $C clients, $D s"
 OURS=$("$CLI" --server "127.0.0.1:$GP" --json bench assert --clients "$C" --value-bytes 200 --duration "$D")
+O_CPU=$(python3 -c "print($(cpu_s "$SRV_PID") - $c0)")
+c0=$(cpu_s "$ETCD_PID")
 log "etcd gRPC: stemedb bench etcd-put, $C clients, $D s"
 ETCD=$("$CLI" --server "127.0.0.1:$EP" --json bench etcd-put --clients "$C" --value-bytes 200 --duration "$D")
+E_CPU=$(python3 -c "print($(cpu_s "$ETCD_PID") - $c0)")
 log "PostgreSQL: pgbench, $C clients, $D s"
 PG_OUT=$(runuser -u postgres -- "$PGBIN/pgbench" -n -h 127.0.0.1 -p "$PP" -c "$C" -j 2 -T "$D" -f "$W/insert.sql" postgres 2>&1)
 PG_TPS=$(echo "$PG_OUT" | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1)
@@ -110,10 +117,14 @@ wrk.body = '{"key":"c3RtLWJlbmNo","value":"' .. string.rep("eHh4", 66) .. 'eHg="
 LUA
 wrk_rps() { sed -n 's/^Requests\/sec: *\([0-9.]*\)/\1/p'; }
 wrk_p99() { sed -n 's/^ *99% *\([0-9.]*[a-z]*\)/\1/p'; }
+c0=$(python3 -c "print($(cpu_s "$SRV_PID") + $(cpu_s "$GW_PID"))")
 log "ours REST: wrk -> stemedb-gateway, $C connections, $D s"
 WO=$(wrk -t2 -c"$C" -d"${D}s" --latency -s "$W/ours.lua" "http://127.0.0.1:$HP/v1/assert")
+WO_CPU=$(python3 -c "print($(cpu_s "$SRV_PID") + $(cpu_s "$GW_PID") - $c0)")
+c0=$(cpu_s "$ETCD_PID")
 log "etcd REST: wrk -> etcd JSON gateway, $C connections, $D s"
 WE=$(wrk -t2 -c"$C" -d"${D}s" --latency -s "$W/etcd.lua" "http://127.0.0.1:$EP/v3/kv/put")
+WE_CPU=$(python3 -c "print($(cpu_s "$ETCD_PID") - $c0)")
 W_NON2XX_O=$(echo "$WO" | sed -n 's/^ *Non-2xx or 3xx responses: *//p'); W_NON2XX_E=$(echo "$WE" | sed -n 's/^ *Non-2xx or 3xx responses: *//p')
 
 # 16 batches in flight: LevelDB's writer never waits for a network round
@@ -143,3 +154,11 @@ echo "| durable single assert vs PostgreSQL 15 pgbench INSERT | $O_OPS ops/s, p9
 echo "| REST, wrk | $WO_RPS req/s, p99 $(echo "$WO" | wrk_p99) | etcd JSON gateway $WE_RPS req/s, p99 $(echo "$WE" | wrk_p99) | $(ratio "$WO_RPS" "$WE_RPS") | >= 3x |"
 echo "| AssertBatch of 100 vs LevelDB synced batches of 100, sequential keys | $OB_RPS records/s | $LB_RPS records/s | $(ratio "$OB_RPS" "$LB_RPS") | >= 0.5x |"
 echo "| AssertBatch of 100 vs LevelDB synced batches of 100, hash keys | $OB_RPS records/s | $LBH_RPS records/s | $(ratio "$OB_RPS" "$LBH_RPS") | >= 0.5x |"
+# Server CPU per acknowledged write: what the servers cost, whatever the
+# load generator sharing the cores could drive.
+us_per() { python3 -c "print('%.1f' % ($1 * 1e6 / ($2 * $D)))"; }
+echo
+echo "| server CPU per durable write (user + system) | StemeDB | etcd | ratio (etcd / ours) |"
+echo "|---|---|---|---|"
+echo "| gRPC single assert / KV.Put | $(us_per "$O_CPU" "$O_OPS") us | $(us_per "$E_CPU" "$E_OPS") us | $(python3 -c "print('%.2fx' % (($E_CPU / $E_OPS) / ($O_CPU / $O_OPS)))") |"
+echo "| REST (gateway + server) / JSON gateway | $(us_per "$WO_CPU" "$WO_RPS") us | $(us_per "$WE_CPU" "$WE_RPS") us | $(python3 -c "print('%.2fx' % (($WE_CPU / $WE_RPS) / ($WO_CPU / $WO_RPS)))") |"
