@@ -1,6 +1,7 @@
 #include "validate.h"
 
 #include <math.h>
+#include <string.h>
 #include <stdint.h>
 
 static bool is_segment_char(unsigned char c) {
@@ -184,4 +185,32 @@ int stm_validate_source_id(const char *field, const char *s, size_t len,
                            field, i);
   }
   return 0;
+}
+
+const char *stm_field_name(char *buf, size_t size, const char *prefix,
+                           const char *name) {
+  size_t p = strnlen(prefix, size - 1);
+  size_t n = strnlen(name, size - 1 - p);
+  memcpy(buf, prefix, p);
+  memcpy(buf + p, name, n);
+  buf[p + n] = '\0';
+  return buf;
+}
+
+const char *stm_field_name_at(char *buf, size_t size, const char *array,
+                              size_t i, const char *name) {
+  char idx[32], digits[24];
+  size_t nd = 0, len = 0;
+  do
+    digits[nd++] = (char)('0' + i % 10);
+  while ((i /= 10) != 0);
+  idx[len++] = '[';
+  while (nd > 0)
+    idx[len++] = digits[--nd];
+  idx[len++] = ']';
+  idx[len++] = '.';
+  idx[len] = '\0';
+  stm_field_name(buf, size, array, idx);
+  size_t used = strlen(buf);
+  return stm_field_name(buf + used, size - used, "", name) - used;
 }

@@ -22,6 +22,17 @@
 #define STM_MAX_REQUEST_BYTES (1024 * 1024)
 #define STM_MAX_BATCH 10000
 
+/*
+ * prefix + name into buf (cut to size), for the field names the validators
+ * report, e.g. "assertions[3]." + "value". Returns buf. Built for every
+ * field of every request, so it is a plain copy, not snprintf.
+ */
+const char *stm_field_name(char *buf, size_t size, const char *prefix,
+                           const char *name);
+/* array + "[" + i + "]." + name into buf: "assertions[3].value". */
+const char *stm_field_name_at(char *buf, size_t size, const char *array,
+                              size_t i, const char *name);
+
 /* 1-512 bytes, 1-32 '/'-separated segments of [A-Za-z0-9_.-], none empty. */
 int stm_validate_concept_path(const char *field, const char *s, size_t len,
                               struct stm_error *err);

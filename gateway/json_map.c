@@ -19,8 +19,7 @@
 
 static const char *field_name(char buf[FIELD_MAX], const char *prefix,
                               const char *name) {
-  snprintf(buf, FIELD_MAX, "%s%s", prefix, name);
-  return buf;
+  return stm_field_name(buf, FIELD_MAX, prefix, name);
 }
 
 static char *dup_n(const char *s, size_t len) {
@@ -433,8 +432,8 @@ int stm_gw_json_to_assert_batch(const json_t *obj,
   m->assertions = calloc(n, sizeof *m->assertions);
   int rc = m->assertions ? 0 : oom(err);
   for (size_t i = 0; rc == 0 && i < n; i++) {
-    char prefix[32];
-    snprintf(prefix, sizeof prefix, "assertions[%zu].", i);
+    char prefix[48];
+    stm_field_name_at(prefix, sizeof prefix, "assertions", i, "");
     rc = stm_gw_json_to_assert_request(json_array_get(arr, i), prefix,
                                        &m->assertions[i], err);
     if (rc == 0)

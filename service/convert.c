@@ -8,16 +8,9 @@
 #include <stdio.h>
 #include <string.h>
 
-/* prefix + name, cut to size (memcpy: snprintf was a tenth of the CPU of
- * an AssertBatch, for names that are read only on an error). */
 static const char *field(char *buf, size_t size, const char *prefix,
                          const char *name) {
-  size_t p = strnlen(prefix, size - 1);
-  size_t n = strnlen(name, size - 1 - p);
-  memcpy(buf, prefix, p);
-  memcpy(buf + p, name, n);
-  buf[p + n] = '\0';
-  return buf;
+  return stm_field_name(buf, size, prefix, name);
 }
 
 static int convert_value(const Stemedb__V1__Value *v, const char *fname,

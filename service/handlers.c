@@ -149,27 +149,6 @@ static void handle_assert(struct stm_call *call, const ProtobufCMessage *msg,
   submit(ctx, call, claim, 1, false);
 }
 
-/* "assertions[i]." + name into out (at least 48 bytes): the field names of
- * a batch, built for every claim, so without snprintf. */
-static char *batch_field(char *out, size_t i, const char *name) {
-  char digits[24];
-  size_t nd = 0;
-  do
-    digits[nd++] = (char)('0' + i % 10);
-  while ((i /= 10) != 0 && nd < sizeof digits);
-  size_t len = 0;
-  memcpy(out, "assertions[", 11);
-  len = 11;
-  while (nd > 0)
-    out[len++] = digits[--nd];
-  out[len++] = ']';
-  out[len++] = '.';
-  size_t nl = strnlen(name, 47 - len);
-  memcpy(out + len, name, nl);
-  out[len + nl] = '\0';
-  return out;
-}
-
 static void handle_assert_batch(struct stm_call *call,
                                 const ProtobufCMessage *msg, void *ctx) {
   const Stemedb__V1__AssertBatchRequest *req =
@@ -196,13 +175,13 @@ static void handle_assert_batch(struct stm_call *call,
   struct stm_source_key_memo memo = {0};
   for (size_t i = 0; i < n; i++) {
     char prefix[48], f[48];
-    batch_field(prefix, i, "");
+    stm_field_name_at(prefix, sizeof prefix, "assertions", i, "");
     stm_claim_init(&claims[i]);
     int rc = stm_convert_assert_request(req->assertions[i], prefix, &claims[i],
                                         &err);
     if (rc == 0 &&
         (rc = stm__check_source_key(ctx, &claims[i],
-                                    batch_field(f, i, "signature"), &memo,
+                                    stm_field_name_at(f, sizeof f, "assertions", i, "signature"), &memo,
                                     &err)))
       stm_claim_destroy(&claims[i]);
     if (rc != 0) {

@@ -10,6 +10,25 @@
 #define OK(call) CU_ASSERT_EQUAL(call, 0)
 #define BAD(call) CU_ASSERT_EQUAL(call, STM_EINVAL)
 
+static void test_field_names_are_joined_and_cut(void) {
+  char b[48];
+  CU_ASSERT_STRING_EQUAL(stm_field_name(b, sizeof b, "", "value"), "value");
+  CU_ASSERT_STRING_EQUAL(stm_field_name(b, sizeof b, "a.", "b"), "a.b");
+  CU_ASSERT_STRING_EQUAL(stm_field_name(b, 4, "abc", "def"), "abc");
+  CU_ASSERT_STRING_EQUAL(stm_field_name(b, 5, "abc", "def"), "abcd");
+  CU_ASSERT_STRING_EQUAL(
+      stm_field_name_at(b, sizeof b, "assertions", 0, "value"),
+      "assertions[0].value");
+  CU_ASSERT_STRING_EQUAL(
+      stm_field_name_at(b, sizeof b, "assertions", 9999, ""),
+      "assertions[9999].");
+  CU_ASSERT_STRING_EQUAL(stm_field_name_at(b, 12, "assertions", 12, "x"),
+                         "assertions[");
+  CU_ASSERT_STRING_EQUAL(
+      stm_field_name_at(b, sizeof b, "a", 18446744073709551615u, "z"),
+      "a[18446744073709551615].z");
+}
+
 static void test_validate_accepts_good_concept_paths(void) {
   OK(stm_validate_concept_path("concept_path", "test/cluster", 12, NULL));
   OK(stm_validate_concept_path("concept_path", "a", 1, NULL));
@@ -116,6 +135,7 @@ static void test_reader_never_reads_past_end(void) {
 
 int main(void) {
   static const struct stm_test_case validate[] = {
+      STM_TEST(test_field_names_are_joined_and_cut),
       STM_TEST(test_validate_accepts_good_concept_paths),
       STM_TEST(test_validate_rejects_bad_concept_paths_naming_field),
       STM_TEST(test_validate_predicate_rules),
