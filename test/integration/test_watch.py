@@ -39,8 +39,8 @@ class Watcher:
     """Consumes a Watch stream on a thread into a queue of events; the
     final status (or None for a clean end) arrives as an RpcError item."""
 
-    def __init__(self, stub, **req):
-        self.call = stub.Watch(pb.WatchRequest(**req), timeout=120)
+    def __init__(self, stub, deadline_s=120, **req):
+        self.call = stub.Watch(pb.WatchRequest(**req), timeout=deadline_s)
         self.q = queue.Queue()
         self.t = threading.Thread(target=self._run, daemon=True)
         self.t.start()
@@ -333,10 +333,15 @@ class WatchServerLifecycleTest(unittest.TestCase):
         srv = stmtest.Server(extra_args=["--watch-history-events", "500"]).start()
         total, batch = 10000, 100
         written, seen = [], []
+        writer_errors = []
         lock = threading.Lock()
         try:
             def connect():
-                ch = grpc.insecure_channel(srv.addr)
+                # A new channel per reconnect is a new connection, with no
+                # transparent retry: see stmtest.RESTART_SAFE_CHANNEL_OPTIONS
+                # (with the defaults gRPC 1.51 can lose the end of a Watch
+                # started while the server stops, and the iterator hangs).
+                ch = stmtest.restart_safe_channel(srv.addr)
                 return ch, pb_grpc.StemeDBStub(ch)
 
             wch, wstub = connect()
@@ -346,52 +351,79 @@ class WatchServerLifecycleTest(unittest.TestCase):
             def writer():
                 nonlocal wch, wstub
                 i = 0
-                while i < total:
-                    try:
-                        s = write_batch(wstub, [claim("rs/%d" % (k % 7), "p", k) for k in range(i, i + batch)])
-                    except grpc.RpcError:
-                        time.sleep(0.05)
-                        wch.close()
-                        wch, wstub = connect()
-                        continue
-                    with lock:
-                        written.extend(s)
-                    i += batch
-                    if i in restart_at:
-                        restart_at.discard(i)
-                        srv.stop()
-                        srv.start()
-                done.set()
+                try:
+                    while i < total:
+                        try:
+                            s = write_batch(wstub, [claim("rs/%d" % (k % 7), "p", k) for k in range(i, i + batch)])
+                        except grpc.RpcError:
+                            time.sleep(0.05)
+                            wch.close()
+                            wch, wstub = connect()
+                            continue
+                        with lock:
+                            written.extend(s)
+                        i += batch
+                        if i in restart_at:
+                            restart_at.discard(i)
+                            srv.stop()
+                            srv.start()
+                except BaseException as e:  # reported by the main thread
+                    writer_errors.append(e)
+                finally:
+                    done.set()
 
-            t = threading.Thread(target=writer)
+            def caught_up():
+                with lock:
+                    return done.is_set() and bool(seen) and bool(written) and seen[-1] >= written[-1]
+
+            t = threading.Thread(target=writer, daemon=True)
             t.start()
             deadline = time.monotonic() + 120
             rounds = 0
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline and not writer_errors:
                 start = seen[-1] + 1 if seen else 1
+                ch, stub = connect()
                 try:
-                    ch, stub = connect()
-                    call = stub.Watch(pb.WatchRequest(concept_prefix="rs", start_sequence=start), timeout=30)
+                    # Progress events (the stream is idle once the writer is
+                    # done) let the loop notice that it has caught up.
+                    w = Watcher(stub, deadline_s=30, concept_prefix="rs", start_sequence=start,
+                                progress_interval_ms=100)
                     n = 0
-                    for ev in call:
+                    while True:
+                        # The stream ends by its 30 s deadline at the latest;
+                        # waiting on the queue, not on the iterator, turns a
+                        # lost end into a failure instead of a hang.
+                        try:
+                            ev = w.next(timeout=45)
+                        except queue.Empty:
+                            # active False: the status is in but the
+                            # iterator never ended (the gRPC client bug).
+                            self.fail("round %d (start_sequence=%d): no event and no end of the "
+                                      "stream 45 s after a Watch with a 30 s deadline (call active: %s)"
+                                      % (rounds, start, w.call.is_active()))
+                        if isinstance(ev, grpc.RpcError):
+                            self.assertIn(ev.code(), (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED),
+                                          ev.details())
+                            time.sleep(0.02)
+                            break
+                        self.assertIsNotNone(ev, "a Watch stream never ends with OK")
                         if ev.type == CLAIM:
                             seen.append(ev.sequence)
                             n += 1
                         if n >= 700 + 300 * (rounds % 3):  # disconnect now and then
-                            call.cancel()
+                            w.call.cancel()
                             break
-                        if done.is_set() and seen and seen[-1] >= written[-1]:
-                            call.cancel()
+                        if caught_up():
+                            w.call.cancel()
                             break
-                except grpc.RpcError as e:
-                    self.assertIn(e.code(), (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED), e.details())
-                    time.sleep(0.02)
                 finally:
                     ch.close()
                 rounds += 1
-                if done.is_set() and seen and seen[-1] >= written[-1]:
+                if caught_up():
                     break
             t.join(60)
+            self.assertFalse(t.is_alive(), "the writer did not finish")
+            self.assertEqual(writer_errors, [])
             self.assertEqual(len(written), total)
             self.assertEqual(seen, written)
             self.assertGreaterEqual(rounds, 5)
