@@ -66,10 +66,15 @@ static size_t build_opts(struct stm_server_config *cfg, char **seeds_csv,
       {"watch-max-lag-events", "STEMEDB_WATCH_MAX_LAG_EVENTS",
        "server.watch_max_lag_events", STM_OPT_INT, &cfg->watch_max_lag_events,
        "sequences a slow Watch stream may fall behind before it is cut"},
+      {"watch-retention-events", "STEMEDB_WATCH_RETENTION_EVENTS",
+       "server.watch_retention_events", STM_OPT_INT,
+       &cfg->watch_retention_events,
+       "sequences a Watch may resume from, counted back from the newest; "
+       "older starts end OUT_OF_RANGE (0: the whole history)"},
       {"watch-memory-only", "STEMEDB_WATCH_MEMORY_ONLY",
        "server.watch_memory_only", STM_OPT_BOOL, &cfg->watch_memory_only,
-       "Watch catch-up from memory only, older starts are OUT_OF_RANGE "
-       "(a retention stand-in for tests)"},
+       "Watch catch-up from the in-memory history only, older starts are "
+       "OUT_OF_RANGE (a window that moves with every write; for tests)"},
       {"trust-half-life-s", "STEMEDB_TRUST_HALF_LIFE_S",
        "server.trust_half_life_s", STM_OPT_INT, &cfg->trust_half_life_s,
        "seconds in which unrenewed trust halves its distance to 0.5 "
@@ -387,6 +392,9 @@ static int validate(const struct stm_server_config *cfg,
     rc = check_int(opts, n, "watch-history-events", 1, 10000000, err);
   if (rc == 0)
     rc = check_int(opts, n, "watch-max-lag-events", 1, INT64_C(1) << 40, err);
+  if (rc == 0)
+    rc = check_int(opts, n, "watch-retention-events", 0, INT64_C(1) << 50,
+                   err);
   if (rc == 0)
     rc = check_int(opts, n, "trust-half-life-s", 0,
                    INT64_C(100) * 365 * 24 * 3600, err);

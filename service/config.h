@@ -19,6 +19,8 @@
  *   --watch-buffer-events STEMEDB_WATCH_BUFFER_EVENTS server.watch_buffer_events 1024
  *   --watch-history-events STEMEDB_WATCH_HISTORY_EVENTS server.watch_history_events 8192
  *   --watch-max-lag-events STEMEDB_WATCH_MAX_LAG_EVENTS server.watch_max_lag_events 100000
+ *   --watch-retention-events STEMEDB_WATCH_RETENTION_EVENTS
+ *                                                     server.watch_retention_events 0
  *   --watch-memory-only  STEMEDB_WATCH_MEMORY_ONLY    server.watch_memory_only false
  *   --trust-half-life-s  STEMEDB_TRUST_HALF_LIFE_S    server.trust_half_life_s 2592000 (30 days)
  *   --cluster            STEMEDB_CLUSTER_ENABLED      cluster.enabled   false
@@ -93,7 +95,8 @@ struct stm_server_config {
   int64_t watch_buffer_events;      /* 1 .. 1e6, per stream */
   int64_t watch_history_events;     /* 1 .. 1e7, in memory */
   int64_t watch_max_lag_events;     /* 1 .. 2^40 sequences */
-  bool watch_memory_only;           /* test stand-in for retention */
+  int64_t watch_retention_events;   /* 0: all; else the replay window */
+  bool watch_memory_only;           /* catch-up from the ring only */
   int64_t trust_half_life_s;        /* 0 (no decay) .. 100 years */
   int64_t shutdown_delay_ms;   /* 0 .. 600000: NOT_SERVING before stopping */
   struct stm_cluster_config cluster;

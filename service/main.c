@@ -72,6 +72,7 @@ static int serve(const struct stm_server_config *cfg) {
       .max_total = (size_t)cfg->watch_max_total,
       .max_per_connection = (size_t)cfg->watch_max_per_connection,
       .max_lag = (size_t)cfg->watch_max_lag_events,
+      .retention_events = (uint64_t)cfg->watch_retention_events,
       .memory_only = cfg->watch_memory_only};
   struct stm_watch_hub *hub = NULL;
   rc = stm_watch_hub_new(&wo, &hub, &err);

@@ -100,6 +100,7 @@ struct stm_watch_hub {
   bool stop_thread;
   bool kick;
   atomic_uint_fast64_t published, sent, cut_slow, history_bytes;
+  atomic_uint watchers; /* subscribers in the list; 0: skip encoding */
 };
 
 /* --- events ------------------------------------------------------------- */
@@ -141,6 +142,53 @@ struct stm_watch_buf *stm_watch_encode_claim(const struct stm_claim *c) {
   return b;
 }
 
+/*
+ * The event of one write of any kind. Filters see a vote under its claim's
+ * concept and predicate, an epoch under its own (predicate "" applies to
+ * every predicate), and a source under none (only unfiltered watches get
+ * sources). NULL when out of memory or when a vote's claim cannot be read.
+ */
+static struct stm_watch_buf *encode_entry(struct stm_store *store,
+                                          const struct stm_log_entry *e) {
+  if (e->kind == STM_RECORD_CLAIM)
+    return stm_watch_encode_claim(e->claim);
+  struct stm_arena a;
+  stm_arena_init(&a);
+  Stemedb__V1__WatchEvent ev = STEMEDB__V1__WATCH_EVENT__INIT;
+  ev.sequence = e->sequence;
+  struct stm_watch_buf *b = NULL;
+  const struct stm_record *r = e->record;
+  switch (e->kind) {
+  case STM_RECORD_VOTE: {
+    struct stm_claim c;
+    stm_claim_init(&c);
+    if (stm_store_get_claim(store, r->u.vote.target, NULL, &c, NULL) == 0) {
+      ev.type = STEMEDB__V1__EVENT_TYPE__EVENT_TYPE_VOTE;
+      ev.payload_case = STEMEDB__V1__WATCH_EVENT__PAYLOAD_VOTE;
+      ev.vote = stm_convert_vote(&r->u.vote, &a);
+      b = buf_pack(&ev, STM_WATCH_VOTE, c.concept_path,
+                   c.predicate ? c.predicate : "");
+    }
+    stm_claim_destroy(&c);
+    break;
+  }
+  case STM_RECORD_EPOCH:
+    ev.type = STEMEDB__V1__EVENT_TYPE__EVENT_TYPE_EPOCH;
+    ev.payload_case = STEMEDB__V1__WATCH_EVENT__PAYLOAD_EPOCH;
+    ev.epoch = stm_convert_epoch(&r->u.epoch, &a);
+    b = buf_pack(&ev, STM_WATCH_EPOCH, r->u.epoch.concept_path,
+                 r->u.epoch.predicate);
+    break;
+  default:
+    ev.type = STEMEDB__V1__EVENT_TYPE__EVENT_TYPE_SOURCE;
+    ev.payload_case = STEMEDB__V1__WATCH_EVENT__PAYLOAD_SOURCE;
+    ev.source = stm_convert_source(&r->u.source, &a);
+    b = buf_pack(&ev, STM_WATCH_SOURCE, "", "");
+  }
+  stm_arena_destroy(&a);
+  return b;
+}
+
 static struct stm_watch_buf *encode_progress(uint64_t sequence) {
   Stemedb__V1__WatchEvent ev = STEMEDB__V1__WATCH_EVENT__INIT;
   ev.sequence = sequence;
@@ -171,7 +219,8 @@ static bool matches(const struct stm_watch_sub *s, uint32_t type_bit,
       (strncmp(concept, s->prefix, s->prefix_len) != 0 ||
        (concept[s->prefix_len] != '\0' && concept[s->prefix_len] != '/')))
     return false;
-  return s->predicate == NULL || strcmp(predicate, s->predicate) == 0;
+  return s->predicate == NULL || strcmp(predicate, s->predicate) == 0 ||
+         (type_bit == STM_WATCH_EPOCH && predicate[0] == '\0');
 }
 
 static bool matches_buf(const struct stm_watch_sub *s,
@@ -220,25 +269,32 @@ static void end_locked(struct stm_watch_sub *s, int rc, const char *fmt, ...) {
 
 struct scan_ctx {
   struct stm_watch_sub *s;
+  struct stm_store *store;
   struct stm_watch_buf **tmp;
   size_t room, count, visited;
   uint64_t last_visited;
   bool stopped, nomem;
 };
 
-static int scan_cb(void *ctx, const struct stm_claim *c) {
+static int scan_cb(void *ctx, const struct stm_log_entry *e) {
   struct scan_ctx *x = ctx;
   x->visited++;
-  x->last_visited = c->sequence;
-  if (matches(x->s, STM_WATCH_CLAIM, c->concept_path,
-              c->predicate ? c->predicate : "")) {
-    struct stm_watch_buf *b = stm_watch_encode_claim(c);
-    if (b == NULL) {
-      x->nomem = true;
-      return 1;
-    }
-    x->tmp[x->count++] = b;
+  x->last_visited = e->sequence;
+  /* Claims are matched before encoding; records are rare, so they are
+   * encoded first (a vote's concept is its claim's). */
+  bool want = true;
+  if (e->kind == STM_RECORD_CLAIM)
+    want = matches(x->s, STM_WATCH_CLAIM, e->claim->concept_path,
+                   e->claim->predicate ? e->claim->predicate : "");
+  struct stm_watch_buf *b = want ? encode_entry(x->store, e) : NULL;
+  if (want && b == NULL) {
+    x->nomem = true;
+    return 1;
   }
+  if (b && !matches_buf(x->s, b))
+    stm_watch_buf_unref(b);
+  else if (b)
+    x->tmp[x->count++] = b;
   if (x->count == x->room || x->visited >= CATCHUP_SCAN_MAX) {
     x->stopped = true;
     return 1;
@@ -285,6 +341,25 @@ static uint64_t ring_read(struct stm_watch_hub *h, struct stm_watch_sub *s,
   return h->last_seq + 1;
 }
 
+/* The storage log kinds (records.h) of a subscriber's STM_WATCH_* types. */
+static unsigned log_kinds(uint32_t types) {
+  unsigned k = 0;
+  k |= (types & STM_WATCH_CLAIM) ? STM_LOG_KIND(STM_RECORD_CLAIM) : 0;
+  k |= (types & STM_WATCH_VOTE) ? STM_LOG_KIND(STM_RECORD_VOTE) : 0;
+  k |= (types & STM_WATCH_EPOCH) ? STM_LOG_KIND(STM_RECORD_EPOCH) : 0;
+  k |= (types & STM_WATCH_SOURCE) ? STM_LOG_KIND(STM_RECORD_SOURCE) : 0;
+  return k;
+}
+
+/* The oldest sequence a catch-up may start from (last = newest). */
+static uint64_t oldest_available(const struct stm_watch_hub *h, uint64_t last,
+                                 uint64_t covered) {
+  if (h->o.memory_only)
+    return covered;
+  uint64_t keep = h->o.retention_events;
+  return keep && last > keep ? last - keep + 1 : 1;
+}
+
 /* One step of catch-up; the caller owns the subscriber (busy). */
 static void catchup_step(struct stm_watch_sub *s) {
   struct stm_watch_hub *h = s->hub;
@@ -323,7 +398,7 @@ static void catchup_step(struct stm_watch_sub *s) {
     return;
   }
   pthread_mutex_unlock(&h->ring_mu);
-  uint64_t oldest = h->o.memory_only ? covered : 1;
+  uint64_t oldest = oldest_available(h, last, covered);
   if (next < oldest) {
     pthread_mutex_lock(&s->mu);
     end_locked(s, STM_ERANGE,
@@ -334,12 +409,15 @@ static void catchup_step(struct stm_watch_sub *s) {
     free(tmp);
     return;
   }
-  struct scan_ctx x = {
-      .s = s, .tmp = tmp, .room = room, .last_visited = next - 1};
+  struct scan_ctx x = {.s = s,
+                       .store = h->o.store,
+                       .tmp = tmp,
+                       .room = room,
+                       .last_visited = next - 1};
   struct stm_error err;
   stm_error_clear(&err);
-  int rc =
-      stm_store_scan_sequence(h->o.store, next - 1, NULL, scan_cb, &x, &err);
+  int rc = stm_store_scan_log(h->o.store, next - 1, log_kinds(s->types), NULL,
+                              scan_cb, &x, &err);
   if (rc < 0 || x.nomem) {
     for (size_t i = 0; i < x.count; i++)
       stm_watch_buf_unref(tmp[i]);
@@ -524,6 +602,7 @@ int stm_watch_hub_subscribe(struct stm_watch_hub *h,
   s->list_next = h->subs;
   h->subs = s;
   h->nsubs++;
+  atomic_fetch_add(&h->watchers, 1);
   pthread_mutex_unlock(&h->list_mu);
   *out = s;
   return 0;
@@ -559,13 +638,26 @@ static void ring_append(struct stm_watch_hub *h, struct stm_watch_buf *b) {
 static void on_commit(void *ctx, const struct stm_log_entry *entries,
                       size_t n) {
   struct stm_watch_hub *h = ctx;
+  uint64_t newest = entries[n - 1].sequence;
+  if (atomic_load(&h->watchers) == 0 && !h->o.memory_only) {
+    /* Nobody watches: encoding would only feed the ring, and a later
+     * watcher that starts this far back reads storage instead (a
+     * memory-only hub keeps its ring: it has nothing else). */
+    pthread_mutex_lock(&h->ring_mu);
+    ring_clear(h);
+    h->covered_from = newest + 1;
+    h->overrun = true;
+    if (newest > h->last_seq)
+      h->last_seq = newest;
+    pthread_mutex_unlock(&h->ring_mu);
+    atomic_fetch_add(&h->published, n);
+    return;
+  }
   for (size_t i = 0; i < n; i++) {
-    if (entries[i].kind != STM_RECORD_CLAIM)
-      continue; /* records: not yet events */
-    const struct stm_claim *c = entries[i].claim;
     /* Encoded outside the lock: the writer thread waits only for the
      * append. */
-    struct stm_watch_buf *b = stm_watch_encode_claim(c);
+    struct stm_watch_buf *b = encode_entry(h->o.store, &entries[i]);
+    uint64_t seq = entries[i].sequence;
     pthread_mutex_lock(&h->ring_mu);
     if (b) {
       ring_append(h, b);
@@ -573,11 +665,11 @@ static void on_commit(void *ctx, const struct stm_log_entry *entries,
       /* The event is lost to memory: live subscribers are cut (they
        * resume from storage) and the ring no longer claims to cover it. */
       ring_clear(h);
-      h->covered_from = c->sequence + 1;
+      h->covered_from = seq + 1;
       h->overrun = true;
     }
-    if (c->sequence > h->last_seq)
-      h->last_seq = c->sequence;
+    if (seq > h->last_seq)
+      h->last_seq = seq;
     pthread_mutex_unlock(&h->ring_mu);
   }
   atomic_fetch_add(&h->published, n);
@@ -654,6 +746,7 @@ static void fanout(struct stm_watch_hub *h, struct stm_watch_buf **batch,
     if (finished) {
       *link = s->list_next;
       h->nsubs--;
+      atomic_fetch_sub(&h->watchers, 1);
       stm_watch_sub_unref(s);
       continue;
     }

@@ -17,17 +17,21 @@
  *     storage at its own pace), and one that falls more than max_lag
  *     sequences behind the head is ended with STM_ETOOBIG and a message
  *     naming the sequence to resume from.
- *  3. Threads: the store's commit listener (the writer thread) only encodes
- *     and appends to the history ring, then wakes the hub thread; the hub
+ *  3. Threads: the store's log listener (the writer thread) only encodes
+ *     and appends to the history ring, then wakes the hub thread (with no
+ *     watcher at all it encodes nothing: a later watcher reads storage); the hub
  *     thread fans out and drives progress timers; the transport's threads
  *     drive catch-up as sends complete. Every function here is thread-safe.
  *  4. Memory is bounded: history_events events in the ring (shared), plus
  *     at most buffer_events queued per subscriber (of which at most 256
  *     read back from storage, owned by it) and max_total subscribers.
  *
- * Event types: claims today (the only record the store has). The type mask
- * and the stm_watch_buf header are per event, so votes, epochs and sources
- * plug in as further encoders without changing the hub.
+ * Event types: claims, votes, epochs and sources, all in sequence order
+ * (the store's log listener and log scan, storage/records.h). A vote is
+ * filtered by its claim's concept and predicate, an epoch by its own (a
+ * concept-wide epoch, predicate "", matches any predicate filter), and a
+ * source, which belongs to no concept, reaches only watches without a
+ * concept or predicate filter.
  */
 #ifndef STM_WATCH_HUB_H
 #define STM_WATCH_HUB_H
@@ -77,9 +81,12 @@ struct stm_watch_hub_options {
   size_t max_per_connection; /* watches per peer address; 0: default */
   size_t max_lag;            /* sequences a slow subscriber may fall behind
                                 before it is cut; 0: the default */
-  /* Serve catch-up from the in-memory ring only, as if storage had been
-   * pruned to it: the retention stand-in that tests the OUT_OF_RANGE path
-   * (the store itself never prunes yet). */
+  /* The replay window: a Watch may start at most this many sequences
+   * back from the newest; older starts end with STM_ERANGE naming the
+   * oldest available sequence. 0: the whole history (storage keeps it). */
+  uint64_t retention_events;
+  /* Serve catch-up from the in-memory ring only: older starts end with
+   * STM_ERANGE (for tests of a window that moves with every write). */
   bool memory_only;
 };
 

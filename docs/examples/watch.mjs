@@ -18,6 +18,9 @@ function connect() {
     if (f.type === 'claim') {
       console.log(`#${f.sequence} ${f.claim.concept_path} ${f.claim.predicate} = ${JSON.stringify(f.claim.value)}`);
       next = f.sequence + 1;
+    } else if (f.type === 'vote' || f.type === 'epoch' || f.type === 'source') {
+      console.log(`#${f.sequence} ${f.type} ${JSON.stringify(f[f.type])}`);
+      next = f.sequence + 1;
     } else if (f.type === 'progress') {
       console.log(`(up to date at #${f.sequence})`);
       next = f.sequence + 1;

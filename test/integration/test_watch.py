@@ -144,6 +144,54 @@ class WatchTest(unittest.TestCase):
         self.assertEqual(p.type, PROGRESS)
         w.cancel()
 
+    def test_votes_epochs_and_sources_are_events_too(self):
+        # A vote travels under its claim's concept, an epoch under its own,
+        # a source (in no concept) only to watches without concept filter.
+        scoped = Watcher(self.stub, concept_prefix="recev", progress_interval_ms=50)
+        sources = Watcher(self.stub, event_types=[ET.EVENT_TYPE_SOURCE])
+        scoped.wait_progress()
+        sources.wait_progress()
+        c = self.stub.Assert(claim("recev/a", "p", 1), timeout=5)
+        v = self.stub.Vote(pb.VoteRequest(assertion_hash=c.hash, voter_id="alice", weight=0.5),
+                           timeout=5)
+        e = self.stub.StartEpoch(pb.StartEpochRequest(concept_path="recev/a", predicate="p",
+                                                      reason="recall"), timeout=5).epoch
+        src = self.stub.PutSource(pb.PutSourceRequest(
+            source=types_pb2.Source(id="lab://watched", tier=2)), timeout=5).source
+        self.stub.StartEpoch(pb.StartEpochRequest(concept_path="elsewhere", reason="x"), timeout=5)
+
+        def events(w, n):
+            out = []
+            deadline = time.monotonic() + 20
+            while len(out) < n:
+                ev = w.next(max(0.01, deadline - time.monotonic()))
+                self.assertIsInstance(ev, pb.WatchEvent, "stream ended: %r" % (ev,))
+                if ev.type != PROGRESS:
+                    out.append(ev)
+            return out
+
+        got = events(scoped, 3)
+        self.assertEqual([(x.type, x.sequence) for x in got],
+                         [(CLAIM, c.sequence), (ET.EVENT_TYPE_VOTE, v.sequence),
+                          (ET.EVENT_TYPE_EPOCH, e.sequence)])
+        self.assertEqual(got[0].claim.hash, c.hash)
+        self.assertEqual((got[1].vote.assertion_hash, got[1].vote.voter_id, got[1].vote.weight),
+                         (c.hash, "alice", 0.5))
+        self.assertEqual((got[2].epoch.concept_path, got[2].epoch.reason), ("recev/a", "recall"))
+        s = events(sources, 1)[0]
+        self.assertEqual((s.type, s.sequence, s.source.id, s.source.tier),
+                         (ET.EVENT_TYPE_SOURCE, src.sequence, "lab://watched", 2))
+        # Nothing else reached the scoped watch: the next event is progress
+        # past the last write (the epoch of "elsewhere").
+        p = scoped.wait_progress()
+        self.assertGreaterEqual(p.sequence, e.sequence)
+        # The same events read back from a resume point.
+        again = Watcher(self.stub, concept_prefix="recev", start_sequence=c.sequence)
+        self.assertEqual([(x.type, x.sequence) for x in events(again, 3)],
+                         [(x.type, x.sequence) for x in got])
+        for w in (scoped, sources, again):
+            w.cancel()
+
     def test_progress_tells_an_idle_client_it_is_up_to_date(self):
         w = Watcher(self.stub, concept_prefix="idle/none", progress_interval_ms=50)
         w.wait_progress()
@@ -214,7 +262,10 @@ class WatchTest(unittest.TestCase):
 
 class WatchServerLifecycleTest(unittest.TestCase):
     def test_pruned_start_is_out_of_range_naming_the_oldest(self):
-        srv = stmtest.Server(extra_args=["--watch-memory-only", "--watch-history-events", "50"]).start()
+        # A replay window of 50 sequences; the in-memory history is smaller,
+        # so the allowed catch-up reads storage.
+        srv = stmtest.Server(extra_args=["--watch-retention-events", "50",
+                                         "--watch-history-events", "10"]).start()
         try:
             with grpc.insecure_channel(srv.addr) as ch:
                 stub = pb_grpc.StemeDBStub(ch)

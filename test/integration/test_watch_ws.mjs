@@ -164,6 +164,35 @@ test('resume from a sequence catches up in order', async () => {
   await ws.closed;
 });
 
+test('votes, epochs and sources arrive as frames with the REST JSON', async () => {
+  const scoped = open(`${s.ws}?concept_prefix=ws/rec&types=claim,vote,epoch`);
+  const sources = open(`${s.ws}?types=source`);
+  await until(() => scoped.frames.length >= 1 && sources.frames.length >= 1, 10000, 'progress');
+  const c = await post(s, '/v1/assert', { concept_path: 'ws/rec/a', predicate: 'p', value: 'x' });
+  const v = await post(s, '/v1/votes', { assertion_hash: c.hash, voter_id: 'bob', weight: -0.5 });
+  const e = await post(s, '/v1/epochs', { concept_path: 'ws/rec', reason: 'reset' });
+  const put = await fetch(`${s.base}/v1/sources`, { method: 'PUT',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ id: 'lab://ws', name: 'WS lab', tier: 2 }) });
+  assert.equal(put.status, 200);
+  const src = await put.json();
+  const events = (ws) => ws.frames.filter((f) => f.type !== 'progress');
+  await until(() => events(scoped).length >= 3 && events(sources).length >= 1, 10000, 'record frames');
+  assert.deepEqual(events(scoped).map((f) => [f.type, f.sequence]),
+    [['claim', Number(c.sequence)], ['vote', Number(v.sequence)], ['epoch', Number(e.epoch.sequence)]]);
+  const [, vf, ef] = events(scoped);
+  assert.equal(vf.vote.assertion_hash, c.hash);
+  assert.equal(vf.vote.voter_id, 'bob');
+  assert.equal(vf.vote.weight, -0.5);
+  assert.deepEqual(ef.epoch, e.epoch);
+  const sf = events(sources)[0];
+  assert.equal(sf.type, 'source');
+  assert.deepEqual(sf.source, src.source);
+  scoped.close();
+  sources.close();
+  await Promise.all([scoped.closed, sources.closed]);
+});
+
 test('a bad URL subscription closes with 4003', async () => {
   const ws = open(`${s.ws}?start_sequence=abc`);
   const { code, reason } = await ws.closed;

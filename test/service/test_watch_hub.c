@@ -3,6 +3,7 @@
  * consumer is exact, not timing-dependent. */
 #include "harness.h"
 #include "service/watch_hub.h"
+#include "storage/records.h"
 #include "stemedb/v1/stemedb.pb-c.h"
 
 #include <pthread.h>
@@ -117,19 +118,24 @@ struct fixture {
   struct stm_watch_hub *hub;
 };
 
-static void fixture_open(struct fixture *fx, size_t history, size_t buffer,
-                         bool memory_only, size_t max_lag) {
+static void fixture_open_with(struct fixture *fx,
+                              struct stm_watch_hub_options ho) {
   fx->dir = stm_test_tmpdir("watch");
   struct stm_store_options so = {.data_dir = fx->dir};
   CU_ASSERT_EQUAL_FATAL(stm_store_open(&so, &fx->store, NULL), 0);
-  struct stm_watch_hub_options ho = {.store = fx->store,
-                                     .history_events = history,
-                                     .buffer_events = buffer,
-                                     .max_total = 4,
-                                     .max_per_connection = 3,
-                                     .memory_only = memory_only,
-                                     .max_lag = max_lag};
+  ho.store = fx->store;
   CU_ASSERT_EQUAL_FATAL(stm_watch_hub_new(&ho, &fx->hub, NULL), 0);
+}
+
+static void fixture_open(struct fixture *fx, size_t history, size_t buffer,
+                         bool memory_only, size_t max_lag) {
+  fixture_open_with(fx, (struct stm_watch_hub_options){
+                            .history_events = history,
+                            .buffer_events = buffer,
+                            .max_total = 4,
+                            .max_per_connection = 3,
+                            .memory_only = memory_only,
+                            .max_lag = max_lag});
 }
 
 static void fixture_close(struct fixture *fx) {
@@ -190,15 +196,90 @@ static uint64_t write_claims(struct stm_store *s, const char *path, size_t n,
   return w.last;
 }
 
-static struct stm_watch_sub *subscribe(struct fixture *fx, struct fake *f,
-                                       const char *prefix, uint64_t start) {
-  struct stm_watch_filter flt = {.concept_prefix = prefix,
-                                 .start_sequence = start};
-  CU_ASSERT_EQUAL_FATAL(stm_watch_hub_subscribe(fx->hub, &flt, "peer-a",
+static struct stm_watch_sub *subscribe_to(struct fixture *fx, struct fake *f,
+                                          struct stm_watch_filter flt,
+                                          const char *peer) {
+  CU_ASSERT_EQUAL_FATAL(stm_watch_hub_subscribe(fx->hub, &flt, peer,
                                                 &fake_sink, f, &f->sub, NULL),
                         0);
   stm_watch_sub_start(f->sub);
   return f->sub;
+}
+
+static struct stm_watch_sub *subscribe(struct fixture *fx, struct fake *f,
+                                       const char *prefix, uint64_t start) {
+  return subscribe_to(
+      fx, f,
+      (struct stm_watch_filter){.concept_prefix = prefix,
+                                .start_sequence = start},
+      "peer-a");
+}
+
+static void on_record_written(void *ctx, int rc, const struct stm_record *rec,
+                              bool created, const struct stm_error *err) {
+  (void)rec;
+  (void)err;
+  struct waiter *w = ctx;
+  CU_ASSERT_EQUAL(rc, 0);
+  CU_ASSERT_TRUE(created);
+  pthread_mutex_lock(&w->mu);
+  w->done = true;
+  pthread_cond_signal(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+}
+
+/* Submit one vote, epoch or source (taking `r`) and wait for it. */
+static void write_record(struct stm_store *s, struct stm_record r) {
+  struct stm_record *heap = malloc(sizeof *heap);
+  *heap = r;
+  struct waiter w = {.done = false};
+  pthread_mutex_init(&w.mu, NULL);
+  pthread_cond_init(&w.cv, NULL);
+  CU_ASSERT_EQUAL_FATAL(stm_store_submit_record(s, heap, "test", "me",
+                                                on_record_written, &w),
+                        0);
+  pthread_mutex_lock(&w.mu);
+  while (!w.done)
+    pthread_cond_wait(&w.cv, &w.mu);
+  pthread_mutex_unlock(&w.mu);
+  pthread_mutex_destroy(&w.mu);
+  pthread_cond_destroy(&w.cv);
+}
+
+static void write_epoch(struct stm_store *s, const char *path,
+                        const char *pred) {
+  struct stm_record r;
+  stm_record_init(&r, STM_RECORD_EPOCH);
+  r.u.epoch.concept_path = strdup(path);
+  r.u.epoch.predicate = strdup(pred);
+  r.u.epoch.reason = strdup("test");
+  write_record(s, r);
+}
+
+/* Drain until `n` non-progress events arrived (or the stream ended). */
+static size_t fake_drain_events(struct fake *f, size_t n) {
+  size_t got = 0;
+  while (got < n && fake_wait(f) && !f->finished) {
+    pthread_mutex_lock(&f->mu);
+    got += f->types[f->n - 1] != STEMEDB__V1__EVENT_TYPE__EVENT_TYPE_PROGRESS;
+    pthread_mutex_unlock(&f->mu);
+    fake_ack(f);
+  }
+  return got;
+}
+
+/* The non-progress events received: "c1 s2 v3 ..." (type letter, seq). */
+static void event_list(const struct fake *f, char *out, size_t size) {
+  size_t len = 0;
+  out[0] = '\0';
+  for (size_t i = 0; i < f->n && len + 24 < size; i++) {
+    static const char letter[] = "?cvesp";
+    if (f->types[i] == STEMEDB__V1__EVENT_TYPE__EVENT_TYPE_PROGRESS)
+      continue;
+    len += (size_t)snprintf(out + len, size - len, "%s%c%llu", len ? " " : "",
+                            letter[f->types[i] < 6 ? f->types[i] : 0],
+                            (unsigned long long)f->seqs[i]);
+  }
 }
 
 static void end_and_release(struct fake *f) {
@@ -216,6 +297,12 @@ static size_t claim_seqs(const struct fake *f, uint64_t *out) {
     if (f->types[i] == STEMEDB__V1__EVENT_TYPE__EVENT_TYPE_CLAIM)
       out[k++] = f->seqs[i];
   return k;
+}
+
+/* Scan callback: copy the first claim's hash and stop. */
+static int first_hash(void *ctx, const struct stm_claim *c) {
+  memcpy(ctx, c->hash, STM_HASH_LEN);
+  return 1;
 }
 
 /* --- cases --------------------------------------------------------------- */
@@ -363,6 +450,115 @@ static void test_watch_limits_and_stop(void) {
   fixture_close(&fx);
 }
 
+/*
+ * Votes, epochs and sources are events too, in sequence order with the
+ * claims, live and caught up (from the ring and from storage): a vote is
+ * filtered under its claim's concept, an epoch under its own (predicate ""
+ * matches any predicate filter), a source only reaches unfiltered watches.
+ */
+static void test_watch_records_are_events_in_sequence_order(void) {
+  struct fixture fx;
+  fixture_open_with(&fx, (struct stm_watch_hub_options){
+                             .history_events = 3, /* 4..6 in memory */
+                             .buffer_events = 64,
+                             .max_total = 16,
+                             .max_per_connection = 16});
+  struct fake all, sub_r, pred_p;
+  fake_init(&all);
+  fake_init(&sub_r);
+  fake_init(&pred_p);
+  subscribe_to(&fx, &all, (struct stm_watch_filter){0}, "peer-a");
+  subscribe_to(&fx, &sub_r, (struct stm_watch_filter){.concept_prefix = "r"},
+               "peer-b");
+  subscribe_to(&fx, &pred_p, (struct stm_watch_filter){.predicate = "q"},
+               "peer-c");
+  uint64_t c1 = write_claims(fx.store, "r", 1, 1); /* r/0 p, seq 1 */
+  struct stm_record r;
+  stm_record_init(&r, STM_RECORD_SOURCE);
+  r.u.source.id = strdup("lab://x");
+  r.u.source.name = strdup("");
+  r.u.source.tier = 2;
+  write_record(fx.store, r); /* 2 */
+  stm_record_init(&r, STM_RECORD_VOTE);
+  /* The vote's target: the claim at sequence 1 (read back its hash). */
+  uint8_t target[STM_HASH_LEN];
+  CU_ASSERT_EQUAL_FATAL(stm_store_scan_sequence(fx.store, c1 - 1, NULL,
+                                                first_hash, target, NULL),
+                        1);
+  memcpy(r.u.vote.target, target, STM_HASH_LEN);
+  r.u.vote.voter_id = strdup("alice");
+  r.u.vote.weight = 1.0;
+  write_record(fx.store, r);          /* 3 */
+  write_epoch(fx.store, "r/0", "p");  /* 4 */
+  write_epoch(fx.store, "zz", "");    /* 5: concept-wide */
+  write_claims(fx.store, "zz", 1, 2); /* 6 */
+  CU_ASSERT_EQUAL(fake_drain_events(&all, 6), 6);
+  CU_ASSERT_EQUAL(fake_drain_events(&sub_r, 3), 3);
+  CU_ASSERT_EQUAL(fake_drain_events(&pred_p, 1), 1);
+  char list[256];
+  event_list(&all, list, sizeof list);
+  CU_ASSERT_STRING_EQUAL(list, "c1 s2 v3 e4 e5 c6");
+  event_list(&sub_r, list, sizeof list);
+  CU_ASSERT_STRING_EQUAL(list, "c1 v3 e4");
+  event_list(&pred_p, list, sizeof list);
+  CU_ASSERT_STRING_EQUAL(list, "e5");
+  /* Catch-up: 1..3 from storage, 4..6 from the ring; then by type. */
+  struct fake again, votes;
+  fake_init(&again);
+  fake_init(&votes);
+  subscribe_to(&fx, &again, (struct stm_watch_filter){.start_sequence = 1},
+               "peer-d");
+  CU_ASSERT_EQUAL(fake_drain_events(&again, 6), 6);
+  event_list(&again, list, sizeof list);
+  CU_ASSERT_STRING_EQUAL(list, "c1 s2 v3 e4 e5 c6");
+  end_and_release(&all);
+  subscribe_to(&fx, &votes,
+               (struct stm_watch_filter){.start_sequence = 1,
+                                         .concept_prefix = "r",
+                                         .types = STM_WATCH_VOTE |
+                                                  STM_WATCH_EPOCH},
+               "peer-a");
+  CU_ASSERT_EQUAL(fake_drain_events(&votes, 2), 2);
+  event_list(&votes, list, sizeof list);
+  CU_ASSERT_STRING_EQUAL(list, "v3 e4");
+  struct fake *each[] = {&sub_r, &pred_p, &again, &votes};
+  for (size_t i = 0; i < 4; i++)
+    end_and_release(each[i]);
+  fake_destroy(&all);
+  for (size_t i = 0; i < 4; i++)
+    fake_destroy(each[i]);
+  fixture_close(&fx);
+}
+
+/* With a retention window of 5, a start further back is OUT_OF_RANGE and
+ * names the oldest sequence still served; a start inside it catches up. */
+static void test_watch_retention_window_bounds_the_start(void) {
+  struct fixture fx;
+  fixture_open_with(&fx, (struct stm_watch_hub_options){
+                             .history_events = 4,
+                             .retention_events = 5});
+  write_claims(fx.store, "w", 20, 1);
+  struct fake old, inside;
+  fake_init(&old);
+  fake_init(&inside);
+  subscribe(&fx, &old, NULL, 15);
+  CU_ASSERT_TRUE(fake_wait(&old));
+  CU_ASSERT_TRUE(old.finished);
+  CU_ASSERT_EQUAL(old.rc, STM_ERANGE);
+  CU_ASSERT_PTR_NOT_NULL(strstr(old.msg, "oldest available sequence is 16"));
+  stm_watch_sub_unref(old.sub);
+  subscribe(&fx, &inside, NULL, 16);
+  CU_ASSERT_EQUAL(fake_drain(&inside, 5), 5);
+  uint64_t seqs[16];
+  CU_ASSERT_EQUAL(claim_seqs(&inside, seqs), 5);
+  CU_ASSERT_EQUAL(seqs[0], 16);
+  CU_ASSERT_EQUAL(seqs[4], 20);
+  end_and_release(&inside);
+  fake_destroy(&old);
+  fake_destroy(&inside);
+  fixture_close(&fx);
+}
+
 int main(void) {
   static const struct stm_test_case cases[] = {
       STM_TEST(test_watch_catch_up_from_storage_ring_and_live_has_no_gap),
@@ -370,6 +566,8 @@ int main(void) {
       STM_TEST(test_watch_slow_subscriber_is_cut_with_the_resume_point),
       STM_TEST(test_watch_pruned_start_is_out_of_range),
       STM_TEST(test_watch_limits_and_stop),
+      STM_TEST(test_watch_records_are_events_in_sequence_order),
+      STM_TEST(test_watch_retention_window_bounds_the_start),
       STM_TEST_END};
   stm_test_suite("watch_hub", cases);
   return stm_test_run_all();
