@@ -35,10 +35,21 @@ struct stm_index {
   struct stm_index_meta meta;
 };
 
+/*
+ * A batch collects its puts (u32 klen | u32 vlen | key | value records in
+ * `kv`) and hands them to LevelDB sorted by key at commit: the memtable is
+ * a skiplist, and inserting a group's random hash keys in key order keeps
+ * each insert's search path in cache (the unsorted inserts' cache misses
+ * were half of the writer thread's time, docs/benchmarks.md).
+ */
 struct stm_index_batch {
   leveldb_writebatch_t *wb;
   struct stm_buf key;
   struct stm_buf scratch; /* one value at a time (index_records.c) */
+  struct stm_buf kv;
+  union entry_ref { size_t off; const uint8_t *p; } *refs; /* off, then p */
+  size_t n, cap;
+  bool failed; /* a put ran out of memory: the batch must not commit */
   size_t bytes;
 };
 
@@ -240,12 +251,72 @@ void stm_index_batch_delete(struct stm_index_batch *b) {
   leveldb_writebatch_destroy(b->wb);
   stm_buf_destroy(&b->key);
   stm_buf_destroy(&b->scratch);
+  stm_buf_destroy(&b->kv);
+  free(b->refs);
   free(b);
 }
 
 void stm_index_batch_clear(struct stm_index_batch *b) {
   leveldb_writebatch_clear(b->wb);
+  stm_buf_reset(&b->kv);
+  b->n = 0;
+  b->failed = false;
   b->bytes = 0;
+}
+
+bool stm_index_batch_ok(const struct stm_index_batch *b) { return !b->failed; }
+
+static void entry_put(struct stm_index_batch *b, const void *k, size_t klen,
+                      const void *v, size_t vlen) {
+  if (b->n == b->cap) {
+    size_t cap = b->cap ? b->cap * 2 : 1024;
+    union entry_ref *p = realloc(b->refs, cap * sizeof *p);
+    if (p == NULL) {
+      b->failed = true;
+      return;
+    }
+    b->refs = p;
+    b->cap = cap;
+  }
+  size_t off = b->kv.len;
+  int rc = stm_buf_put_u32le(&b->kv, (uint32_t)klen);
+  rc = rc ? rc : stm_buf_put_u32le(&b->kv, (uint32_t)vlen);
+  rc = rc ? rc : stm_buf_append(&b->kv, k, klen);
+  rc = rc ? rc : stm_buf_append(&b->kv, v, vlen);
+  if (rc) {
+    b->failed = true;
+    return;
+  }
+  b->refs[b->n++].off = off;
+  b->bytes += klen + vlen;
+}
+
+/* Entries compare by key; the same key keeps the order of its puts (so
+ * the last one wins in LevelDB): later entries sit at higher addresses. */
+static int cmp_entry(const void *a, const void *b) {
+  const uint8_t *pa = ((const union entry_ref *)a)->p;
+  const uint8_t *pb = ((const union entry_ref *)b)->p;
+  uint32_t la = stm_get_u32le(pa), lb = stm_get_u32le(pb);
+  int c = memcmp(pa + 8, pb + 8, la < lb ? la : lb);
+  if (c == 0 && la != lb)
+    c = la < lb ? -1 : 1;
+  if (c == 0)
+    c = pa < pb ? -1 : 1;
+  return c;
+}
+
+/* Move the collected puts into the LevelDB batch in key order. */
+static void entries_to_writebatch(struct stm_index_batch *b) {
+  /* Offsets become pointers now that the buffer no longer moves. */
+  for (size_t i = 0; i < b->n; i++)
+    b->refs[i].p = b->kv.data + b->refs[i].off;
+  qsort(b->refs, b->n, sizeof *b->refs, cmp_entry);
+  for (size_t i = 0; i < b->n; i++) {
+    const uint8_t *p = b->refs[i].p;
+    uint32_t kl = stm_get_u32le(p), vl = stm_get_u32le(p + 4);
+    leveldb_writebatch_put(b->wb, (const char *)p + 8, kl,
+                           (const char *)p + 8 + kl, vl);
+  }
 }
 
 size_t stm_index_batch_bytes(const struct stm_index_batch *b) {
@@ -253,9 +324,7 @@ size_t stm_index_batch_bytes(const struct stm_index_batch *b) {
 }
 
 static void batch_put(struct stm_index_batch *b, const void *v, size_t vlen) {
-  leveldb_writebatch_put(b->wb, (const char *)b->key.data, b->key.len,
-                         (const char *)v, vlen);
-  b->bytes += b->key.len + vlen;
+  entry_put(b, b->key.data, b->key.len, v, vlen);
 }
 
 static int index_key(struct stm_buf *k, const struct stm_claim *c) {
@@ -288,9 +357,15 @@ int stm_index_batch_put_claim(struct stm_index_batch *b,
 int stm_index_commit(struct stm_index *idx, struct stm_index_batch *b,
                      uint64_t last_applied_sequence, uint64_t assertion_count,
                      struct stm_error *err) {
+  if (b->failed) {
+    stm_index_batch_clear(b);
+    return stm_error_set(err, STM_ENOMEM, NULL,
+                         "index: out of memory building a write batch");
+  }
   struct stm_index_meta old = idx->meta;
   idx->meta.last_applied_sequence = last_applied_sequence;
   idx->meta.assertion_count = assertion_count;
+  entries_to_writebatch(b);
   put_meta(idx, b->wb, err);
   int rc = write_batch(idx, b->wb, err);
   if (rc)
@@ -578,6 +653,5 @@ int stm__index_load_claim(struct stm_index *idx, void *ro,
 
 void stm__index_batch_raw_put(struct stm_index_batch *b, const void *key,
                               size_t klen, const void *v, size_t vlen) {
-  leveldb_writebatch_put(b->wb, (const char *)key, klen, (const char *)v, vlen);
-  b->bytes += klen + vlen;
+  entry_put(b, key, klen, v, vlen);
 }

@@ -61,6 +61,9 @@ void stm_index_get_meta(const struct stm_index *idx,
 struct stm_index_batch *stm_index_batch_new(void);
 void stm_index_batch_delete(struct stm_index_batch *b);
 void stm_index_batch_clear(struct stm_index_batch *b);
+/* False when a put ran out of memory: commit then fails with STM_ENOMEM,
+ * so check before making the group durable elsewhere. */
+bool stm_index_batch_ok(const struct stm_index_batch *b);
 /* Approximate bytes queued in the batch. */
 size_t stm_index_batch_bytes(const struct stm_index_batch *b);
 

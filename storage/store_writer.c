@@ -293,6 +293,9 @@ static void run_group(struct stm_store *s, struct stm_store_sub *list,
   int rc = 0;
   for (struct stm_store_sub *sub = list; rc == 0 && sub; sub = sub->next)
     rc = build_sub(s, list, sub, now, &err);
+  if (rc == 0 && !stm_index_batch_ok(w->batch))
+    rc = stm_error_set(&err, STM_ENOMEM, NULL,
+                       "group commit: out of memory for the index batch");
   if (rc) { /* nothing written yet: undo the group, stay writable */
     w->next_sequence = first;
     w->assertion_count = count_before;
