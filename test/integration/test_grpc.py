@@ -259,7 +259,8 @@ class LifecycleTest(unittest.TestCase):
         acked, stop = [], threading.Event()
 
         def writer(t):
-            with grpc.insecure_channel(srv.addr) as ch:
+            # Calls race the shutdown: see stmtest.restart_safe_channel.
+            with stmtest.restart_safe_channel(srv.addr) as ch:
                 st = pb_grpc.StemeDBStub(ch)
                 i = 0
                 while not stop.is_set():
