@@ -152,11 +152,18 @@ class Server:
     def stop(self, sig=signal.SIGTERM, timeout=30.0):
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
+        died = self.proc.poll() is not None
+        if not died:
             self.proc.send_signal(sig)
         rc = self.proc.wait(timeout)
         self.proc = None
         self.log.close()
+        if died or (rc != 0 and sig != signal.SIGKILL):
+            # A crash (or a sanitizer report) is in the log, which cleanup
+            # deletes: show its tail now, where CI keeps it.
+            sys.stderr.write("--- stemedb-server on %s %s with status %s; its log ends:\n%s\n"
+                             % (self.addr, "had died" if died else "exited", rc,
+                                self.read_log()[-6000:]))
         return rc
 
     def kill(self):
