@@ -112,6 +112,12 @@ struct stm_call {
 
 static struct { enum tag_kind kind; } shutdown_tag = {TAG_SHUTDOWN};
 
+/* Test hook (environment STEMEDB_TEST_STREAM_SEND_DELAY_US, read at server
+ * start): sleep that long right after a stream send's batch has started,
+ * which widens the window in which a cancelled call can be completed and
+ * freed by its completion-queue thread (test_watch.py). 0: off. */
+static atomic_uint test_send_delay_us;
+
 static void post_request(struct worker *w, size_t method) {
   struct request_slot *slot = calloc(1, sizeof *slot);
   if (slot == NULL)
@@ -267,18 +273,33 @@ int stm_call_stream_send(struct stm_call *call, grpc_slice msg) {
   grpc_op ops[2];
   memset(ops, 0, sizeof ops);
   size_t n = 0;
-  if (!call->sent_initial)
+  bool first = !call->sent_initial;
+  if (first)
     ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
   ops[n].op = GRPC_OP_SEND_MESSAGE;
   ops[n++].data.send_message.send_message = call->send_bb;
+  /* Everything the call needs is written before the batch starts: once it
+   * has started, the call may already be gone. On a cancelled call the
+   * batch fails at once, and the completion-queue thread can run
+   * STM_STREAM_SENT, stm_call_stream_finish, the status completion and
+   * STM_STREAM_DONE (which frees the call) before start_batch returns here
+   * (the watch hub sends from its own thread). */
+  call->sent_initial = true;
   grpc_call_error e =
       grpc_call_start_batch(call->call, ops, n, &call->send_tag, NULL);
+  unsigned delay_us = atomic_load_explicit(&test_send_delay_us,
+                                           memory_order_relaxed);
+  if (delay_us) {
+    struct timespec d = {delay_us / 1000000, (long)(delay_us % 1000000) * 1000};
+    nanosleep(&d, NULL);
+  }
   if (e != GRPC_CALL_OK) {
+    /* Rejected: nothing was sent and no completion follows. */
+    call->sent_initial = !first;
     grpc_byte_buffer_destroy(call->send_bb);
     call->send_bb = NULL;
     return -1;
   }
-  call->sent_initial = true;
   return 0;
 }
 
@@ -453,6 +474,9 @@ int stm_grpc_server_start(const struct stm_grpc_server_options *opts,
   struct stm_grpc_server *s = calloc(1, sizeof *s);
   if (s == NULL)
     return stm_error_set(err, STM_ENOMEM, NULL, "out of memory");
+  const char *delay = getenv("STEMEDB_TEST_STREAM_SEND_DELAY_US");
+  if (delay)
+    atomic_store(&test_send_delay_us, (unsigned)strtoul(delay, NULL, 10));
   s->worker_count = opts->cq_threads < 1 ? 1 : opts->cq_threads;
   s->methods = opts->methods;
   s->method_count = opts->method_count;

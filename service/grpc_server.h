@@ -99,7 +99,11 @@ typedef void (*stm_stream_cb)(void *user, enum stm_stream_event ev, bool ok);
  * (the callback is then never called). */
 int stm_call_stream_open(struct stm_call *call, stm_stream_cb cb, void *user);
 /* Send one message; takes ownership of `msg` in every case. Returns 0 (a
- * STM_STREAM_SENT follows) or non-zero (none follows: treat as gone). */
+ * STM_STREAM_SENT follows) or non-zero (none follows: treat as gone).
+ * Called from a thread other than the call's completion-queue thread, the
+ * call may already be freed when it returns 0 (a cancelled call's batches
+ * fail at once, and SENT, finish and DONE can all run meanwhile): touch
+ * neither the call nor the callback's state after it. */
 int stm_call_stream_send(struct stm_call *call, grpc_slice msg);
 /* End the stream with a status. `msg` is copied. */
 void stm_call_stream_finish(struct stm_call *call, grpc_status_code code,

@@ -231,6 +231,53 @@ class WatchTest(unittest.TestCase):
         w.cancel()
         w2.cancel()
 
+    def test_cancel_racing_a_progress_send_keeps_the_server_alive(self):
+        # The hub thread sends progress events while clients cancel. A
+        # cancelled call's send fails at once, and its completion-queue
+        # thread could finish and free the call before the hub thread's
+        # stm_call_stream_send had returned and stopped touching it (a
+        # heap-use-after-free that killed the shared server of this class
+        # in one ASan CI run). The test hook sleeps right after the send's
+        # batch starts, so the race is hit in well under a second if the
+        # call is touched there again.
+        srv = stmtest.Server(env={"STEMEDB_TEST_STREAM_SEND_DELAY_US": "3000"}).start()
+        try:
+            stop = time.monotonic() + 3.0
+            errors, done = [], [0]
+
+            def churn(seed):
+                import random
+                rnd = random.Random(seed)
+                with grpc.insecure_channel(srv.addr) as ch:
+                    stub = pb_grpc.StemeDBStub(ch)
+                    while time.monotonic() < stop and not errors:
+                        call = stub.Watch(pb.WatchRequest(
+                            event_types=[ET.EVENT_TYPE_VOTE],
+                            progress_interval_ms=rnd.choice([10, 15, 20])), timeout=10)
+                        try:
+                            n = rnd.randint(1, 3)
+                            for ev in call:
+                                n -= 1
+                                if n == 0:
+                                    break
+                            time.sleep(rnd.random() * 0.02)
+                        except grpc.RpcError as e:
+                            errors.append("%s: %s" % (e.code(), e.details()))
+                        call.cancel()
+                        done[0] += 1
+
+            ts = [threading.Thread(target=churn, args=(i,)) for i in range(4)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join(30)
+            self.assertEqual(errors, [])
+            self.assertGreater(done[0], 50)
+            self.assertIsNone(srv.proc.poll(), "the server died")
+        finally:
+            self.assertEqual(srv.stop(), 0)
+            srv.cleanup()
+
     def test_limit_per_connection_is_resource_exhausted(self):
         srv = stmtest.Server(extra_args=["--watch-max-per-connection", "2"]).start()
         try:
