@@ -105,3 +105,37 @@ test('status reports the node', async () => {
   assert.equal(s.node_id, 'node-test');
   assert.ok(Number(s.assertion_count) >= 2);
 });
+
+// Watch through grpc-js: a server stream with progress, claims and a vote,
+// then a resume from a sequence that replays exactly the same events.
+test('watch streams claims and votes and resumes from a sequence', async () => {
+  // `ready` resolves on the first progress event: the watch is live.
+  const events = (req, n) => {
+    let ready;
+    const isReady = new Promise((r) => { ready = r; });
+    const done = new Promise((resolve, reject) => {
+      const got = [];
+      const stream = client.Watch(req, { deadline: Date.now() + 20000 });
+      stream.on('data', (ev) => {
+        if (ev.type === 'EVENT_TYPE_PROGRESS') { ready(); return; }
+        got.push(ev);
+        if (got.length === n) { stream.cancel(); resolve(got); }
+      });
+      stream.on('error', (e) => { if (e.code !== grpc.status.CANCELLED) reject(e); });
+    });
+    return { isReady, done };
+  };
+  const live = events({ concept_prefix: 'node/watch', start_sequence: '0' }, 3);
+  await live.isReady;
+  const a = await call(client, 'Assert', { concept_path: 'node/watch/a', predicate: 'p', value: { string_value: 'x' } });
+  const v = await call(client, 'Vote', { assertion_hash: a.hash, voter_id: 'node', weight: 1 });
+  const b = await call(client, 'Assert', { concept_path: 'node/watch', predicate: 'q', value: { bool_value: true } });
+  await call(client, 'Assert', { concept_path: 'node/elsewhere', predicate: 'p', value: { bool_value: true } });
+  const got = await live.done;
+  assert.deepEqual(got.map((e) => [e.type, e.sequence]),
+    [['EVENT_TYPE_CLAIM', a.sequence], ['EVENT_TYPE_VOTE', v.sequence], ['EVENT_TYPE_CLAIM', b.sequence]]);
+  assert.equal(got[0].claim.hash, a.hash);
+  assert.equal(got[1].vote.assertion_hash, a.hash);
+  const again = await events({ concept_prefix: 'node/watch', start_sequence: a.sequence }, 3).done;
+  assert.deepEqual(again.map((e) => e.sequence), got.map((e) => e.sequence));
+});
