@@ -273,7 +273,11 @@ int stm_gw_build_get_source(const struct stm_gw_request *rq,
                             ProtobufCMessage **out, struct stm_error *err) {
   NEW_MSG(Stemedb__V1__GetSourceRequest, stemedb__v1__get_source_request__init,
           m, err);
-  return finish(&m->base, path_id(rq, "id", &m->id, err), out);
+  int rc = path_id(rq, "id", &m->id, err);
+  rc = rc ? rc
+          : quint(rq, "as_of_sequence", UINT64_MAX, &m->as_of_sequence, err);
+  rc = rc ? rc : qint(rq, "as_of_time_ns", &m->as_of_time_ns, err);
+  return finish(&m->base, rc, out);
 }
 
 int stm_gw_build_list_sources(const struct stm_gw_request *rq,
@@ -284,6 +288,9 @@ int stm_gw_build_list_sources(const struct stm_gw_request *rq,
   int rc = quint(rq, "limit", UINT32_MAX, &limit, err);
   m->limit = (uint32_t)limit;
   rc = rc ? rc : qstr(rq, "page_token", &m->page_token, err);
+  rc = rc ? rc
+          : quint(rq, "as_of_sequence", UINT64_MAX, &m->as_of_sequence, err);
+  rc = rc ? rc : qint(rq, "as_of_time_ns", &m->as_of_time_ns, err);
   return finish(&m->base, rc, out);
 }
 

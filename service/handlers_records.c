@@ -270,10 +270,15 @@ void stm__handle_get_source(struct stm_call *call, const ProtobufCMessage *msg,
   int rc = len ? stm_validate_source_id("id", req->id, len, &err)
                : stm_error_set(&err, STM_EINVAL, "id", "id is required");
   struct stm_source src;
+  struct stm_read_view view = {.as_of_sequence = req->as_of_sequence,
+                               .as_of_time_ns = req->as_of_time_ns};
   if (rc == 0) {
-    rc = stm_store_get_source(svc->store, req->id, NULL, &src, &err);
+    rc = stm_store_get_source(svc->store, req->id, &view, &src, &err);
     if (rc == STM_ENOTFOUND)
-      stm_error_set(&err, rc, NULL, "no source with id %s", req->id);
+      stm_error_set(&err, rc, NULL, "no source with id %s%s", req->id,
+                    view.as_of_sequence || view.as_of_time_ns
+                        ? " as of the requested point"
+                        : "");
   }
   if (rc) {
     stm__fail_rc(call, rc, &err);
@@ -340,8 +345,10 @@ void stm__handle_list_sources(struct stm_call *call,
   struct list_state l = {0};
   int rc = check_limit(req->limit, &limit, &err);
   rc = rc ? rc : list_init(&l, limit);
+  struct stm_read_view view = {.as_of_sequence = req->as_of_sequence,
+                               .as_of_time_ns = req->as_of_time_ns};
   if (rc == 0)
-    rc = stm_store_list_sources(svc->store, req->page_token, NULL,
+    rc = stm_store_list_sources(svc->store, req->page_token, &view,
                                 on_source_item, &l, &err);
   if (rc < 0) {
     stm__fail_rc(call, rc, &err);

@@ -60,6 +60,18 @@ class RecordsTest(stmtest.ServerTestCase, unittest.TestCase):
         self.assertGreater(r2.source.sequence, r.source.sequence)
         g = self.stub.GetSource(pb.GetSourceRequest(id="src://a"), timeout=5)
         self.assertEqual((g.tier, g.name, g.trust), (1, "A2", 1.0))
+        # As of the first version's sequence or commit time: that version.
+        old = self.stub.GetSource(pb.GetSourceRequest(id="src://a", as_of_sequence=r.source.sequence),
+                                  timeout=5)
+        self.assertEqual((old.tier, old.name, old.sequence), (2, "A", r.source.sequence))
+        old = self.stub.GetSource(pb.GetSourceRequest(id="src://a",
+                                                      as_of_time_ns=r.source.commit_time_ns), timeout=5)
+        self.assertEqual(old.tier, 2)
+        self.fails(grpc.StatusCode.NOT_FOUND, self.stub.GetSource,
+                   pb.GetSourceRequest(id="src://a", as_of_sequence=r.source.sequence - 1))
+        listed = self.stub.ListSources(pb.ListSourcesRequest(as_of_sequence=r.source.sequence),
+                                       timeout=5).sources
+        self.assertIn(("src://a", 2), [(x.id, x.tier) for x in listed])
         self.stub.PutSource(pb.PutSourceRequest(source=source("src://b", 3)), timeout=5)
         self.stub.PutSource(pb.PutSourceRequest(source=source("src://c", 4)), timeout=5)
         ids, token = [], ""

@@ -143,5 +143,20 @@ check "GET /v1/concepts" "200 rest/drug,rest/other" "$(code "$r") $(body "$r" | 
 r=$(get "/v1/concepts?prefix=rest&limit=1")
 check "concepts page" "rest/drug rest/drug" "$(body "$r" | jq -r '.concepts[0] + " " + .next_page_token')"
 
+# --- sources as of a sequence (last: it adds writes the checks above count) ---
+r=$(put "/v1/sources/ver-x" '{"name":"first","tier":1}')
+V1=$(body "$r" | jq -r .source.sequence)
+put "/v1/sources/ver-x" '{"name":"second","tier":4}' >/dev/null
+r=$(get "/v1/sources/ver-x?as_of_sequence=$V1")
+check "GET /v1/sources/{id}?as_of_sequence= gives that version" "200 first $V1" \
+  "$(code "$r") $(body "$r" | jq -r .name) $(body "$r" | jq -r .sequence)"
+r=$(get "/v1/sources/ver-x")
+check "GET /v1/sources/{id} gives the newest" "200 second" "$(code "$r") $(body "$r" | jq -r .name)"
+r=$(get "/v1/sources?as_of_sequence=$V1&limit=100")
+check "GET /v1/sources?as_of_sequence= lists that version" "200 1" \
+  "$(code "$r") $(body "$r" | jq -r '.sources[] | select(.id == "ver-x") | .tier')"
+r=$(get "/v1/sources/ver-x?as_of_sequence=x")
+check "a bad as_of_sequence is 400 naming it" "400 as_of_sequence" "$(code "$r") $(body "$r" | jq -r .error.field)"
+
 echo "records rest: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
