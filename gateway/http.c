@@ -783,6 +783,10 @@ int stm_gw_http_new(const struct stm_gw_http_options *o,
     info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
     info.user = gw;
     info.server_string = "stemedb-gateway";
+    /* lws's default (4 KiB of header data per request) drops a request
+     * with a large bearer token or cookie; the buffer is held only while
+     * a request's headers are parsed. */
+    info.max_http_header_data = STM_GW_MAX_HEADER_BYTES;
     gw->ctx = lws_create_context(&info);
     if (gw->ctx == NULL)
       rc = stm_error_set(err, STM_EIO, NULL,

@@ -99,6 +99,9 @@ check "invalid UTF-8 is 400" 400 "$(status_of -X POST "$BASE/v1/assert" -H 'Cont
 check "not JSON is 415" 415 "$(status_of -X POST "$BASE/v1/assert" -H 'Content-Type: text/plain' -d 'hello')"
 head -c 1100000 /dev/zero | tr '\0' 'a' >"$WORK/big"
 check "body over 1 MiB is 413" 413 "$(status_of -X POST "$BASE/v1/assert" -H 'Content-Type: application/json' --data-binary @"$WORK/big")"
+TOKEN=$(head -c 9000 /dev/zero | tr '\0' 'a')
+check "a 9 KB bearer token is accepted (headers up to 16 KiB)" 200 \
+  "$(status_of -H "Authorization: Bearer $TOKEN" "$BASE/v1/health")"
 check "unknown route is 404" 404 "$(status_of "$BASE/v1/nothing-here")"
 check "wrong method is 405" 405 "$(status_of -X DELETE "$BASE/v1/assert")"
 out=$(curl -s "$BASE/metrics")
