@@ -397,19 +397,28 @@ static void test_watch_slow_subscriber_is_cut_with_the_resume_point(void) {
   fixture_close(&fx);
 }
 
+/* A watch from `start` ends at once with STM_ERANGE naming `oldest`. */
+static void expect_out_of_range(struct fixture *fx, uint64_t start,
+                                uint64_t oldest) {
+  struct fake f;
+  fake_init(&f);
+  subscribe(fx, &f, NULL, start);
+  CU_ASSERT_TRUE(fake_wait(&f));
+  CU_ASSERT_TRUE(f.finished);
+  CU_ASSERT_EQUAL(f.rc, STM_ERANGE);
+  char want[64];
+  snprintf(want, sizeof want, "oldest available sequence is %llu",
+           (unsigned long long)oldest);
+  CU_ASSERT_PTR_NOT_NULL(strstr(f.msg, want));
+  stm_watch_sub_unref(f.sub);
+  fake_destroy(&f);
+}
+
 static void test_watch_pruned_start_is_out_of_range(void) {
   struct fixture fx;
   fixture_open(&fx, 10, 8, true, 0);
   write_claims(fx.store, "p", 25, 1);
-  struct fake f;
-  fake_init(&f);
-  subscribe(&fx, &f, NULL, 3);
-  CU_ASSERT_TRUE(fake_wait(&f));
-  CU_ASSERT_TRUE(f.finished);
-  CU_ASSERT_EQUAL(f.rc, STM_ERANGE);
-  CU_ASSERT_PTR_NOT_NULL(strstr(f.msg, "oldest available sequence is 16"));
-  stm_watch_sub_unref(f.sub);
-  fake_destroy(&f);
+  expect_out_of_range(&fx, 3, 16);
   fixture_close(&fx);
 }
 
@@ -538,15 +547,9 @@ static void test_watch_retention_window_bounds_the_start(void) {
                              .history_events = 4,
                              .retention_events = 5});
   write_claims(fx.store, "w", 20, 1);
-  struct fake old, inside;
-  fake_init(&old);
+  expect_out_of_range(&fx, 15, 16);
+  struct fake inside;
   fake_init(&inside);
-  subscribe(&fx, &old, NULL, 15);
-  CU_ASSERT_TRUE(fake_wait(&old));
-  CU_ASSERT_TRUE(old.finished);
-  CU_ASSERT_EQUAL(old.rc, STM_ERANGE);
-  CU_ASSERT_PTR_NOT_NULL(strstr(old.msg, "oldest available sequence is 16"));
-  stm_watch_sub_unref(old.sub);
   subscribe(&fx, &inside, NULL, 16);
   CU_ASSERT_EQUAL(fake_drain(&inside, 5), 5);
   uint64_t seqs[16];
@@ -554,7 +557,6 @@ static void test_watch_retention_window_bounds_the_start(void) {
   CU_ASSERT_EQUAL(seqs[0], 16);
   CU_ASSERT_EQUAL(seqs[4], 20);
   end_and_release(&inside);
-  fake_destroy(&old);
   fake_destroy(&inside);
   fixture_close(&fx);
 }
