@@ -4,6 +4,7 @@
  * column where the offending construct starts.
  */
 #include "../common/buf.h"
+#include "../common/hex.h"
 #include "../common/validate.h"
 #include "toml_internal.h"
 
@@ -147,23 +148,13 @@ static int put_utf8(struct parser *p, struct stm_buf *out, uint32_t cp) {
   return put(p, out, b, n);
 }
 
-static int hex_value(int c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 /* \uXXXX or \UXXXXXXXX; p->pos is at the 'u' / 'U'. */
 static int parse_unicode_escape(struct parser *p, struct stm_buf *out,
                                 int line, int col) {
   size_t digits = peek(p) == 'u' ? 4 : 8;
   uint32_t cp = 0;
   for (size_t i = 1; i <= digits; i++) {
-    int h = hex_value(peek_at(p, i));
+    int h = stm_hex_digit(peek_at(p, i));
     if (h < 0)
       return fail_at(p, line, col, "\\%c needs %zu hex digits", peek(p),
                      digits);
@@ -368,7 +359,7 @@ static bool is_token_char(int c) {
 
 static bool is_digit_of(int c, int base) {
   if (base == 16)
-    return hex_value(c) >= 0;
+    return stm_hex_digit(c) >= 0;
   return c >= '0' && c < '0' + (base < 10 ? base : 10);
 }
 

@@ -12,7 +12,7 @@ void stm_hex_encode(const void *data, size_t len, char *out) {
   out[2 * len] = '\0';
 }
 
-static int nibble(char c) {
+int stm_hex_digit(int c) {
   if (c >= '0' && c <= '9')
     return c - '0';
   if (c >= 'a' && c <= 'f')
@@ -27,7 +27,7 @@ int stm_hex_decode(const char *hex, size_t hex_len, uint8_t *out,
   if (hex_len != 2 * out_len)
     return STM_EINVAL;
   for (size_t i = 0; i < out_len; i++) {
-    int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
+    int hi = stm_hex_digit(hex[2 * i]), lo = stm_hex_digit(hex[2 * i + 1]);
     if (hi < 0 || lo < 0)
       return STM_EINVAL;
     out[i] = (uint8_t)(hi << 4 | lo);

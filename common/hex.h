@@ -8,6 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The value 0..15 of one hex digit (either case), or -1. */
+int stm_hex_digit(int c);
+
 /* Writes 2*len lowercase hex chars plus a NUL into out (2*len+1 bytes). */
 void stm_hex_encode(const void *data, size_t len, char *out);
 

@@ -1,5 +1,6 @@
 #include "json_records.h"
 
+#include "common/hex.h"
 #include "json_map.h"
 #include "stemedb/v1/stemedb.pb-c.h"
 
@@ -16,16 +17,6 @@ static int oom(struct stm_error *err) {
   return stm_error_set(err, STM_ENOMEM, NULL, "out of memory");
 }
 
-static int hexval(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 bool stm_gw_percent_decode(const char *s, size_t len, bool plus, char *out,
                            size_t outlen) {
   size_t o = 0;
@@ -34,8 +25,8 @@ bool stm_gw_percent_decode(const char *s, size_t len, bool plus, char *out,
       return false;
     char c = s[i];
     if (c == '%') {
-      int hi = i + 2 < len ? hexval(s[i + 1]) : -1;
-      int lo = i + 2 < len ? hexval(s[i + 2]) : -1;
+      int hi = i + 2 < len ? stm_hex_digit(s[i + 1]) : -1;
+      int lo = i + 2 < len ? stm_hex_digit(s[i + 2]) : -1;
       if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
         return false;
       out[o++] = (char)(hi * 16 + lo);
