@@ -8,6 +8,7 @@
 #include "bench.h"
 
 #include "../common/clock.h"
+#include "../rpc/codec.h"
 
 #include <grpc/support/time.h>
 #include <pthread.h>
@@ -142,11 +143,8 @@ static void *worker_main(void *arg) {
   for (int i = 0; i < w->nslots; i++)
     if (may_start(w->run) && start_call(&w->slots[i]))
       w->active++;
-  while (w->active > 0) {
-    grpc_event ev = grpc_completion_queue_next(
-        w->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-    if (ev.type != GRPC_OP_COMPLETE)
-      continue;
+  grpc_event ev;
+  while (w->active > 0 && stm_rpc_cq_next(w->cq, &ev)) {
     struct slot *s = ev.tag;
     finish_call(s, ev.success);
     w->active--;
@@ -180,10 +178,7 @@ static int worker_init(struct worker *w, struct run *run, int t) {
 static void worker_destroy(struct worker *w) {
   if (w->cq) {
     grpc_completion_queue_shutdown(w->cq);
-    while (grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_REALTIME),
-                                      NULL)
-               .type != GRPC_QUEUE_SHUTDOWN) {
-    }
+    stm_rpc_cq_drain(w->cq);
     grpc_completion_queue_destroy(w->cq);
   }
   free(w->slots);

@@ -101,12 +101,9 @@ struct gstream {
 
 static void *gstream_main(void *arg) {
   struct gstream *g = arg;
-  for (;;) {
-    grpc_event ev = grpc_completion_queue_next(
-        g->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-    if (ev.type == GRPC_QUEUE_SHUTDOWN)
-      break;
-    if (ev.type != GRPC_OP_COMPLETE || ev.tag != (void *)1)
+  grpc_event ev;
+  while (stm_rpc_cq_next(g->cq, &ev)) {
+    if (ev.tag != (void *)1)
       continue;
     if (!ev.success || g->recv == NULL) {
       waiter_dead(&g->w);
@@ -180,10 +177,7 @@ static void gstream_close(struct gstream *g) {
   if (g->started)
     pthread_join(g->thread, NULL);
   else
-    while (grpc_completion_queue_next(g->cq, gpr_inf_future(GPR_CLOCK_REALTIME),
-                                      NULL)
-               .type != GRPC_QUEUE_SHUTDOWN) {
-    }
+    stm_rpc_cq_drain(g->cq);
   grpc_call_unref(g->call);
   grpc_completion_queue_destroy(g->cq);
   grpc_byte_buffer_destroy(g->send);

@@ -52,13 +52,8 @@ struct stm_gw_upstream {
 
 static void *cq_thread(void *arg) {
   struct stm_gw_upstream *up = arg;
-  for (;;) {
-    grpc_event ev = grpc_completion_queue_next(
-        up->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-    if (ev.type == GRPC_QUEUE_SHUTDOWN)
-      break;
-    if (ev.type != GRPC_OP_COMPLETE)
-      continue;
+  grpc_event ev;
+  while (stm_rpc_cq_next(up->cq, &ev)) {
     struct stm_gw_call *c = ev.tag;
     /* A client batch with RECV_STATUS normally succeeds even when the RPC
      * fails; guard anyway so a failed batch never reads as OK. */
@@ -275,10 +270,7 @@ void stm_gw_upstream_delete(struct stm_gw_upstream *up) {
     stm_gw_upstream_stop(up);
   } else if (up->cq && !up->cq_down) {
     grpc_completion_queue_shutdown(up->cq);
-    while (grpc_completion_queue_next(up->cq,
-                                      gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
-               .type != GRPC_QUEUE_SHUTDOWN) {
-    }
+    stm_rpc_cq_drain(up->cq);
   }
   stm_gw_upstream_poll(up, NULL, NULL);
   if (up->cq)

@@ -375,13 +375,8 @@ static bool on_status(struct sub *s) {
 
 static void *cq_main(void *arg) {
   struct stm_gw_ws *w = arg;
-  for (;;) {
-    grpc_event ev = grpc_completion_queue_next(
-        w->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-    if (ev.type == GRPC_QUEUE_SHUTDOWN)
-      break;
-    if (ev.type != GRPC_OP_COMPLETE)
-      continue;
+  grpc_event ev;
+  while (stm_rpc_cq_next(w->cq, &ev)) {
     struct tag *t = ev.tag;
     struct sub *s = t->sub;
     bool last = t->kind == TAG_START  ? unpend(s)
@@ -1038,10 +1033,7 @@ void stm_gw_ws_delete(struct stm_gw_ws *w) {
     stm_gw_ws_stop(w);
   } else if (w->cq) {
     grpc_completion_queue_shutdown(w->cq);
-    while (grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_REALTIME),
-                                      NULL)
-               .type != GRPC_QUEUE_SHUTDOWN) {
-    }
+    stm_rpc_cq_drain(w->cq);
   }
   /* Connections still open lost their socket with the context. */
   while (w->open)

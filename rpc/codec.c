@@ -156,3 +156,20 @@ grpc_status_code stm_rpc_call(grpc_channel *ch, const char *method,
     grpc_byte_buffer_destroy(recv);
   return code;
 }
+
+bool stm_rpc_cq_next(grpc_completion_queue *cq, grpc_event *ev) {
+  for (;;) {
+    *ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME),
+                                     NULL);
+    if (ev->type == GRPC_QUEUE_SHUTDOWN)
+      return false;
+    if (ev->type == GRPC_OP_COMPLETE)
+      return true;
+  }
+}
+
+void stm_rpc_cq_drain(grpc_completion_queue *cq) {
+  grpc_event ev;
+  while (stm_rpc_cq_next(cq, &ev)) {
+  }
+}

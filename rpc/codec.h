@@ -8,6 +8,7 @@
 
 #include <grpc/byte_buffer.h>
 #include <grpc/grpc.h>
+#include <stdbool.h>
 #include <protobuf-c/protobuf-c.h>
 
 /* Pack a message into a new byte buffer. Caller owns it
@@ -54,6 +55,13 @@ grpc_status_code stm_rpc_call_raw(grpc_channel *ch, const char *method,
                                   grpc_byte_buffer *send, int timeout_ms,
                                   grpc_byte_buffer **recv,
                                   struct stm_rpc_status *st);
+
+/* Block for the next completed operation on cq: true with *ev, false
+ * once the queue is shut down and empty (the end of a serving loop). */
+bool stm_rpc_cq_next(grpc_completion_queue *cq, grpc_event *ev);
+/* Discard what is left on a queue already shut down, until it is empty
+ * (for a queue no thread serves), so it can be destroyed. */
+void stm_rpc_cq_drain(grpc_completion_queue *cq);
 
 /* "OK", "INVALID_ARGUMENT", ... for a status code. */
 const char *stm_rpc_code_name(grpc_status_code code);

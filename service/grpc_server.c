@@ -426,13 +426,8 @@ static void on_generic(struct generic_slot *slot, bool ok) {
 
 static void *worker_main(void *arg) {
   struct worker *w = arg;
-  for (;;) {
-    grpc_event ev = grpc_completion_queue_next(
-        w->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-    if (ev.type == GRPC_QUEUE_SHUTDOWN)
-      break;
-    if (ev.type != GRPC_OP_COMPLETE)
-      continue;
+  grpc_event ev;
+  while (stm_rpc_cq_next(w->cq, &ev)) {
     switch (*(enum tag_kind *)ev.tag) {
     case TAG_REQUEST:
       on_request(ev.tag, ev.success);
@@ -522,11 +517,7 @@ int stm_grpc_server_start(const struct stm_grpc_server_options *opts,
     grpc_server_destroy(s->server);
     for (int i = 0; i < s->worker_count; i++) {
       grpc_completion_queue_shutdown(s->workers[i].cq);
-      while (grpc_completion_queue_next(s->workers[i].cq,
-                                        gpr_inf_future(GPR_CLOCK_REALTIME),
-                                        NULL)
-                 .type != GRPC_QUEUE_SHUTDOWN) {
-      }
+      stm_rpc_cq_drain(s->workers[i].cq);
       grpc_completion_queue_destroy(s->workers[i].cq);
     }
     server_free(s);
