@@ -1,5 +1,14 @@
-# Shared by the shell integration tests: result counting and free ports.
-# Source it after `set -u`; finish with `summary NAME`.
+# Shared by the shell integration tests: where the binaries are, result
+# counting and free ports. Source it after `set -u`.
+
+# The checkout and the build: STM_BUILD_DIR (CTest passes it absolute; a
+# relative one is taken from the checkout's root) or ./build.
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BUILD=${STM_BUILD_DIR:-$ROOT/build}
+case "$BUILD" in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
+SERVER_BIN=${STM_SERVER_BIN:-$BUILD/service/stemedb-server}
+GATEWAY_BIN=${STM_GATEWAY_BIN:-$BUILD/gateway/stemedb-gateway}
+
 pass=0 fail=0
 ok() { pass=$((pass + 1)); echo "ok   - $1"; }
 bad() { fail=$((fail + 1)); echo "FAIL - $1"; }

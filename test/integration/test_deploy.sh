@@ -4,10 +4,7 @@
 # written as the runbook writes it, and stops it cleanly on SIGTERM.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-BUILD=${STM_BUILD_DIR:-$ROOT/build}
-case "$BUILD" in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac # PATH needs it absolute
-. "$HERE/lib.sh"
+. "$HERE/lib.sh" # ROOT, BUILD (absolute: PATH needs it), the binaries
 curl() { command curl --max-time 30 "$@"; }
 WORK=$(mktemp -d /tmp/stm-deploy-XXXXXX)
 trap '[ -n "${PID:-}" ] && kill -9 $PID 2>/dev/null; pkill -9 -f "$WORK" 2>/dev/null; rm -rf "$WORK"' EXIT

@@ -5,10 +5,6 @@
 # loopback ports.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-BUILD=${STM_BUILD_DIR:-$ROOT/build}
-SERVER_BIN=${STM_SERVER_BIN:-$BUILD/service/stemedb-server}
-GATEWAY_BIN=${STM_GATEWAY_BIN:-$BUILD/gateway/stemedb-gateway}
 
 . "$HERE/lib.sh"
 curl() { command curl --max-time 30 -s "$@"; }

@@ -4,10 +4,6 @@
 # real stemedb-server and stemedb-gateway on free loopback ports.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-BUILD=${STM_BUILD_DIR:-$ROOT/build}
-SERVER_BIN=${STM_SERVER_BIN:-$BUILD/service/stemedb-server}
-GATEWAY_BIN=${STM_GATEWAY_BIN:-$BUILD/gateway/stemedb-gateway}
 
 . "$HERE/lib.sh"
 # Every request is bounded in time, so a hung gateway fails the test
