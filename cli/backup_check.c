@@ -5,6 +5,7 @@
  */
 #include "backup_check.h"
 
+#include "../common/hex.h"
 #include "../storage/claim.h"
 #include "../storage/records.h"
 #include "../storage/wal.h"
@@ -30,8 +31,7 @@ void cli_check_digest_hex(struct cli_check *c, char out[65]) {
 void cli_blake2b_hex(const void *data, size_t len, char out[65]) {
   uint8_t h[32];
   crypto_generichash(h, sizeof h, data, len, NULL, 0);
-  for (int i = 0; i < 32; i++)
-    snprintf(out + 2 * i, 3, "%02x", h[i]);
+  stm_hex_encode(h, sizeof h, out);
 }
 
 static int check_claims(struct cli_check *c, const char *name,
