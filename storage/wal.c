@@ -282,6 +282,22 @@ static int rewrite_header(struct stm_wal *w, int fd, const char *path,
   return 0;
 }
 
+/* The error for segment i's header given the outcome of decoding it (rc,
+ * sub) and the first sequence it names; 0 when it is sound. */
+static int header_error(const struct stm_wal *w, size_t i, const char *path,
+                        int rc, const struct stm_error *sub, uint64_t first,
+                        struct stm_error *err) {
+  if (rc)
+    return stm_error_set(err, rc, NULL, "WAL %s at offset 0: %s", path,
+                         sub->message);
+  if (first != w->segs[i])
+    return stm_error_set(err, STM_ECORRUPT, NULL,
+                         "WAL %s at offset 0: header says first sequence "
+                         "%" PRIu64 ", the file name says otherwise",
+                         path, first);
+  return 0;
+}
+
 static int check_header(struct stm_wal *w, size_t i, int fd, const char *path,
                         const struct stm_buf *buf, struct stm_error *err) {
   bool last = i + 1 == w->nsegs;
@@ -291,15 +307,7 @@ static int check_header(struct stm_wal *w, size_t i, int fd, const char *path,
   int rc = stm_wal_header_decode(buf->data, buf->data + buf->len, &first, &sub);
   if (rc == STM_ECORRUPT && last && buf->len <= STM_WAL_HEADER_LEN)
     return rewrite_header(w, fd, path, w->segs[i], buf->len, err);
-  if (rc)
-    return stm_error_set(err, rc, NULL, "WAL %s at offset 0: %s", path,
-                         sub.message);
-  if (first != w->segs[i])
-    return stm_error_set(err, STM_ECORRUPT, NULL,
-                         "WAL %s at offset 0: header says first sequence "
-                         "%" PRIu64 ", the file name says otherwise",
-                         path, first);
-  return 0;
+  return header_error(w, i, path, rc, &sub, first, err);
 }
 
 static uint32_t header_crc(uint64_t first) {
@@ -339,14 +347,9 @@ static int recover_sealed(struct stm_wal *w, size_t i, const char *path,
                          "seal record (truncated?)",
                          path, size);
   int rc = stm_wal_header_decode(h, h + sizeof h, &first, &sub);
+  rc = header_error(w, i, path, rc, &sub, first, err);
   if (rc)
-    return stm_error_set(err, rc, NULL, "WAL %s at offset 0: %s", path,
-                         sub.message);
-  if (first != w->segs[i])
-    return stm_error_set(err, STM_ECORRUPT, NULL,
-                         "WAL %s at offset 0: header says first sequence "
-                         "%" PRIu64 ", the file name says otherwise",
-                         path, first);
+    return rc;
   struct stm_wal_record rec;
   struct stm_wal_seal seal;
   uint64_t at = size - sizeof t;
