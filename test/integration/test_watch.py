@@ -83,19 +83,8 @@ class Watcher:
         self.t.join(10)
 
 
-class WatchTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.server = stmtest.Server(extra_args=["--watch-history-events", "256"]).start()
-        cls.channel = grpc.insecure_channel(cls.server.addr)
-        cls.stub = pb_grpc.StemeDBStub(cls.channel)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.channel.close()
-        rc = cls.server.stop()
-        cls.server.cleanup()
-        assert rc == 0, "server did not exit 0: %s" % rc
+class WatchTest(stmtest.ServerTestCase, unittest.TestCase):
+    server_args = ["--watch-history-events", "256"]
 
     def test_live_events_arrive_in_order_after_a_first_progress(self):
         w = Watcher(self.stub, concept_prefix="live")
