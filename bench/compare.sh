@@ -21,24 +21,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-BUILD=${STM_BUILD_DIR:-build}
 D=${1:-5}
 C=${2:-64}
-W=$(mktemp -d /tmp/stm-compare.XXXXXX)
+. bench/lib.sh
+bench_init compare
 chmod 755 "$W"
-PIDS=()
 PGDATA=
 cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   [ -n "$PGDATA" ] && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate stop >/dev/null 2>&1 || true
-  rm -rf "$W"
+  stop_all
 }
 trap cleanup EXIT
 log() { echo "compare: $*" >&2; }
 scripts/deps.sh --bench >&2
-CLI="$BUILD/cli/stemedb"
-. bench/lib.sh
 PGBIN=/usr/lib/postgresql/15/bin
 for t in etcd wrk jq cc "$PGBIN/pgbench"; do
   command -v "$t" >/dev/null || { echo "compare: $t missing (scripts/deps.sh)" >&2; exit 1; }

@@ -8,27 +8,23 @@
 #   bench/mixed.sh [CLIENTS=64] [DURATION=10]   (build first: scripts/build.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BUILD=${STM_BUILD_DIR:-build}
 C=${1:-64}
 D=${2:-10}
 R=$(( C * 9 / 10 )); WR=$(( C - R ))
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-DATA=$(mktemp -d /tmp/stm-mixed.XXXXXX)
-"$BUILD/service/stemedb-server" --data-dir "$DATA" --grpc-listen "127.0.0.1:$PORT" 2>"$DATA.log" &
-PID=$!
-trap 'kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$DATA" "$DATA.log" "$DATA".*.json' EXIT
-CLI=("$BUILD/cli/stemedb" --server "127.0.0.1:$PORT")
-for _ in $(seq 1 100); do "${CLI[@]}" status >/dev/null 2>&1 && break; sleep 0.1; done
+. bench/lib.sh
+bench_init mixed
+start_server
+CLI=("$CLI" --server "127.0.0.1:$GP")
 for i in $(seq 1 100); do echo "$i"; done | xargs -P 4 -I{} "${CLI[@]}" assert bench/mix p "seed-{}" --source "bench://s{}" >/dev/null
-"${CLI[@]}" --json bench query --concept bench/mix --predicate p --lens recency --clients "$R" --duration "$D" >"$DATA.q.json" &
+"${CLI[@]}" --json bench query --concept bench/mix --predicate p --lens recency --clients "$R" --duration "$D" >"$W/q.json" &
 Q=$!
-"${CLI[@]}" --json bench assert --clients "$WR" --value-bytes 200 --duration "$D" >"$DATA.w.json"
+"${CLI[@]}" --json bench assert --clients "$WR" --value-bytes 200 --duration "$D" >"$W/w.json"
 wait $Q
 row() { jq -r '"\(.ops_per_s) | \(.latency_ms.p50) | \(.latency_ms.p99)"' "$1"; }
 echo "| part | clients | ops/s | p50 ms | p99 ms |"
 echo "|---|---|---|---|---|"
-echo "| Query (recency, 100 claims in the concept) | $R | $(row "$DATA.q.json") |"
-echo "| durable Assert | $WR | $(row "$DATA.w.json") |"
+echo "| Query (recency, 100 claims in the concept) | $R | $(row "$W/q.json") |"
+echo "| durable Assert | $WR | $(row "$W/w.json") |"
 python3 -c "
-import json; q=json.load(open('$DATA.q.json'))['ops_per_s']; w=json.load(open('$DATA.w.json'))['ops_per_s']
+import json; q=json.load(open('$W/q.json'))['ops_per_s']; w=json.load(open('$W/w.json'))['ops_per_s']
 print('reads %.1f %% of completed calls, %.0f calls/s in total' % (100*q/(q+w), q+w))"

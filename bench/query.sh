@@ -6,23 +6,19 @@
 #   bench/query.sh [N] [DURATION]      (build first: scripts/build.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BUILD=${STM_BUILD_DIR:-build}
 N=${1:-1000000}
 DURATION=${2:-5}
-PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-DATA=$(mktemp -d /tmp/stm-qbench-XXXXXX)
-"$BUILD/service/stemedb-server" --data-dir "$DATA" --grpc-listen "127.0.0.1:$PORT" 2>"$DATA.log" &
-PID=$!
-trap 'kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$DATA" "$DATA.log"' EXIT
-for _ in $(seq 1 100); do "$BUILD/cli/stemedb" --server "127.0.0.1:$PORT" status >/dev/null 2>&1 && break; sleep 0.1; done
+. bench/lib.sh
+bench_init qbench
+start_server
 t0=$(date +%s)
-/usr/bin/python3 bench/load_claims.py "127.0.0.1:$PORT" "$N"
-echo "loaded $N claims in $(( $(date +%s) - t0 )) s; $("$BUILD/cli/stemedb" --server "127.0.0.1:$PORT" --json status | jq -c '{assertion_count, last_sequence}')"
+/usr/bin/python3 bench/load_claims.py "127.0.0.1:$GP" "$N"
+echo "loaded $N claims in $(( $(date +%s) - t0 )) s; $("$CLI" --server "127.0.0.1:$GP" --json status | jq -c '{assertion_count, last_sequence}')"
 echo "| lens | clients | ops/s | p50 ms | p99 ms |"
 echo "|---|---|---|---|---|"
 for lens in recency authority vote skeptic layered epoch; do
   for c in 1 4; do
-    line=$("$BUILD/cli/stemedb" --server "127.0.0.1:$PORT" --json bench query --concept bench/q \
+    line=$("$CLI" --server "127.0.0.1:$GP" --json bench query --concept bench/q \
       --predicate p --lens "$lens" --clients "$c" --duration "$DURATION")
     echo "| $lens | $c | $(printf '%.0f' "$(echo "$line" | jq -r .ops_per_s)") | $(echo "$line" | jq -r .latency_ms.p50) | $(echo "$line" | jq -r .latency_ms.p99) |"
   done

@@ -8,20 +8,11 @@
 #   bench/watch.sh [COUNT=3000] [--json]      (build first: scripts/build.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BUILD=${STM_BUILD_DIR:-build}
 COUNT=${1:-3000}
 JSON=${2:-}
 command -v etcd >/dev/null || { echo "watch.sh: etcd missing (scripts/deps.sh --bench)" >&2; exit 1; }
-W=$(mktemp -d /tmp/stm-watch-bench.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$W"
-}
-trap cleanup EXIT
-CLI="$BUILD/cli/stemedb"
 . bench/lib.sh
+bench_init watch-bench
 start_stemedb
 start_etcd
 "$CLI" --server "127.0.0.1:$GP" ${JSON:+--json} bench watch --count "$COUNT" \
