@@ -126,7 +126,9 @@ static struct stm_watch_buf *buf_pack(const Stemedb__V1__WatchEvent *ev,
   return &b->pub;
 }
 
-struct stm_watch_buf *stm_watch_encode_claim(const struct stm_claim *c) {
+/* The packed WatchEvent of one claim, with one reference; NULL when out of
+ * memory. */
+static struct stm_watch_buf *encode_claim(const struct stm_claim *c) {
   struct stm_arena a;
   stm_arena_init(&a);
   Stemedb__V1__WatchEvent ev = STEMEDB__V1__WATCH_EVENT__INIT;
@@ -151,7 +153,7 @@ struct stm_watch_buf *stm_watch_encode_claim(const struct stm_claim *c) {
 static struct stm_watch_buf *encode_entry(struct stm_store *store,
                                           const struct stm_log_entry *e) {
   if (e->kind == STM_RECORD_CLAIM)
-    return stm_watch_encode_claim(e->claim);
+    return encode_claim(e->claim);
   struct stm_arena a;
   stm_arena_init(&a);
   Stemedb__V1__WatchEvent ev = STEMEDB__V1__WATCH_EVENT__INIT;

@@ -172,8 +172,4 @@ void stm_watch_sub_close(struct stm_watch_sub *s);
 /* Release the caller's reference. NULL is a no-op. */
 void stm_watch_sub_unref(struct stm_watch_sub *s);
 
-/* Packed WatchEvent for one claim (exposed for tests and the benchmark).
- * Returns a buffer with one reference, or NULL when out of memory. */
-struct stm_watch_buf *stm_watch_encode_claim(const struct stm_claim *c);
-
 #endif

@@ -591,43 +591,6 @@ int stm_index_scan_concept(struct stm_index *idx, const char *concept_path,
   return rc;
 }
 
-int stm_index_scan_sequence(struct stm_index *idx, uint64_t after_sequence,
-                            const struct stm_read_view *view,
-                            stm_store_claim_cb cb, void *ctx,
-                            struct stm_error *err) {
-  if (cb == NULL || after_sequence == UINT64_MAX)
-    return stm_error_set(err, STM_EINVAL, NULL, "bad sequence scan");
-  struct scan s = {.cb = cb, .ctx = ctx, .err = err};
-  reader_begin(&s.r, idx, view);
-  uint8_t start[9];
-  start[0] = KEY_SEQUENCE;
-  stm_put_u64be(start + 1, after_sequence + 1);
-  leveldb_iterator_t *it = leveldb_create_iterator(idx->db, s.r.ro);
-  int rc = 0;
-  leveldb_iter_seek(it, (const char *)start, sizeof start);
-  for (; rc == 0 && leveldb_iter_valid(it); leveldb_iter_next(it)) {
-    size_t klen, vlen;
-    const uint8_t *key = (const uint8_t *)leveldb_iter_key(it, &klen);
-    if (klen < 1 || key[0] != KEY_SEQUENCE)
-      break;
-    /* The value (the audit entry: kind, hash, ...; index_records.h) is
-     * parsed in place, never copied out. */
-    const uint8_t *v = (const uint8_t *)leveldb_iter_value(it, &vlen);
-    if (klen != 9 || vlen < 1 + STM_HASH_LEN + 8 + 1 + 2) {
-      rc = scan_corrupt(&s, "a sequence key or value has the wrong size");
-      break;
-    }
-    if (view && view->as_of_sequence &&
-        stm_get_u64be(key + 1) > view->as_of_sequence)
-      break;
-    if (v[0] == STM_WAL_ENTRY_CLAIM) /* votes, epochs, sources: scan_log */
-      rc = visit(&s, v + 1);
-  }
-  rc = iter_finish(&s, it, rc);
-  reader_end(&s.r);
-  return rc;
-}
-
 /* ---- for index_records.c ---------------------------------------------------- */
 
 void *stm__index_db(struct stm_index *idx) { return idx->db; }

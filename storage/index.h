@@ -104,10 +104,5 @@ int stm_index_scan_concept(struct stm_index *idx, const char *concept_path,
                            stm_store_claim_cb cb, void *ctx,
                            struct stm_error *err);
 
-/* As stm_store_scan_sequence. */
-int stm_index_scan_sequence(struct stm_index *idx, uint64_t after_sequence,
-                            const struct stm_read_view *view,
-                            stm_store_claim_cb cb, void *ctx,
-                            struct stm_error *err);
 
 #endif

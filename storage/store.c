@@ -281,13 +281,6 @@ int stm_store_scan_concept(struct stm_store *s, const char *concept_path,
                                 include_descendants, view, cb, ctx, err);
 }
 
-int stm_store_scan_sequence(struct stm_store *s, uint64_t after_sequence,
-                            const struct stm_read_view *view,
-                            stm_store_claim_cb cb, void *ctx,
-                            struct stm_error *err) {
-  return stm_index_scan_sequence(s->index, after_sequence, view, cb, ctx, err);
-}
-
 void stm_store_get_stats(struct stm_store *s, struct stm_store_stats *out) {
   pthread_mutex_lock(&s->mu);
   *out = s->stats;

@@ -139,16 +139,4 @@ struct stm_store_stats {
 /* A consistent copy of the counters. Thread-safe, never blocks on I/O. */
 void stm_store_get_stats(struct stm_store *s, struct stm_store_stats *out);
 
-/*
- * Visit the claims committed after `after_sequence`, in sequence order, up
- * to the view's as_of_sequence (NULL view: all). For resuming a change feed
- * exactly where it left off. One snapshot; same callback contract as
- * stm_store_scan_concept. Returns 0, the callback's non-zero value, or a
- * negative code.
- */
-int stm_store_scan_sequence(struct stm_store *s, uint64_t after_sequence,
-                            const struct stm_read_view *view,
-                            stm_store_claim_cb cb, void *ctx,
-                            struct stm_error *err);
-
 #endif

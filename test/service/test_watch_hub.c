@@ -299,9 +299,9 @@ static size_t claim_seqs(const struct fake *f, uint64_t *out) {
   return k;
 }
 
-/* Scan callback: copy the first claim's hash and stop. */
-static int first_hash(void *ctx, const struct stm_claim *c) {
-  memcpy(ctx, c->hash, STM_HASH_LEN);
+/* Log scan callback: copy the first claim's hash and stop. */
+static int first_hash(void *ctx, const struct stm_log_entry *e) {
+  memcpy(ctx, e->claim->hash, STM_HASH_LEN);
   return 1;
 }
 
@@ -491,8 +491,9 @@ static void test_watch_records_are_events_in_sequence_order(void) {
   stm_record_init(&r, STM_RECORD_VOTE);
   /* The vote's target: the claim at sequence 1 (read back its hash). */
   uint8_t target[STM_HASH_LEN];
-  CU_ASSERT_EQUAL_FATAL(stm_store_scan_sequence(fx.store, c1 - 1, NULL,
-                                                first_hash, target, NULL),
+  CU_ASSERT_EQUAL_FATAL(stm_store_scan_log(fx.store, c1 - 1,
+                                           STM_LOG_KIND(STM_RECORD_CLAIM), NULL,
+                                           first_hash, target, NULL),
                         1);
   memcpy(r.u.vote.target, target, STM_HASH_LEN);
   r.u.vote.voter_id = strdup("alice");

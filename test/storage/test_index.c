@@ -225,26 +225,6 @@ static void test_index_meta_moves_with_each_commit_and_survives_reopen(void) {
   ifx_destroy(&f);
 }
 
-static void test_index_sequence_scan_resumes_after_a_sequence(void) {
-  struct ifx f;
-  ifx_init(&f);
-  put(&f, "z", "p", "1", 1);
-  put(&f, "a", "p", "2", 1);
-  put(&f, "m", "p", "3", 1);
-  put(&f, "b", "p", "4", 1);
-  struct seen s;
-  memset(&s, 0, sizeof s);
-  CU_ASSERT_EQUAL(stm_index_scan_sequence(f.idx, 1, NULL, collect, &s, NULL), 0);
-  CU_ASSERT_EQUAL_FATAL(s.n, 3);
-  CU_ASSERT_STRING_EQUAL(s.lines[0], "a|p|1|2");
-  CU_ASSERT_STRING_EQUAL(s.lines[2], "b|p|1|4");
-  memset(&s, 0, sizeof s);
-  struct stm_read_view v = {.as_of_sequence = 3};
-  CU_ASSERT_EQUAL(stm_index_scan_sequence(f.idx, 0, &v, collect, &s, NULL), 0);
-  CU_ASSERT_EQUAL(s.n, 3);
-  ifx_destroy(&f);
-}
-
 void stm_test_register_index(void) {
   static const struct stm_test_case cases[] = {
       STM_TEST(test_index_scan_orders_by_predicate_time_then_hash),
@@ -252,7 +232,6 @@ void stm_test_register_index(void) {
       STM_TEST(test_index_read_views_hide_later_commits),
       STM_TEST(test_index_scan_stops_when_the_callback_says_so),
       STM_TEST(test_index_meta_moves_with_each_commit_and_survives_reopen),
-      STM_TEST(test_index_sequence_scan_resumes_after_a_sequence),
       STM_TEST_END};
   stm_test_suite("index", cases);
 }

@@ -433,13 +433,19 @@ static void test_store_scan_covers_descendants_but_not_prefix_siblings(void) {
 
 struct seqs {
   uint64_t v[16];
+  char first_path[16], last_path[16];
   int n;
 };
 
-static int collect_seq(void *ctx, const struct stm_claim *c) {
+static int collect_seq(void *ctx, const struct stm_log_entry *e) {
   struct seqs *s = ctx;
+  CU_ASSERT_EQUAL_FATAL(e->kind, STM_RECORD_CLAIM);
+  CU_ASSERT_EQUAL(e->claim->sequence, e->sequence);
+  if (s->n == 0)
+    snprintf(s->first_path, sizeof s->first_path, "%s", e->claim->concept_path);
+  snprintf(s->last_path, sizeof s->last_path, "%s", e->claim->concept_path);
   if (s->n < 16)
-    s->v[s->n++] = c->sequence;
+    s->v[s->n++] = e->sequence;
   return 0;
 }
 
@@ -449,10 +455,42 @@ static void test_store_sequence_scan_resumes_a_change_feed(void) {
   struct waiter w;
   CU_ASSERT_EQUAL(submit_wait(f.s, t_claims_new(6, "feed", 1), 6, &w), 0);
   struct seqs s = {.n = 0};
-  CU_ASSERT_EQUAL(stm_store_scan_sequence(f.s, 3, NULL, collect_seq, &s, NULL), 0);
+  CU_ASSERT_EQUAL(stm_store_scan_log(f.s, 3, STM_LOG_KIND(STM_RECORD_CLAIM),
+                                     NULL, collect_seq, &s, NULL),
+                  0);
   CU_ASSERT_EQUAL_FATAL(s.n, 3);
   CU_ASSERT_EQUAL(s.v[0], 4u);
   CU_ASSERT_EQUAL(s.v[2], 6u);
+  sfx_destroy(&f);
+}
+
+/* Sequence order, not key order: concepts z, a, m, b written one by one
+ * come back in that order after a resume point, and a view stops at its
+ * sequence. */
+static void test_store_sequence_scan_follows_commit_order(void) {
+  struct sfx f;
+  sfx_init(&f);
+  static const char *paths[] = {"z", "a", "m", "b"};
+  for (int i = 0; i < 4; i++) {
+    struct stm_claim *c = t_claims_new(1, "x", i + 1);
+    free(c[0].concept_path);
+    c[0].concept_path = strdup(paths[i]);
+    struct waiter w;
+    CU_ASSERT_EQUAL(submit_wait(f.s, c, 1, &w), 0);
+  }
+  struct seqs s = {.n = 0};
+  CU_ASSERT_EQUAL(stm_store_scan_log(f.s, 1, STM_LOG_ALL_KINDS, NULL,
+                                     collect_seq, &s, NULL),
+                  0);
+  CU_ASSERT_EQUAL_FATAL(s.n, 3);
+  CU_ASSERT_STRING_EQUAL(s.first_path, "a");
+  CU_ASSERT_STRING_EQUAL(s.last_path, "b");
+  memset(&s, 0, sizeof s);
+  struct stm_read_view v = {.as_of_sequence = 3};
+  CU_ASSERT_EQUAL(stm_store_scan_log(f.s, 0, STM_LOG_ALL_KINDS, &v,
+                                     collect_seq, &s, NULL),
+                  0);
+  CU_ASSERT_EQUAL(s.n, 3);
   sfx_destroy(&f);
 }
 
@@ -690,6 +728,7 @@ void stm_test_register_store(void) {
       STM_TEST(test_store_as_of_sequence_hides_later_claims),
       STM_TEST(test_store_scan_covers_descendants_but_not_prefix_siblings),
       STM_TEST(test_store_sequence_scan_resumes_a_change_feed),
+      STM_TEST(test_store_sequence_scan_follows_commit_order),
       STM_TEST(test_store_log_listener_sees_new_claims_before_the_ack),
       STM_TEST(test_store_index_is_rebuilt_from_the_wal),
       STM_TEST(test_store_replays_wal_records_missing_from_the_index),
