@@ -9,24 +9,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 curl() { command curl --max-time 30 -s "$@"; }
 
-WORK=$(mktemp -d /tmp/stm-rrest-XXXXXX)
-GRPC_PORT=$(free_port) HTTP_PORT=$(free_port) CLUSTER_PORT=$(free_port)
-cleanup() {
-  [ -n "${GW_PID:-}" ] && kill -9 "$GW_PID" 2>/dev/null
-  [ -n "${SRV_PID:-}" ] && kill -9 "$SRV_PID" 2>/dev/null
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-"$SERVER_BIN" --data-dir "$WORK/data" --grpc-listen "127.0.0.1:$GRPC_PORT" >>"$WORK/server.log" 2>&1 &
-SRV_PID=$!
-"$GATEWAY_BIN" --http-listen "127.0.0.1:$HTTP_PORT" --cluster-listen "127.0.0.1:$CLUSTER_PORT" \
-  --server "127.0.0.1:$GRPC_PORT" >>"$WORK/gateway.log" 2>&1 &
-GW_PID=$!
+start_stack rrest
 B="http://127.0.0.1:$HTTP_PORT"
-for _ in $(seq 1 300); do
-  [ "$(curl -o /dev/null -w '%{http_code}' "$B/v1/health")" = 200 ] && break
-  sleep 0.05
-done
 J='Content-Type: application/json'
 post() { curl -X POST "$B$1" -H "$J" -d "$2" -w '\n%{http_code}'; }
 put() { curl -X PUT "$B$1" -H "$J" -d "$2" -w '\n%{http_code}'; }

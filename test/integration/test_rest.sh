@@ -10,32 +10,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 # instead of hanging it; the runbook's command lines stay verbatim.
 curl() { command curl --max-time 30 "$@"; }
 
-WORK=$(mktemp -d /tmp/stm-rest-XXXXXX)
-GRPC_PORT=$(free_port) HTTP_PORT=$(free_port) CLUSTER_PORT=$(free_port)
-cleanup() {
-  [ -n "${GW_PID:-}" ] && kill -9 "$GW_PID" 2>/dev/null
-  [ -n "${SRV_PID:-}" ] && kill -9 "$SRV_PID" 2>/dev/null
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-start_server() {
-  "$SERVER_BIN" --data-dir "$WORK/data" --grpc-listen "127.0.0.1:$GRPC_PORT" >>"$WORK/server.log" 2>&1 &
-  SRV_PID=$!
-}
-start_server
-"$GATEWAY_BIN" --http-listen "127.0.0.1:$HTTP_PORT" --cluster-listen "127.0.0.1:$CLUSTER_PORT" \
-  --server "127.0.0.1:$GRPC_PORT" >>"$WORK/gateway.log" 2>&1 &
-GW_PID=$!
-wait_healthy() { # readiness: poll until the gateway reports healthy
-  for _ in $(seq 1 300); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/v1/health")" = 200 ] && return 0
-    sleep 0.05
-  done
-  echo "server/gateway did not become healthy"; cat "$WORK"/*.log; exit 1
-}
+start_stack rest
 BASE="http://localhost:$HTTP_PORT"
-wait_healthy
 
 # --- the seed runbook, verbatim but for host and port --------------------
 out=$(curl http://localhost:$HTTP_PORT/v1/health 2>/dev/null)
