@@ -1,10 +1,12 @@
 #include "grpc_server.h"
+#include "wire_check.h"
 
 #include "../common/buf.h"
 #include "../common/clock.h"
 #include "../common/log.h"
 #include "../rpc/codec.h"
 
+#include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
@@ -352,6 +354,26 @@ static void on_stream_event(struct stream_tag *t, bool ok) {
   }
 }
 
+/* Decode a request after checking its string fields on the wire (see
+ * wire_check.h: protobuf-c would cut them at a NUL). NULL: undecodable, or
+ * a bad string with err set. */
+static ProtobufCMessage *decode_request(const ProtobufCMessageDescriptor *desc,
+                                        grpc_byte_buffer *bb,
+                                        struct stm_error *err) {
+  grpc_byte_buffer_reader r;
+  if (bb == NULL || !grpc_byte_buffer_reader_init(&r, bb))
+    return NULL;
+  grpc_slice s = grpc_byte_buffer_reader_readall(&r);
+  grpc_byte_buffer_reader_destroy(&r);
+  ProtobufCMessage *m = NULL;
+  if (stm_wire_check_strings(desc, GRPC_SLICE_START_PTR(s),
+                             GRPC_SLICE_LENGTH(s), err) == 0)
+    m = protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(s),
+                                  GRPC_SLICE_START_PTR(s));
+  grpc_slice_unref(s);
+  return m;
+}
+
 static void on_request(struct request_slot *slot, bool ok) {
   struct worker *w = slot->w;
   struct stm_grpc_server *srv = w->srv;
@@ -384,12 +406,17 @@ static void on_request(struct request_slot *slot, bool ok) {
                   m->path);
     return;
   }
-  c->req = stm_pb_unpack(m->request, payload);
+  struct stm_error err;
+  stm_error_clear(&err);
+  c->req = decode_request(m->request, payload, &err);
   if (payload)
     grpc_byte_buffer_destroy(payload);
   if (c->req == NULL) {
-    stm_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT,
-                  "cannot parse the request as %s", m->request->name);
+    if (err.code)
+      stm_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "%s", err.message);
+    else
+      stm_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT,
+                    "cannot parse the request as %s", m->request->name);
     return;
   }
   m->handler(c, c->req, srv->ctx);
