@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MAX_OPTS 24
+#define MAX_OPTS 32
 #define MAX_DATA_DIR 4096
 
 /* The option table points into cfg; *seeds_csv receives --seeds. */
@@ -79,6 +79,19 @@ static size_t build_opts(struct stm_server_config *cfg, char **seeds_csv,
        "server.trust_half_life_s", STM_OPT_INT, &cfg->trust_half_life_s,
        "seconds in which unrenewed trust halves its distance to 0.5 "
        "(docs/lenses.md); 0: no decay"},
+      {"listener-probe-ms", "STEMEDB_LISTENER_PROBE_MS",
+       "server.listener_probe_ms", STM_OPT_INT, &cfg->listener_probe_ms,
+       "interval of the self-probe that dials the gRPC port on a new "
+       "connection; 3 failures in a row (a listener that stopped accepting) "
+       "make the server exit with status 3 to be restarted; 0: off"},
+      {"trusted-proxies", "STEMEDB_TRUSTED_PROXIES", "server.trusted_proxies",
+       STM_OPT_STRING, &cfg->trusted_proxies,
+       "comma-separated peer IP addresses whose x-forwarded-for metadata the "
+       "audit log believes (the gateway's); \"\": none"},
+      {"request-id-window-s", "STEMEDB_REQUEST_ID_WINDOW_S",
+       "server.request_id_window_s", STM_OPT_INT, &cfg->request_id_window_s,
+       "seconds a write's request_id is remembered, so a retry with it is "
+       "answered from the first outcome instead of writing again"},
       {"cluster", "STEMEDB_CLUSTER_ENABLED", NULL, STM_OPT_BOOL,
        &cfg->cluster.enabled, "join a cluster (cluster.enabled)"},
       {"rpc-addr", "STEMEDB_RPC_ADDR", NULL, STM_OPT_STRING,
@@ -112,9 +125,14 @@ static int set_defaults(struct stm_server_config *cfg) {
   cfg->watch_history_events = STM_SERVER_DEFAULT_WATCH_HISTORY_EVENTS;
   cfg->watch_max_lag_events = STM_SERVER_DEFAULT_WATCH_MAX_LAG_EVENTS;
   cfg->trust_half_life_s = STM_SERVER_DEFAULT_TRUST_HALF_LIFE_S;
+  cfg->listener_probe_ms = STM_SERVER_DEFAULT_LISTENER_PROBE_MS;
+  cfg->request_id_window_s = STM_SERVER_DEFAULT_REQUEST_ID_WINDOW_S;
+  cfg->trusted_proxies = strdup(STM_SERVER_DEFAULT_TRUSTED_PROXIES);
   cfg->data_dir = strdup(STM_SERVER_DEFAULT_DATA_DIR);
   cfg->log_level = strdup(STM_SERVER_DEFAULT_LOG_LEVEL);
-  return cfg->data_dir && cfg->log_level ? 0 : STM_ENOMEM;
+  return cfg->data_dir && cfg->log_level && cfg->trusted_proxies
+             ? 0
+             : STM_ENOMEM;
 }
 
 void stm_server_config_destroy(struct stm_server_config *cfg) {
@@ -124,6 +142,7 @@ void stm_server_config_destroy(struct stm_server_config *cfg) {
   free(cfg->config_path);
   free(cfg->log_level);
   free(cfg->wal_archive_command);
+  free(cfg->trusted_proxies);
   for (size_t i = 0; i < cfg->unknown_key_count; i++)
     free(cfg->unknown_keys[i]);
   free(cfg->unknown_keys);
@@ -398,6 +417,12 @@ static int validate(const struct stm_server_config *cfg,
   if (rc == 0)
     rc = check_int(opts, n, "trust-half-life-s", 0,
                    INT64_C(100) * 365 * 24 * 3600, err);
+  if (rc == 0)
+    rc = check_int(opts, n, "listener-probe-ms", 0, 3600000, err);
+  if (rc == 0 && cfg->listener_probe_ms > 0 && cfg->listener_probe_ms < 10)
+    rc = check_int(opts, n, "listener-probe-ms", 10, 3600000, err);
+  if (rc == 0)
+    rc = check_int(opts, n, "request-id-window-s", 0, 7 * 24 * 3600, err);
   if (rc == 0)
     rc = stm_cluster_config_validate(&cfg->cluster, err);
   return rc;

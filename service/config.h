@@ -23,6 +23,9 @@
  *                                                     server.watch_retention_events 0
  *   --watch-memory-only  STEMEDB_WATCH_MEMORY_ONLY    server.watch_memory_only false
  *   --trust-half-life-s  STEMEDB_TRUST_HALF_LIFE_S    server.trust_half_life_s 2592000 (30 days)
+ *   --listener-probe-ms  STEMEDB_LISTENER_PROBE_MS    server.listener_probe_ms 5000
+ *   --trusted-proxies    STEMEDB_TRUSTED_PROXIES      server.trusted_proxies 127.0.0.1,::1
+ *   --request-id-window-s STEMEDB_REQUEST_ID_WINDOW_S server.request_id_window_s 600
  *   --cluster            STEMEDB_CLUSTER_ENABLED      cluster.enabled   false
  *   --rpc-addr           STEMEDB_RPC_ADDR             cluster.rpc_addr  see below
  *   --swim-addr          STEMEDB_SWIM_ADDR            cluster.swim_addr see below
@@ -77,6 +80,10 @@
 #define STM_SERVER_DEFAULT_WATCH_BUFFER_EVENTS 1024
 #define STM_SERVER_DEFAULT_WATCH_HISTORY_EVENTS 8192
 #define STM_SERVER_DEFAULT_WATCH_MAX_LAG_EVENTS 100000
+#define STM_SERVER_DEFAULT_LISTENER_PROBE_MS 5000
+#define STM_SERVER_DEFAULT_REQUEST_ID_WINDOW_S 600
+/* The gateway runs beside the server; anyone else is recorded by address. */
+#define STM_SERVER_DEFAULT_TRUSTED_PROXIES "127.0.0.1,::1"
 
 /* All strings are malloc'd and owned by the struct. */
 struct stm_server_config {
@@ -99,6 +106,9 @@ struct stm_server_config {
   bool watch_memory_only;           /* catch-up from the ring only */
   int64_t trust_half_life_s;        /* 0 (no decay) .. 100 years */
   int64_t shutdown_delay_ms;   /* 0 .. 600000: NOT_SERVING before stopping */
+  int64_t listener_probe_ms;   /* 0 (off) or 10 .. 3600000 */
+  char *trusted_proxies;       /* comma-separated IPs; "" none */
+  int64_t request_id_window_s; /* 0 (off) .. 7 days */
   struct stm_cluster_config cluster;
   char **unknown_keys;         /* config-file keys we ignored */
   size_t unknown_key_count;

@@ -216,6 +216,8 @@ void stm_call_fail(struct stm_call *call, grpc_status_code code,
   call_finish(call, code, msg, NULL);
 }
 
+void *stm_call_context(const struct stm_call *call) { return call->srv->ctx; }
+
 const char *stm_call_peer(struct stm_call *call) {
   if (call->peer == NULL)
     call->peer = grpc_call_get_peer(call->call);

@@ -71,6 +71,8 @@ void stm_call_reply(struct stm_call *call, const ProtobufCMessage *resp);
 /* Answer with an error status and a message. Thread-safe; ends the call. */
 void stm_call_fail(struct stm_call *call, grpc_status_code code,
                    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The server's user context (stm_grpc_server_options.ctx). */
+void *stm_call_context(const struct stm_call *call);
 /* Peer address ("ipv4:127.0.0.1:5555"), owned by the call. */
 const char *stm_call_peer(struct stm_call *call);
 /* Copy the first value of request metadata `key` (lowercase) into buf,

@@ -33,6 +33,42 @@ static void printable(char *s) {
       *s = '?';
 }
 
+/* The IP of a gRPC peer string: "ipv4:10.0.0.1:5555" -> "10.0.0.1",
+ * "ipv6:%5B::1%5D:5555" or "ipv6:[::1]:5555" -> "::1". */
+static void peer_host(const char *peer, char *out, size_t size) {
+  const char *p = strchr(peer, ':');
+  p = p ? p + 1 : peer;
+  const char *end;
+  if (strncmp(p, "%5B", 3) == 0 || p[0] == '[') {
+    p += p[0] == '[' ? 1 : 3;
+    end = strstr(p, p[-1] == '[' ? "]" : "%5D");
+  } else {
+    end = strrchr(p, ':');
+  }
+  size_t n = end ? (size_t)(end - p) : strlen(p);
+  if (n >= size)
+    n = size - 1;
+  memcpy(out, p, n);
+  out[n] = '\0';
+}
+
+/* Is the peer one of the comma-separated addresses in `list`? */
+static bool peer_trusted(const char *peer, const char *list) {
+  if (peer == NULL || list == NULL)
+    return false;
+  char host[64];
+  peer_host(peer, host, sizeof host);
+  size_t hl = strlen(host);
+  for (const char *p = list; *p;) {
+    p += strspn(p, ", \t");
+    size_t n = strcspn(p, ", \t");
+    if (n && n == hl && memcmp(p, host, n) == 0)
+      return true;
+    p += n;
+  }
+  return false;
+}
+
 void stm__call_identity(struct stm_call *call, char *out, size_t len) {
   const char *peer = stm_call_peer(call);
   char who[128], fwd[128], auth[1024];
@@ -46,7 +82,12 @@ void stm__call_identity(struct stm_call *call, char *out, size_t len) {
     stm_hex_encode(h, sizeof h, who + 11);
     has_who = true;
   }
-  bool has_fwd = stm_call_metadata(call, "x-forwarded-for", fwd, sizeof fwd);
+  /* x-forwarded-for is believed only from a configured proxy (the
+   * gateway): from anyone else it is a claim as good as its author. */
+  struct stm_service *svc = stm_call_context(call);
+  bool has_fwd =
+      peer_trusted(peer, svc ? svc->trusted_proxies : NULL) &&
+      stm_call_metadata(call, "x-forwarded-for", fwd, sizeof fwd);
   if (has_who)
     printable(who);
   if (has_fwd)

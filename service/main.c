@@ -5,16 +5,21 @@
  */
 #include "archiver.h"
 #include "config.h"
+#include "listener_probe.h"
 #include "service.h"
 #include "source_keys.h"
 #include "watch_hub.h"
 
-#include "../common/clock.h"
-#include "../common/log.h"
-#include "../storage/store.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "storage/store.h"
 
 #include <grpc/grpc.h>
 #include <grpc/support/log.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -42,7 +47,30 @@ static int wait_for_signal(void) {
   return sig;
 }
 
-static int serve(const struct stm_server_config *cfg) {
+/* gRPC C core 1.51 stops accepting for good after one EMFILE (see
+ * listener_probe.h): use every descriptor the hard limit allows, and say
+ * what it is, so an operator can see how much room there is. */
+static void raise_fd_limit(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+    stm_log_warn("getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+    return;
+  }
+  rlim_t was = rl.rlim_cur;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+      stm_log_warn("cannot raise the open-file limit to %llu: %s",
+                   (unsigned long long)rl.rlim_max, strerror(errno));
+      rl.rlim_cur = was;
+    }
+  }
+  stm_log_info("open-file limit: soft %llu (was %llu), hard %llu",
+               (unsigned long long)rl.rlim_cur, (unsigned long long)was,
+               (unsigned long long)rl.rlim_max);
+}
+
+static struct stm_store *open_store(const struct stm_server_config *cfg) {
   struct stm_error err;
   stm_error_clear(&err);
   struct stm_store_options so = {.data_dir = cfg->data_dir,
@@ -54,7 +82,7 @@ static int serve(const struct stm_server_config *cfg) {
   if (rc != 0) {
     stm_log_error("cannot open the data directory %s: %s", cfg->data_dir,
                   err.message[0] ? err.message : stm_strerror(rc));
-    return 1;
+    return NULL;
   }
   struct stm_store_stats st;
   stm_store_get_stats(store, &st);
@@ -64,7 +92,11 @@ static int serve(const struct stm_server_config *cfg) {
                (unsigned long long)st.last_sequence,
                (unsigned long long)st.recovered_records,
                (double)(stm_clock_mono_ns() - t0) / 1e6);
+  return store;
+}
 
+static struct stm_watch_hub *start_hub(const struct stm_server_config *cfg,
+                                       struct stm_store *store) {
   struct stm_watch_hub_options wo = {
       .store = store,
       .history_events = (size_t)cfg->watch_history_events,
@@ -75,66 +107,119 @@ static int serve(const struct stm_server_config *cfg) {
       .retention_events = (uint64_t)cfg->watch_retention_events,
       .memory_only = cfg->watch_memory_only};
   struct stm_watch_hub *hub = NULL;
-  rc = stm_watch_hub_new(&wo, &hub, &err);
-  if (rc != 0) {
+  struct stm_error err;
+  stm_error_clear(&err);
+  if (stm_watch_hub_new(&wo, &hub, &err) != 0) {
     stm_log_error("cannot start the watch hub: %s", err.message);
-    stm_store_delete(store);
-    return 1;
+    return NULL;
   }
-  struct stm_archiver *archiver = NULL;
-  if (cfg->wal_archive_command && cfg->wal_archive_command[0]) {
-    char wal_dir[4096];
-    snprintf(wal_dir, sizeof wal_dir, "%s/wal", cfg->data_dir);
-    if (stm_archiver_start(wal_dir, cfg->wal_archive_command, &archiver,
-                           &err) != 0) {
-      stm_log_error("%s", err.message);
-      stm_store_delete(store);
-      stm_watch_hub_delete(hub);
-      return 1;
-    }
+  return hub;
+}
+
+/* Everything serve() starts, in start order; stop_all() undoes it. */
+struct node {
+  struct stm_store *store;
+  struct stm_watch_hub *hub;
+  struct stm_archiver *archiver;
+  struct stm_grpc_server *server;
+  struct stm_listener_probe *probe;
+  struct stm_service svc;
+};
+
+static atomic_bool listener_dead;
+
+static void on_listener_dead(void *ctx, const char *why) {
+  struct stm_service *svc = ctx;
+  stm_log_error("the gRPC listener stopped accepting new connections (%s); "
+                "file descriptors exhausted? Exiting with status 3 so the "
+                "node is restarted",
+                why);
+  atomic_store(&listener_dead, true);
+  atomic_store(&svc->shutting_down, true);
+  kill(getpid(), SIGTERM);
+}
+
+static int start_archiver(const struct stm_server_config *cfg,
+                          struct node *n) {
+  if (!cfg->wal_archive_command || !cfg->wal_archive_command[0])
+    return 0;
+  struct stm_error err;
+  stm_error_clear(&err);
+  char wal_dir[4096];
+  snprintf(wal_dir, sizeof wal_dir, "%s/wal", cfg->data_dir);
+  if (stm_archiver_start(wal_dir, cfg->wal_archive_command, &n->archiver,
+                         &err) != 0) {
+    stm_log_error("%s", err.message);
+    return -1;
   }
-  struct stm_service svc = {.store = store,
-                            .archiver = archiver,
-                            .watch = hub,
-                            .node_id = cfg->node_id,
-                            .data_dir = cfg->data_dir,
-                            .start_mono_ns = stm_clock_mono_ns(),
-                            .source_keys = stm_source_keys_new(),
-                            .trust_half_life_ns =
-                                cfg->trust_half_life_s * INT64_C(1000000000)};
+  return 0;
+}
+
+static int start_grpc(const struct stm_server_config *cfg, struct node *n) {
+  struct stm_error err;
+  stm_error_clear(&err);
   size_t method_count;
   struct stm_grpc_server_options go = {
       .listen = cfg->grpc_listen,
       .methods = stm_service_methods(&method_count),
       .cq_threads = (int)cfg->cq_threads,
       .max_message_bytes = (int)cfg->max_message_bytes,
-      .ctx = &svc};
+      .ctx = &n->svc};
   go.method_count = method_count;
-  struct stm_grpc_server *server = NULL;
   int port = 0;
-  rc = stm_grpc_server_start(&go, &server, &port, &err);
-  if (rc != 0) {
+  if (stm_grpc_server_start(&go, &n->server, &port, &err) != 0) {
     stm_log_error("%s", err.message);
-    stm_archiver_stop(archiver);
-    stm_store_delete(store);
-    stm_watch_hub_delete(hub);
-    stm_source_keys_delete(svc.source_keys);
-    return 1;
+    return -1;
   }
-  svc.grpc = server;
+  n->svc.grpc = n->server;
+  if (cfg->listener_probe_ms > 0) {
+    struct stm_listener_probe_options po = {
+        .listen = cfg->grpc_listen,
+        .port = port,
+        .interval_ms = (int)cfg->listener_probe_ms,
+        .timeout_ms = (int)(cfg->listener_probe_ms < 2000
+                                ? 2000
+                                : cfg->listener_probe_ms),
+        .failures = 3,
+        .on_dead = on_listener_dead,
+        .ctx = &n->svc};
+    if (stm_listener_probe_start(&po, &n->probe, &err) != 0) {
+      stm_log_error("%s", err.message);
+      return -1;
+    }
+  }
   stm_log_info("stemedb-server %s ready: node %s, gRPC on %s (port %d), "
                "data in %s",
                STM_VERSION, cfg->node_id, cfg->grpc_listen, port,
                cfg->data_dir);
+  return 0;
+}
 
-  int sig = wait_for_signal();
-  stm_log_info("received %s: shutting down (grace %lld ms)",
-               sig == SIGINT ? "SIGINT" : "SIGTERM",
-               (long long)cfg->shutdown_grace_ms);
+static int start_all(const struct stm_server_config *cfg, struct node *n) {
+  if ((n->store = open_store(cfg)) == NULL ||
+      (n->hub = start_hub(cfg, n->store)) == NULL ||
+      start_archiver(cfg, n) != 0)
+    return -1;
+  n->svc = (struct stm_service){
+      .store = n->store,
+      .archiver = n->archiver,
+      .watch = n->hub,
+      .node_id = cfg->node_id,
+      .data_dir = cfg->data_dir,
+      .start_mono_ns = stm_clock_mono_ns(),
+      .source_keys = stm_source_keys_new(),
+      .trusted_proxies = cfg->trusted_proxies,
+      .trust_half_life_ns = cfg->trust_half_life_s * INT64_C(1000000000)};
+  return start_grpc(cfg, n);
+}
+
+/* Stop in the order that keeps every callback's target alive. */
+static void stop_all(const struct stm_server_config *cfg, struct node *n) {
+  stm_listener_probe_stop(n->probe);
   /* Health turns NOT_SERVING first, so load balancers stop sending new
    * work before the port closes. */
-  atomic_store(&svc.shutting_down, true);
-  if (cfg->shutdown_delay_ms > 0) {
+  atomic_store(&n->svc.shutting_down, true);
+  if (n->server && cfg->shutdown_delay_ms > 0) {
     struct timespec delay = {.tv_sec = cfg->shutdown_delay_ms / 1000,
                              .tv_nsec = (cfg->shutdown_delay_ms % 1000) *
                                         1000000L};
@@ -142,17 +227,33 @@ static int serve(const struct stm_server_config *cfg) {
   }
   /* Watch streams never end by themselves: end them (UNAVAILABLE, with
    * the sequence to resume from) so the grace period is for unary calls. */
-  stm_watch_hub_stop(hub);
-  stm_grpc_server_shutdown(server, (int)cfg->shutdown_grace_ms);
+  if (n->hub)
+    stm_watch_hub_stop(n->hub);
+  if (n->server)
+    stm_grpc_server_shutdown(n->server, (int)cfg->shutdown_grace_ms);
   /* Commits still queued complete (and answer their calls) before the
    * completion queues go away. */
-  stm_archiver_stop(archiver);
-  stm_store_delete(store);
-  stm_grpc_server_delete(server);
-  stm_watch_hub_delete(hub);
-  stm_source_keys_delete(svc.source_keys);
+  stm_archiver_stop(n->archiver);
+  stm_store_delete(n->store);
+  stm_grpc_server_delete(n->server);
+  stm_watch_hub_delete(n->hub);
+  stm_source_keys_delete(n->svc.source_keys);
+}
+
+static int serve(const struct stm_server_config *cfg) {
+  raise_fd_limit();
+  struct node n = {0};
+  if (start_all(cfg, &n) != 0) {
+    stop_all(cfg, &n);
+    return 1;
+  }
+  int sig = wait_for_signal();
+  stm_log_info("received %s: shutting down (grace %lld ms)",
+               sig == SIGINT ? "SIGINT" : "SIGTERM",
+               (long long)cfg->shutdown_grace_ms);
+  stop_all(cfg, &n);
   stm_log_info("shutdown complete");
-  return 0;
+  return atomic_load(&listener_dead) ? 3 : 0;
 }
 
 int main(int argc, char **argv) {

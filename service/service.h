@@ -27,6 +27,8 @@ struct stm_service {
   struct stm_source_keys *source_keys; /* NULL: no cache (source_keys.h) */
   int64_t start_mono_ns;
   int64_t trust_half_life_ns;   /* lens trust decay; 0: none */
+  const char *trusted_proxies;  /* borrowed; IPs whose x-forwarded-for
+                                   the audit log believes */
   atomic_bool shutting_down;    /* health turns NOT_SERVING */
 };
 

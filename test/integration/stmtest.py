@@ -104,7 +104,8 @@ def wait_until(pred, timeout=20.0, what="condition"):
 class Server:
     """A real stemedb-server process on a free loopback port."""
 
-    def __init__(self, data_dir=None, extra_args=(), env=None):
+    def __init__(self, data_dir=None, extra_args=(), env=None, preexec_fn=None):
+        self.preexec_fn = preexec_fn  # runs in the child before exec (rlimits)
         self.own_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="stm-data-")
         self.port = free_port()
@@ -121,7 +122,8 @@ class Server:
         self.proc = subprocess.Popen(
             [SERVER_BIN, "--data-dir", self.data_dir, "--grpc-listen", self.addr,
              "--node-id", "test-node"] + self.extra_args,
-            stdout=self.log, stderr=subprocess.STDOUT, env=env)
+            stdout=self.log, stderr=subprocess.STDOUT, env=env,
+            preexec_fn=self.preexec_fn)
         if wait:
             self.wait_ready()
         return self

@@ -81,5 +81,74 @@ class StringFieldTest(stmtest.ServerTestCase, unittest.TestCase):
         self.assertEqual(got.value.string_value, text)
 
 
+class FdExhaustionTest(unittest.TestCase):
+    """Item 1: gRPC C core 1.51 stops accepting for good after one EMFILE.
+    The node must not stay up deaf: its self-probe notices and it exits
+    non-zero (status 3) so the orchestrator restarts it."""
+
+    def test_listener_dead_after_fd_exhaustion_makes_the_server_exit_3(self):
+        def low_limit():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200))
+        server = stmtest.Server(extra_args=["--listener-probe-ms", "200"],
+                                preexec_fn=low_limit)
+        try:
+            server.start()
+            self.assertIn("open-file limit: soft 200", server.read_log())
+            socks = []
+            try:
+                for _ in range(260):
+                    s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+                    socks.append(s)
+                # The server accepts until it runs out of descriptors.
+                stmtest.wait_until(lambda: "Too many open files" in server.read_log(),
+                                   20, "the server to hit EMFILE")
+            finally:
+                for s in socks:
+                    s.close()
+            rc = server.proc.wait(60)
+            server.proc = None
+            server.log.close()
+            self.assertEqual(rc, 3, server.read_log()[-3000:])
+            self.assertIn("stopped accepting new connections", server.read_log())
+        finally:
+            server.cleanup()
+
+    def test_soft_fd_limit_is_raised_to_the_hard_limit_and_logged(self):
+        def limits():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (300, 4096))
+        server = stmtest.Server(preexec_fn=limits)
+        try:
+            server.start()
+            self.assertIn("open-file limit: soft 4096 (was 300), hard 4096", server.read_log())
+            self.assertEqual(server.stop(), 0)
+        finally:
+            server.cleanup()
+
+
+class AuditForwardedForTest(unittest.TestCase):
+    """Item 8: x-forwarded-for is believed only from a configured proxy."""
+
+    def caller_of_a_write(self, server):
+        with grpc.insecure_channel(server.addr) as ch:
+            stub = pb_grpc.StemeDBStub(ch)
+            stub.Assert(claim("abuse/xff", "p", str(server.port)), timeout=10,
+                        metadata=[("x-forwarded-for", "6.6.6.6")])
+            entries = stub.Audit(pb.AuditRequest(limit=1000), timeout=10).entries
+            return entries[-1].caller
+
+    def test_forwarded_for_is_recorded_only_from_a_trusted_proxy(self):
+        trusting = stmtest.Server().start()
+        wary = stmtest.Server(extra_args=["--trusted-proxies", "10.9.9.9"]).start()
+        try:
+            self.assertRegex(self.caller_of_a_write(trusting), r"^ipv4:127\.0\.0\.1:\d+ for 6\.6\.6\.6$")
+            caller = self.caller_of_a_write(wary)
+            self.assertRegex(caller, r"^ipv4:127\.0\.0\.1:\d+$")
+            self.assertNotIn("6.6.6.6", caller)
+        finally:
+            for s in (trusting, wary):
+                s.stop()
+                s.cleanup()
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
