@@ -57,6 +57,15 @@ void stm__fail_rc(struct stm_call *call, int rc, const struct stm_error *err) {
     stm_call_fail(call, stm_service_status(rc), "%s", msg);
 }
 
+int stm__check_as_of_time(int64_t as_of_time_ns, struct stm_error *err) {
+  if (as_of_time_ns >= 0)
+    return 0;
+  return stm_error_set(err, STM_EINVAL, "as_of_time_ns",
+                       "as_of_time_ns must be 0 (now) or a commit time in "
+                       "nanoseconds since 1970, got %lld",
+                       (long long)as_of_time_ns);
+}
+
 /* --- Assert / AssertBatch ------------------------------------------------ */
 
 struct write_ctx {
@@ -206,6 +215,7 @@ static void handle_get(struct stm_call *call, const ProtobufCMessage *msg,
   size_t len = strlen(req->hash);
   uint8_t hash[STM_HASH_LEN];
   int rc = stm_validate_hash_hex("hash", req->hash, len, false, &err);
+  rc = rc ? rc : stm__check_as_of_time(req->as_of_time_ns, &err);
   if (rc) {
     stm__fail_rc(call, rc, &err);
     return;
@@ -406,6 +416,8 @@ static int query_validate(const Stemedb__V1__QueryRequest *req,
                                 strlen(req->predicate), err);
   if (rc == 0)
     rc = stm_lens_parse(req->lens[0] ? req->lens : "recency", lens, err);
+  if (rc == 0)
+    rc = stm__check_as_of_time(req->as_of_time_ns, err);
   if (rc == 0 && req->limit > QUERY_MAX_LIMIT)
     rc = stm_error_set(err, STM_EINVAL, "limit",
                        "limit must be at most %d", QUERY_MAX_LIMIT);

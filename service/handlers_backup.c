@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,6 +95,17 @@ void stm__handle_backup_read(struct stm_call *call,
                   errno == ENOENT ? GRPC_STATUS_NOT_FOUND
                                   : GRPC_STATUS_UNAVAILABLE,
                   "cannot open %s: %s", req->name, strerror(errno));
+    return;
+  }
+  /* pread past the end would just return nothing, and an offset beyond
+   * off_t fails with EINVAL: both are the client's mistake, say so. */
+  struct stat sb;
+  if (fstat(fd, &sb) == 0 && req->offset > (uint64_t)sb.st_size) {
+    close(fd);
+    stm_call_fail(call, GRPC_STATUS_OUT_OF_RANGE,
+                  "offset: %llu is past the end of %s (%lld bytes)",
+                  (unsigned long long)req->offset, req->name,
+                  (long long)sb.st_size);
     return;
   }
   uint8_t *buf = malloc(req->length);

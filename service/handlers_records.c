@@ -310,6 +310,7 @@ void stm__handle_get_source(struct stm_call *call, const ProtobufCMessage *msg,
   size_t len = strlen(req->id);
   int rc = len ? stm_validate_source_id("id", req->id, len, &err)
                : stm_error_set(&err, STM_EINVAL, "id", "id is required");
+  rc = rc ? rc : stm__check_as_of_time(req->as_of_time_ns, &err);
   struct stm_source src;
   struct stm_read_view view = {.as_of_sequence = req->as_of_sequence,
                                .as_of_time_ns = req->as_of_time_ns};
@@ -385,6 +386,16 @@ void stm__handle_list_sources(struct stm_call *call,
   size_t limit = 0;
   struct list_state l = {0};
   int rc = check_limit(req->limit, &limit, &err);
+  rc = rc ? rc : stm__check_as_of_time(req->as_of_time_ns, &err);
+  /* A page token is the last id of the page before: anything else was
+   * not issued by this server. */
+  size_t tlen = strlen(req->page_token);
+  if (rc == 0 && tlen &&
+      stm_validate_source_id("page_token", req->page_token, tlen, NULL) != 0)
+    rc = stm_error_set(&err, STM_EINVAL, "page_token",
+                       "page_token is not one this server issued (pass back "
+                       "next_page_token unchanged, or nothing for the first "
+                       "page)");
   rc = rc ? rc : list_init(&l, limit);
   struct stm_read_view view = {.as_of_sequence = req->as_of_sequence,
                                .as_of_time_ns = req->as_of_time_ns};
@@ -430,6 +441,13 @@ void stm__handle_list_concepts(struct stm_call *call,
   }
   if (rc == 0 && plen > STM_MAX_CONCEPT_PATH)
     rc = stm_error_set(&err, STM_EINVAL, "prefix", "prefix is too long");
+  size_t tlen = strlen(req->page_token);
+  if (rc == 0 && tlen &&
+      stm_validate_concept_path("page_token", req->page_token, tlen, NULL))
+    rc = stm_error_set(&err, STM_EINVAL, "page_token",
+                       "page_token is not one this server issued (pass back "
+                       "next_page_token unchanged, or nothing for the first "
+                       "page)");
   rc = rc ? rc : list_init(&l, limit);
   if (rc == 0)
     rc = stm_store_list_concepts(svc->store, req->prefix, req->page_token,
@@ -604,6 +622,7 @@ void stm__handle_trace(struct stm_call *call, const ProtobufCMessage *msg,
   struct stm_claim claim;
   stm_claim_init(&claim);
   int rc = parse_hash("hash", req->hash, hash, &err);
+  rc = rc ? rc : stm__check_as_of_time(req->as_of_time_ns, &err);
   if (rc == 0) {
     rc = stm_store_get_claim(svc->store, hash, &view, &claim, &err);
     if (rc == STM_ENOTFOUND)

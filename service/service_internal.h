@@ -9,6 +9,10 @@
 /* Fail a call from a storage/validation code, using err's message. */
 void stm__fail_rc(struct stm_call *call, int rc, const struct stm_error *err);
 
+/* 0, or STM_EINVAL naming as_of_time_ns when it is negative (the rule
+ * REST applies too). */
+int stm__check_as_of_time(int64_t as_of_time_ns, struct stm_error *err);
+
 void stm__handle_status(struct stm_call *call, const ProtobufCMessage *req,
                         void *ctx);
 void stm__handle_metrics(struct stm_call *call, const ProtobufCMessage *req,

@@ -25,11 +25,24 @@ def claim(path="abuse/x", pred="p", value="v", **kw):
 
 def raw_call(channel, method, payload, timeout=10):
     """A unary call with hand-made request bytes (what no generated stub
-    lets a client send: invalid UTF-8, say)."""
-    call = channel.unary_unary("/stemedb.v1.StemeDB/" + method,
+    lets a client send: invalid UTF-8, say). method: "Assert" (StemeDB) or
+    a full "/pkg.Service/Method"."""
+    if not method.startswith("/"):
+        method = "/stemedb.v1.StemeDB/" + method
+    call = channel.unary_unary(method,
                                request_serializer=lambda b: b,
                                response_deserializer=lambda b: b)
     return call(payload, timeout=timeout)
+
+
+def pb_varint(field, v):
+    out = bytearray([field << 3])
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        out.append(b | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
 
 
 def pb_string(field, data):
@@ -79,6 +92,52 @@ class StringFieldTest(stmtest.ServerTestCase, unittest.TestCase):
         r = self.stub.Assert(claim("abuse/text", "note", text), timeout=10)
         got = self.stub.Get(pb.GetRequest(hash=r.hash), timeout=10)
         self.assertEqual(got.value.string_value, text)
+
+
+class ProtocolLapsesTest(stmtest.ServerTestCase, unittest.TestCase):
+    """Item 8: one set of rules over gRPC and REST; precise errors."""
+
+    def test_negative_as_of_time_is_invalid_on_every_read(self):
+        r = self.stub.Assert(claim("abuse/asof"), timeout=10)
+        calls = [
+            lambda: self.stub.Get(pb.GetRequest(hash=r.hash, as_of_time_ns=-1), timeout=10),
+            lambda: self.stub.Query(pb.QueryRequest(concept_path="abuse/asof", as_of_time_ns=-1), timeout=10),
+            lambda: self.stub.Trace(pb.TraceRequest(hash=r.hash, as_of_time_ns=-1), timeout=10),
+            lambda: self.stub.GetSource(pb.GetSourceRequest(id="wiki://x", as_of_time_ns=-1), timeout=10),
+            lambda: self.stub.ListSources(pb.ListSourcesRequest(as_of_time_ns=-1), timeout=10),
+        ]
+        for call in calls:
+            with self.assertRaises(grpc.RpcError) as ctx:
+                call()
+            self.assertCode(ctx, grpc.StatusCode.INVALID_ARGUMENT, "as_of_time_ns")
+
+    def test_garbage_page_token_is_invalid_naming_it(self):
+        with self.assertRaises(grpc.RpcError) as ctx:
+            self.stub.ListSources(pb.ListSourcesRequest(page_token="\u00e9 garbage \t"), timeout=10)
+        self.assertCode(ctx, grpc.StatusCode.INVALID_ARGUMENT, "page_token")
+        with self.assertRaises(grpc.RpcError) as ctx:
+            self.stub.ListConcepts(pb.ListConceptsRequest(page_token="a//b"), timeout=10)
+        self.assertCode(ctx, grpc.StatusCode.INVALID_ARGUMENT, "page_token")
+        # A real token still pages.
+        for i in range(3):
+            self.stub.PutSource(pb.PutSourceRequest(source=types_pb2.Source(id="wiki://page%d" % i)), timeout=10)
+        first = self.stub.ListSources(pb.ListSourcesRequest(limit=1), timeout=10)
+        nxt = self.stub.ListSources(pb.ListSourcesRequest(limit=1, page_token=first.next_page_token), timeout=10)
+        self.assertGreater(nxt.sources[0].id, first.sources[0].id)
+
+    def test_backup_read_past_the_end_is_out_of_range_naming_offset(self):
+        self.stub.Assert(claim("abuse/backup"), timeout=10)
+        wal = os.path.join(self.server.data_dir, "wal")
+        name = sorted(f for f in os.listdir(wal) if f.endswith(".wal"))[0]
+        size = os.path.getsize(os.path.join(wal, name))
+        for offset in (size + 1, 1 << 63, (1 << 64) - 1):
+            payload = pb_string(1, name.encode()) + pb_varint(2, offset) + pb_varint(3, 4096)
+            with self.assertRaises(grpc.RpcError) as ctx:
+                raw_call(self.channel, "/stemedb.v1.Admin/BackupRead", payload)
+            self.assertCode(ctx, grpc.StatusCode.OUT_OF_RANGE, "offset")
+        # At the end exactly: an empty chunk, the end of the file.
+        payload = pb_string(1, name.encode()) + pb_varint(2, size) + pb_varint(3, 4096)
+        self.assertEqual(raw_call(self.channel, "/stemedb.v1.Admin/BackupRead", payload), b"")
 
 
 class FdExhaustionTest(unittest.TestCase):
