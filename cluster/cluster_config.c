@@ -8,6 +8,18 @@ void stm_cluster_config_init(struct stm_cluster_config *c) {
   memset(c, 0, sizeof *c);
   c->replication_factor = STM_CLUSTER_DEFAULT_REPLICATION;
   c->shards = STM_CLUSTER_DEFAULT_SHARDS;
+  c->write_quorum = STM_WRITE_QUORUM_ONE;
+  c->probe_interval_ms = STM_CLUSTER_DEFAULT_PROBE_INTERVAL_MS;
+  c->probe_timeout_ms = STM_CLUSTER_DEFAULT_PROBE_TIMEOUT_MS;
+  c->suspicion_mult = STM_CLUSTER_DEFAULT_SUSPICION_MULT;
+  c->suspicion_max_mult = STM_CLUSTER_DEFAULT_SUSPICION_MAX_MULT;
+  c->push_pull_interval_ms = STM_CLUSTER_DEFAULT_PUSH_PULL_MS;
+}
+
+static const char *const quorum_names[] = {"one", "majority", "all"};
+
+const char *stm_write_quorum_name(enum stm_write_quorum q) {
+  return (unsigned)q < 3 ? quorum_names[q] : "?";
 }
 
 static void free_seeds(struct stm_cluster_config *c) {
@@ -23,6 +35,10 @@ void stm_cluster_config_destroy(struct stm_cluster_config *c) {
   free(c->bind_addr);
   free(c->rpc_addr);
   free(c->swim_addr);
+  free(c->name);
+  if (c->cluster_key) /* a secret: do not leave it in freed memory */
+    memset(c->cluster_key, 0, strlen(c->cluster_key));
+  free(c->cluster_key);
   free_seeds(c);
   stm_cluster_config_init(c);
 }
@@ -66,15 +82,36 @@ static const struct string_key string_keys[] = {
     {"cluster.bind_addr", offsetof(struct stm_cluster_config, bind_addr)},
     {"cluster.rpc_addr", offsetof(struct stm_cluster_config, rpc_addr)},
     {"cluster.swim_addr", offsetof(struct stm_cluster_config, swim_addr)},
+    {"cluster.name", offsetof(struct stm_cluster_config, name)},
+    {"cluster.cluster_key", offsetof(struct stm_cluster_config, cluster_key)},
 };
 #define N_STRING_KEYS (sizeof string_keys / sizeof string_keys[0])
 
+/* The integer keys besides shards and factor: the SWIM timings. */
+static const struct string_key int_keys[] = {
+    {"cluster.probe_interval_ms",
+     offsetof(struct stm_cluster_config, probe_interval_ms)},
+    {"cluster.probe_timeout_ms",
+     offsetof(struct stm_cluster_config, probe_timeout_ms)},
+    {"cluster.suspicion_mult",
+     offsetof(struct stm_cluster_config, suspicion_mult)},
+    {"cluster.suspicion_max_mult",
+     offsetof(struct stm_cluster_config, suspicion_max_mult)},
+    {"cluster.push_pull_interval_ms",
+     offsetof(struct stm_cluster_config, push_pull_interval_ms)},
+};
+#define N_INT_KEYS (sizeof int_keys / sizeof int_keys[0])
+
 static const char *const other_keys[] = {
-    "cluster.enabled", "cluster.seeds", "cluster.shards", "replication.factor"};
+    "cluster.enabled", "cluster.seeds", "cluster.shards", "replication.factor",
+    "replication.write_quorum"};
 
 bool stm_cluster_config_is_key(const char *key) {
   for (size_t i = 0; i < N_STRING_KEYS; i++)
     if (strcmp(key, string_keys[i].key) == 0)
+      return true;
+  for (size_t i = 0; i < N_INT_KEYS; i++)
+    if (strcmp(key, int_keys[i].key) == 0)
       return true;
   for (size_t i = 0; i < sizeof other_keys / sizeof other_keys[0]; i++)
     if (strcmp(key, other_keys[i]) == 0)
@@ -105,6 +142,40 @@ static int read_strings(struct stm_cluster_config *c,
   return 0;
 }
 
+static int read_ints(struct stm_cluster_config *c,
+                     const struct stm_toml_doc *doc, struct stm_error *err) {
+  for (size_t i = 0; i < N_INT_KEYS; i++) {
+    int64_t *slot = (int64_t *)((char *)c + int_keys[i].offset);
+    int rc = present(stm_toml_get_int(doc, int_keys[i].key, slot, err));
+    if (rc)
+      return rc;
+  }
+  return 0;
+}
+
+int stm_write_quorum_parse(const char *name, enum stm_write_quorum *out) {
+  for (int i = 0; i < 3; i++)
+    if (strcmp(name, quorum_names[i]) == 0) {
+      *out = (enum stm_write_quorum)i;
+      return 0;
+    }
+  return STM_EINVAL;
+}
+
+static int read_quorum(struct stm_cluster_config *c,
+                       const struct stm_toml_doc *doc, struct stm_error *err) {
+  const char *v;
+  int rc = stm_toml_get_string(doc, "replication.write_quorum", &v, err);
+  if (rc)
+    return present(rc);
+  if (stm_write_quorum_parse(v, &c->write_quorum) != 0)
+    return stm_error_set(err, STM_EINVAL, "replication.write_quorum",
+                         "replication.write_quorum must be \"one\", "
+                         "\"majority\" or \"all\", got \"%.64s\"",
+                         v);
+  return 0;
+}
+
 int stm_cluster_config_from_toml(struct stm_cluster_config *c,
                                  const struct stm_toml_doc *doc,
                                  struct stm_error *err) {
@@ -117,7 +188,8 @@ int stm_cluster_config_from_toml(struct stm_cluster_config *c,
       (rc = present(stm_toml_get_int(doc, "cluster.shards", &c->shards,
                                      err))) ||
       (rc = present(stm_toml_get_int(doc, "replication.factor",
-                                     &c->replication_factor, err))))
+                                     &c->replication_factor, err))) ||
+      (rc = read_ints(c, doc, err)) || (rc = read_quorum(c, doc, err)))
     return rc;
   rc = stm_toml_get_string_array(doc, "cluster.seeds", &seeds, &n, err);
   if (rc == 0 && stm_cluster_config_set_seeds(c, seeds, n))
@@ -293,11 +365,60 @@ static int check_seeds(const struct stm_cluster_config *c,
   return 0;
 }
 
+/* Seeds that name only ourselves cannot lead anywhere: a typo, most likely
+ * (a first node with no seeds at all is fine). */
+static int check_seeds_not_only_self(const struct stm_cluster_config *c,
+                                     struct stm_error *err) {
+  if (!c->enabled || c->seed_count == 0 || c->swim_addr == NULL)
+    return 0;
+  for (size_t i = 0; i < c->seed_count; i++)
+    if (strcmp(c->seeds[i], c->swim_addr) != 0)
+      return 0;
+  return stm_error_set(err, STM_EINVAL, "cluster.seeds",
+                       "cluster.seeds names only this node's own swim_addr "
+                       "(\"%.100s\"); list other members, or none on the "
+                       "first node",
+                       c->swim_addr);
+}
+
+static int check_swim(const struct stm_cluster_config *c,
+                      struct stm_error *err) {
+  int rc = check_range("cluster.probe_interval_ms", c->probe_interval_ms, 10,
+                       60000, err);
+  if (rc == 0)
+    rc = check_range("cluster.probe_timeout_ms", c->probe_timeout_ms, 1,
+                     c->probe_interval_ms - 1, err);
+  if (rc == 0)
+    rc = check_range("cluster.suspicion_mult", c->suspicion_mult, 1, 100, err);
+  if (rc == 0)
+    rc = check_range("cluster.suspicion_max_mult", c->suspicion_max_mult, 1,
+                     100, err);
+  if (rc == 0)
+    rc = check_range("cluster.push_pull_interval_ms", c->push_pull_interval_ms,
+                     100, 3600000, err);
+  if (rc == 0 && c->name &&
+      (strlen(c->name) > STM_CLUSTER_NAME_MAX ||
+       stm_node_id_validate("cluster.name", c->name, NULL) != 0))
+    rc = stm_error_set(err, STM_EINVAL, "cluster.name",
+                       "cluster.name must be 1 to %d letters, digits or "
+                       "'_', '.', ':', '-'",
+                       STM_CLUSTER_NAME_MAX);
+  if (rc == 0 && (unsigned)c->write_quorum > STM_WRITE_QUORUM_ALL)
+    rc = stm_error_set(err, STM_EINVAL, "replication.write_quorum",
+                       "replication.write_quorum must be one, majority or "
+                       "all");
+  return rc;
+}
+
 int stm_cluster_config_validate(const struct stm_cluster_config *c,
                                 struct stm_error *err) {
   int rc = 0;
   if (c->node_id)
     rc = stm_node_id_validate("cluster.node_id", c->node_id, err);
+  else if (c->enabled)
+    rc = stm_error_set(err, STM_EINVAL, "cluster.node_id",
+                       "cluster.node_id is required when cluster.enabled = "
+                       "true");
   if (rc == 0 && c->bind_addr)
     rc = stm_addr_parse("cluster.bind_addr", c->bind_addr, false, NULL, 0,
                         NULL, err);
@@ -313,5 +434,9 @@ int stm_cluster_config_validate(const struct stm_cluster_config *c,
   if (rc == 0)
     rc = check_range("cluster.shards", c->shards, 1, STM_CLUSTER_MAX_SHARDS,
                      err);
+  if (rc == 0)
+    rc = check_seeds_not_only_self(c, err);
+  if (rc == 0)
+    rc = check_swim(c, err);
   return rc;
 }

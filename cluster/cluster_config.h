@@ -14,6 +14,29 @@
  *   [replication]
  *   factor = 2
  *
+ * and these optional keys, with their defaults:
+ *
+ *   [cluster]
+ *   name = "stemedb"            # carried by every SWIM datagram; members of
+ *                               # another cluster are ignored
+ *   cluster_key = "..."         # shared secret; SWIM datagrams carry an
+ *                               # HMAC under a key derived from it. Unset:
+ *                               # no secret (anyone who can reach the port
+ *                               # can join), allowed but logged
+ *   probe_interval_ms = 1000    # SWIM: one probe per member per interval
+ *   probe_timeout_ms = 500      # direct ack wait, < probe_interval_ms
+ *   suspicion_mult = 4          # suspicion timeout, min =
+ *                               #   mult * max(1, log10 n) * probe interval
+ *   suspicion_max_mult = 6      # max = this * min, before confirmations
+ *   push_pull_interval_ms = 30000  # full-state sync with a random member
+ *
+ *   [replication]
+ *   write_quorum = "one"        # one | majority | all: replicas that must
+ *                               # have a write before it is acknowledged
+ *
+ * Contradictions are errors naming the key: cluster.enabled without
+ * node_id, replication.factor 0, seeds that name only this node.
+ *
  * Caller-embedded: stm_cluster_config_init() sets the defaults,
  * stm_cluster_config_destroy() frees the strings. String fields are
  * malloc'd (or NULL when unset) and owned by the struct; a caller replacing
@@ -39,6 +62,23 @@
 #define STM_NODE_ID_MAX 128
 /* Longest host name plus ":65535" and IPv6 brackets. */
 #define STM_ADDR_MAX 263
+#define STM_CLUSTER_DEFAULT_NAME "stemedb"
+#define STM_CLUSTER_NAME_MAX 64
+#define STM_CLUSTER_DEFAULT_PROBE_INTERVAL_MS 1000
+#define STM_CLUSTER_DEFAULT_PROBE_TIMEOUT_MS 500
+#define STM_CLUSTER_DEFAULT_SUSPICION_MULT 4
+#define STM_CLUSTER_DEFAULT_SUSPICION_MAX_MULT 6
+#define STM_CLUSTER_DEFAULT_PUSH_PULL_MS 30000
+
+enum stm_write_quorum {
+  STM_WRITE_QUORUM_ONE = 0,
+  STM_WRITE_QUORUM_MAJORITY = 1,
+  STM_WRITE_QUORUM_ALL = 2,
+};
+/* "one", "majority", "all". */
+const char *stm_write_quorum_name(enum stm_write_quorum q);
+/* The inverse; 0 or STM_EINVAL. */
+int stm_write_quorum_parse(const char *name, enum stm_write_quorum *out);
 
 struct stm_cluster_config {
   bool enabled;                /* default false: a single node */
@@ -50,9 +90,18 @@ struct stm_cluster_config {
   size_t seed_count;
   int64_t replication_factor;  /* [replication] factor, default 1 */
   int64_t shards;              /* default STM_CLUSTER_DEFAULT_SHARDS */
+  char *name;                  /* NULL: STM_CLUSTER_DEFAULT_NAME */
+  char *cluster_key;           /* NULL: no secret */
+  enum stm_write_quorum write_quorum; /* [replication] write_quorum */
+  int64_t probe_interval_ms;
+  int64_t probe_timeout_ms;
+  int64_t suspicion_mult;
+  int64_t suspicion_max_mult;
+  int64_t push_pull_interval_ms;
 };
 
-/* Defaults: disabled, nothing set, factor 1, 64 shards. */
+/* Defaults: disabled, nothing set, factor 1, 64 shards, quorum one, the
+ * SWIM timings above. */
 void stm_cluster_config_init(struct stm_cluster_config *c);
 /* Free the strings and reset to the defaults. */
 void stm_cluster_config_destroy(struct stm_cluster_config *c);
@@ -75,8 +124,11 @@ bool stm_cluster_config_is_key(const char *key);
 /*
  * Check every field: addresses are host:port, seeds too (and at most
  * STM_CLUSTER_MAX_SEEDS), node_id is a valid node id when set, factor in
- * 1..16, shards in 1..65536. When enabled, rpc_addr and swim_addr must be
- * set. Returns 0 or STM_EINVAL with err->field = the config key
+ * 1..16, shards in 1..65536, name 1..64 bytes of node-id characters,
+ * probe_interval_ms 10..60000 with probe_timeout_ms in 1..interval-1,
+ * suspicion_mult 1..100, suspicion_max_mult 1..100, push_pull_interval_ms
+ * 100..3600000. When enabled, node_id, rpc_addr and swim_addr must be set
+ * and the seeds must name some node other than swim_addr. Returns 0 or STM_EINVAL with err->field = the config key
  * ("cluster.seeds[1]") and a message quoting the bad value.
  */
 int stm_cluster_config_validate(const struct stm_cluster_config *c,

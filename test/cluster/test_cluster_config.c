@@ -128,11 +128,75 @@ static void test_cluster_config_validation_names_the_bad_key(void) {
   invalid("[cluster]\nnode_id = 'node one'\n", "cluster.node_id",
           "may only contain");
   invalid("[cluster]\nnode_id = ''\n", "cluster.node_id", "must not be empty");
-  invalid("[cluster]\nenabled = true\nswim_addr = '10.0.0.1:18183'\n",
-          "cluster.rpc_addr", "required when cluster.enabled = true");
-  invalid("[cluster]\nenabled = true\nrpc_addr = '0.0.0.0:18182'\n"
+  invalid("[cluster]\nenabled = true\nnode_id = 'n1'\n"
           "swim_addr = '10.0.0.1:18183'\n",
+          "cluster.rpc_addr", "required when cluster.enabled = true");
+  invalid("[cluster]\nenabled = true\nnode_id = 'n1'\n"
+          "rpc_addr = '0.0.0.0:18182'\nswim_addr = '10.0.0.1:18183'\n",
           "cluster.rpc_addr", "not an address other nodes can reach");
+}
+
+#define ENABLED                                                            \
+  "[cluster]\nenabled = true\nnode_id = 'n1'\nrpc_addr = '10.0.0.1:18182'\n" \
+  "swim_addr = '10.0.0.1:18183'\n"
+
+static void test_cluster_config_refuses_contradictions_naming_the_key(void) {
+  invalid("[cluster]\nenabled = true\nrpc_addr = '10.0.0.1:18182'\n"
+          "swim_addr = '10.0.0.1:18183'\n",
+          "cluster.node_id", "required when cluster.enabled = true");
+  invalid(ENABLED "seeds = ['10.0.0.1:18183']\n", "cluster.seeds",
+          "names only this node's own swim_addr");
+  invalid(ENABLED "seeds = ['10.0.0.1:18183', '10.0.0.1:18183']\n",
+          "cluster.seeds", "only this node");
+  invalid(ENABLED "[replication]\nfactor = 0\n", "replication.factor",
+          "got 0");
+  invalid(ENABLED "probe_interval_ms = 1000\nprobe_timeout_ms = 1000\n",
+          "cluster.probe_timeout_ms", "between 1 and 999");
+  invalid(ENABLED "probe_interval_ms = 5\n", "cluster.probe_interval_ms",
+          "between 10 and 60000");
+  invalid(ENABLED "suspicion_mult = 0\n", "cluster.suspicion_mult", "got 0");
+  invalid(ENABLED "suspicion_max_mult = 1000\n", "cluster.suspicion_max_mult",
+          "got 1000");
+  invalid(ENABLED "push_pull_interval_ms = 1\n",
+          "cluster.push_pull_interval_ms", "got 1");
+  invalid(ENABLED "name = 'my cluster'\n", "cluster.name", "1 to 64");
+  invalid(ENABLED "[replication]\nwrite_quorum = 'most'\n",
+          "replication.write_quorum", "got \"most\"");
+  invalid(ENABLED "cluster_key = 42\n", "cluster.cluster_key", "");
+}
+
+static void test_cluster_config_reads_swim_keys_with_documented_defaults(void) {
+  struct stm_cluster_config c;
+  CU_ASSERT_EQUAL(load(ENABLED, &c, NULL), 0);
+  CU_ASSERT_EQUAL(stm_cluster_config_validate(&c, NULL), 0);
+  CU_ASSERT_EQUAL(c.write_quorum, STM_WRITE_QUORUM_ONE);
+  CU_ASSERT_EQUAL(c.probe_interval_ms, 1000);
+  CU_ASSERT_EQUAL(c.probe_timeout_ms, 500);
+  CU_ASSERT_EQUAL(c.suspicion_mult, 4);
+  CU_ASSERT_EQUAL(c.suspicion_max_mult, 6);
+  CU_ASSERT_EQUAL(c.push_pull_interval_ms, 30000);
+  CU_ASSERT_PTR_NULL(c.name);
+  CU_ASSERT_PTR_NULL(c.cluster_key);
+  stm_cluster_config_destroy(&c);
+  CU_ASSERT_EQUAL(load(ENABLED "name = 'prod-eu'\ncluster_key = 's3cret'\n"
+                               "probe_interval_ms = 200\n"
+                               "probe_timeout_ms = 80\nsuspicion_mult = 5\n"
+                               "seeds = ['10.0.0.1:18183', '10.0.0.2:18183']\n"
+                               "[replication]\nwrite_quorum = 'majority'\n",
+                       &c, NULL),
+                  0);
+  CU_ASSERT_EQUAL(stm_cluster_config_validate(&c, NULL), 0);
+  CU_ASSERT_STRING_EQUAL(c.name, "prod-eu");
+  CU_ASSERT_STRING_EQUAL(c.cluster_key, "s3cret");
+  CU_ASSERT_EQUAL(c.write_quorum, STM_WRITE_QUORUM_MAJORITY);
+  CU_ASSERT_STRING_EQUAL(stm_write_quorum_name(c.write_quorum), "majority");
+  CU_ASSERT_EQUAL(c.probe_interval_ms, 200);
+  CU_ASSERT_EQUAL(c.probe_timeout_ms, 80);
+  CU_ASSERT_EQUAL(c.suspicion_mult, 5);
+  CU_ASSERT_TRUE(stm_cluster_config_is_key("cluster.cluster_key"));
+  CU_ASSERT_TRUE(stm_cluster_config_is_key("replication.write_quorum"));
+  CU_ASSERT_TRUE(stm_cluster_config_is_key("cluster.probe_interval_ms"));
+  stm_cluster_config_destroy(&c);
 }
 
 static void test_cluster_config_addresses_accept_names_and_ipv6(void) {
@@ -188,6 +252,8 @@ static const struct stm_test_case cluster_config_cases[] = {
     STM_TEST(test_cluster_config_later_documents_replace_values),
     STM_TEST(test_cluster_config_wrong_types_name_the_key),
     STM_TEST(test_cluster_config_validation_names_the_bad_key),
+    STM_TEST(test_cluster_config_refuses_contradictions_naming_the_key),
+    STM_TEST(test_cluster_config_reads_swim_keys_with_documented_defaults),
     STM_TEST(test_cluster_config_addresses_accept_names_and_ipv6),
     STM_TEST(test_cluster_config_knows_its_keys),
     STM_TEST_END};
