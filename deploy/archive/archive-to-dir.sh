@@ -4,7 +4,7 @@
 # different file of the same name.
 #
 #   stemedb-server --wal-archive-command \
-#     '/usr/lib/stemedb/archive-to-dir.sh %p %f /srv/stemedb-wal-archive'
+#     '/usr/local/lib/stemedb/archive-to-dir.sh %p %f /srv/stemedb-wal-archive'
 #
 # %p is the path of the .zst the server wrote, %f its file name. Exit 0
 # only once the copy is complete and fsync'd; the server retries otherwise.

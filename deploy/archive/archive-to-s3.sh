@@ -3,7 +3,7 @@
 # S3-compatible store) with the aws CLI.
 #
 #   stemedb-server --wal-archive-command \
-#     '/usr/lib/stemedb/archive-to-s3.sh %p %f s3://bucket/stemedb/node-1'
+#     '/usr/local/lib/stemedb/archive-to-s3.sh %p %f s3://bucket/stemedb/node-1'
 #
 # Needs `aws` on PATH with credentials from its usual sources (instance
 # role, AWS_PROFILE, ...); AWS_ENDPOINT_URL selects a non-AWS endpoint.
