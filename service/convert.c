@@ -209,7 +209,9 @@ Stemedb__V1__Vote *stm_convert_vote(const struct stm_vote *v,
   m->weight = v->weight;
   m->sequence = v->sequence;
   m->commit_time_ns = v->commit_time_ns;
-  m->timestamp_ns = v->timestamp_ns;
+  /* A vote whose client stated no time reports its commit time (its hash
+   * covers 0, so a retried vote stays one vote). */
+  m->timestamp_ns = v->timestamp_ns ? v->timestamp_ns : v->commit_time_ns;
   return m;
 }
 

@@ -1,4 +1,5 @@
 #include "grpc_server.h"
+#include "request_ids.h"
 #include "wire_check.h"
 
 #include "../common/buf.h"
@@ -10,6 +11,7 @@
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
+#include <sodium.h>
 #include <assert.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -58,6 +60,9 @@ struct stm_grpc_server {
   const struct stm_method *methods;
   size_t method_count;
   void **handles;
+  /* Per method: its request's request_id field, NULL when it has none. */
+  const ProtobufCFieldDescriptor **rid_fields;
+  struct stm_request_ids *request_ids; /* borrowed; NULL: off */
   struct method_stats *stats; /* method_count + 1: the last is "unknown" */
   void *ctx;
   atomic_bool shutting_down;
@@ -103,6 +108,7 @@ struct stm_call {
   int cancelled;
   int64_t start_ns;
   char *peer;
+  char *rid; /* the request_id this call reports to request_ids, or NULL */
   /* Server streaming only. */
   stm_stream_cb stream_cb;
   void *stream_user;
@@ -171,12 +177,51 @@ static void call_free(struct stm_call *c) {
     grpc_call_details_destroy(&c->details);
   if (c->peer)
     gpr_free(c->peer);
+  free(c->rid);
   grpc_call_unref(c->call);
   free(c);
 }
 
+static void start_answer(struct stm_call *c, grpc_status_code code,
+                         const char *message, grpc_byte_buffer *resp);
+
+/* The first call of a request_id ended: remember a success, answer the
+ * retries that waited for it the same way. */
+static void report_request_id(struct stm_call *c, grpc_status_code code,
+                              const char *message, grpc_byte_buffer *resp) {
+  grpc_slice bytes = grpc_empty_slice();
+  grpc_byte_buffer_reader r;
+  if (resp && grpc_byte_buffer_reader_init(&r, resp)) {
+    bytes = grpc_byte_buffer_reader_readall(&r);
+    grpc_byte_buffer_reader_destroy(&r);
+  }
+  size_t n = 0;
+  void **waiters = stm_request_ids_finish(
+      c->srv->request_ids, c->method, c->rid, code == GRPC_STATUS_OK,
+      GRPC_SLICE_START_PTR(bytes), GRPC_SLICE_LENGTH(bytes),
+      stm_clock_mono_ns(), &n);
+  for (size_t i = 0; i < n; i++) {
+    grpc_byte_buffer *copy = NULL;
+    if (resp) {
+      grpc_slice s = grpc_slice_ref(bytes);
+      copy = grpc_raw_byte_buffer_create(&s, 1);
+      grpc_slice_unref(s);
+    }
+    start_answer(waiters[i], code, message, copy);
+  }
+  free(waiters);
+  grpc_slice_unref(bytes);
+}
+
 static void call_finish(struct stm_call *c, grpc_status_code code,
                         const char *message, grpc_byte_buffer *resp) {
+  if (c->rid)
+    report_request_id(c, code, message, resp);
+  start_answer(c, code, message, resp);
+}
+
+static void start_answer(struct stm_call *c, grpc_status_code code,
+                         const char *message, grpc_byte_buffer *resp) {
   c->code = code;
   c->resp = resp;
   grpc_slice details = grpc_slice_from_copied_string(message ? message : "");
@@ -361,6 +406,8 @@ static void on_stream_event(struct stream_tag *t, bool ok) {
  * a bad string with err set. */
 static ProtobufCMessage *decode_request(const ProtobufCMessageDescriptor *desc,
                                         grpc_byte_buffer *bb,
+                                        const ProtobufCFieldDescriptor *rid,
+                                        uint8_t digest[STM_REQUEST_ID_DIGEST],
                                         struct stm_error *err) {
   grpc_byte_buffer_reader r;
   if (bb == NULL || !grpc_byte_buffer_reader_init(&r, bb))
@@ -372,8 +419,60 @@ static ProtobufCMessage *decode_request(const ProtobufCMessageDescriptor *desc,
                              GRPC_SLICE_LENGTH(s), err) == 0)
     m = protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(s),
                                   GRPC_SLICE_START_PTR(s));
+  /* Only requests that carry a request_id pay for the digest that tells
+   * a retry from a different request reusing the id. */
+  if (m && rid && (*(const char *const *)((const char *)m + rid->offset))[0])
+    crypto_generichash(digest, STM_REQUEST_ID_DIGEST, GRPC_SLICE_START_PTR(s),
+                       GRPC_SLICE_LENGTH(s), NULL, 0);
   grpc_slice_unref(s);
   return m;
+}
+
+/* A write with a request_id: answer a retry from the first outcome, or
+ * queue it behind a first call still running. Returns true when the
+ * handler should run. */
+static bool check_request_id(struct stm_call *c,
+                             const ProtobufCFieldDescriptor *rid,
+                             const uint8_t digest[STM_REQUEST_ID_DIGEST]) {
+  const char *id = *(const char *const *)((const char *)c->req + rid->offset);
+  size_t len = strlen(id);
+  if (len == 0)
+    return true;
+  bool printable = len <= STM_REQUEST_ID_MAX;
+  for (size_t i = 0; printable && i < len; i++)
+    printable = id[i] > 0x20 && id[i] < 0x7f;
+  if (!printable) {
+    stm_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT,
+                  "request_id must be 1-%d bytes of printable ASCII without "
+                  "spaces",
+                  STM_REQUEST_ID_MAX);
+    return false;
+  }
+  void *answer = NULL;
+  size_t answer_len = 0;
+  switch (stm_request_ids_begin(c->srv->request_ids, c->method, id, digest, c,
+                                stm_clock_mono_ns(), &answer, &answer_len)) {
+  case STM_REQUEST_ID_NEW:
+    c->rid = strdup(id); /* without memory: runs unremembered */
+    return true;
+  case STM_REQUEST_ID_WAITING:
+    return false; /* answered when the first call ends */
+  case STM_REQUEST_ID_MISMATCH:
+    stm_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT,
+                  "request_id \"%s\" was already used for a different "
+                  "request; use a new request_id per distinct write",
+                  id);
+    return false;
+  case STM_REQUEST_ID_DONE:
+  default: {
+    grpc_slice s = grpc_slice_from_copied_buffer(answer, answer_len);
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
+    grpc_slice_unref(s);
+    free(answer);
+    start_answer(c, GRPC_STATUS_OK, NULL, bb);
+    return false;
+  }
+  }
 }
 
 static void on_request(struct request_slot *slot, bool ok) {
@@ -397,6 +496,7 @@ static void on_request(struct request_slot *slot, bool ok) {
   c->md = slot->md;
   c->start_ns = stm_clock_mono_ns();
   const struct stm_method *m = &srv->methods[slot->method];
+  size_t slot_method = slot->method;
   grpc_byte_buffer *payload = slot->payload;
   free(slot);
   if (m->handler == NULL) {
@@ -410,7 +510,10 @@ static void on_request(struct request_slot *slot, bool ok) {
   }
   struct stm_error err;
   stm_error_clear(&err);
-  c->req = decode_request(m->request, payload, &err);
+  const ProtobufCFieldDescriptor *rid =
+      srv->request_ids ? srv->rid_fields[slot_method] : NULL;
+  uint8_t digest[STM_REQUEST_ID_DIGEST];
+  c->req = decode_request(m->request, payload, rid, digest, &err);
   if (payload)
     grpc_byte_buffer_destroy(payload);
   if (c->req == NULL) {
@@ -421,6 +524,8 @@ static void on_request(struct request_slot *slot, bool ok) {
                     "cannot parse the request as %s", m->request->name);
     return;
   }
+  if (rid && !check_request_id(c, rid, digest))
+    return;
   m->handler(c, c->req, srv->ctx);
 }
 
@@ -486,6 +591,7 @@ static void *worker_main(void *arg) {
 static void server_free(struct stm_grpc_server *s) {
   free(s->workers);
   free(s->handles);
+  free(s->rid_fields);
   free(s->stats);
   pthread_mutex_destroy(&s->lock);
   pthread_cond_destroy(&s->cond);
@@ -507,10 +613,16 @@ int stm_grpc_server_start(const struct stm_grpc_server_options *opts,
   s->ctx = opts->ctx;
   s->workers = calloc((size_t)s->worker_count, sizeof *s->workers);
   s->handles = calloc(opts->method_count + 1, sizeof *s->handles);
+  s->rid_fields = calloc(opts->method_count + 1, sizeof *s->rid_fields);
+  s->request_ids = opts->request_ids;
+  for (size_t i = 0; s->rid_fields && i < opts->method_count; i++)
+    if (opts->methods[i].request)
+      s->rid_fields[i] = protobuf_c_message_descriptor_get_field_by_name(
+          opts->methods[i].request, "request_id");
   s->stats = calloc(opts->method_count + 1, sizeof *s->stats);
   pthread_mutex_init(&s->lock, NULL);
   pthread_cond_init(&s->cond, NULL);
-  if (!s->workers || !s->handles || !s->stats) {
+  if (!s->workers || !s->handles || !s->stats || !s->rid_fields) {
     server_free(s);
     return stm_error_set(err, STM_ENOMEM, NULL, "out of memory");
   }

@@ -22,6 +22,7 @@
 
 struct stm_grpc_server;
 struct stm_call;
+struct stm_request_ids;
 
 /*
  * A unary handler. `req` is the decoded request, owned by the call (freed
@@ -43,6 +44,9 @@ struct stm_grpc_server_options {
   int cq_threads;          /* 1..16 */
   int max_message_bytes;   /* larger requests are RESOURCE_EXHAUSTED */
   void *ctx;               /* handed to every handler */
+  /* Borrowed, nullable: remembers the outcome of requests whose message
+   * has a non-empty `request_id` field (request_ids.h). */
+  struct stm_request_ids *request_ids;
 };
 
 /*

@@ -125,6 +125,7 @@ static void on_record(void *ctx, int rc, const struct stm_record *rec,
   case STM_RECORD_EPOCH: {
     Stemedb__V1__StartEpochResponse m = STEMEDB__V1__START_EPOCH_RESPONSE__INIT;
     m.epoch = stm_convert_epoch(&rec->u.epoch, &a);
+    m.created = created;
     stm_call_reply(call, &m.base);
     break;
   }
@@ -192,6 +193,10 @@ void stm__handle_vote(struct stm_call *call, const ProtobufCMessage *msg,
       !(isfinite(req->weight) && req->weight >= -1.0 && req->weight <= 1.0))
     rc = stm_error_set(&err, STM_EINVAL, "weight",
                        "weight must be a number in [-1, 1]");
+  if (rc == 0 && req->timestamp_ns < 0)
+    rc = stm_error_set(&err, STM_EINVAL, "timestamp_ns",
+                       "timestamp_ns must be 0 (none) or a time in "
+                       "nanoseconds since 1970");
   struct stm_claim target;
   stm_claim_init(&target);
   if (rc == 0) {
@@ -210,6 +215,7 @@ void stm__handle_vote(struct stm_call *call, const ProtobufCMessage *msg,
     return;
   }
   rec->u.vote.weight = req->weight == 0.0 ? 0.0 : req->weight;
+  rec->u.vote.timestamp_ns = req->timestamp_ns;
   submit_record(svc, call, rec, "vote");
 }
 
@@ -228,12 +234,18 @@ void stm__handle_start_epoch(struct stm_call *call, const ProtobufCMessage *msg,
   if (rc == 0 && (rlen > MAX_REASON || !stm_utf8_valid(req->reason, rlen)))
     rc = stm_error_set(&err, STM_EINVAL, "reason",
                        "reason must be UTF-8 of at most %d bytes", MAX_REASON);
+  if (rc == 0 && req->timestamp_ns < 0)
+    rc = stm_error_set(&err, STM_EINVAL, "timestamp_ns",
+                       "timestamp_ns must be 0 (the server's clock) or a time "
+                       "in nanoseconds since 1970");
   struct stm_record *rec = rc ? NULL : record_new(STM_RECORD_EPOCH);
   if (rc == 0 && rec == NULL)
     rc = STM_ENOMEM;
   rc = rc ? rc : dup_str(&rec->u.epoch.concept_path, req->concept_path);
   rc = rc ? rc : dup_str(&rec->u.epoch.predicate, req->predicate);
   rc = rc ? rc : dup_str(&rec->u.epoch.reason, req->reason);
+  if (rc == 0)
+    rec->u.epoch.timestamp_ns = req->timestamp_ns;
   if (rc) {
     record_free(rec);
     stm__fail_rc(call, rc, &err);

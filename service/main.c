@@ -6,6 +6,7 @@
 #include "archiver.h"
 #include "config.h"
 #include "listener_probe.h"
+#include "request_ids.h"
 #include "service.h"
 #include "source_keys.h"
 #include "watch_hub.h"
@@ -116,6 +117,11 @@ static struct stm_watch_hub *start_hub(const struct stm_server_config *cfg,
   return hub;
 }
 
+/* Bounds of the request_id memory: a burst of retried writes may not grow
+ * it without limit (the oldest are forgotten first). */
+#define REQUEST_IDS_MAX 200000
+#define REQUEST_IDS_MAX_BYTES (INT64_C(64) * 1024 * 1024)
+
 /* Everything serve() starts, in start order; stop_all() undoes it. */
 struct node {
   struct stm_store *store;
@@ -123,6 +129,7 @@ struct node {
   struct stm_archiver *archiver;
   struct stm_grpc_server *server;
   struct stm_listener_probe *probe;
+  struct stm_request_ids *request_ids;
   struct stm_service svc;
 };
 
@@ -166,6 +173,16 @@ static int start_grpc(const struct stm_server_config *cfg, struct node *n) {
       .max_message_bytes = (int)cfg->max_message_bytes,
       .ctx = &n->svc};
   go.method_count = method_count;
+  if (cfg->request_id_window_s > 0) {
+    n->request_ids = stm_request_ids_new(
+        cfg->request_id_window_s * INT64_C(1000000000), REQUEST_IDS_MAX,
+        REQUEST_IDS_MAX_BYTES);
+    if (n->request_ids == NULL) {
+      stm_log_error("out of memory");
+      return -1;
+    }
+    go.request_ids = n->request_ids;
+  }
   int port = 0;
   if (stm_grpc_server_start(&go, &n->server, &port, &err) != 0) {
     stm_log_error("%s", err.message);
@@ -236,6 +253,7 @@ static void stop_all(const struct stm_server_config *cfg, struct node *n) {
   stm_archiver_stop(n->archiver);
   stm_store_delete(n->store);
   stm_grpc_server_delete(n->server);
+  stm_request_ids_delete(n->request_ids);
   stm_watch_hub_delete(n->hub);
   stm_source_keys_delete(n->svc.source_keys);
 }

@@ -295,15 +295,10 @@ static int find_epoch(struct stm_index *idx, bool snapshot, const char *path,
   return 0;
 }
 
-int stm__index_last_epoch_number(struct stm_index *idx, const char *path,
-                                 const char *predicate, uint64_t *number,
-                                 struct stm_error *err) {
-  struct stm_epoch e;
-  int rc = find_epoch(idx, false, path, predicate, 0, NULL, &e, err);
-  *number = rc == 0 ? e.number : 0;
-  if (rc == 0)
-    stm_epoch_destroy(&e);
-  return rc == STM_ENOTFOUND ? 0 : rc;
+int stm__index_last_epoch(struct stm_index *idx, const char *path,
+                          const char *predicate, struct stm_epoch *out,
+                          struct stm_error *err) {
+  return find_epoch(idx, false, path, predicate, 0, NULL, out, err);
 }
 
 int stm_store_find_epoch(struct stm_store *s, const char *concept_path,

@@ -51,10 +51,10 @@ int stm__index_put_audit(struct stm_index_batch *b,
 int stm__index_find_record(struct stm_index *idx,
                            const uint8_t hash[STM_HASH_LEN], uint64_t *seq,
                            struct stm_error *err);
-/* Latest state (writer): the number of the newest epoch of exactly
- * (path, predicate), 0 when none. */
-int stm__index_last_epoch_number(struct stm_index *idx, const char *path,
-                                 const char *predicate, uint64_t *number,
-                                 struct stm_error *err);
+/* Latest state (writer): the newest epoch of exactly (path, predicate)
+ * into an uninitialized *out (destroy after 0); STM_ENOTFOUND when none. */
+int stm__index_last_epoch(struct stm_index *idx, const char *path,
+                          const char *predicate, struct stm_epoch *out,
+                          struct stm_error *err);
 
 #endif

@@ -144,24 +144,57 @@ static void set_commit(struct stm_record *r, uint64_t seq, int64_t now) {
   }
 }
 
+/* Does a new epoch with a client-stated time repeat `o` (a retry)? */
+static bool epoch_repeats(const struct stm_epoch *e, const struct stm_epoch *o,
+                          bool stated) {
+  return stated && o->timestamp_ns == e->timestamp_ns &&
+         strcmp(o->reason, e->reason) == 0;
+}
+
+/* Take over the identity of the epoch it repeats. */
+static void epoch_adopt(struct stm_epoch *e, const struct stm_epoch *o) {
+  memcpy(e->hash, o->hash, STM_HASH_LEN);
+  e->number = o->number;
+  e->sequence = o->sequence;
+  e->commit_time_ns = o->commit_time_ns;
+}
+
 /* The next number for an epoch: after the stored ones and those earlier
- * in this group. */
+ * in this group. *repeat: the epoch repeats the current one of its scope
+ * (same reason and client-stated timestamp_ns), which it then adopts. */
 static int number_epoch(struct stm_store *s, struct stm_store_sub *head,
-                        struct stm_store_sub *sub, struct stm_error *err) {
+                        struct stm_store_sub *sub, bool stated,
+                        bool *repeat, struct stm_error *err) {
   struct stm_epoch *e = &sub->rec->u.epoch;
-  uint64_t n = 0;
-  int rc = stm__index_last_epoch_number(s->index, e->concept_path, e->predicate,
-                                        &n, err);
-  for (struct stm_store_sub *p = head; rc == 0 && p && p != sub; p = p->next) {
+  struct stm_epoch last;
+  *repeat = false;
+  int rc = stm__index_last_epoch(s->index, e->concept_path, e->predicate,
+                                 &last, err);
+  if (rc && rc != STM_ENOTFOUND)
+    return rc;
+  uint64_t n = rc == 0 ? last.number : 0;
+  if (rc == 0) {
+    if (epoch_repeats(e, &last, stated)) {
+      epoch_adopt(e, &last);
+      *repeat = true;
+    }
+    stm_epoch_destroy(&last);
+  }
+  for (struct stm_store_sub *p = head; p && p != sub; p = p->next) {
     if (p->rec == NULL || p->rec->kind != STM_RECORD_EPOCH)
       continue;
     const struct stm_epoch *o = &p->rec->u.epoch;
     if (strcmp(o->concept_path, e->concept_path) == 0 &&
-        strcmp(o->predicate, e->predicate) == 0 && o->number > n)
+        strcmp(o->predicate, e->predicate) == 0 && o->number > n) {
       n = o->number;
+      *repeat = epoch_repeats(e, o, stated);
+      if (*repeat)
+        epoch_adopt(e, o);
+    }
   }
-  e->number = n + 1;
-  return rc;
+  if (!*repeat)
+    e->number = n + 1;
+  return 0;
 }
 
 static int64_t *rec_timestamp(struct stm_record *r) {
@@ -177,10 +210,23 @@ int stm__store_build_record(struct stm_store *s, struct stm_store_sub *head,
   struct stm_store_writer *w = &s->w;
   struct stm_record *rec = sub->rec;
   struct stm_write_result *r = &sub->results[0];
+  /* A vote's content hash covers the time its client stated, 0 when none:
+   * the same vote sent twice (a retry) is one vote. Epochs and sources
+   * without a stated time take the commit's. */
   int64_t *ts = rec_timestamp(rec);
-  if (*ts == 0)
+  bool stated = *ts != 0;
+  if (*ts == 0 && rec->kind != STM_RECORD_VOTE)
     *ts = now;
-  int rc = rec->kind == STM_RECORD_EPOCH ? number_epoch(s, head, sub, err) : 0;
+  bool repeat = false;
+  int rc = rec->kind == STM_RECORD_EPOCH
+               ? number_epoch(s, head, sub, stated, &repeat, err)
+               : 0;
+  if (rc == 0 && repeat) { /* a retried StartEpoch: answer the first one */
+    memcpy(r->hash, rec_hash(rec), STM_HASH_LEN);
+    r->sequence = rec->u.epoch.sequence;
+    r->created = false;
+    return 0;
+  }
   rc = rc ? rc : stm_record_compute_hash(rec);
   if (rc)
     return rc;

@@ -94,6 +94,97 @@ class StringFieldTest(stmtest.ServerTestCase, unittest.TestCase):
         self.assertEqual(got.value.string_value, text)
 
 
+class RetryTest(stmtest.ServerTestCase, unittest.TestCase):
+    """Item 3: a retried write never writes twice."""
+
+    def target(self, pred):
+        return self.stub.Assert(claim("abuse/retry", pred, "v"), timeout=10).hash
+
+    def test_same_vote_sent_twice_is_one_vote(self):
+        h = self.target("vote")
+        v1 = self.stub.Vote(pb.VoteRequest(assertion_hash=h, voter_id="alice", weight=1), timeout=10)
+        v2 = self.stub.Vote(pb.VoteRequest(assertion_hash=h, voter_id="alice", weight=1), timeout=10)
+        self.assertTrue(v1.created)
+        self.assertEqual((v2.hash, v2.sequence, v2.created), (v1.hash, v1.sequence, False))
+        votes = self.stub.Trace(pb.TraceRequest(hash=h), timeout=10).votes
+        self.assertEqual(len(votes), 1)
+        self.assertGreater(votes[0].timestamp_ns, 0)  # its commit time
+        # A vote stating its own time is its own content.
+        v3 = self.stub.Vote(pb.VoteRequest(assertion_hash=h, voter_id="alice", weight=1,
+                                           timestamp_ns=123), timeout=10)
+        self.assertTrue(v3.created)
+        self.assertEqual(len(self.stub.Trace(pb.TraceRequest(hash=h), timeout=10).votes), 2)
+
+    def test_start_epoch_with_a_stated_time_is_idempotent(self):
+        req = pb.StartEpochRequest(concept_path="abuse/epoch", predicate="p", reason="recall",
+                                   timestamp_ns=5000)
+        e1 = self.stub.StartEpoch(req, timeout=10)
+        e2 = self.stub.StartEpoch(req, timeout=10)
+        self.assertTrue(e1.created)
+        self.assertFalse(e2.created)
+        self.assertEqual((e2.epoch.hash, e2.epoch.number, e2.epoch.sequence),
+                         (e1.epoch.hash, e1.epoch.number, e1.epoch.sequence))
+        # Another stated time is another epoch.
+        e3 = self.stub.StartEpoch(pb.StartEpochRequest(concept_path="abuse/epoch", predicate="p",
+                                                       reason="recall", timestamp_ns=6000), timeout=10)
+        self.assertEqual(e3.epoch.number, e1.epoch.number + 1)
+
+    def test_request_id_answers_a_retry_from_the_first_outcome(self):
+        h = self.target("rid")
+        audit_before = self.stub.Audit(pb.AuditRequest(limit=1000), timeout=10).next_after_sequence
+        reqs = [
+            ("Vote", pb.VoteRequest(assertion_hash=h, voter_id="bob", weight=-1,
+                                    timestamp_ns=time.time_ns(), request_id="r-vote-1")),
+            ("StartEpoch", pb.StartEpochRequest(concept_path="abuse/rid", reason="x",
+                                                request_id="r-epoch-1")),
+            ("PutSource", pb.PutSourceRequest(source=types_pb2.Source(id="wiki://rid", name="n"),
+                                              request_id="r-source-1")),
+            ("AssertBatch", pb.AssertBatchRequest(assertions=[claim("abuse/rid", "b", "v")],
+                                                  request_id="r-batch-1")),
+        ]
+        for method, req in reqs:
+            first = getattr(self.stub, method)(req, timeout=10)
+            again = getattr(self.stub, method)(req, timeout=10)
+            self.assertEqual(again, first, method)  # created stays true: the same answer
+        entries = self.stub.Audit(pb.AuditRequest(after_sequence=audit_before, limit=1000),
+                                  timeout=10).entries
+        self.assertEqual([e.operation for e in entries],
+                         ["vote", "start_epoch", "put_source", "assert_batch"])
+
+    def test_request_id_reused_for_another_request_is_invalid(self):
+        self.stub.PutSource(pb.PutSourceRequest(source=types_pb2.Source(id="wiki://a"),
+                                                request_id="r-reuse"), timeout=10)
+        with self.assertRaises(grpc.RpcError) as ctx:
+            self.stub.PutSource(pb.PutSourceRequest(source=types_pb2.Source(id="wiki://b"),
+                                                    request_id="r-reuse"), timeout=10)
+        self.assertCode(ctx, grpc.StatusCode.INVALID_ARGUMENT, "request_id")
+        with self.assertRaises(grpc.RpcError) as ctx:
+            self.stub.PutSource(pb.PutSourceRequest(source=types_pb2.Source(id="wiki://c"),
+                                                    request_id="has space"), timeout=10)
+        self.assertCode(ctx, grpc.StatusCode.INVALID_ARGUMENT, "request_id")
+
+    def test_concurrent_retries_with_one_request_id_write_once(self):
+        # StartEpoch without a stated time has no content identity: only
+        # the request_id keeps 20 overlapping retries to one epoch.
+        req = pb.StartEpochRequest(concept_path="abuse/concurrent", reason="r",
+                                   request_id="r-concurrent")
+        futures = [self.stub.StartEpoch.future(req, timeout=10) for _ in range(20)]
+        answers = {(f.result().epoch.hash, f.result().epoch.number, f.result().created)
+                   for f in futures}
+        self.assertEqual(answers, {(answers.copy().pop()[0], 1, True)})
+        nxt = self.stub.StartEpoch(pb.StartEpochRequest(concept_path="abuse/concurrent", reason="r"),
+                                   timeout=10)
+        self.assertEqual(nxt.epoch.number, 2)
+
+    def test_a_failed_first_attempt_is_not_remembered(self):
+        req = pb.VoteRequest(assertion_hash="ab" * 32, voter_id="dave", weight=1,
+                             request_id="r-fail")
+        for _ in range(2):
+            with self.assertRaises(grpc.RpcError) as ctx:
+                self.stub.Vote(req, timeout=10)
+            self.assertCode(ctx, grpc.StatusCode.NOT_FOUND)
+
+
 class ProtocolLapsesTest(stmtest.ServerTestCase, unittest.TestCase):
     """Item 8: one set of rules over gRPC and REST; precise errors."""
 
