@@ -92,6 +92,10 @@ static size_t build_opts(struct stm_server_config *cfg, char **seeds_csv,
        "server.request_id_window_s", STM_OPT_INT, &cfg->request_id_window_s,
        "seconds a write's request_id is remembered, so a retry with it is "
        "answered from the first outcome instead of writing again"},
+      {"disk-reserve-bytes", "STEMEDB_DISK_RESERVE_BYTES",
+       "server.disk_reserve_bytes", STM_OPT_INT, &cfg->disk_reserve_bytes,
+       "bytes kept free in DATA_DIR/reserve; on a full disk the server "
+       "releases them to start read-only (0: none)"},
       {"cluster", "STEMEDB_CLUSTER_ENABLED", NULL, STM_OPT_BOOL,
        &cfg->cluster.enabled, "join a cluster (cluster.enabled)"},
       {"rpc-addr", "STEMEDB_RPC_ADDR", NULL, STM_OPT_STRING,
@@ -126,6 +130,7 @@ static int set_defaults(struct stm_server_config *cfg) {
   cfg->watch_max_lag_events = STM_SERVER_DEFAULT_WATCH_MAX_LAG_EVENTS;
   cfg->trust_half_life_s = STM_SERVER_DEFAULT_TRUST_HALF_LIFE_S;
   cfg->listener_probe_ms = STM_SERVER_DEFAULT_LISTENER_PROBE_MS;
+  cfg->disk_reserve_bytes = STM_SERVER_DEFAULT_DISK_RESERVE_BYTES;
   cfg->request_id_window_s = STM_SERVER_DEFAULT_REQUEST_ID_WINDOW_S;
   cfg->trusted_proxies = strdup(STM_SERVER_DEFAULT_TRUSTED_PROXIES);
   cfg->data_dir = strdup(STM_SERVER_DEFAULT_DATA_DIR);
@@ -423,6 +428,8 @@ static int validate(const struct stm_server_config *cfg,
     rc = check_int(opts, n, "listener-probe-ms", 10, 3600000, err);
   if (rc == 0)
     rc = check_int(opts, n, "request-id-window-s", 0, 7 * 24 * 3600, err);
+  if (rc == 0)
+    rc = check_int(opts, n, "disk-reserve-bytes", 0, INT64_C(1) << 40, err);
   if (rc == 0)
     rc = stm_cluster_config_validate(&cfg->cluster, err);
   return rc;

@@ -26,6 +26,7 @@
  *   --listener-probe-ms  STEMEDB_LISTENER_PROBE_MS    server.listener_probe_ms 5000
  *   --trusted-proxies    STEMEDB_TRUSTED_PROXIES      server.trusted_proxies 127.0.0.1,::1
  *   --request-id-window-s STEMEDB_REQUEST_ID_WINDOW_S server.request_id_window_s 600
+ *   --disk-reserve-bytes STEMEDB_DISK_RESERVE_BYTES   server.disk_reserve_bytes 32 MiB
  *   --cluster            STEMEDB_CLUSTER_ENABLED      cluster.enabled   false
  *   --rpc-addr           STEMEDB_RPC_ADDR             cluster.rpc_addr  see below
  *   --swim-addr          STEMEDB_SWIM_ADDR            cluster.swim_addr see below
@@ -82,6 +83,8 @@
 #define STM_SERVER_DEFAULT_WATCH_MAX_LAG_EVENTS 100000
 #define STM_SERVER_DEFAULT_LISTENER_PROBE_MS 5000
 #define STM_SERVER_DEFAULT_REQUEST_ID_WINDOW_S 600
+/* Twice LevelDB's 16 MiB memtable: room to turn its log into a table. */
+#define STM_SERVER_DEFAULT_DISK_RESERVE_BYTES (INT64_C(32) * 1024 * 1024)
 /* The gateway runs beside the server; anyone else is recorded by address. */
 #define STM_SERVER_DEFAULT_TRUSTED_PROXIES "127.0.0.1,::1"
 
@@ -109,6 +112,7 @@ struct stm_server_config {
   int64_t listener_probe_ms;   /* 0 (off) or 10 .. 3600000 */
   char *trusted_proxies;       /* comma-separated IPs; "" none */
   int64_t request_id_window_s; /* 0 (off) .. 7 days */
+  int64_t disk_reserve_bytes;  /* 0 (none) .. 1 TiB */
   struct stm_cluster_config cluster;
   char **unknown_keys;         /* config-file keys we ignored */
   size_t unknown_key_count;

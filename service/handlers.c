@@ -48,7 +48,16 @@ grpc_status_code stm_service_status(int rc) {
 
 void stm__fail_rc(struct stm_call *call, int rc, const struct stm_error *err) {
   const char *msg = err && err->message[0] ? err->message : stm_strerror(rc);
-  if (rc == STM_EREADONLY)
+  struct stm_service *svc = stm_call_context(call);
+  struct stm_store_stats st = {0};
+  if (rc == STM_EREADONLY && svc)
+    stm_store_get_stats(svc->store, &st);
+  if (rc == STM_EREADONLY && st.disk_full)
+    stm_call_fail(call, GRPC_STATUS_UNAVAILABLE,
+                  "the disk was full when this node started: it serves "
+                  "reads only and refuses writes until space is freed on "
+                  "its data directory's disk and it is restarted");
+  else if (rc == STM_EREADONLY)
     stm_call_fail(call, GRPC_STATUS_UNAVAILABLE,
                   "storage failed (%s); this node refuses writes until it is "
                   "restarted",

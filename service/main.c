@@ -76,7 +76,9 @@ static struct stm_store *open_store(const struct stm_server_config *cfg) {
   stm_error_clear(&err);
   struct stm_store_options so = {.data_dir = cfg->data_dir,
                                  .segment_bytes =
-                                     (uint64_t)cfg->wal_segment_bytes};
+                                     (uint64_t)cfg->wal_segment_bytes,
+                                 .reserve_bytes =
+                                     (uint64_t)cfg->disk_reserve_bytes};
   struct stm_store *store = NULL;
   int64_t t0 = stm_clock_mono_ns();
   int rc = stm_store_open(&so, &store, &err);

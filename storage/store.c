@@ -162,7 +162,8 @@ static int recover(struct stm_store *s, struct stm_error *err) {
   s->stats = (struct stm_store_stats){
       .assertion_count = s->w.assertion_count,
       .last_sequence = wal.last_sequence,
-      .writable = true,
+      .writable = !s->read_only,
+      .disk_full = s->read_only,
       .wal_segments = wal.segments,
       .wal_bytes = wal.bytes,
       .recovered_records = r.records,
@@ -224,18 +225,15 @@ static int open_parts(struct stm_store *s,
   return rc;
 }
 
-int stm_store_open(const struct stm_store_options *opts,
-                   struct stm_store **out, struct stm_error *err) {
-  *out = NULL;
-  if (opts == NULL || opts->data_dir == NULL || opts->data_dir[0] == '\0')
-    return stm_error_set(err, STM_EINVAL, "data_dir",
-                         "a data directory is required");
+static int open_once(const struct stm_store_options *opts, bool read_only,
+                     struct stm_store **out, struct stm_error *err) {
   struct stm_store *s = calloc(1, sizeof *s);
   if (s == NULL || (s->dir = strdup(opts->data_dir)) == NULL) {
     free(s);
     return stm_error_set(err, STM_ENOMEM, NULL, "store: out of memory");
   }
   s->lock_fd = -1;
+  s->read_only = read_only;
   s->max_group_bytes =
       opts->max_group_bytes ? opts->max_group_bytes : DEFAULT_MAX_GROUP_BYTES;
   pthread_mutex_init(&s->mu, NULL);
@@ -247,6 +245,56 @@ int stm_store_open(const struct stm_store_options *opts,
   }
   *out = s;
   return 0;
+}
+
+/* LevelDB reports a full disk as an IO error with errno's text. */
+static bool no_space(int rc, const struct stm_error *err) {
+  return rc == STM_ENOSPC ||
+         (err && strstr(err->message, "No space left on device") != NULL);
+}
+
+/* Keep DIR/reserve at `bytes`, so a full disk cannot stop the next open. */
+static void keep_reserve(const char *dir, uint64_t bytes) {
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s/reserve", dir);
+  struct stat st;
+  if (bytes == 0 || (stat(path, &st) == 0 && (uint64_t)st.st_size >= bytes))
+    return;
+  int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  int e = fd < 0 ? errno : posix_fallocate(fd, 0, (off_t)bytes);
+  if (fd >= 0 && e == 0 && fsync(fd) != 0)
+    e = errno;
+  if (fd >= 0)
+    close(fd);
+  if (e) {
+    unlink(path);
+    stm_log_warn("storage %s: cannot keep a disk reserve of %" PRIu64
+                 " bytes (%s): if the disk fills up, the node may not "
+                 "restart even read-only",
+                 dir, bytes, strerror(e));
+  }
+}
+
+int stm_store_open(const struct stm_store_options *opts,
+                   struct stm_store **out, struct stm_error *err) {
+  *out = NULL;
+  if (opts == NULL || opts->data_dir == NULL || opts->data_dir[0] == '\0')
+    return stm_error_set(err, STM_EINVAL, "data_dir",
+                         "a data directory is required");
+  int rc = open_once(opts, false, out, err);
+  char reserve[PATH_MAX];
+  snprintf(reserve, sizeof reserve, "%s/reserve", opts->data_dir);
+  if (rc && no_space(rc, err) && unlink(reserve) == 0) {
+    stm_log_error("storage %s: the disk is full (%s); released the disk "
+                  "reserve to open READ-ONLY: reads are served, writes "
+                  "refused until space is freed and the node restarted",
+                  opts->data_dir, err ? err->message : "no space");
+    stm_error_clear(err);
+    rc = open_once(opts, true, out, err);
+  }
+  if (rc == 0 && !(*out)->read_only)
+    keep_reserve(opts->data_dir, opts->reserve_bytes);
+  return rc;
 }
 
 void stm_store_delete(struct stm_store *s) {

@@ -29,6 +29,9 @@ struct stm_store_options {
   uint64_t segment_bytes; /* WAL segment rotation size; 0: 64 MiB */
   const struct stm_wal_io *io; /* NULL: the real POSIX I/O */
   size_t max_group_bytes;      /* cap of one group commit; 0: 8 MiB */
+  /* Bytes kept in DIR/reserve so that a store on a full disk can still be
+   * opened: LevelDB needs room to open. 0: no reserve. */
+  uint64_t reserve_bytes;
 };
 
 /*
@@ -38,6 +41,13 @@ struct stm_store_options {
  * Returns 0 and *out, or a negative code with err naming the file/problem
  * (STM_EIO for an unusable directory, STM_EEXIST when another process holds
  * the lock, STM_ECORRUPT for damage recovery cannot cut).
+ *
+ * A full disk: when opening fails for lack of space and DIR/reserve exists,
+ * the reserve is deleted and the store opens READ-ONLY (stats.writable
+ * false, stats.disk_full true: reads work, submissions are STM_EREADONLY)
+ * until it is reopened with space. After a writable open the reserve is
+ * (re)created at opts->reserve_bytes; when that fails for lack of space a
+ * warning is logged and the store stays writable.
  * Caller owns *out; free with stm_store_delete.
  */
 int stm_store_open(const struct stm_store_options *opts,
@@ -56,9 +66,8 @@ struct stm_write_result {
 };
 
 /*
- * Completion of a submission, called exactly once on the writer thread (or
- * on the caller's thread if the submit itself fails... it never does: submit
- * reports its own errors by return code and then does NOT call cb).
+ * Completion of a submission, called exactly once on the writer thread. A
+ * submit that fails reports it by its return code and never calls cb.
  * rc 0: results[0..n) are durable (fdatasync'd) and visible to reads.
  * rc STM_EREADONLY: a write or fsync failed now or earlier; nothing of this
  * submission is acknowledged. STM_ESHUTDOWN: the store is closing.
@@ -124,7 +133,9 @@ int stm_store_scan_concept(struct stm_store *s, const char *concept_path,
 struct stm_store_stats {
   uint64_t assertion_count; /* distinct claims stored */
   uint64_t last_sequence;   /* last durable sequence */
-  bool writable;            /* false after a write/fsync failure */
+  bool writable;            /* false after a write/fsync failure, or when
+                               opened read-only on a full disk */
+  bool disk_full;           /* opened read-only: the disk was full */
   uint64_t group_commits;   /* WAL appends+fsyncs done by the writer */
   uint64_t records_committed;
   uint64_t wal_segments;

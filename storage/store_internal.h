@@ -63,6 +63,7 @@ struct stm_store {
   bool closing;
   bool writer_idle; /* waiting on cv: only then does a submit signal */
   struct stm_store_stats stats; /* stats.writable is the write switch */
+  bool read_only;               /* opened on a full disk (store.h) */
   stm_store_log_listener_cb listener; /* records.h */
   void *listener_ctx;
 

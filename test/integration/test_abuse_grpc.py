@@ -7,6 +7,7 @@ import resource
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import unittest
@@ -298,6 +299,182 @@ class AuditForwardedForTest(unittest.TestCase):
             for s in (trusting, wary):
                 s.stop()
                 s.cleanup()
+
+
+def wait_answering(server, timeout=30):
+    """Readiness of a server that may be NOT_SERVING (read-only): Status
+    answers."""
+    def answers():
+        if server.proc.poll() is not None:
+            raise RuntimeError("server exited: " + server.read_log()[-3000:])
+        try:
+            with grpc.insecure_channel(server.addr) as ch:
+                return pb_grpc.StemeDBStub(ch).Status(pb.StatusRequest(), timeout=1)
+        except grpc.RpcError:
+            return None
+    return stmtest.wait_until(answers, timeout, "the server to answer Status")
+
+
+class DiskFullTest(unittest.TestCase):
+    """Item 9: a full disk stops writes, never reads, and never the restart."""
+
+    def setUp(self):
+        self.mnt = tempfile.mkdtemp(prefix="stm-tmpfs-")
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", self.mnt],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            os.rmdir(self.mnt)
+            self.skipTest("cannot mount a small tmpfs here (%s): the disk-full test needs "
+                          "root or CAP_SYS_ADMIN" % r.stderr.strip())
+        self.server = None
+
+    def tearDown(self):
+        if self.server:
+            self.server.cleanup()
+        subprocess.run(["umount", self.mnt], check=False)
+        os.rmdir(self.mnt)
+
+    def fill(self, name):
+        with open(os.path.join(self.mnt, name), "wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+            except OSError:
+                pass
+
+    def test_full_disk_refuses_writes_then_restarts_read_only_with_every_ack(self):
+        data = os.path.join(self.mnt, "data")
+        args = ["--disk-reserve-bytes", "2000000"]
+        self.server = stmtest.Server(data_dir=data, extra_args=args).start()
+        acked = []
+        with grpc.insecure_channel(self.server.addr) as ch:
+            stub = pb_grpc.StemeDBStub(ch)
+            for i in range(50):
+                acked.append(stub.Assert(claim("abuse/full", "p%d" % i, "v"), timeout=10).hash)
+            self.fill("ballast")
+            refused = None
+            for i in range(2000):  # the WAL's pages run out within a few writes
+                try:
+                    acked.append(stub.Assert(claim("abuse/full", "q%d" % i, "x" * 4000),
+                                             timeout=10).hash)
+                except grpc.RpcError as e:
+                    refused = e
+                    break
+            self.assertIsNotNone(refused, "writes never failed on a full disk")
+            self.assertEqual(refused.code(), grpc.StatusCode.UNAVAILABLE, refused.details())
+        self.assertEqual(self.server.stop(), 0)
+
+        # Restart on the still-full disk: up, read-only, every ack readable.
+        self.server.start(wait=False)
+        st = wait_answering(self.server)
+        self.assertEqual((st.status, st.writable), ("read_only", False))
+        self.assertIn("released the disk reserve to open READ-ONLY", self.server.read_log())
+        with grpc.insecure_channel(self.server.addr) as ch:
+            stub = pb_grpc.StemeDBStub(ch)
+            for h in acked:
+                self.assertEqual(stub.Get(pb.GetRequest(hash=h), timeout=10).hash, h)
+            q = stub.Query(pb.QueryRequest(concept_path="abuse/full", limit=1000), timeout=10)
+            self.assertEqual(len(q.results), len(acked))
+            with self.assertRaises(grpc.RpcError) as ctx:
+                stub.Assert(claim("abuse/full", "later", "v"), timeout=10)
+            self.assertEqual(ctx.exception.code(), grpc.StatusCode.UNAVAILABLE)
+            self.assertIn("disk was full", ctx.exception.details())
+            h = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)
+            self.assertEqual(h.status, health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.assertEqual(self.server.stop(), 0)
+
+        # Space freed: the next start is writable and keeps its reserve again.
+        os.unlink(os.path.join(self.mnt, "ballast"))
+        self.server.start()
+        with grpc.insecure_channel(self.server.addr) as ch:
+            stub = pb_grpc.StemeDBStub(ch)
+            stub.Assert(claim("abuse/full", "after", "v"), timeout=10)
+        self.assertTrue(os.path.exists(os.path.join(data, "reserve")))
+        self.assertEqual(self.server.stop(), 0)
+
+
+class KillUnderLoadTest(unittest.TestCase):
+    """kill -9 under mixed load (claims, batches, votes, epochs, sources)
+    loses no acknowledged write."""
+
+    def test_kill_9_under_mixed_load_loses_no_acknowledged_write(self):
+        server = stmtest.Server().start()
+        try:
+            with grpc.insecure_channel(server.addr) as ch:
+                stub = pb_grpc.StemeDBStub(ch)
+                target = stub.Assert(claim("abuse/kill", "target", "t"), timeout=10).hash
+            acked = {"claim": [], "vote": [], "epoch": [], "source": []}
+            lock = threading.Lock()
+            stop = threading.Event()
+
+            def writer(n):
+                ch = stmtest.restart_safe_channel(server.addr)
+                stub = pb_grpc.StemeDBStub(ch)
+                i = 0
+                deadline = time.monotonic() + 20
+                while not stop.is_set() and time.monotonic() < deadline and i < 5000:
+                    i += 1
+                    try:
+                        kind = i % 4
+                        if kind == 0:
+                            r = stub.AssertBatch(pb.AssertBatchRequest(assertions=[
+                                claim("abuse/kill/%d" % n, "b%d_%d" % (i, j), "v") for j in range(5)]),
+                                timeout=5)
+                            got = [("claim", x.hash) for x in r.results]
+                        elif kind == 1:
+                            r = stub.Vote(pb.VoteRequest(assertion_hash=target, voter_id="w%d" % n,
+                                                         weight=1, timestamp_ns=i), timeout=5)
+                            got = [("vote", r.hash)]
+                        elif kind == 2:
+                            r = stub.StartEpoch(pb.StartEpochRequest(
+                                concept_path="abuse/kill/%d" % n, reason="e%d" % i), timeout=5)
+                            got = [("epoch", (r.epoch.hash, r.epoch.sequence))]
+                        else:
+                            r = stub.PutSource(pb.PutSourceRequest(source=types_pb2.Source(
+                                id="wiki://w%d" % n, name="n%d" % i)), timeout=5)
+                            got = [("source", (r.source.id, r.source.sequence))]
+                    except grpc.RpcError:
+                        break  # the server is gone: nothing after is acknowledged
+                    with lock:
+                        for k, v in got:
+                            acked[k].append(v)
+                ch.close()
+
+            threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+            for t in threads:
+                t.start()
+            stmtest.wait_until(lambda: sum(len(v) for v in acked.values()) >= 400, 20,
+                               "400 acknowledged writes")
+            server.kill()
+            stop.set()
+            for t in threads:
+                t.join(30)
+            server.start()
+            with grpc.insecure_channel(server.addr) as ch:
+                stub = pb_grpc.StemeDBStub(ch)
+                for h in acked["claim"]:
+                    self.assertEqual(stub.Get(pb.GetRequest(hash=h), timeout=10).hash, h)
+                votes = {v.hash for v in stub.Trace(pb.TraceRequest(hash=target), timeout=10).votes}
+                self.assertLessEqual(set(acked["vote"]), votes)
+                audit = {}
+                after = 0
+                while True:
+                    page = stub.Audit(pb.AuditRequest(after_sequence=after, limit=1000), timeout=10)
+                    if not page.entries:
+                        break
+                    for e in page.entries:
+                        audit[e.sequence] = e
+                    after = page.next_after_sequence
+                for h, seq in acked["epoch"]:
+                    self.assertEqual(audit[seq].target_hash, h)
+                for sid, seq in acked["source"]:
+                    self.assertEqual(audit[seq].operation, "put_source")
+                    src = stub.GetSource(pb.GetSourceRequest(id=sid, as_of_sequence=seq), timeout=10)
+                    self.assertEqual(src.sequence, seq)
+            self.assertEqual(server.stop(), 0)
+        finally:
+            server.cleanup()
 
 
 if __name__ == "__main__":
