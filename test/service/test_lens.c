@@ -400,7 +400,8 @@ static void test_decayed_trust_changes_the_authority_winner(void) {
   stm_lens_result_destroy(&r);
 }
 
-void stm_test_register_source_keys(void); /* test_source_keys.c */
+void stm_test_register_source_keys(void);  /* test_source_keys.c */
+void stm_test_register_request_ids(void);  /* test_request_ids.c */
 
 int main(void) {
   static const struct stm_test_case lens[] = {
@@ -430,5 +431,6 @@ int main(void) {
   stm_test_suite("trust", trust);
   stm_test_suite("convert", convert);
   stm_test_register_source_keys();
+  stm_test_register_request_ids();
   return stm_test_run_all();
 }
