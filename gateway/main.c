@@ -5,7 +5,8 @@
  */
 #include "common/log.h"
 #include "common/options.h"
-#include "http.h"
+#include "gateway/http.h"
+#include "gateway/ws.h"
 
 #include <grpc/grpc.h>
 #include <grpc/support/log.h>
@@ -22,6 +23,8 @@
 struct config {
   char *http_listen, *cluster_listen, *server, *log_level;
   int64_t timeout_ms, grace_ms;
+  int64_t request_timeout_s, idle_timeout_s;
+  int64_t ws_subs_per_socket, ws_subs_per_client, ws_subs_total;
 };
 
 struct signal_waiter {
@@ -50,7 +53,35 @@ static void lws_log_emit(int level, const char *line) {
   enum stm_log_level l = level & LLL_ERR    ? STM_LOG_ERROR
                          : level & LLL_WARN ? STM_LOG_WARN
                                             : STM_LOG_DEBUG;
+  /* lws 4.1 logs every socket adopted with bytes already read (each
+   * WebSocket handed over by http_conn.c) at error level. */
+  if (strstr(line, "adopt_socket_readbuf"))
+    l = STM_LOG_DEBUG;
   stm_log(l, "lws: %.*s", (int)n, line);
+}
+
+static int check_range(const char *name, int64_t v, int64_t min, int64_t max,
+                       struct stm_error *err) {
+  if (v >= min && v <= max)
+    return 0;
+  return stm_error_set(err, STM_EINVAL, name, "%s must be %lld..%lld", name,
+                       (long long)min, (long long)max);
+}
+
+static int check_limits(const struct config *cfg, struct stm_error *err) {
+  int rc = check_range("http-request-timeout-s", cfg->request_timeout_s, 1,
+                       3600, err);
+  if (rc == 0)
+    rc = check_range("http-idle-timeout-s", cfg->idle_timeout_s, 1, 3600, err);
+  if (rc == 0)
+    rc = check_range("ws-max-subs-per-socket", cfg->ws_subs_per_socket, 1,
+                     STM_GW_WS_MAX_SUBS, err);
+  if (rc == 0)
+    rc = check_range("ws-max-subs-per-client", cfg->ws_subs_per_client, 1,
+                     1000000, err);
+  if (rc == 0)
+    rc = check_range("ws-max-subs-total", cfg->ws_subs_total, 1, 1000000, err);
+  return rc;
 }
 
 static int parse_config(int argc, char **argv, struct config *cfg,
@@ -80,6 +111,8 @@ static int parse_config(int argc, char **argv, struct config *cfg,
   if (rc == 0 && (cfg->grace_ms < 0 || cfg->grace_ms > 600000))
     rc = stm_error_set(&err, STM_EINVAL, "shutdown-grace-ms",
                        "shutdown-grace-ms must be 0..600000");
+  if (rc == 0)
+    rc = check_limits(cfg, &err);
   if (rc) {
     fprintf(stderr, "stemedb-gateway: %s (see --help)\n", err.message);
     return 2;
@@ -108,6 +141,11 @@ static int serve(const struct config *cfg) {
       .server = cfg->server,
       .timeout_ms = (int)cfg->timeout_ms,
       .grace_ms = (int)cfg->grace_ms,
+      .request_timeout_s = (int)cfg->request_timeout_s,
+      .idle_timeout_s = (int)cfg->idle_timeout_s,
+      .ws_max_subs_per_socket = (int)cfg->ws_subs_per_socket,
+      .ws_max_subs_per_client = (int)cfg->ws_subs_per_client,
+      .ws_max_subs_total = (int)cfg->ws_subs_total,
   };
   struct stm_error err;
   stm_error_clear(&err);
@@ -150,6 +188,11 @@ int main(int argc, char **argv) {
       .log_level = strdup("info"),
       .timeout_ms = 10000,
       .grace_ms = 5000,
+      .request_timeout_s = 10,
+      .idle_timeout_s = 60,
+      .ws_subs_per_socket = STM_GW_WS_MAX_SUBS,
+      .ws_subs_per_client = STM_GW_WS_DEFAULT_SUBS_PER_CLIENT,
+      .ws_subs_total = STM_GW_WS_DEFAULT_SUBS_TOTAL,
   };
   const struct stm_opt opts[] = {
       {"http-listen", "STEMEDB_HTTP_LISTEN", NULL, STM_OPT_STRING,
@@ -166,6 +209,22 @@ int main(int argc, char **argv) {
       {"shutdown-grace-ms", "STEMEDB_SHUTDOWN_GRACE_MS", NULL, STM_OPT_INT,
        &cfg.grace_ms,
        "on SIGTERM, how long requests in flight may still finish"},
+      {"http-request-timeout-s", "STEMEDB_HTTP_REQUEST_TIMEOUT_S", NULL,
+       STM_OPT_INT, &cfg.request_timeout_s,
+       "a request's head and body must arrive within this (slow clients are "
+       "closed)"},
+      {"http-idle-timeout-s", "STEMEDB_HTTP_IDLE_TIMEOUT_S", NULL, STM_OPT_INT,
+       &cfg.idle_timeout_s, "a kept-alive connection may idle this long"},
+      {"ws-max-subs-per-socket", "STEMEDB_WS_MAX_SUBS_PER_SOCKET", NULL,
+       STM_OPT_INT, &cfg.ws_subs_per_socket,
+       "WebSocket subscriptions per socket (at most 64)"},
+      {"ws-max-subs-per-client", "STEMEDB_WS_MAX_SUBS_PER_CLIENT", NULL,
+       STM_OPT_INT, &cfg.ws_subs_per_client,
+       "WebSocket subscriptions per client address, over all its sockets"},
+      {"ws-max-subs-total", "STEMEDB_WS_MAX_SUBS_TOTAL", NULL, STM_OPT_INT,
+       &cfg.ws_subs_total,
+       "WebSocket subscriptions in the whole gateway (keep it at most the "
+       "server's --watch-max-per-connection)"},
   };
   size_t n = sizeof opts / sizeof opts[0];
   int rc = parse_config(argc, argv, &cfg, opts, n);

@@ -1,6 +1,7 @@
 #include "routes.h"
 
 #include "common/buf.h"
+#include "common/log.h"
 #include "json_map.h"
 #include "json_records.h"
 #include "metrics.h"
@@ -142,9 +143,32 @@ void stm_gw_respond_error(struct stm_gw_response *out, int status,
   respond_json(out, status, stm_gw_error_json(code, message, field));
 }
 
-/* Transport-level failures get the server's address so the message says
- * which hop failed; the server's own messages pass through unchanged so
- * that INVALID_ARGUMENT texts still begin with the field name. */
+/*
+ * Transport-level failures say which hop failed ("stemedb-server: ...")
+ * but never where it is: gRPC's own texts name the internal address
+ * ("ipv4:10.0.0.5:18182: Connection refused"), which clients must not
+ * learn (issue 10); the gateway logs the full text instead. The server's
+ * own messages pass through unchanged so that INVALID_ARGUMENT texts still
+ * begin with the field name.
+ */
+static bool names_an_address(const char *detail, const char *server) {
+  return strstr(detail, "ipv4:") || strstr(detail, "ipv6:") ||
+         strstr(detail, "unix:") || (server && *server && strstr(detail, server));
+}
+
+static const char *generic_failure(grpc_status_code code) {
+  switch (code) {
+  case GRPC_STATUS_UNAVAILABLE:
+    return "cannot reach stemedb-server";
+  case GRPC_STATUS_DEADLINE_EXCEEDED:
+    return "stemedb-server did not answer in time";
+  case GRPC_STATUS_CANCELLED:
+    return "the call to stemedb-server was cancelled";
+  default:
+    return "the call to stemedb-server failed";
+  }
+}
+
 static void describe_failure(const struct stm_gw_reply *rep,
                              const struct stm_gw_env *env, char *buf,
                              size_t len) {
@@ -157,7 +181,13 @@ static void describe_failure(const struct stm_gw_reply *rep,
   case GRPC_STATUS_CANCELLED:
   case GRPC_STATUS_UNKNOWN:
   case GRPC_STATUS_INTERNAL:
-    snprintf(buf, len, "stemedb-server at %s: %s", env->server, detail);
+    if (names_an_address(detail, env->server)) {
+      stm_log_warn("stemedb-server at %s: %s: %s", env->server,
+                   stm_gw_code_name(rep->code), detail);
+      snprintf(buf, len, "%s", generic_failure(rep->code));
+    } else {
+      snprintf(buf, len, "stemedb-server: %s", detail);
+    }
     break;
   default:
     snprintf(buf, len, "%s", detail);
@@ -225,8 +255,8 @@ static void respond_health(const struct stm_gw_route *route,
     char message[700];
     if (st)
       snprintf(message, sizeof message,
-               "stemedb-server at %s reports status \"%s\" and %s writes",
-               env->server, st->status, st->writable ? "accepts" : "refuses");
+               "stemedb-server reports status \"%s\" and %s writes",
+               st->status, st->writable ? "accepts" : "refuses");
     else
       describe_failure(rep, env, message, sizeof message);
     json_t *e = stm_gw_error_json(

@@ -27,7 +27,11 @@
 #include <stddef.h>
 
 #define STM_GW_WS_PATH "/v1/watch"
+/* Subscriptions per socket at most (the per-socket limit can only be
+ * lowered); per client address and in all by default. */
 #define STM_GW_WS_MAX_SUBS 64
+#define STM_GW_WS_DEFAULT_SUBS_PER_CLIENT 256
+#define STM_GW_WS_DEFAULT_SUBS_TOTAL 4096
 /* Close codes (api/watch.md). 4000 + a gRPC status code ends a socket
  * whose URL subscription failed (4003 INVALID_ARGUMENT, 4011 OUT_OF_RANGE,
  * 4014 UNAVAILABLE, ...). */
@@ -43,6 +47,9 @@ struct stm_gw_ws_options {
   int ping_interval_ms;    /* 0: 20000; the peer is closed after 3 missed */
   int slow_ms;             /* 0: 10000; a socket whose queue stays full this
                               long is a slow consumer (close 4008) */
+  size_t max_subs_per_socket; /* 0 or more than STM_GW_WS_MAX_SUBS: that */
+  size_t max_subs_per_client; /* per client address; 0: 256 */
+  size_t max_subs_total;      /* in the whole gateway; 0: 4096 */
 };
 
 /* Start the channel and the cq thread. NULL when out of memory. */

@@ -20,5 +20,6 @@ void gw_test_register_json_records(void);
 void gw_test_register_routes(void);
 void gw_test_register_upstream(void);
 void gw_test_register_http(void);
+void gw_test_register_http_parse(void);
 
 #endif

@@ -31,6 +31,7 @@ int main(void) {
   gw_test_register_json_records();
   gw_test_register_routes();
   gw_test_register_upstream();
+  gw_test_register_http_parse();
   gw_test_register_http();
   return stm_test_run_all();
 }

@@ -228,8 +228,13 @@ static const struct stm_gw_env test_env = {"127.0.0.1:18182", NULL};
 static void test_responses_map_grpc_failures(void) {
   const struct stm_gw_route *r = route_for(STM_GW_POST, "/v1/assert");
   struct stm_gw_response out = {0};
-  struct stm_gw_reply rep = {GRPC_STATUS_UNAVAILABLE, "connection refused",
-                             NULL};
+  /* Issue 10: gRPC's transport text names the server's internal address;
+   * the answer says which hop failed, never where it is. */
+  struct stm_gw_reply rep = {
+      GRPC_STATUS_UNAVAILABLE,
+      "failed to connect to all addresses; last error: UNKNOWN: "
+      "ipv4:127.0.0.1:18182: Failed to connect to remote host",
+      NULL};
   stm_gw_respond(r, &rep, &test_env, &out);
   CU_ASSERT_EQUAL(out.status, 503);
   CU_ASSERT_STRING_EQUAL(out.content_type, "application/json");
@@ -237,9 +242,14 @@ static void test_responses_map_grpc_failures(void) {
   json_t *e = json_object_get(j, "error");
   CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(e, "code")),
                          "UNAVAILABLE");
-  CU_ASSERT_PTR_NOT_NULL(strstr(
-      json_string_value(json_object_get(e, "message")), "127.0.0.1:18182"));
+  CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(e, "message")),
+                         "cannot reach stemedb-server");
+  CU_ASSERT_PTR_NULL(strstr(out.body, "127.0.0.1"));
   json_decref(j);
+  /* A message of the server's own passes through. */
+  rep.message = "the disk is full";
+  stm_gw_respond(r, &rep, &test_env, &out);
+  CU_ASSERT_PTR_NOT_NULL(strstr(out.body, "stemedb-server: the disk is full"));
 
   rep = (struct stm_gw_reply){GRPC_STATUS_INVALID_ARGUMENT,
                               "predicate has an invalid character at byte 3",
