@@ -21,7 +21,6 @@ struct cli_tar_out {
   char path[PATH_CAP], partial[PATH_CAP + 16];
   uint8_t *obuf;
   size_t ocap;
-  uint64_t written;
 };
 
 static int zerr(struct stm_error *err, const char *what, size_t code) {
@@ -63,7 +62,6 @@ static int put(struct cli_tar_out *t, const void *data, size_t len,
     if (o.pos && fwrite(t->obuf, 1, o.pos, t->fp) != o.pos)
       return stm_error_set(err, STM_EIO, NULL, "cannot write %s: %s",
                            t->partial, strerror(errno));
-    t->written += o.pos;
     bool done = mode == ZSTD_e_end ? left == 0 : in.pos == in.size;
     if (done)
       return 0;
@@ -102,8 +100,6 @@ int cli_tar_out_add(struct cli_tar_out *t, const char *name, const void *data,
     rc = put(t, zero, BLOCK - len % BLOCK, ZSTD_e_continue, err);
   return rc;
 }
-
-uint64_t cli_tar_out_bytes(const struct cli_tar_out *t) { return t->written; }
 
 int cli_tar_out_close(struct cli_tar_out *t, struct stm_error *err) {
   static const char zero[2 * BLOCK];

@@ -22,8 +22,6 @@ int cli_tar_out_open(const char *path, struct cli_tar_out **out,
 /* Append one regular-file member (name < 100 bytes). */
 int cli_tar_out_add(struct cli_tar_out *t, const char *name, const void *data,
                     size_t len, struct stm_error *err);
-/* Compressed bytes written so far. */
-uint64_t cli_tar_out_bytes(const struct cli_tar_out *t);
 /* Finish, fsync, rename to FILE, free. Returns 0 or an error (then the
  * partial file is removed). */
 int cli_tar_out_close(struct cli_tar_out *t, struct stm_error *err);

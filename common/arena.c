@@ -1,6 +1,5 @@
 #include "arena.h"
 
-#include <stdarg.h>
 #include <stdalign.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,16 +53,4 @@ char *stm_arena_strndup(struct stm_arena *a, const char *s, size_t len) {
 
 char *stm_arena_strdup(struct stm_arena *a, const char *s) {
   return stm_arena_strndup(a, s ? s : "", s ? strlen(s) : 0);
-}
-
-char *stm_arena_printf(struct stm_arena *a, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(NULL, 0, fmt, ap);
-  va_end(ap);
-  char *p = stm_arena_alloc(a, (size_t)(n < 0 ? 0 : n) + 1);
-  va_start(ap, fmt);
-  vsnprintf(p, (size_t)(n < 0 ? 0 : n) + 1, fmt, ap);
-  va_end(ap);
-  return p;
 }

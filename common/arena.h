@@ -22,7 +22,5 @@ void *stm_arena_alloc(struct stm_arena *a, size_t size);
 /* NUL-terminated copy of (s, len). */
 char *stm_arena_strndup(struct stm_arena *a, const char *s, size_t len);
 char *stm_arena_strdup(struct stm_arena *a, const char *s);
-char *stm_arena_printf(struct stm_arena *a, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -19,20 +19,6 @@ const char *stm_strerror(int code) {
   }
 }
 
-const char *stm_err_name(int code) {
-  switch (code) {
-#define STM__ERR_NAME(name, value, text) \
-  case value:                            \
-    return #name;
-    STM_ERRNO_MAP(STM__ERR_NAME)
-#undef STM__ERR_NAME
-  case 0:
-    return "OK";
-  default:
-    return "EUNKNOWN";
-  }
-}
-
 int stm_error_set(struct stm_error *err, int code, const char *field,
                   const char *fmt, ...) {
   if (err == NULL)

@@ -37,8 +37,6 @@ enum stm_errno {
 
 /* Static text for a code ("unknown error" for anything else). */
 const char *stm_strerror(int code);
-/* Symbolic name ("EINVAL") for a code. */
-const char *stm_err_name(int code);
 
 struct stm_error {
   int code;          /* a negative STM_E* code, 0 when no error */

@@ -120,11 +120,32 @@ struct stm_call {
 
 static struct { enum tag_kind kind; } shutdown_tag = {TAG_SHUTDOWN};
 
-/* Test hook (environment STEMEDB_TEST_STREAM_SEND_DELAY_US, read at server
- * start): sleep that long right after a stream send's batch has started,
- * which widens the window in which a cancelled call can be completed and
- * freed by its completion-queue thread (test_watch.py). 0: off. */
+#ifdef STM_TEST_HOOKS
+/* Test hook, compiled only into stemedb-server-test-hooks (never shipped):
+ * environment STEMEDB_TEST_STREAM_SEND_DELAY_US, read at server start,
+ * sleeps that long right after a stream send's batch has started, which
+ * widens the window in which a cancelled call can be completed and freed
+ * by its completion-queue thread (test_watch.py). 0: off. */
 static atomic_uint test_send_delay_us;
+
+static void test_hook_read(void) {
+  const char *delay = getenv("STEMEDB_TEST_STREAM_SEND_DELAY_US");
+  if (delay)
+    atomic_store(&test_send_delay_us, (unsigned)strtoul(delay, NULL, 10));
+}
+
+static void test_hook_after_send(void) {
+  unsigned delay_us =
+      atomic_load_explicit(&test_send_delay_us, memory_order_relaxed);
+  if (delay_us) {
+    struct timespec d = {delay_us / 1000000, (long)(delay_us % 1000000) * 1000};
+    nanosleep(&d, NULL);
+  }
+}
+#else
+static void test_hook_read(void) {}
+static void test_hook_after_send(void) {}
+#endif
 
 static void post_request(struct worker *w, size_t method) {
   struct request_slot *slot = calloc(1, sizeof *slot);
@@ -287,11 +308,6 @@ bool stm_call_metadata(const struct stm_call *call, const char *key,
   return false;
 }
 
-bool stm_call_deadline_passed(const struct stm_call *call) {
-  gpr_timespec now = gpr_now(call->deadline.clock_type);
-  return gpr_time_cmp(call->deadline, now) < 0;
-}
-
 /* --- server streaming ---------------------------------------------------- */
 
 int stm_call_stream_open(struct stm_call *call, stm_stream_cb cb, void *user) {
@@ -336,12 +352,7 @@ int stm_call_stream_send(struct stm_call *call, grpc_slice msg) {
   call->sent_initial = true;
   grpc_call_error e =
       grpc_call_start_batch(call->call, ops, n, &call->send_tag, NULL);
-  unsigned delay_us = atomic_load_explicit(&test_send_delay_us,
-                                           memory_order_relaxed);
-  if (delay_us) {
-    struct timespec d = {delay_us / 1000000, (long)(delay_us % 1000000) * 1000};
-    nanosleep(&d, NULL);
-  }
+  test_hook_after_send();
   if (e != GRPC_CALL_OK) {
     /* Rejected: nothing was sent and no completion follows. */
     call->sent_initial = !first;
@@ -604,9 +615,7 @@ int stm_grpc_server_start(const struct stm_grpc_server_options *opts,
   struct stm_grpc_server *s = calloc(1, sizeof *s);
   if (s == NULL)
     return stm_error_set(err, STM_ENOMEM, NULL, "out of memory");
-  const char *delay = getenv("STEMEDB_TEST_STREAM_SEND_DELAY_US");
-  if (delay)
-    atomic_store(&test_send_delay_us, (unsigned)strtoul(delay, NULL, 10));
+  test_hook_read();
   s->worker_count = opts->cq_threads < 1 ? 1 : opts->cq_threads;
   s->methods = opts->methods;
   s->method_count = opts->method_count;

@@ -83,8 +83,6 @@ const char *stm_call_peer(struct stm_call *call);
  * cut to len - 1 bytes and NUL-terminated. False when absent. */
 bool stm_call_metadata(const struct stm_call *call, const char *key,
                        char *buf, size_t len);
-/* True when the client's deadline has already passed. */
-bool stm_call_deadline_passed(const struct stm_call *call);
 
 /*
  * Server streaming. A handler turns its call into a stream with

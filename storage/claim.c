@@ -244,6 +244,7 @@ int stm_claim_compute_hash(struct stm_claim *c) {
   int rc = stm_claim_canonical(c, &b);
   if (rc == 0)
     hash_bytes(b.data, b.len, c->hash);
+  c->hashed = rc == 0;
   stm_buf_destroy(&b);
   return rc;
 }

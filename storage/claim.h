@@ -45,6 +45,8 @@ struct stm_value {
 
 struct stm_claim {
   uint8_t hash[STM_HASH_LEN]; /* content hash; see stm_claim_compute_hash */
+  bool hashed; /* hash matches the content: set by stm_claim_compute_hash;
+                  whoever changes content after must clear it */
   char *concept_path;         /* owned */
   char *predicate;            /* owned */
   struct stm_value value;

@@ -148,14 +148,6 @@ int stm_store_submit_record(struct stm_store *s, struct stm_record *rec,
                             const char *op, const char *caller,
                             stm_store_record_cb cb, void *ctx);
 
-/*
- * As stm_store_submit_claims, but each new claim's WAL entry carries the
- * audit operation and caller (copied; NULL is "").
- */
-int stm_store_submit_claims_audited(struct stm_store *s,
-                                    struct stm_claim *claims, size_t n,
-                                    const char *op, const char *caller,
-                                    stm_store_write_cb cb, void *ctx);
 
 /* ---- reads --------------------------------------------------------------- */
 

@@ -81,8 +81,11 @@ typedef void (*stm_store_write_cb)(void *ctx, int rc,
                                    size_t n, const struct stm_error *err);
 
 /*
- * Submit n claims as one all-or-nothing unit (one WAL record). The store
- * computes each hash, assigns sequence and commit time, and deduplicates:
+ * Submit n claims as one all-or-nothing unit (one WAL record), audited as
+ * operation `op` by `caller` (copied, cut to their maximum lengths; NULL is
+ * ""): each new claim's WAL entry carries them (records.h). The store
+ * computes each hash not yet computed (stm_claim.hashed), assigns sequence
+ * and commit time, and deduplicates:
  * a claim whose hash is already stored (or earlier in the same group) is
  * not written again and reports created = false with the existing sequence.
  * Takes ownership of `claims` (a malloc'd array of n claims) on success and
@@ -92,7 +95,8 @@ typedef void (*stm_store_write_cb)(void *ctx, int rc,
  * Thread-safe.
  */
 int stm_store_submit_claims(struct stm_store *s, struct stm_claim *claims,
-                            size_t n, stm_store_write_cb cb, void *ctx);
+                            size_t n, const char *op, const char *caller,
+                            stm_store_write_cb cb, void *ctx);
 
 /* A point of view for reads: what the database knew then. 0 means now. */
 struct stm_read_view {

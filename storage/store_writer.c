@@ -39,12 +39,13 @@ void stm__store_sub_free(struct stm_store_sub *sub) {
 
 /* ---- submit (any thread) --------------------------------------------------- */
 
-/* Hash every claim (here, so hashing runs in parallel on the callers) and
- * size the record. */
+/* Hash every claim not hashed yet (here, so hashing runs in parallel on
+ * the callers; a signed claim was hashed to verify its signature) and size
+ * the record. */
 static int prepare(struct stm_claim *claims, size_t n, size_t *bytes) {
   size_t total = STM_WAL_RECORD_HEADER_LEN + STM_WAL_TXN_HEADER_LEN;
   for (size_t i = 0; i < n; i++) {
-    int rc = stm_claim_compute_hash(&claims[i]);
+    int rc = claims[i].hashed ? 0 : stm_claim_compute_hash(&claims[i]);
     if (rc)
       return rc == STM_ENOMEM ? rc : STM_EINVAL;
     total += STM_WAL_ENTRY_HEADER_LEN + stm_claim_encoded_size(&claims[i]);
@@ -56,29 +57,8 @@ static int prepare(struct stm_claim *claims, size_t n, size_t *bytes) {
 }
 
 int stm_store_submit_claims(struct stm_store *s, struct stm_claim *claims,
-                            size_t n, stm_store_write_cb cb, void *ctx) {
-  size_t bytes = 0;
-  int rc = (s && claims && n > 0 && cb) ? prepare(claims, n, &bytes)
-                                        : STM_EINVAL;
-  struct stm_store_sub *sub = NULL;
-  if (rc == 0) {
-    sub = malloc(sizeof *sub + n * sizeof sub->results[0]);
-    rc = sub ? 0 : STM_ENOMEM;
-  }
-  if (rc) {
-    free_claims(claims, n);
-    free(sub);
-    return rc;
-  }
-  *sub = (struct stm_store_sub){.claims = claims, .n = n, .bytes = bytes,
-                                .cb = cb, .ctx = ctx};
-  return stm__store_enqueue(s, sub);
-}
-
-int stm_store_submit_claims_audited(struct stm_store *s,
-                                    struct stm_claim *claims, size_t n,
-                                    const char *op, const char *caller,
-                                    stm_store_write_cb cb, void *ctx) {
+                            size_t n, const char *op, const char *caller,
+                            stm_store_write_cb cb, void *ctx) {
   size_t bytes = 0;
   int rc = (s && claims && n > 0 && cb) ? prepare(claims, n, &bytes)
                                         : STM_EINVAL;

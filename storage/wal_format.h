@@ -26,8 +26,9 @@
  *   +----------------+----------------+--------+---------+---------+--
  *   entry: u8 kind | u32le len | len bytes. Entry i has sequence
  *   first_sequence + i; count >= 1. Kind 1 is a claim in its storage
- *   encoding (storage/claim.h); 2 vote, 3 epoch, 4 source and 5 audit are
- *   reserved.
+ *   encoding (storage/claim.h); 2 vote, 3 epoch and 4 source are records
+ *   in theirs (storage/records.h); 5 is the audit wrapper, the caller and
+ *   operation around one entry of another kind (docs/formats.md).
  *
  * SEAL payload (type 2), the last record of every sealed segment, written
  * (and fdatasync'd) before the next segment is created:
@@ -72,10 +73,10 @@ enum stm_wal_record_type {
 
 enum stm_wal_entry_kind {
   STM_WAL_ENTRY_CLAIM = 1,
-  STM_WAL_ENTRY_VOTE = 2,   /* reserved */
-  STM_WAL_ENTRY_EPOCH = 3,  /* reserved */
-  STM_WAL_ENTRY_SOURCE = 4, /* reserved */
-  STM_WAL_ENTRY_AUDIT = 5,  /* reserved */
+  STM_WAL_ENTRY_VOTE = 2,   /* a vote record (records.h) */
+  STM_WAL_ENTRY_EPOCH = 3,  /* an epoch record */
+  STM_WAL_ENTRY_SOURCE = 4, /* a source version */
+  STM_WAL_ENTRY_AUDIT = 5,  /* op + caller wrapping one entry of 1-4 */
 };
 
 /* ---- segment header ---------------------------------------------------- */

@@ -21,6 +21,10 @@ faulthandler.dump_traceback_later(int(os.environ.get("STM_TEST_WATCHDOG_S", "280
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("STM_BUILD_DIR", os.path.join(ROOT, "build"))
 SERVER_BIN = os.environ.get("STM_SERVER_BIN", os.path.join(BUILD, "service", "stemedb-server"))
+# The server built with test hooks (STM_TEST_HOOKS); used when a test sets
+# a STEMEDB_TEST_* variable, which the shipped server ignores.
+SERVER_HOOKS_BIN = os.environ.get("STM_SERVER_HOOKS_BIN",
+                                  os.path.join(BUILD, "service", "stemedb-server-test-hooks"))
 GATEWAY_BIN = os.environ.get("STM_GATEWAY_BIN", os.path.join(BUILD, "gateway", "stemedb-gateway"))
 CLI_BIN = os.environ.get("STM_CLI_BIN", os.path.join(BUILD, "cli", "stemedb"))
 
@@ -119,8 +123,9 @@ class Server:
         self.log = open(self.log_path, "ab")
         env = dict(os.environ)
         env.update(self.env or {})
+        hooks = any(k.startswith("STEMEDB_TEST_") for k in (self.env or {}))
         self.proc = subprocess.Popen(
-            [SERVER_BIN, "--data-dir", self.data_dir, "--grpc-listen", self.addr,
+            [SERVER_HOOKS_BIN if hooks else SERVER_BIN, "--data-dir", self.data_dir, "--grpc-listen", self.addr,
              "--node-id", "test-node"] + self.extra_args,
             stdout=self.log, stderr=subprocess.STDOUT, env=env,
             preexec_fn=self.preexec_fn)

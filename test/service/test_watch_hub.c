@@ -186,7 +186,7 @@ static uint64_t write_claims(struct stm_store *s, const char *path, size_t n,
   struct waiter w = {.done = false};
   pthread_mutex_init(&w.mu, NULL);
   pthread_cond_init(&w.cv, NULL);
-  CU_ASSERT_EQUAL_FATAL(stm_store_submit_claims(s, c, n, on_written, &w), 0);
+  CU_ASSERT_EQUAL_FATAL(stm_store_submit_claims(s, c, n, NULL, NULL, on_written, &w), 0);
   pthread_mutex_lock(&w.mu);
   while (!w.done)
     pthread_cond_wait(&w.cv, &w.mu);

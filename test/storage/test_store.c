@@ -92,7 +92,7 @@ static int submit_wait(struct stm_store *s, struct stm_claim *claims, size_t n,
   memset(w, 0, sizeof *w);
   pthread_mutex_init(&w->mu, NULL);
   pthread_cond_init(&w->cv, NULL);
-  int rc = stm_store_submit_claims(s, claims, n, on_done, w);
+  int rc = stm_store_submit_claims(s, claims, n, NULL, NULL, on_done, w);
   pthread_mutex_lock(&w->mu);
   while (rc == 0 && !w->done)
     pthread_cond_wait(&w->cv, &w->mu);
@@ -217,14 +217,15 @@ static void test_store_submit_rejects_bad_input_and_frees_it(void) {
   struct waiter w;
   /* n == 0: the (empty) array is still taken and freed. */
   CU_ASSERT_EQUAL(stm_store_submit_claims(
-                      f.s, calloc(1, sizeof(struct stm_claim)), 0, on_done, &w),
+                      f.s, calloc(1, sizeof(struct stm_claim)), 0, NULL, NULL, on_done,
+                      &w),
                   STM_EINVAL);
   struct stm_claim *bad = t_claims_new(2, "x", 1);
   stm_value_destroy(&bad[1].value); /* kind NONE cannot be hashed */
-  CU_ASSERT_EQUAL(stm_store_submit_claims(f.s, bad, 2, on_done, &w),
+  CU_ASSERT_EQUAL(stm_store_submit_claims(f.s, bad, 2, NULL, NULL, on_done, &w),
                   STM_EINVAL);
   CU_ASSERT_EQUAL(stm_store_submit_claims(f.s, t_claims_new(1, "x", 1), 1,
-                                          NULL, NULL),
+                                          NULL, NULL, NULL, NULL),
                   STM_EINVAL);
   struct stm_store_stats st;
   stats_of(&f, &st);
@@ -312,7 +313,7 @@ static void *gc_submitter(void *arg) {
   for (int i = 0; i < GC_PER_THREAD; i++) {
     uint64_t salt = (uint64_t)t->id * 100000 + (uint64_t)i;
     if (stm_store_submit_claims(t->st->s, t_claims_new(1, "g", salt), 1,
-                                gc_done, t->st) != 0) {
+                                NULL, NULL, gc_done, t->st) != 0) {
       pthread_mutex_lock(&t->st->mu);
       t->st->submit_errors++;
       t->st->done++;
@@ -376,7 +377,7 @@ static void test_store_delete_commits_everything_already_queued(void) {
   pthread_cond_init(&st->cv, NULL);
   for (int i = 0; i < 300; i++)
     CU_ASSERT_EQUAL(stm_store_submit_claims(f.s, t_claims_new(2, "q", (uint64_t)i),
-                                            2, gc_done, st),
+                                            2, NULL, NULL, gc_done, st),
                     0);
   sfx_close(&f); /* no waiting: delete drains the queue */
   CU_ASSERT_EQUAL(st->done, 300);
