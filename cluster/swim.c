@@ -469,8 +469,8 @@ void stm_swim_receive(struct stm_swim *s, int64_t now, const void *data,
   s->stats.received++;
   if (strcmp(s->in.from_id, s->members[0]->pub.id) == 0)
     return; /* our own datagram, or a member misconfigured with our id */
-  stm__swim_seen(s, s->in.from_id);
   sender_record(s);
+  stm__swim_seen(s, s->in.from_id);
   bool pp = s->in.kind == STM_SWIM_PUSH_PULL ||
             s->in.kind == STM_SWIM_PUSH_PULL_REPLY;
   for (size_t i = 0; i < s->in.n_updates; i++)
@@ -578,4 +578,8 @@ void stm_swim_config_from_cluster(struct stm_swim_config *c,
   c->suspicion_mult = (int)cc->suspicion_mult;
   c->suspicion_max_mult = (int)cc->suspicion_max_mult;
   c->push_pull_interval_ns = cc->push_pull_interval_ms * ms;
+  /* memberlist's LAN ratios: gossip 5 times per probe interval, gossip to
+   * the dead for one push-pull interval. */
+  c->gossip_interval_ns = c->probe_interval_ns / 5;
+  c->gossip_to_dead_ns = c->push_pull_interval_ns;
 }
