@@ -22,5 +22,8 @@ uint64_t stm_test_seed(void) {
 int main(void) {
   stm_test_register_toml();
   stm_test_register_cluster_config();
+  stm_test_register_swim_format();
+  stm_test_register_swim();
+  stm_test_register_swim_udp();
   return stm_test_run_all();
 }

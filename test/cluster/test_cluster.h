@@ -13,5 +13,8 @@ uint64_t stm_test_seed(void);
 
 void stm_test_register_toml(void);
 void stm_test_register_cluster_config(void);
+void stm_test_register_swim(void);
+void stm_test_register_swim_format(void);
+void stm_test_register_swim_udp(void);
 
 #endif
