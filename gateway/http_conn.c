@@ -242,10 +242,18 @@ static void respond_no_route(struct session *s, const char *path,
 
 /* ---- WebSocket upgrades -------------------------------------------------- */
 
-/* Refused upgrades (h2c, websocket off /v1/watch) answer 501 and close. */
+/* Refused upgrades answer and close: a WebSocket elsewhere than on
+ * /v1/watch is 404 naming the right path; other protocols (h2c) 501. */
 static void refuse_upgrade(struct session *s,
                            const struct stm_gw_h1_span *upgrade) {
   char msg[160];
+  if (stm_gw_h1_has_token(upgrade, "websocket")) {
+    refuse(s, 404, "NOT_FOUND",
+           "WebSocket is served only on GET " STM_GW_WS_PATH
+           " of the API port (api/watch.md)",
+           "path");
+    return;
+  }
   snprintf(msg, sizeof msg,
            "upgrading to %.*s is not supported here; send plain HTTP/1.1",
            (int)(upgrade->len < 40 ? upgrade->len : 40), upgrade->p);

@@ -89,6 +89,7 @@ struct conn {
   struct sub subs[STM_GW_WS_MAX_SUBS];
   /* Loop thread only. */
   struct lws *wsi;
+  char peer[64];            /* the client's address, for its limit */
   struct conn *prev, *next; /* open list */
   bool ping_due;
   lws_usec_t last_alive;
@@ -108,6 +109,7 @@ struct stm_gw_ws {
   bool thread_running;
   pthread_mutex_t dirty_mu;
   struct conn *dirty;
+  atomic_size_t n_calls; /* Watch calls in flight, all sockets */
   /* Loop thread only. */
   struct conn *open;
   size_t n_open;
@@ -229,6 +231,7 @@ static void call_release(struct sub *s) {
   grpc_metadata_array_destroy(&s->init_md);
   grpc_metadata_array_destroy(&s->trail_md);
   grpc_slice_unref(s->details);
+  atomic_fetch_sub(&c->w->n_calls, 1);
   conn_unref(c);
 }
 
@@ -456,6 +459,7 @@ static int start_call(struct conn *c, struct sub *s, const struct sub_req *r) {
   s->pending = 3;
   pthread_mutex_unlock(&c->mu);
   atomic_fetch_add(&c->refs, 1);
+  atomic_fetch_add(&w->n_calls, 1);
   grpc_op ops[4];
   memset(ops, 0, sizeof ops);
   ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
@@ -566,10 +570,57 @@ static struct sub *sub_slot(struct conn *c, const char *id, char *err,
   return unused ? unused : idle;
 }
 
+static size_t active_subs(struct conn *c) {
+  size_t n = 0;
+  pthread_mutex_lock(&c->mu);
+  for (int i = 0; i < STM_GW_WS_MAX_SUBS; i++)
+    n += c->subs[i].active;
+  pthread_mutex_unlock(&c->mu);
+  return n;
+}
+
+/*
+ * Issue 10: every socket of the gateway shares one upstream connection,
+ * whose watches the server limits (--watch-max-per-connection). These
+ * limits keep one client from using them up: per socket, per client
+ * address (all its sockets) and in all, each refused with an error naming
+ * the limit and its flag. Returns false with err set when one is reached.
+ */
+static bool within_limits(struct conn *c, char *err, size_t errlen) {
+  const struct stm_gw_ws_options *o = &c->w->o;
+  if (active_subs(c) >= o->max_subs_per_socket) {
+    snprintf(err, errlen,
+             "at most %zu subscriptions per socket (--ws-max-subs-per-socket)",
+             o->max_subs_per_socket);
+    return false;
+  }
+  size_t same_client = 0;
+  for (struct conn *x = c->w->open; x; x = x->next)
+    if (strcmp(x->peer, c->peer) == 0)
+      same_client += active_subs(x);
+  if (same_client >= o->max_subs_per_client) {
+    snprintf(err, errlen,
+             "at most %zu subscriptions per client address "
+             "(--ws-max-subs-per-client)",
+             o->max_subs_per_client);
+    return false;
+  }
+  if (atomic_load(&c->w->n_calls) >= o->max_subs_total) {
+    snprintf(err, errlen,
+             "all %zu subscriptions of this gateway are in use "
+             "(--ws-max-subs-total); try again later",
+             o->max_subs_total);
+    return false;
+  }
+  return true;
+}
+
 static void subscribe(struct conn *c, const struct sub_req *r,
                       bool is_default) {
   char err[200];
-  struct sub *s = sub_slot(c, r->id, err, sizeof err);
+  struct sub *s =
+      within_limits(c, err, sizeof err) ? sub_slot(c, r->id, err, sizeof err)
+                                        : NULL;
   if (s == NULL) {
     send_control(c, -1, error_frame(r->id, "RESOURCE_EXHAUSTED", err),
                  is_default ? STM_GW_WS_CLOSE_BASE + 8 : 0);
@@ -843,6 +894,7 @@ static void on_established(struct stm_gw_ws *w, struct lws *wsi) {
     c->subs[i].index = i;
   }
   c->wsi = wsi;
+  lws_get_peer_simple(wsi, c->peer, sizeof c->peer);
   c->last_alive = lws_now_usecs();
   c->next = w->open;
   if (w->open)
@@ -987,6 +1039,13 @@ struct stm_gw_ws *stm_gw_ws_new(struct lws_context *ctx,
     w->o.ping_interval_ms = 20000;
   if (w->o.slow_ms <= 0)
     w->o.slow_ms = 10000;
+  if (w->o.max_subs_per_socket == 0 ||
+      w->o.max_subs_per_socket > STM_GW_WS_MAX_SUBS)
+    w->o.max_subs_per_socket = STM_GW_WS_MAX_SUBS;
+  if (w->o.max_subs_per_client == 0)
+    w->o.max_subs_per_client = STM_GW_WS_DEFAULT_SUBS_PER_CLIENT;
+  if (w->o.max_subs_total == 0)
+    w->o.max_subs_total = STM_GW_WS_DEFAULT_SUBS_TOTAL;
   pthread_mutex_init(&w->dirty_mu, NULL);
   w->channel = stm_rpc_channel_new(o->server);
   w->method_handle =

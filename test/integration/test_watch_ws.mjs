@@ -101,7 +101,9 @@ function open(url) {
 }
 
 let s;
-before(async () => { s = await stack(); });
+// Every test client connects from 127.0.0.1, and the 1000-subscriber test
+// needs more than the default per-client limit (256).
+before(async () => { s = await stack([], { STEMEDB_WS_MAX_SUBS_PER_CLIENT: '2000' }); });
 after(async () => { await stop(s); });
 
 test('a URL subscription gets progress first, then claims as the REST API renders them', async () => {
@@ -205,10 +207,17 @@ test('a bad URL subscription closes with 4003', async () => {
   assert.equal(ws2.frames[0].code, 'INVALID_ARGUMENT');
 });
 
-test('other paths and protocols are still refused', async () => {
+test('a WebSocket on another path is refused, naming /v1/watch', async () => {
   const ws = new WebSocket(`ws://127.0.0.1:${s.http}/v1/health`);
-  const err = await new Promise((resolve) => ws.on('error', resolve));
-  assert.match(String(err.message), /501/);
+  ws.on('error', () => {}); /* terminate() below reports one */
+  const res = await new Promise((resolve) => ws.on('unexpected-response', (_, r) => resolve(r)));
+  assert.equal(res.statusCode, 404);
+  let body = '';
+  for await (const chunk of res) body += chunk;
+  const err = JSON.parse(body).error;
+  assert.equal(err.code, 'NOT_FOUND');
+  assert.match(err.message, /\/v1\/watch/);
+  ws.terminate();
 });
 
 test('closing sockets frees their server streams at once', async () => {
