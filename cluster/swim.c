@@ -539,6 +539,19 @@ void stm_swim_leave(struct stm_swim *s, int64_t now) {
   stm__swim_gossip_now(s, 2 * s->cfg.gossip_nodes);
 }
 
+int stm_swim_remove(struct stm_swim *s, int64_t now, const char *id) {
+  struct member *m = stm__swim_find(s, id);
+  if (m == NULL)
+    return STM_ENOTFOUND;
+  if (m->pub.self)
+    return STM_EINVAL;
+  if (now > s->now)
+    s->now = now;
+  if (m->pub.state != STM_SWIM_LEFT)
+    set_state(s, m, STM_SWIM_LEFT, m->pub.incarnation);
+  return 0;
+}
+
 size_t stm_swim_member_count(const struct stm_swim *s) {
   return s->n_members;
 }

@@ -148,6 +148,13 @@ int stm_swim_set_meta(struct stm_swim *s, int64_t now, const void *meta,
  * as the owner keeps ticking. We stop probing. Irreversible. */
 void stm_swim_leave(struct stm_swim *s, int64_t now);
 
+/* An operator removes member `id` (POST /admin/cluster/remove): it becomes
+ * LEFT at its current incarnation and that is gossiped. A member that is
+ * in fact alive hears it and refutes, so remove DOWN members (or stop the
+ * process first). 0, STM_ENOTFOUND, or STM_EINVAL for ourselves (use
+ * stm_swim_leave). */
+int stm_swim_remove(struct stm_swim *s, int64_t now, const char *id);
+
 /* Members known, self included (index 0 is always self). */
 size_t stm_swim_member_count(const struct stm_swim *s);
 /* Copy member `i` (0 <= i < count) into *out. */

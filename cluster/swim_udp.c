@@ -309,6 +309,14 @@ int stm_swim_node_set_meta(struct stm_swim_node *n, const void *meta,
   return rc;
 }
 
+int stm_swim_node_remove(struct stm_swim_node *n, const char *id) {
+  pthread_mutex_lock(&n->lock);
+  int rc = stm_swim_remove(n->swim, stm_clock_mono_ns(), id);
+  pthread_mutex_unlock(&n->lock);
+  wake(n);
+  return rc;
+}
+
 const char *stm_swim_node_addr(const struct stm_swim_node *n) {
   return n->addr;
 }

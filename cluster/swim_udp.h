@@ -74,6 +74,9 @@ size_t stm_swim_node_members(struct stm_swim_node *node,
 int stm_swim_node_set_meta(struct stm_swim_node *node, const void *meta,
                            size_t len);
 
+/* stm_swim_remove on the node. 0, STM_ENOTFOUND or STM_EINVAL. */
+int stm_swim_node_remove(struct stm_swim_node *node, const char *id);
+
 /* The address we advertise (swim_addr with the bound port). Borrowed;
  * valid until stm_swim_node_stop. */
 const char *stm_swim_node_addr(const struct stm_swim_node *node);

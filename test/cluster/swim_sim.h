@@ -36,7 +36,8 @@ struct stm_swim *sim_swim(struct sim *s, int i);
 
 /* Run the clock forward by `ns`. */
 void sim_run_for(struct sim *s, int64_t ns);
-/* Run until pred(s, arg) holds (checked after every event) or `ns` pass.
+/* Run until pred(s, arg) holds (checked at most once per simulated ms) or
+ * `ns` pass.
  * Returns whether it held. */
 bool sim_run_until(struct sim *s, int64_t ns,
                    bool (*pred)(struct sim *s, void *arg), void *arg);

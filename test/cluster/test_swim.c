@@ -238,6 +238,47 @@ static void test_swim_member_that_leaves_is_left_everywhere(void) {
   sim_delete(s);
 }
 
+static void test_swim_removed_dead_member_is_left_everywhere(void) {
+  int n = 5;
+  struct sim *s = formed(n, NULL);
+  sim_kill(s, 4);
+  struct target_state down = {4, STM_SWIM_DOWN};
+  CU_ASSERT_TRUE_FATAL(sim_run_until(s, 60 * SIM_SEC, all_see, &down));
+  CU_ASSERT_EQUAL(stm_swim_remove(sim_swim(s, 0), sim_now(s), "node4"), 0);
+  CU_ASSERT_EQUAL(stm_swim_remove(sim_swim(s, 0), sim_now(s), "nobody"),
+                  STM_ENOTFOUND);
+  CU_ASSERT_EQUAL(stm_swim_remove(sim_swim(s, 0), sim_now(s), "node0"),
+                  STM_EINVAL);
+  struct target_state left = {4, STM_SWIM_LEFT};
+  CU_ASSERT_TRUE(sim_run_until(s, 5 * SIM_SEC, all_see, &left));
+  sim_delete(s);
+}
+
+/* Lifeguard's local health: a member that hears nothing (its inbound is
+ * cut) sees every probe fail without nacks; its score climbs towards the
+ * cap (awareness_max - 1 = 7) and it probes several times less often,
+ * instead of accusing everyone at full speed. */
+static void test_swim_deaf_member_slows_its_probes(void) {
+  int n = 4;
+  struct sim *s = formed(n, NULL);
+  struct stm_swim_stats before, after;
+  stm_swim_stats(sim_swim(s, 0), &before);
+  CU_ASSERT_EQUAL(before.awareness, 0);
+  for (int i = 1; i < n; i++)
+    stm_fake_net_set_link_drop(sim_net(s), sim_addr(s, i), sim_addr(s, 0),
+                               1.0);
+  /* Each failed probe adds the nacks it missed (1 or 2 here), so the
+   * probe interval grows 1, 2-3, 3-5, ... up to 8 s: at most 7 probes in
+   * 20 s instead of 20 (the suspicions it raises take 24 s to expire, so
+   * every peer is still probed). */
+  sim_run_for(s, 20 * SIM_SEC);
+  stm_swim_stats(sim_swim(s, 0), &after);
+  CU_ASSERT_TRUE(after.awareness >= 5 && after.awareness <= 7);
+  CU_ASSERT_TRUE(after.probes - before.probes <= 7);
+  CU_ASSERT_TRUE(after.probes - before.probes >= 4);
+  sim_delete(s);
+}
+
 static bool meta_everywhere(struct sim *s, void *arg) {
   for (int i = 0; i < sim_size(s); i++) {
     struct stm_swim_member m;
@@ -335,6 +376,8 @@ static const struct stm_test_case swim_cases[] = {
     STM_TEST(test_swim_member_that_cannot_send_is_down),
     STM_TEST(test_swim_restarted_member_refutes_its_old_death),
     STM_TEST(test_swim_member_that_leaves_is_left_everywhere),
+    STM_TEST(test_swim_removed_dead_member_is_left_everywhere),
+    STM_TEST(test_swim_deaf_member_slows_its_probes),
     STM_TEST(test_swim_metadata_reaches_every_member),
     STM_TEST(test_swim_forged_and_foreign_datagrams_are_ignored),
     STM_TEST_END};
