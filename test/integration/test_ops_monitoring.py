@@ -149,6 +149,31 @@ class NamesTest(unittest.TestCase):
             for n in names:
                 self.assertIn(base_name(n, cat), cat, "%s reads %s" % (title, n))
 
+    def test_runbook_urls_and_doc_links_resolve(self):
+        # Every alert's runbook_url and every relative link in
+        # docs/operations/ points at an existing file and heading.
+        import yaml
+        with open(os.path.join(PROM, "stemedb-alerts.yml")) as f:
+            doc = yaml.safe_load(f)
+        targets = [("stemedb-alerts.yml", stmtest.ROOT, r["annotations"]["runbook_url"])
+                   for g in doc["groups"] for r in g["rules"]]
+        ops = os.path.join(stmtest.ROOT, "docs", "operations")
+        for fn in sorted(os.listdir(ops)):
+            with open(os.path.join(ops, fn)) as f:
+                for link in re.findall(r"\]\(([^)\s]+)\)", f.read()):
+                    if not re.match(r"^[a-z]+:", link):
+                        targets.append((fn, ops, link if not link.startswith("#") else fn + link))
+        self.assertGreater(len(targets), 20)
+        for where, base, link in targets:
+            path, _, anchor = link.partition("#")
+            full = os.path.normpath(os.path.join(base, path))
+            self.assertTrue(os.path.exists(full), "%s: %s does not exist" % (where, link))
+            if anchor:
+                with open(full) as f:
+                    slugs = {re.sub(r"[^a-z0-9 -]", "", h.strip().lower()).replace(" ", "-")
+                             for h in re.findall(r"^#+ (.*)$", f.read(), re.M)}
+                self.assertIn(anchor, slugs, "%s: no heading for %s" % (where, link))
+
     def test_name_extraction(self):
         self.assertEqual(
             metric_names('histogram_quantile(0.99, sum by (instance, le) (rate(a_bucket{job="x", le="1"}[5m])))'
