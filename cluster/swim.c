@@ -268,11 +268,12 @@ void stm__swim_apply(struct stm_swim *s, const struct stm_swim_update *u,
     m = add_member(s, u);
     if (m == NULL)
       return;
-    if (u->state == STM_SWIM_SUSPECT) {
-      m->pub.state = STM_SWIM_UP;
-      stm__swim_suspect(s, m, u->suspector[0] ? u->suspector : "?");
-    }
+    bool suspect = u->state == STM_SWIM_SUSPECT;
+    if (suspect)
+      m->pub.state = STM_SWIM_UP; /* then suspected, with our own timer */
     notify(s, m, m->pub.state, true);
+    if (suspect)
+      stm__swim_suspect(s, m, u->suspector[0] ? u->suspector : "?");
     return;
   }
   uint64_t inc = m->pub.incarnation;

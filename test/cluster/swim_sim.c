@@ -187,9 +187,30 @@ bool sim_all_see(struct sim *s, int target, enum stm_swim_state state) {
 }
 
 bool sim_all_up(struct sim *s, void *unused) {
-  for (int t = 0; t < s->n; t++)
-    if (s->nodes[t].swim && !sim_all_see(s, t, STM_SWIM_UP))
+  int running = 0;
+  for (int i = 0; i < s->n; i++)
+    running += s->nodes[i].swim != NULL;
+  /* O(n^2): each running member knows every running member as UP and
+   * every stopped one as not UP. */
+  for (int i = 0; i < s->n; i++) {
+    struct stm_swim *w = s->nodes[i].swim;
+    if (w == NULL)
+      continue;
+    int up = 0;
+    size_t count = stm_swim_member_count(w);
+    for (size_t k = 0; k < count; k++) {
+      struct stm_swim_member m;
+      stm_swim_member_at(w, k, &m);
+      if (m.state != STM_SWIM_UP)
+        continue;
+      int t = index_of(m.id);
+      if (t < 0 || t >= s->n || s->nodes[t].swim == NULL)
+        return false;
+      up++;
+    }
+    if (up != running)
       return false;
+  }
   return true;
 }
 

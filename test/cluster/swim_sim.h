@@ -51,7 +51,8 @@ void sim_restart(struct sim *s, int i);
 int sim_state(struct sim *s, int observer, int target);
 /* Every running member other than `target` sees it in `state`. */
 bool sim_all_see(struct sim *s, int target, enum stm_swim_state state);
-/* Every running member sees every running member UP (and knows all n). */
+/* Every running member sees every running member UP, and no stopped one
+ * UP. */
 bool sim_all_up(struct sim *s, void *unused);
 /* Count of state changes into `state` about `target` seen by anyone. */
 int sim_transitions(const struct sim *s, int target, enum stm_swim_state state);
