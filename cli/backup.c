@@ -19,7 +19,6 @@
 #include "../common/clock.h"
 #include "../storage/backup.h"
 #include "../storage/store.h"
-#include "../storage/wal.h"
 #include "stemedb/v1/admin.pb-c.h"
 
 #include <dirent.h>
@@ -483,8 +482,9 @@ static int add_archived(const char *archive_dir, const char *wal_dir,
       rc = stm_error_set(err, STM_ECORRUPT, NULL,
                          "archived segment %s is damaged or truncated", src);
     }
-    struct stm_wal_segment_info si;
-    rc = rc ? rc : stm_wal_segment_verify(src, raw, raw_len, true, &si, err);
+    struct stm_backup_segment_info si;
+    rc = rc ? rc
+            : stm_backup_segment_verify(src, raw, raw_len, true, &si, err);
     if (rc == 0 && strncmp(names[i], last, 24) == 0) {
       /* The archived copy must extend what the backup holds. */
       int fd = open(dst, O_RDONLY);

@@ -12,7 +12,7 @@
 #include "cli.h"
 
 #include "../common/hex.h"
-#include "../storage/claim.h"
+#include "storage/store.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -3,10 +3,9 @@
  */
 #include "archiver.h"
 
-#include "../common/buf.h"
-#include "../common/log.h"
-#include "../storage/backup.h"
-#include "../storage/wal.h"
+#include "common/buf.h"
+#include "common/log.h"
+#include "storage/backup.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -148,14 +147,14 @@ static int archive_one(struct stm_archiver *a, const char *name,
   snprintf(zpath, sizeof zpath, "%s/%s.zst", a->status_dir, name);
   snprintf(fname, sizeof fname, "%s.zst", name);
   snprintf(done, sizeof done, "%s/%s.done", a->status_dir, name);
-  struct stm_wal_segment_info si;
+  struct stm_backup_segment_info si;
   struct stm_error err;
   stm_error_clear(&err);
   if (read_all(src, raw) != 0) {
     stm_log_error("archiver: cannot read %s: %s", src, strerror(errno));
     return -1;
   }
-  if (stm_wal_segment_verify(src, raw->data, raw->len, true, &si, &err)) {
+  if (stm_backup_segment_verify(src, raw->data, raw->len, true, &si, &err)) {
     stm_log_error("archiver: not archiving a damaged segment: %s",
                   err.message);
     return -1;

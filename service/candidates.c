@@ -19,7 +19,7 @@
 #include "source_keys.h"
 
 #include "../common/clock.h"
-#include "../storage/records.h"
+#include "storage/store.h"
 #include "trust.h"
 
 #include <stdlib.h>

@@ -7,8 +7,8 @@
 #define STM_CONVERT_H
 
 #include "../common/arena.h"
-#include "../storage/claim.h"
-#include "../storage/records.h"
+#include "storage/store.h"
+#include "storage/store.h"
 #include "stemedb/v1/stemedb.pb-c.h"
 
 /*

@@ -10,7 +10,7 @@
 
 #include "../common/hex.h"
 #include "../common/validate.h"
-#include "../storage/records.h"
+#include "storage/store.h"
 
 #include <math.h>
 #include <sodium.h>

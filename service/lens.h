@@ -8,7 +8,7 @@
 #ifndef STM_LENS_H
 #define STM_LENS_H
 
-#include "../storage/claim.h"
+#include "storage/store.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -6,7 +6,7 @@
 #ifndef STM_RECORDS_INTERNAL_H
 #define STM_RECORDS_INTERNAL_H
 
-#include "../storage/records.h"
+#include "storage/store.h"
 #include "lens.h"
 #include "service.h"
 

@@ -12,7 +12,7 @@
 #ifndef STM_SOURCE_KEYS_H
 #define STM_SOURCE_KEYS_H
 
-#include "../storage/claim.h" /* STM_PUBLIC_KEY_LEN */
+#include "storage/store.h" /* STM_PUBLIC_KEY_LEN */
 
 #include <stdbool.h>
 #include <stdint.h>

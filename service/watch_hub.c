@@ -21,7 +21,7 @@
 #include "../common/arena.h"
 #include "../common/clock.h"
 #include "../common/log.h"
-#include "../storage/records.h"
+#include "storage/store.h"
 #include "convert.h"
 #include "stemedb/v1/stemedb.pb-c.h"
 

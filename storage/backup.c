@@ -4,7 +4,8 @@
  */
 #include "backup.h"
 
-#include "../common/buf.h"
+#include "common/buf.h"
+#include "records.h"
 #include "wal.h"
 #include "wal_format.h"
 
@@ -292,4 +293,90 @@ int stm_backup_cut_wal(const char *wal_dir, uint64_t to_sequence,
     }
   }
   return rc;
+}
+
+int stm_backup_segment_verify(const char *name, const uint8_t *data,
+                              size_t len, bool require_seal,
+                              struct stm_backup_segment_info *out,
+                              struct stm_error *err) {
+  struct stm_wal_segment_info si;
+  int rc = stm_wal_segment_verify(name, data, len, require_seal, &si, err);
+  if (rc == 0)
+    *out = (struct stm_backup_segment_info){
+        .first_sequence = si.first_sequence,
+        .last_sequence = si.last_sequence,
+        .last_commit_time_ns = si.last_commit_time_ns,
+        .records = si.records,
+        .sealed = si.sealed};
+  return rc;
+}
+
+/* One WAL entry: the claim it holds (unwrapped from an audit entry), or
+ * NULL payload for the other kinds. */
+static int entry_claim(const struct stm_wal_entry *e, const uint8_t **payload,
+                       size_t *plen, struct stm_error *err) {
+  *payload = NULL;
+  if (e->kind == STM_WAL_ENTRY_CLAIM) {
+    *payload = e->data;
+    *plen = e->len;
+    return 0;
+  }
+  if (e->kind != STM_WAL_ENTRY_AUDIT)
+    return 0;
+  enum stm_record_kind inner;
+  char op[STM_AUDIT_OP_MAX], caller[STM_AUDIT_CALLER_MAX];
+  const uint8_t *p = NULL;
+  size_t n = 0;
+  int rc = stm_audit_unwrap(e->data, e->len, &inner, op, caller, &p, &n, err);
+  if (rc == 0 && inner == STM_RECORD_CLAIM) {
+    *payload = p;
+    *plen = n;
+  }
+  return rc;
+}
+
+int stm_backup_segment_claims(const char *name, const uint8_t *data,
+                              size_t len, stm_backup_claim_cb cb, void *ctx,
+                              uint64_t *entries, struct stm_error *err) {
+  size_t pos = STM_WAL_HEADER_LEN;
+  while (pos < len) {
+    struct stm_wal_record rec;
+    struct stm_wal_txn txn;
+    stm_wal_record_decode(data + pos, data + len, &rec, NULL);
+    if (rec.type != STM_WAL_RECORD_TXN)
+      break; /* the seal */
+    stm_wal_txn_decode(rec.payload, rec.payload + rec.payload_len, &txn,
+                       NULL);
+    struct stm_wal_txn_iter it;
+    struct stm_wal_entry e;
+    stm_wal_txn_iter_init(&it, &txn);
+    while (stm_wal_txn_next(&it, &e)) {
+      (*entries)++;
+      struct stm_error sub;
+      stm_error_clear(&sub);
+      const uint8_t *payload;
+      size_t plen = 0;
+      int rc = entry_claim(&e, &payload, &plen, &sub);
+      if (rc == 0 && payload == NULL)
+        continue;
+      struct stm_claim claim;
+      stm_claim_init(&claim);
+      rc = rc ? rc : stm_claim_decode(payload, plen, &claim, &sub);
+      rc = rc ? rc : stm_claim_compute_hash(&claim);
+      if (rc) {
+        stm_claim_destroy(&claim);
+        return stm_error_set(err, STM_ECORRUPT, NULL,
+                             "%s at offset %zu: the claim at sequence "
+                             "%" PRIu64 " does not decode: %s",
+                             name, pos, e.sequence,
+                             sub.message[0] ? sub.message : stm_strerror(rc));
+      }
+      rc = cb(ctx, &claim, e.sequence);
+      stm_claim_destroy(&claim);
+      if (rc)
+        return rc;
+    }
+    pos += rec.size;
+  }
+  return 0;
 }

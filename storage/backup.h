@@ -14,7 +14,8 @@
 #ifndef STM_BACKUP_H
 #define STM_BACKUP_H
 
-#include "../common/error.h"
+#include "common/error.h"
+#include "storage/claim.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -69,5 +70,42 @@ struct stm_backup_cut {
 int stm_backup_cut_wal(const char *wal_dir, uint64_t to_sequence,
                        int64_t to_time_ns, struct stm_backup_cut *out,
                        struct stm_error *err);
+
+struct stm_backup_segment_info {
+  uint64_t first_sequence;
+  uint64_t last_sequence; /* first_sequence - 1 when it holds no record */
+  int64_t last_commit_time_ns;
+  uint64_t records;
+  bool sealed;
+};
+
+/*
+ * Check one whole segment file held in memory (an archived or backed-up
+ * copy): header, every record's CRC and sequence continuity, and, when
+ * require_seal, a SEAL with the right whole-file CRC at the end. `name`
+ * only labels errors. Pure and thread-safe. Returns 0 and *out, or
+ * STM_ECORRUPT / STM_EUNIMPL with err naming the file and offset.
+ */
+int stm_backup_segment_verify(const char *name, const uint8_t *data,
+                              size_t len, bool require_seal,
+                              struct stm_backup_segment_info *out,
+                              struct stm_error *err);
+
+/* Called per claim of a segment, in sequence order; the claim (with its
+ * content hash recomputed) is borrowed for the call. Non-zero stops. */
+typedef int (*stm_backup_claim_cb)(void *ctx, const struct stm_claim *c,
+                                   uint64_t sequence);
+
+/*
+ * Decode every claim of a segment image that stm_backup_segment_verify
+ * accepted (audited ones unwrapped; votes, epochs and sources are counted
+ * in *entries but not decoded) and hand it to cb. *entries counts WAL
+ * entries of every kind. Returns 0, cb's non-zero value, or STM_ECORRUPT
+ * with err naming the file, offset and sequence of a claim that does not
+ * decode.
+ */
+int stm_backup_segment_claims(const char *name, const uint8_t *data,
+                              size_t len, stm_backup_claim_cb cb, void *ctx,
+                              uint64_t *entries, struct stm_error *err);
 
 #endif

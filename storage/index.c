@@ -2,13 +2,10 @@
  * index.c - LevelDB key spaces, atomic group commits and snapshot reads.
  * The key layout is in index.h and docs/formats.md.
  */
-#include "index.h"
+#include "index_internal.h"
 
-#include "../common/buf.h"
-#include "../common/log.h"
+#include "common/log.h"
 #include "wal_format.h"
-
-#include <leveldb/c.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,16 +21,6 @@
 static const char META_LAST_APPLIED[] = "mlast_applied_sequence";
 static const char META_COUNT[] = "massertion_count";
 static const char META_VERSION[] = "mformat_version";
-
-struct stm_index {
-  leveldb_t *db;
-  leveldb_options_t *options;
-  leveldb_cache_t *cache;
-  leveldb_filterpolicy_t *filter;
-  leveldb_writeoptions_t *wopts;
-  leveldb_readoptions_t *ro_latest; /* no snapshot: the writer's lookups */
-  struct stm_index_meta meta;
-};
 
 /*
  * A batch collects its puts (u32 klen | u32 vlen | key | value records in
@@ -53,8 +40,7 @@ struct stm_index_batch {
   size_t bytes;
 };
 
-/* Translate a LevelDB error string (and free it), once, here. */
-static int ldb_error(struct stm_error *err, char *msg, const char *what) {
+int stm__index_ldb_error(struct stm_error *err, char *msg, const char *what) {
   int code = msg && strstr(msg, "Corruption") ? STM_ECORRUPT : STM_EIO;
   stm_error_set(err, code, NULL, "LevelDB %s: %s", what,
                 msg ? msg : "unknown error");
@@ -62,18 +48,37 @@ static int ldb_error(struct stm_error *err, char *msg, const char *what) {
   return code;
 }
 
-/*
- * The one place a LevelDB value is copied into our own buffer. Returns 0,
- * STM_ENOTFOUND, STM_ENOMEM or the translated LevelDB error.
- */
-static int db_get(struct stm_index *idx, const leveldb_readoptions_t *ro,
-                  const void *key, size_t klen, struct stm_buf *out,
-                  struct stm_error *err) {
+void stm__index_rd_begin(struct stm__index_rd *r, struct stm_index *idx,
+                         bool snapshot) {
+  r->db = idx->db;
+  r->ro = leveldb_readoptions_create();
+  r->own_ro = true;
+  r->snap = snapshot ? leveldb_create_snapshot(r->db) : NULL;
+  if (r->snap)
+    leveldb_readoptions_set_snapshot(r->ro, r->snap);
+}
+
+void stm__index_rd_latest(struct stm__index_rd *r, struct stm_index *idx) {
+  r->db = idx->db;
+  r->ro = idx->ro_latest;
+  r->own_ro = false;
+  r->snap = NULL;
+}
+
+void stm__index_rd_end(struct stm__index_rd *r) {
+  if (r->own_ro)
+    leveldb_readoptions_destroy(r->ro);
+  if (r->snap)
+    leveldb_release_snapshot(r->db, r->snap);
+}
+
+int stm__index_get(const struct stm__index_rd *r, const void *key,
+                   size_t klen, struct stm_buf *out, struct stm_error *err) {
   char *errmsg = NULL;
   size_t vlen = 0;
-  char *v = leveldb_get(idx->db, ro, key, klen, &vlen, &errmsg);
+  char *v = leveldb_get(r->db, r->ro, key, klen, &vlen, &errmsg);
   if (errmsg)
-    return ldb_error(err, errmsg, "read");
+    return stm__index_ldb_error(err, errmsg, "read");
   if (v == NULL)
     return STM_ENOTFOUND;
   stm_buf_reset(out);
@@ -84,14 +89,34 @@ static int db_get(struct stm_index *idx, const leveldb_readoptions_t *ro,
   return 0;
 }
 
+int stm__index_iterate(const struct stm__index_rd *r, const void *prefix,
+                       size_t plen, const void *start, size_t slen,
+                       stm__index_kv_cb cb, void *ctx, struct stm_error *err) {
+  leveldb_iterator_t *it = leveldb_create_iterator(r->db, r->ro);
+  int rc = 0;
+  leveldb_iter_seek(it, (const char *)start, slen);
+  for (; rc == 0 && leveldb_iter_valid(it); leveldb_iter_next(it)) {
+    size_t klen, vlen;
+    const uint8_t *key = (const uint8_t *)leveldb_iter_key(it, &klen);
+    if (klen < plen || memcmp(key, prefix, plen) != 0)
+      break;
+    const uint8_t *val = (const uint8_t *)leveldb_iter_value(it, &vlen);
+    rc = cb(ctx, key, klen, val, vlen);
+  }
+  char *msg = NULL;
+  if (rc == 0)
+    leveldb_iter_get_error(it, &msg);
+  leveldb_iter_destroy(it);
+  return msg ? stm__index_ldb_error(err, msg, "read") : rc;
+}
+
 /* ---- open / meta --------------------------------------------------------- */
 
-static int read_meta_u64(struct stm_index *idx, const leveldb_readoptions_t *ro,
-                         const char *key, size_t width, uint64_t *out,
-                         struct stm_error *err) {
+static int read_meta_u64(const struct stm__index_rd *r, const char *key,
+                         size_t width, uint64_t *out, struct stm_error *err) {
   struct stm_buf v;
   stm_buf_init(&v);
-  int rc = db_get(idx, ro, key, strlen(key), &v, err);
+  int rc = stm__index_get(r, key, strlen(key), &v, err);
   if (rc == 0 && v.len != width)
     rc = stm_error_set(err, STM_ECORRUPT, NULL, "index meta %s has %zu bytes",
                        key + 1, v.len);
@@ -125,20 +150,20 @@ static int write_batch(struct stm_index *idx, leveldb_writebatch_t *wb,
                        struct stm_error *err) {
   char *errmsg = NULL;
   leveldb_write(idx->db, idx->wopts, wb, &errmsg);
-  return errmsg ? ldb_error(err, errmsg, "write") : 0;
+  return errmsg ? stm__index_ldb_error(err, errmsg, "write") : 0;
 }
 
 static int load_meta(struct stm_index *idx, struct stm_error *err) {
-  leveldb_readoptions_t *ro = leveldb_readoptions_create();
+  struct stm__index_rd r;
+  stm__index_rd_begin(&r, idx, false);
   uint64_t version = 0;
-  int rc = read_meta_u64(idx, ro, META_VERSION, 4, &version, err);
+  int rc = read_meta_u64(&r, META_VERSION, 4, &version, err);
   rc = rc ? rc
-          : read_meta_u64(idx, ro, META_LAST_APPLIED, 8,
+          : read_meta_u64(&r, META_LAST_APPLIED, 8,
                           &idx->meta.last_applied_sequence, err);
   rc = rc ? rc
-          : read_meta_u64(idx, ro, META_COUNT, 8, &idx->meta.assertion_count,
-                          err);
-  leveldb_readoptions_destroy(ro);
+          : read_meta_u64(&r, META_COUNT, 8, &idx->meta.assertion_count, err);
+  stm__index_rd_end(&r);
   if (rc)
     return rc;
   if (version != 0 && version < STM_INDEX_FORMAT_VERSION)
@@ -167,7 +192,7 @@ static int open_db(struct stm_index *idx, const char *path,
     return 0;
   char what[300];
   snprintf(what, sizeof what, "cannot open %s", path);
-  return ldb_error(err, errmsg, what);
+  return stm__index_ldb_error(err, errmsg, what);
 }
 
 int stm_index_open(const char *path, struct stm_index **out,
@@ -203,7 +228,7 @@ int stm_index_open(const char *path, struct stm_index **out,
     idx->db = NULL;
     char *errmsg = NULL;
     leveldb_destroy_db(idx->options, path, &errmsg);
-    rc = errmsg ? ldb_error(err, errmsg, "drop the old index") : 0;
+    rc = errmsg ? stm__index_ldb_error(err, errmsg, "drop the old index") : 0;
     memset(&idx->meta, 0, sizeof idx->meta);
     rc = rc ? rc : open_db(idx, path, err);
     rc = rc ? rc : load_meta(idx, err);
@@ -377,11 +402,10 @@ int stm_index_commit(struct stm_index *idx, struct stm_index_batch *b,
 
 /* ---- reads --------------------------------------------------------------- */
 
-/* One read = one snapshot (or, for the writer's lookups, the latest). */
+/* One read of claims: a snapshot (or, for the writer's lookups, the
+ * latest state) with the view to filter by and a claim to decode into. */
 struct reader {
-  struct stm_index *idx;
-  const leveldb_snapshot_t *snap;
-  leveldb_readoptions_t *ro;
+  struct stm__index_rd rd;
   const struct stm_read_view *view;
   struct stm_buf val;
   struct stm_claim claim;
@@ -389,10 +413,7 @@ struct reader {
 
 static void reader_begin(struct reader *r, struct stm_index *idx,
                          const struct stm_read_view *view) {
-  r->idx = idx;
-  r->snap = leveldb_create_snapshot(idx->db);
-  r->ro = leveldb_readoptions_create();
-  leveldb_readoptions_set_snapshot(r->ro, r->snap);
+  stm__index_rd_begin(&r->rd, idx, true);
   r->view = view;
   stm_buf_init(&r->val);
   stm_claim_init(&r->claim);
@@ -404,29 +425,16 @@ static void reader_begin(struct reader *r, struct stm_index *idx,
  * the DB mutex per submitted claim.
  */
 static void reader_begin_latest(struct reader *r, struct stm_index *idx) {
-  r->idx = idx;
-  r->snap = NULL;
-  r->ro = idx->ro_latest;
+  stm__index_rd_latest(&r->rd, idx);
   r->view = NULL;
   stm_buf_init(&r->val);
   stm_claim_init(&r->claim);
 }
 
 static void reader_end(struct reader *r) {
-  if (r->snap) {
-    leveldb_readoptions_destroy(r->ro);
-    leveldb_release_snapshot(r->idx->db, r->snap);
-  }
+  stm__index_rd_end(&r->rd);
   stm_buf_destroy(&r->val);
   stm_claim_destroy(&r->claim);
-}
-
-static bool visible(const struct stm_claim *c, const struct stm_read_view *v) {
-  if (v == NULL)
-    return true;
-  if (v->as_of_sequence != 0 && c->sequence > v->as_of_sequence)
-    return false;
-  return v->as_of_time_ns == 0 || c->commit_time_ns <= v->as_of_time_ns;
 }
 
 /*
@@ -438,7 +446,7 @@ static int load_claim(struct reader *r, const uint8_t *hash,
   uint8_t key[1 + STM_HASH_LEN];
   key[0] = KEY_CLAIM;
   memcpy(key + 1, hash, STM_HASH_LEN);
-  int rc = db_get(r->idx, r->ro, key, sizeof key, &r->val, err);
+  int rc = stm__index_get(&r->rd, key, sizeof key, &r->val, err);
   if (rc)
     return rc;
   rc = stm_claim_decode(r->val.data, r->val.len, &r->claim, err);
@@ -447,7 +455,9 @@ static int load_claim(struct reader *r, const uint8_t *hash,
   if (memcmp(r->claim.hash, hash, STM_HASH_LEN) != 0)
     return stm_error_set(err, STM_ECORRUPT, NULL,
                          "index: a stored claim does not match its hash");
-  return visible(&r->claim, r->view) ? 0 : NOT_VISIBLE;
+  return stm_view_visible(r->view, r->claim.sequence, r->claim.commit_time_ns)
+             ? 0
+             : NOT_VISIBLE;
 }
 
 int stm_index_find(struct stm_index *idx, const uint8_t hash[STM_HASH_LEN],
@@ -485,6 +495,8 @@ struct scan {
   struct reader r;
   const char *predicate; /* NULL: every predicate */
   size_t pred_len;
+  size_t prefix_len;    /* of the keys being scanned */
+  bool filter_predicate; /* descendants: match the predicate in the key */
   stm_store_claim_cb cb;
   void *ctx;
   struct stm_error *err;
@@ -520,34 +532,25 @@ static bool predicate_matches(const struct scan *s, const uint8_t *key,
   return len == s->pred_len && memcmp(nul + 1, s->predicate, len) == 0;
 }
 
-static int iter_finish(struct scan *s, leveldb_iterator_t *it, int rc) {
-  char *errmsg = NULL;
-  if (rc == 0)
-    leveldb_iter_get_error(it, &errmsg);
-  leveldb_iter_destroy(it);
-  return errmsg ? ldb_error(s->err, errmsg, "scan") : rc;
+static int on_index_key(void *ctx, const uint8_t *key, size_t klen,
+                        const uint8_t *val, size_t vlen) {
+  (void)val;
+  (void)vlen;
+  struct scan *s = ctx;
+  if (klen < s->prefix_len + 8 + STM_HASH_LEN)
+    return scan_corrupt(s, "an index key is too short");
+  if (s->filter_predicate && !predicate_matches(s, key, klen, 1))
+    return 0;
+  return visit(s, key + klen - STM_HASH_LEN);
 }
 
 /* Visit every 'i' key starting with `prefix`, in key order. */
 static int scan_prefix(struct scan *s, const struct stm_buf *prefix,
                        bool filter_predicate) {
-  leveldb_iterator_t *it = leveldb_create_iterator(s->r.idx->db, s->r.ro);
-  int rc = 0;
-  leveldb_iter_seek(it, (const char *)prefix->data, prefix->len);
-  for (; rc == 0 && leveldb_iter_valid(it); leveldb_iter_next(it)) {
-    size_t klen;
-    const uint8_t *key = (const uint8_t *)leveldb_iter_key(it, &klen);
-    if (klen < prefix->len || memcmp(key, prefix->data, prefix->len) != 0)
-      break;
-    if (klen < prefix->len + 8 + STM_HASH_LEN) {
-      rc = scan_corrupt(s, "an index key is too short");
-      break;
-    }
-    if (filter_predicate && !predicate_matches(s, key, klen, 1))
-      continue;
-    rc = visit(s, key + klen - STM_HASH_LEN);
-  }
-  return iter_finish(s, it, rc);
+  s->prefix_len = prefix->len;
+  s->filter_predicate = filter_predicate;
+  return stm__index_iterate(&s->r.rd, prefix->data, prefix->len, prefix->data,
+                            prefix->len, on_index_key, s, s->err);
 }
 
 static int build_prefix(struct stm_buf *p, const char *path, const char *pred,
@@ -591,31 +594,30 @@ int stm_index_scan_concept(struct stm_index *idx, const char *concept_path,
   return rc;
 }
 
-/* ---- for index_records.c ---------------------------------------------------- */
-
-void *stm__index_db(struct stm_index *idx) { return idx->db; }
+/* ---- for index_records.c ---------------------------------------------- */
 
 struct stm_buf *stm__index_batch_scratch(struct stm_index_batch *b) {
   return &b->scratch;
 }
 
-int stm__index_load_claim(struct stm_index *idx, void *ro,
+int stm__index_load_claim(const struct stm__index_rd *rd,
                           const uint8_t hash[STM_HASH_LEN],
                           struct stm_claim *out, struct stm_error *err) {
-  struct reader r;
-  reader_begin_latest(&r, idx);
-  r.ro = ro;
+  struct reader r = {.rd = *rd, .view = NULL};
+  stm_buf_init(&r.val);
+  stm_claim_init(&r.claim);
   int rc = load_claim(&r, hash, err);
   if (rc == 0) {
     stm_claim_destroy(out);
     *out = r.claim; /* move */
     stm_claim_init(&r.claim);
   }
-  reader_end(&r);
+  stm_buf_destroy(&r.val); /* r.rd is borrowed: not ended here */
+  stm_claim_destroy(&r.claim);
   return rc;
 }
 
-void stm__index_batch_raw_put(struct stm_index_batch *b, const void *key,
-                              size_t klen, const void *v, size_t vlen) {
+void stm__index_batch_put(struct stm_index_batch *b, const void *key,
+                          size_t klen, const void *v, size_t vlen) {
   entry_put(b, key, klen, v, vlen);
 }

@@ -23,9 +23,9 @@
 #ifndef STM_INDEX_H
 #define STM_INDEX_H
 
-#include "../common/error.h"
-#include "claim.h"
-#include "store.h" /* struct stm_read_view, stm_store_claim_cb */
+#include "common/error.h"
+#include "storage/claim.h"
+#include "storage/view.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -91,13 +91,14 @@ int stm_index_commit(struct stm_index *idx, struct stm_index_batch *b,
 int stm_index_find(struct stm_index *idx, const uint8_t hash[STM_HASH_LEN],
                    uint64_t *sequence, struct stm_error *err);
 
-/* As stm_store_get_claim. */
+/* The claim `hash` visible in view into an init'ed *out: 0,
+ * STM_ENOTFOUND or an error (stm_store_get_claim). */
 int stm_index_get_claim(struct stm_index *idx,
                         const uint8_t hash[STM_HASH_LEN],
                         const struct stm_read_view *view,
                         struct stm_claim *out, struct stm_error *err);
 
-/* As stm_store_scan_concept. */
+/* The claims of a concept (stm_store_scan_concept). */
 int stm_index_scan_concept(struct stm_index *idx, const char *concept_path,
                            const char *predicate, bool include_descendants,
                            const struct stm_read_view *view,

@@ -4,11 +4,9 @@
  */
 #include "index_records.h"
 
-#include "store_internal.h"
-#include "wal_format.h"
+#include "index_internal.h"
 
 #include <inttypes.h>
-#include <leveldb/c.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,33 +24,11 @@
 /* ---- writes -----------------------------------------------------------------
  */
 
-static const uint8_t *record_hash(const struct stm_record *r) {
-  switch (r->kind) {
-  case STM_RECORD_VOTE:
-    return r->u.vote.hash;
-  case STM_RECORD_EPOCH:
-    return r->u.epoch.hash;
-  default:
-    return r->u.source.hash;
-  }
-}
-
-static uint64_t record_seq(const struct stm_record *r) {
-  switch (r->kind) {
-  case STM_RECORD_VOTE:
-    return r->u.vote.sequence;
-  case STM_RECORD_EPOCH:
-    return r->u.epoch.sequence;
-  default:
-    return r->u.source.sequence;
-  }
-}
-
 int stm__index_put_record(struct stm_index_batch *b, const struct stm_record *r,
                           const void *encoded, size_t len) {
   struct stm_buf k;
   stm_buf_init(&k);
-  uint64_t seq = record_seq(r);
+  uint64_t seq = stm_record_sequence(r);
   int rc = 0;
   switch (r->kind) {
   case STM_RECORD_VOTE:
@@ -78,14 +54,14 @@ int stm__index_put_record(struct stm_index_batch *b, const struct stm_record *r,
   }
   rc = rc ? rc : stm_buf_put_u64be(&k, seq);
   if (rc == 0)
-    stm__index_batch_raw_put(b, k.data, k.len, encoded, len);
+    stm__index_batch_put(b, k.data, k.len, encoded, len);
   uint8_t key[1 + STM_HASH_LEN], val[9];
   key[0] = KEY_RECORD;
-  memcpy(key + 1, record_hash(r), STM_HASH_LEN);
+  memcpy(key + 1, stm_record_hash(r), STM_HASH_LEN);
   val[0] = (uint8_t)r->kind;
   stm_put_u64be(val + 1, seq);
   if (rc == 0)
-    stm__index_batch_raw_put(b, key, sizeof key, val, 9);
+    stm__index_batch_put(b, key, sizeof key, val, 9);
   stm_buf_destroy(&k);
   return rc;
 }
@@ -97,7 +73,7 @@ int stm__index_put_claim_extras(struct stm_index_batch *b,
     key[0] = KEY_CHILD;
     memcpy(key + 1, c->parent_hash, STM_HASH_LEN);
     memcpy(key + 1 + STM_HASH_LEN, c->hash, STM_HASH_LEN);
-    stm__index_batch_raw_put(b, key, sizeof key, "", 0);
+    stm__index_batch_put(b, key, sizeof key, "", 0);
   }
   if (!concept)
     return 0;
@@ -106,7 +82,7 @@ int stm__index_put_claim_extras(struct stm_index_batch *b,
   int rc = stm_buf_put_u8(k, KEY_CONCEPT);
   rc = rc ? rc : stm_buf_append(k, c->concept_path, strlen(c->concept_path));
   if (rc == 0)
-    stm__index_batch_raw_put(b, k->data, k->len, "", 0);
+    stm__index_batch_put(b, k->data, k->len, "", 0);
   return rc;
 }
 
@@ -131,101 +107,30 @@ int stm__index_put_audit(struct stm_index_batch *b,
   if (rc == 0 && record_len > 0)
     rc = stm_buf_append(v, record, record_len);
   if (rc == 0)
-    stm__index_batch_raw_put(b, key, sizeof key, v->data, v->len);
+    stm__index_batch_put(b, key, sizeof key, v->data, v->len);
   return rc;
 }
 
 /* ---- reads ------------------------------------------------------------------
  */
 
-struct rd {
-  leveldb_t *db;
-  const leveldb_snapshot_t *snap;
-  leveldb_readoptions_t *ro;
-};
-
-static void rd_begin(struct rd *r, struct stm_index *idx, bool snapshot) {
-  r->db = stm__index_db(idx);
-  r->ro = leveldb_readoptions_create();
-  r->snap = snapshot ? leveldb_create_snapshot(r->db) : NULL;
-  if (r->snap)
-    leveldb_readoptions_set_snapshot(r->ro, r->snap);
-}
-
-/*
- * A view pinned to a sequence needs no snapshot: records are immutable and
- * keyed once, and anything committed later has a larger sequence that the
- * view filters out. That saves a snapshot per lookup in a Query, which
- * looks up sources and votes for every candidate.
- */
-static bool needs_snapshot(const struct stm_read_view *view) {
-  return view == NULL || view->as_of_sequence == 0;
-}
-
-static void rd_end(struct rd *r) {
-  leveldb_readoptions_destroy(r->ro);
-  if (r->snap)
-    leveldb_release_snapshot(r->db, r->snap);
-}
-
-static int ldb_err(struct stm_error *err, char *msg) {
-  int code = msg && strstr(msg, "Corruption") ? STM_ECORRUPT : STM_EIO;
-  stm_error_set(err, code, NULL, "LevelDB read: %s", msg ? msg : "?");
-  leveldb_free(msg);
-  return code;
-}
-
-static bool visible(uint64_t seq, int64_t t, const struct stm_read_view *v) {
-  if (v == NULL)
-    return true;
-  if (v->as_of_sequence != 0 && seq > v->as_of_sequence)
-    return false;
-  return v->as_of_time_ns == 0 || t <= v->as_of_time_ns;
-}
-
-typedef int (*kv_cb)(void *ctx, const uint8_t *key, size_t klen,
-                     const uint8_t *val, size_t vlen);
-
-/* Visit every key starting with prefix, from `start` (>= prefix). */
-static int iterate(struct rd *r, const void *prefix, size_t plen,
-                   const void *start, size_t slen, kv_cb cb, void *ctx,
-                   struct stm_error *err) {
-  leveldb_iterator_t *it = leveldb_create_iterator(r->db, r->ro);
-  int rc = 0;
-  leveldb_iter_seek(it, (const char *)start, slen);
-  for (; rc == 0 && leveldb_iter_valid(it); leveldb_iter_next(it)) {
-    size_t klen, vlen;
-    const uint8_t *key = (const uint8_t *)leveldb_iter_key(it, &klen);
-    if (klen < plen || memcmp(key, prefix, plen) != 0)
-      break;
-    const uint8_t *val = (const uint8_t *)leveldb_iter_value(it, &vlen);
-    rc = cb(ctx, key, klen, val, vlen);
-  }
-  char *msg = NULL;
-  if (rc == 0)
-    leveldb_iter_get_error(it, &msg);
-  leveldb_iter_destroy(it);
-  return msg ? ldb_err(err, msg) : rc;
-}
-
 int stm__index_find_record(struct stm_index *idx,
                            const uint8_t hash[STM_HASH_LEN], uint64_t *seq,
                            struct stm_error *err) {
-  struct rd r;
-  rd_begin(&r, idx, false);
+  struct stm__index_rd r;
+  stm__index_rd_latest(&r, idx); /* the writer's lookup */
   uint8_t key[1 + STM_HASH_LEN];
   key[0] = KEY_RECORD;
   memcpy(key + 1, hash, STM_HASH_LEN);
-  char *msg = NULL;
-  size_t vlen = 0;
-  char *v = leveldb_get(r.db, r.ro, (const char *)key, sizeof key, &vlen, &msg);
-  int rc = msg ? ldb_err(err, msg) : v == NULL ? STM_ENOTFOUND : 0;
-  if (rc == 0 && vlen != 9)
+  struct stm_buf v;
+  stm_buf_init(&v);
+  int rc = stm__index_get(&r, key, sizeof key, &v, err);
+  if (rc == 0 && v.len != 9)
     rc = stm_error_set(err, STM_ECORRUPT, NULL, "a record key is malformed");
   if (rc == 0)
-    *seq = stm_get_u64be((const uint8_t *)v + 1);
-  leveldb_free(v);
-  rd_end(&r);
+    *seq = stm_get_u64be(v.data + 1);
+  stm_buf_destroy(&v);
+  stm__index_rd_end(&r);
   return rc;
 }
 
@@ -254,7 +159,7 @@ static int on_epoch(void *ctx, const uint8_t *key, size_t klen,
   int rc = stm_record_decode(STM_RECORD_EPOCH, val, vlen, &rec, f->err);
   if (rc)
     return rc;
-  if (!visible(rec.u.epoch.sequence, rec.u.epoch.commit_time_ns, f->view)) {
+  if (!stm_view_visible(f->view, rec.u.epoch.sequence, rec.u.epoch.commit_time_ns)) {
     stm_record_destroy(&rec);
     return 1; /* sequence order: nothing later is visible either */
   }
@@ -277,11 +182,11 @@ static int find_epoch(struct stm_index *idx, bool snapshot, const char *path,
   rc = rc ? rc : stm_buf_append(&start, p.data, p.len);
   if (rc == 0 && after)
     rc = stm_buf_put_u64be(&start, after + 1);
-  struct rd r;
-  rd_begin(&r, idx, snapshot);
+  struct stm__index_rd r;
+  stm__index_rd_begin(&r, idx, snapshot);
   if (rc == 0)
-    rc = iterate(&r, p.data, p.len, start.data, start.len, on_epoch, &f, err);
-  rd_end(&r);
+    rc = stm__index_iterate(&r, p.data, p.len, start.data, start.len, on_epoch, &f, err);
+  stm__index_rd_end(&r);
   stm_buf_destroy(&p);
   stm_buf_destroy(&start);
   if (rc < 0) {
@@ -301,11 +206,11 @@ int stm__index_last_epoch(struct stm_index *idx, const char *path,
   return find_epoch(idx, false, path, predicate, 0, NULL, out, err);
 }
 
-int stm_store_find_epoch(struct stm_store *s, const char *concept_path,
+int stm_index_find_epoch(struct stm_index *idx, const char *concept_path,
                          const char *predicate, uint64_t after_sequence,
                          const struct stm_read_view *view,
                          struct stm_epoch *out, struct stm_error *err) {
-  return find_epoch(s->index, needs_snapshot(view), concept_path, predicate,
+  return find_epoch(idx, stm__index_needs_snapshot(view), concept_path, predicate,
                     after_sequence, view, out, err);
 }
 
@@ -338,7 +243,7 @@ static int on_source(void *ctx, const uint8_t *key, size_t klen,
   int rc = stm_record_decode(STM_RECORD_SOURCE, val, vlen, &rec, w->err);
   if (rc)
     return rc;
-  if (!visible(rec.u.source.sequence, rec.u.source.commit_time_ns, w->view)) {
+  if (!stm_view_visible(w->view, rec.u.source.sequence, rec.u.source.commit_time_ns)) {
     stm_record_destroy(&rec);
     return 0;
   }
@@ -354,7 +259,7 @@ static int on_source(void *ctx, const uint8_t *key, size_t klen,
   return 0;
 }
 
-int stm_store_get_source(struct stm_store *s, const char *id,
+int stm_index_get_source(struct stm_index *idx, const char *id,
                          const struct stm_read_view *view,
                          struct stm_source *out, struct stm_error *err) {
   struct stm_buf p;
@@ -362,11 +267,11 @@ int stm_store_get_source(struct stm_store *s, const char *id,
   int rc = stm_buf_put_u8(&p, KEY_SOURCE);
   rc = rc ? rc : stm_buf_append(&p, id, strlen(id) + 1);
   struct source_walk w = {.view = view, .err = err};
-  struct rd r;
-  rd_begin(&r, s->index, needs_snapshot(view));
+  struct stm__index_rd r;
+  stm__index_rd_begin(&r, idx, stm__index_needs_snapshot(view));
   if (rc == 0)
-    rc = iterate(&r, p.data, p.len, p.data, p.len, on_source, &w, err);
-  rd_end(&r);
+    rc = stm__index_iterate(&r, p.data, p.len, p.data, p.len, on_source, &w, err);
+  stm__index_rd_end(&r);
   stm_buf_destroy(&p);
   if (rc == 0 && !w.have)
     rc = STM_ENOTFOUND;
@@ -379,7 +284,7 @@ int stm_store_get_source(struct stm_store *s, const char *id,
   return rc;
 }
 
-int stm_store_list_sources(struct stm_store *s, const char *after,
+int stm_index_list_sources(struct stm_index *idx, const char *after,
                            const struct stm_read_view *view,
                            stm_store_source_cb cb, void *ctx,
                            struct stm_error *err) {
@@ -392,15 +297,15 @@ int stm_store_list_sources(struct stm_store *s, const char *after,
     start.data[start.len - 1] = 1;
   uint8_t prefix = KEY_SOURCE;
   struct source_walk w = {.view = view, .cb = cb, .ctx = ctx, .err = err};
-  struct rd r;
-  rd_begin(&r, s->index, true);
+  struct stm__index_rd r;
+  stm__index_rd_begin(&r, idx, true);
   if (rc == 0)
-    rc = iterate(&r, &prefix, 1, start.data, start.len, on_source, &w, err);
+    rc = stm__index_iterate(&r, &prefix, 1, start.data, start.len, on_source, &w, err);
   if (rc == 0)
     rc = source_emit(&w);
   else if (w.have)
     stm_record_destroy(&w.cur);
-  rd_end(&r);
+  stm__index_rd_end(&r);
   stm_buf_destroy(&start);
   return rc;
 }
@@ -423,7 +328,7 @@ static int on_vote(void *ctx, const uint8_t *key, size_t klen,
   int rc = stm_record_decode(STM_RECORD_VOTE, val, vlen, &rec, w->err);
   if (rc)
     return rc;
-  if (visible(rec.u.vote.sequence, rec.u.vote.commit_time_ns, w->view))
+  if (stm_view_visible(w->view, rec.u.vote.sequence, rec.u.vote.commit_time_ns))
     rc = w->cb(w->ctx, &rec.u.vote);
   else
     rc = 0; /* commit time and sequence rise together: keep it simple */
@@ -431,7 +336,7 @@ static int on_vote(void *ctx, const uint8_t *key, size_t klen,
   return rc;
 }
 
-int stm_store_scan_votes(struct stm_store *s,
+int stm_index_scan_votes(struct stm_index *idx,
                          const uint8_t target[STM_HASH_LEN],
                          const struct stm_read_view *view, stm_store_vote_cb cb,
                          void *ctx, struct stm_error *err) {
@@ -439,20 +344,20 @@ int stm_store_scan_votes(struct stm_store *s,
   p[0] = KEY_VOTE;
   memcpy(p + 1, target, STM_HASH_LEN);
   struct vote_walk w = {.view = view, .cb = cb, .ctx = ctx, .err = err};
-  struct rd r;
-  rd_begin(&r, s->index, needs_snapshot(view));
-  int rc = iterate(&r, p, sizeof p, p, sizeof p, on_vote, &w, err);
-  rd_end(&r);
+  struct stm__index_rd r;
+  stm__index_rd_begin(&r, idx, stm__index_needs_snapshot(view));
+  int rc = stm__index_iterate(&r, p, sizeof p, p, sizeof p, on_vote, &w, err);
+  stm__index_rd_end(&r);
   return rc;
 }
 
-int stm_store_scan_votes_many(struct stm_store *s,
+int stm_index_scan_votes_many(struct stm_index *idx,
                               const uint8_t (*targets)[STM_HASH_LEN], size_t n,
                               const struct stm_read_view *view,
                               stm_store_votes_cb cb, void *ctx,
                               struct stm_error *err) {
-  struct rd r;
-  rd_begin(&r, s->index, needs_snapshot(view));
+  struct stm__index_rd r;
+  stm__index_rd_begin(&r, idx, stm__index_needs_snapshot(view));
   leveldb_iterator_t *it = leveldb_create_iterator(r.db, r.ro);
   int rc = 0;
   for (size_t i = 0; rc == 0 && i < n; i++) {
@@ -470,7 +375,7 @@ int stm_store_scan_votes_many(struct stm_store *s,
       rc = stm_record_decode(STM_RECORD_VOTE, val, vlen, &rec, err);
       if (rc)
         break;
-      if (visible(rec.u.vote.sequence, rec.u.vote.commit_time_ns, view))
+      if (stm_view_visible(view, rec.u.vote.sequence, rec.u.vote.commit_time_ns))
         rc = cb(ctx, i, &rec.u.vote);
       stm_record_destroy(&rec);
     }
@@ -479,14 +384,14 @@ int stm_store_scan_votes_many(struct stm_store *s,
   if (rc == 0)
     leveldb_iter_get_error(it, &msg);
   leveldb_iter_destroy(it);
-  rd_end(&r);
-  return msg ? ldb_err(err, msg) : rc;
+  stm__index_rd_end(&r);
+  return msg ? stm__index_ldb_error(err, msg, "read") : rc;
 }
 
 /* -- children, concepts, audit -- */
 
 struct child_walk {
-  struct stm_store *s;
+  struct stm_index *idx;
   const struct stm_read_view *view;
   stm_store_claim_cb cb;
   void *ctx;
@@ -503,7 +408,7 @@ static int on_child(void *ctx, const uint8_t *key, size_t klen,
   struct stm_claim c;
   stm_claim_init(&c);
   int rc =
-      stm_store_get_claim(w->s, key + 1 + STM_HASH_LEN, w->view, &c, w->err);
+      stm_index_get_claim(w->idx, key + 1 + STM_HASH_LEN, w->view, &c, w->err);
   if (rc == 0)
     rc = w->cb(w->ctx, &c);
   else if (rc == STM_ENOTFOUND)
@@ -512,7 +417,7 @@ static int on_child(void *ctx, const uint8_t *key, size_t klen,
   return rc;
 }
 
-int stm_store_scan_children(struct stm_store *s,
+int stm_index_scan_children(struct stm_index *idx,
                             const uint8_t parent[STM_HASH_LEN],
                             const struct stm_read_view *view,
                             stm_store_claim_cb cb, void *ctx,
@@ -521,11 +426,11 @@ int stm_store_scan_children(struct stm_store *s,
   p[0] = KEY_CHILD;
   memcpy(p + 1, parent, STM_HASH_LEN);
   struct child_walk w = {
-      .s = s, .view = view, .cb = cb, .ctx = ctx, .err = err};
-  struct rd r;
-  rd_begin(&r, s->index, true);
-  int rc = iterate(&r, p, sizeof p, p, sizeof p, on_child, &w, err);
-  rd_end(&r);
+      .idx = idx, .view = view, .cb = cb, .ctx = ctx, .err = err};
+  struct stm__index_rd r;
+  stm__index_rd_begin(&r, idx, true);
+  int rc = stm__index_iterate(&r, p, sizeof p, p, sizeof p, on_child, &w, err);
+  stm__index_rd_end(&r);
   return rc;
 }
 
@@ -547,7 +452,7 @@ static int on_concept(void *ctx, const uint8_t *key, size_t klen,
   return w->cb(w->ctx, w->buf);
 }
 
-int stm_store_list_concepts(struct stm_store *s, const char *prefix,
+int stm_index_list_concepts(struct stm_index *idx, const char *prefix,
                             const char *after, stm_store_concept_cb cb,
                             void *ctx, struct stm_error *err) {
   struct stm_buf p, start;
@@ -564,14 +469,14 @@ int stm_store_list_concepts(struct stm_store *s, const char *prefix,
   struct concept_walk *w = malloc(sizeof *w);
   if (w == NULL)
     rc = STM_ENOMEM;
-  struct rd r;
-  rd_begin(&r, s->index, true);
+  struct stm__index_rd r;
+  stm__index_rd_begin(&r, idx, true);
   if (rc == 0) {
     w->cb = cb;
     w->ctx = ctx;
-    rc = iterate(&r, p.data, p.len, start.data, start.len, on_concept, w, err);
+    rc = stm__index_iterate(&r, p.data, p.len, start.data, start.len, on_concept, w, err);
   }
-  rd_end(&r);
+  stm__index_rd_end(&r);
   free(w);
   stm_buf_destroy(&p);
   stm_buf_destroy(&start);
@@ -612,8 +517,7 @@ static int parse_log_value(uint64_t seq, const uint8_t *val, size_t vlen,
 }
 
 struct log_walk {
-  struct rd *r;
-  struct stm_index *idx;
+  const struct stm__index_rd *r;
   unsigned kinds;
   const struct stm_read_view *view;
   stm_store_audit_cb audit_cb;
@@ -646,7 +550,7 @@ static int on_log(void *ctx, const uint8_t *key, size_t klen,
   if (a.kind == STM_RECORD_CLAIM) {
     struct stm_claim c;
     stm_claim_init(&c);
-    rc = stm__index_load_claim(w->idx, w->r->ro, a.target, &c, w->err);
+    rc = stm__index_load_claim(w->r, a.target, &c, w->err);
     if (rc == STM_ENOTFOUND)
       rc = stm_error_set(w->err, STM_ECORRUPT, NULL,
                          "index: sequence %" PRIu64 " names a missing claim",
@@ -666,35 +570,34 @@ static int on_log(void *ctx, const uint8_t *key, size_t klen,
   return rc;
 }
 
-static int scan_log(struct stm_store *s, uint64_t after_sequence,
+static int scan_log(struct stm_index *idx, uint64_t after_sequence,
                     struct log_walk *w) {
   if (after_sequence == UINT64_MAX)
     return 0;
   uint8_t start[9];
   start[0] = KEY_SEQUENCE;
   stm_put_u64be(start + 1, after_sequence + 1);
-  struct rd r;
-  rd_begin(&r, s->index, true);
+  struct stm__index_rd r;
+  stm__index_rd_begin(&r, idx, true);
   w->r = &r;
-  w->idx = s->index;
-  int rc = iterate(&r, start, 1, start, sizeof start, on_log, w, w->err);
-  rd_end(&r);
+  int rc = stm__index_iterate(&r, start, 1, start, sizeof start, on_log, w, w->err);
+  stm__index_rd_end(&r);
   return rc == STOP_SCAN ? 0 : rc;
 }
 
-int stm_store_scan_audit(struct stm_store *s, uint64_t after_sequence,
+int stm_index_scan_audit(struct stm_index *idx, uint64_t after_sequence,
                          stm_store_audit_cb cb, void *ctx,
                          struct stm_error *err) {
   struct log_walk w = {.audit_cb = cb, .ctx = ctx, .err = err};
-  return scan_log(s, after_sequence, &w);
+  return scan_log(idx, after_sequence, &w);
 }
 
-int stm_store_scan_log(struct stm_store *s, uint64_t after_sequence,
+int stm_index_scan_log(struct stm_index *idx, uint64_t after_sequence,
                        unsigned kinds, const struct stm_read_view *view,
                        stm_store_log_cb cb, void *ctx, struct stm_error *err) {
   if (cb == NULL)
     return stm_error_set(err, STM_EINVAL, NULL, "scan_log: no callback");
   struct log_walk w = {
       .kinds = kinds, .view = view, .log_cb = cb, .ctx = ctx, .err = err};
-  return scan_log(s, after_sequence, &w);
+  return scan_log(idx, after_sequence, &w);
 }

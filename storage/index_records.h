@@ -18,21 +18,9 @@
 #ifndef STM_INDEX_RECORDS_H
 #define STM_INDEX_RECORDS_H
 
-#include "index.h"
-#include "records.h"
-
-/* index.c: the raw DB handle and a raw batch put. */
-void *stm__index_db(struct stm_index *idx);
-void stm__index_batch_raw_put(struct stm_index_batch *b, const void *key,
-                              size_t klen, const void *v, size_t vlen);
-/* A value buffer owned by the batch, for building one value at a time. */
-struct stm_buf *stm__index_batch_scratch(struct stm_index_batch *b);
-/* Load the claim `hash` into an init'ed *out through the read options `ro`
- * (a leveldb_readoptions_t *, so scans share their snapshot). Returns 0,
- * STM_ENOTFOUND or an error. */
-int stm__index_load_claim(struct stm_index *idx, void *ro,
-                          const uint8_t hash[STM_HASH_LEN],
-                          struct stm_claim *out, struct stm_error *err);
+#include "storage/index.h"
+#include "storage/records.h"
+#include "storage/view.h"
 
 /* Queue the keys of a committed vote/epoch/source ('v'/'e'/'s', 'r'); its
  * 'q' entry comes from stm__index_put_audit. */
@@ -56,5 +44,42 @@ int stm__index_find_record(struct stm_index *idx,
 int stm__index_last_epoch(struct stm_index *idx, const char *path,
                           const char *predicate, struct stm_epoch *out,
                           struct stm_error *err);
+
+/* ---- reads: each as its stm_store_* counterpart in store.h ---- */
+
+int stm_index_get_source(struct stm_index *idx, const char *id,
+                         const struct stm_read_view *view,
+                         struct stm_source *out, struct stm_error *err);
+int stm_index_list_sources(struct stm_index *idx, const char *after,
+                           const struct stm_read_view *view,
+                           stm_store_source_cb cb, void *ctx,
+                           struct stm_error *err);
+int stm_index_scan_votes(struct stm_index *idx,
+                         const uint8_t target[STM_HASH_LEN],
+                         const struct stm_read_view *view, stm_store_vote_cb cb,
+                         void *ctx, struct stm_error *err);
+int stm_index_scan_votes_many(struct stm_index *idx,
+                              const uint8_t (*targets)[STM_HASH_LEN], size_t n,
+                              const struct stm_read_view *view,
+                              stm_store_votes_cb cb, void *ctx,
+                              struct stm_error *err);
+int stm_index_find_epoch(struct stm_index *idx, const char *concept_path,
+                         const char *predicate, uint64_t after_sequence,
+                         const struct stm_read_view *view,
+                         struct stm_epoch *out, struct stm_error *err);
+int stm_index_scan_children(struct stm_index *idx,
+                            const uint8_t parent[STM_HASH_LEN],
+                            const struct stm_read_view *view,
+                            stm_store_claim_cb cb, void *ctx,
+                            struct stm_error *err);
+int stm_index_list_concepts(struct stm_index *idx, const char *prefix,
+                            const char *after, stm_store_concept_cb cb,
+                            void *ctx, struct stm_error *err);
+int stm_index_scan_log(struct stm_index *idx, uint64_t after_sequence,
+                       unsigned kinds, const struct stm_read_view *view,
+                       stm_store_log_cb cb, void *ctx, struct stm_error *err);
+int stm_index_scan_audit(struct stm_index *idx, uint64_t after_sequence,
+                         stm_store_audit_cb cb, void *ctx,
+                         struct stm_error *err);
 
 #endif

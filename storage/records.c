@@ -111,15 +111,16 @@ static int encode_content(const struct stm_record *r, struct stm_buf *b) {
   }
 }
 
-static uint8_t *hash_slot(struct stm_record *r) {
-  switch (r->kind) {
-  case STM_RECORD_VOTE:
-    return r->u.vote.hash;
-  case STM_RECORD_EPOCH:
-    return r->u.epoch.hash;
-  default:
-    return r->u.source.hash;
-  }
+const uint8_t *stm_record_hash(const struct stm_record *r) {
+  return r->kind == STM_RECORD_VOTE    ? r->u.vote.hash
+         : r->kind == STM_RECORD_EPOCH ? r->u.epoch.hash
+                                       : r->u.source.hash;
+}
+
+uint64_t stm_record_sequence(const struct stm_record *r) {
+  return r->kind == STM_RECORD_VOTE    ? r->u.vote.sequence
+         : r->kind == STM_RECORD_EPOCH ? r->u.epoch.sequence
+                                       : r->u.source.sequence;
 }
 
 int stm_record_compute_hash(struct stm_record *r) {
@@ -127,7 +128,7 @@ int stm_record_compute_hash(struct stm_record *r) {
   stm_buf_init(&b);
   int rc = encode_content(r, &b);
   if (rc == 0)
-    crypto_generichash(hash_slot(r), STM_HASH_LEN, b.data, b.len, NULL, 0);
+    crypto_generichash((uint8_t *)stm_record_hash(r), STM_HASH_LEN, b.data, b.len, NULL, 0);
   stm_buf_destroy(&b);
   return rc;
 }

@@ -1,6 +1,7 @@
 /*
- * store.c - open (lock, index, WAL recovery, replay), close, reads, stats.
- * The writer thread and group commit are in store_writer.c.
+ * store.c - open (lock, index, WAL, recovery, the disk reserve), close,
+ * stats. Recovery is store_recovery.c, the writer store_writer.c, what a
+ * write puts into a group store_apply.c, the reads store_read.c.
  */
 #include "store_internal.h"
 
@@ -19,8 +20,6 @@
 #include <unistd.h>
 
 #define DEFAULT_MAX_GROUP_BYTES (8u << 20)
-/* Recovery applies the replayed WAL to LevelDB in batches of about this. */
-#define REPLAY_BATCH_BYTES (4u << 20)
 
 static int dir_error(struct stm_error *err, const char *what, const char *path,
                      int errnum) {
@@ -53,129 +52,6 @@ static int take_lock(struct stm_store *s, struct stm_error *err) {
   int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
   if (ftruncate(s->lock_fd, 0) == 0 && n > 0)
     (void)!write(s->lock_fd, pid, (size_t)n);
-  return 0;
-}
-
-/* ---- recovery: replay the WAL into LevelDB ------------------------------------ */
-
-struct replay {
-  struct stm_store *s;
-  uint64_t after;        /* LevelDB's last applied sequence */
-  uint64_t applied;      /* last sequence of the last replayed record */
-  uint64_t records;
-  uint64_t claims;
-  struct stm_claim claim;
-  struct stm_buf enc;
-};
-
-static int flush_replay(struct replay *r, struct stm_error *err) {
-  struct stm_store_writer *w = &r->s->w;
-  int rc = stm_index_commit(r->s->index, w->batch, r->applied,
-                            w->assertion_count, err);
-  stm_hashset_clear(&w->pending);
-  return rc;
-}
-
-static int replay_entry(struct replay *r, const struct stm_wal_entry *e,
-                        struct stm_error *err) {
-  struct stm_store_writer *w = &r->s->w;
-  const uint8_t *data = e->data;
-  size_t len = e->len;
-  char op[STM_AUDIT_OP_MAX] = "", caller[STM_AUDIT_CALLER_MAX] = "";
-  if (e->kind != STM_WAL_ENTRY_CLAIM) { /* records, audited entries */
-    int rc = stm__store_replay_record(r->s, e->kind, e->data, e->len,
-                                      e->sequence, &data, &len, op, caller,
-                                      err);
-    if (rc || data == NULL)
-      return rc;
-  }
-  int rc = stm_claim_decode(data, len, &r->claim, err);
-  if (rc == 0 && r->claim.sequence != e->sequence)
-    rc = stm_error_set(err, STM_ECORRUPT, NULL,
-                       "WAL claim says sequence %" PRIu64 " at %" PRIu64,
-                       r->claim.sequence, e->sequence);
-  if (rc)
-    return rc;
-  uint64_t seq;
-  if (stm_hashset_get(&w->pending, r->claim.hash, &seq))
-    return 0; /* a duplicate never reaches the WAL; be lenient anyway */
-  rc = stm_index_find(r->s->index, r->claim.hash, &seq, err);
-  if (rc != STM_ENOTFOUND)
-    return rc;
-  rc = stm_index_batch_put_claim(w->batch, &r->claim, data, len);
-  rc = rc ? rc : stm__store_claim_extras(r->s, &r->claim, op, caller);
-  rc = rc ? rc : stm_hashset_put(&w->pending, r->claim.hash, e->sequence);
-  if (rc)
-    return stm_error_set(err, rc, NULL, "replay: out of memory");
-  w->assertion_count++;
-  r->claims++;
-  return 0;
-}
-
-static int replay_txn(void *ctx, const struct stm_wal_txn *txn,
-                      struct stm_error *err) {
-  struct replay *r = ctx;
-  struct stm_wal_txn_iter it;
-  struct stm_wal_entry e;
-  stm_wal_txn_iter_init(&it, txn);
-  while (stm_wal_txn_next(&it, &e)) {
-    if (e.sequence <= r->after)
-      continue;
-    int rc = replay_entry(r, &e, err);
-    if (rc)
-      return rc;
-  }
-  r->applied = stm_wal_txn_last_sequence(txn);
-  r->records++;
-  if (stm_index_batch_bytes(r->s->w.batch) >= REPLAY_BATCH_BYTES)
-    return flush_replay(r, err);
-  return 0;
-}
-
-static int recover(struct stm_store *s, struct stm_error *err) {
-  struct stm_index_meta meta;
-  struct stm_wal_info wal;
-  stm_index_get_meta(s->index, &meta);
-  stm_wal_get_info(s->wal, &wal);
-  if (meta.last_applied_sequence > wal.last_sequence)
-    return stm_error_set(err, STM_ECORRUPT, NULL,
-                         "the index of %s has applied sequence %" PRIu64
-                         " but the WAL ends at %" PRIu64
-                         ": WAL data is missing",
-                         s->dir, meta.last_applied_sequence,
-                         wal.last_sequence);
-  int64_t t0 = stm_clock_mono_ns();
-  s->w.assertion_count = meta.assertion_count;
-  struct replay r = {.s = s, .after = meta.last_applied_sequence,
-                     .applied = meta.last_applied_sequence};
-  stm_claim_init(&r.claim);
-  int rc = stm_wal_replay(s->wal, r.after, replay_txn, &r, err);
-  if (rc == 0 && r.records > 0)
-    rc = flush_replay(&r, err);
-  stm_claim_destroy(&r.claim);
-  stm_index_batch_clear(s->w.batch);
-  stm_hashset_clear(&s->w.pending);
-  if (rc)
-    return rc;
-  s->w.next_sequence = wal.last_sequence + 1;
-  s->w.last_commit_time_ns = wal.last_commit_time_ns;
-  s->stats = (struct stm_store_stats){
-      .assertion_count = s->w.assertion_count,
-      .last_sequence = wal.last_sequence,
-      .writable = !s->read_only,
-      .disk_full = s->read_only,
-      .wal_segments = wal.segments,
-      .wal_bytes = wal.bytes,
-      .recovered_records = r.records,
-      .truncated_bytes = wal.truncated_bytes};
-  stm_log_info("storage %s: opened; WAL %" PRIu64 " segments, %" PRIu64
-               " bytes, last sequence %" PRIu64 "; replayed %" PRIu64
-               " records (%" PRIu64 " claims) after sequence %" PRIu64
-               " in %.1f ms; cut %" PRIu64 " torn bytes; %" PRIu64 " claims",
-               s->dir, wal.segments, wal.bytes, wal.last_sequence, r.records,
-               r.claims, meta.last_applied_sequence,
-               (double)(stm_clock_mono_ns() - t0) / 1e6, wal.truncated_bytes,
-               s->w.assertion_count);
   return 0;
 }
 
@@ -219,7 +95,7 @@ static int open_parts(struct stm_store *s,
                                .io = opts->io};
   rc = stm_wal_open(&wo, &s->wal, err);
   rc = rc ? rc : stm__store_writer_init(s);
-  rc = rc ? rc : recover(s, err);
+  rc = rc ? rc : stm__store_recover(s, err);
   if (rc == 0 && stm__store_writer_start(s) != 0)
     rc = stm_error_set(err, STM_ENOMEM, NULL, "cannot start the writer");
   return rc;
@@ -313,21 +189,6 @@ void stm_store_delete(struct stm_store *s) {
 }
 
 /* ---- reads and stats ------------------------------------------------------- */
-
-int stm_store_get_claim(struct stm_store *s, const uint8_t hash[STM_HASH_LEN],
-                        const struct stm_read_view *view,
-                        struct stm_claim *out, struct stm_error *err) {
-  return stm_index_get_claim(s->index, hash, view, out, err);
-}
-
-int stm_store_scan_concept(struct stm_store *s, const char *concept_path,
-                           const char *predicate, bool include_descendants,
-                           const struct stm_read_view *view,
-                           stm_store_claim_cb cb, void *ctx,
-                           struct stm_error *err) {
-  return stm_index_scan_concept(s->index, concept_path, predicate,
-                                include_descendants, view, cb, ctx, err);
-}
 
 void stm_store_get_stats(struct stm_store *s, struct stm_store_stats *out) {
   pthread_mutex_lock(&s->mu);

@@ -14,8 +14,10 @@
 #ifndef STM_STORE_H
 #define STM_STORE_H
 
-#include "../common/error.h"
-#include "claim.h"
+#include "common/error.h"
+#include "storage/claim.h"
+#include "storage/records.h"
+#include "storage/view.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -98,11 +100,6 @@ int stm_store_submit_claims(struct stm_store *s, struct stm_claim *claims,
                             size_t n, const char *op, const char *caller,
                             stm_store_write_cb cb, void *ctx);
 
-/* A point of view for reads: what the database knew then. 0 means now. */
-struct stm_read_view {
-  uint64_t as_of_sequence;
-  int64_t as_of_time_ns; /* commit time */
-};
 
 /*
  * Read one claim by hash into an init'ed `out`. Returns 0, STM_ENOTFOUND
@@ -112,13 +109,6 @@ int stm_store_get_claim(struct stm_store *s, const uint8_t hash[STM_HASH_LEN],
                         const struct stm_read_view *view,
                         struct stm_claim *out, struct stm_error *err);
 
-/*
- * Called once per claim, in index order: concept path, then predicate,
- * then timestamp_ns ascending, then hash ascending. The claim is borrowed
- * for the call. Return 0 to continue, non-zero to stop the scan (the
- * non-zero value is returned by the scan).
- */
-typedef int (*stm_store_claim_cb)(void *ctx, const struct stm_claim *c);
 
 /*
  * Visit the claims of `concept_path` (and, with include_descendants, of
@@ -153,5 +143,132 @@ struct stm_store_stats {
 
 /* A consistent copy of the counters. Thread-safe, never blocks on I/O. */
 void stm_store_get_stats(struct stm_store *s, struct stm_store_stats *out);
+
+/* ==== records: votes, epochs, sources, audit ==============================
+ *
+ * Votes and epochs are immutable and content-addressed like claims; a
+ * source is an immutable versioned record (PutSource appends a version,
+ * the latest visible version per id wins). Every write (claim, vote,
+ * epoch, source) gets the next sequence and the group's commit time, and
+ * an audit entry at the SAME sequence carrying the operation and caller
+ * (no sequence is spent on auditing; replay restores the audit log).
+ * Strings are NUL-terminated heap copies owned by the struct; free with
+ * the matching _destroy (records.h). Reads use one LevelDB snapshot each
+ * and honour the read view (NULL: now).
+ */
+
+
+/* ---- submission ---------------------------------------------------------- */
+
+/*
+ * Completion of a record submission, on the writer thread. rc as for
+ * stm_store_write_cb. On rc 0 `rec` holds the committed record (sequence,
+ * commit time, hash, and for an epoch its number); created is false when
+ * an identical vote was already stored (rec then has the stored sequence).
+ * Borrowed for the call.
+ */
+typedef void (*stm_store_record_cb)(void *ctx, int rc,
+                                    const struct stm_record *rec, bool created,
+                                    const struct stm_error *err);
+
+/*
+ * Submit one vote, epoch or source as one TXN record, audited as `op` by
+ * `caller` (copied; NULL is ""). Takes ownership of `rec` (malloc'd) on
+ * success and failure. Content must be validated by the caller; for a
+ * vote, the caller checked that the target claim exists. Returns 0 (cb
+ * will be called) or STM_EINVAL / STM_EREADONLY / STM_ESHUTDOWN /
+ * STM_ENOMEM (cb is not called). Thread-safe.
+ */
+int stm_store_submit_record(struct stm_store *s, struct stm_record *rec,
+                            const char *op, const char *caller,
+                            stm_store_record_cb cb, void *ctx);
+
+
+/* ---- reads --------------------------------------------------------------- */
+
+/* The latest version of source `id` visible in view into an uninitialized
+ * *out (destroy after 0). Returns 0, STM_ENOTFOUND or an error. */
+int stm_store_get_source(struct stm_store *s, const char *id,
+                         const struct stm_read_view *view,
+                         struct stm_source *out, struct stm_error *err);
+
+/* The latest visible version of each source with id > after (NULL: all),
+ * in id order. Callback contract as stm_store_claim_cb. */
+int stm_store_list_sources(struct stm_store *s, const char *after,
+                           const struct stm_read_view *view,
+                           stm_store_source_cb cb, void *ctx,
+                           struct stm_error *err);
+
+/* The visible votes on claim `target`, in sequence order. */
+int stm_store_scan_votes(struct stm_store *s,
+                         const uint8_t target[STM_HASH_LEN],
+                         const struct stm_read_view *view, stm_store_vote_cb cb,
+                         void *ctx, struct stm_error *err);
+
+/* The visible votes on each of targets[0..n), with one LevelDB iterator
+ * for them all (a Query looks up the votes of every candidate): cb gets
+ * the target's index i. Same order and contract as stm_store_scan_votes. */
+int stm_store_scan_votes_many(struct stm_store *s,
+                              const uint8_t (*targets)[STM_HASH_LEN], size_t n,
+                              const struct stm_read_view *view,
+                              stm_store_votes_cb cb, void *ctx,
+                              struct stm_error *err);
+
+/*
+ * The newest visible epoch of exactly (concept_path, predicate); predicate
+ * "" is the concept-wide epoch. With after_sequence > 0 instead the FIRST
+ * visible epoch committed after that sequence. Returns 0 with *out
+ * (uninitialized before; destroy after), STM_ENOTFOUND or an error.
+ */
+int stm_store_find_epoch(struct stm_store *s, const char *concept_path,
+                         const char *predicate, uint64_t after_sequence,
+                         const struct stm_read_view *view,
+                         struct stm_epoch *out, struct stm_error *err);
+
+/* The visible claims whose parent is `parent`, in hash order. */
+int stm_store_scan_children(struct stm_store *s,
+                            const uint8_t parent[STM_HASH_LEN],
+                            const struct stm_read_view *view,
+                            stm_store_claim_cb cb, void *ctx,
+                            struct stm_error *err);
+
+/* Concept paths holding claims, starting with `prefix` ("" all) and
+ * greater than `after` (NULL: from the start), in byte order. */
+int stm_store_list_concepts(struct stm_store *s, const char *prefix,
+                            const char *after, stm_store_concept_cb cb,
+                            void *ctx, struct stm_error *err);
+
+
+/*
+ * Called on the writer thread after each group commit that wrote anything
+ * new: entries[0..n) are the group's new claims, votes, epochs and sources
+ * (never duplicates) in sequence order, durable and already visible to
+ * reads. It runs before the group's completion callbacks, so a change feed
+ * never lags an acknowledgement. Borrowed for the call; keep it short and
+ * never block on the store from it (no stm_store_delete; submitting is
+ * fine).
+ */
+typedef void (*stm_store_log_listener_cb)(void *ctx,
+                                          const struct stm_log_entry *entries,
+                                          size_t n);
+/* Set (cb NULL: clear) the one log listener; it takes effect from the
+ * next group. Thread-safe. */
+void stm_store_set_log_listener(struct stm_store *s,
+                                stm_store_log_listener_cb cb, void *ctx);
+/*
+ * Every write committed after `after_sequence` whose kind is in `kinds`
+ * (STM_LOG_KIND bits), in sequence order, up to the view (NULL: all), from
+ * one snapshot: how a change feed catches up on claims, votes, epochs and
+ * sources alike. Entries are borrowed for the call; callback contract as
+ * stm_store_claim_cb.
+ */
+int stm_store_scan_log(struct stm_store *s, uint64_t after_sequence,
+                       unsigned kinds, const struct stm_read_view *view,
+                       stm_store_log_cb cb, void *ctx, struct stm_error *err);
+
+/* Audit entries with sequence > after_sequence, in sequence order. */
+int stm_store_scan_audit(struct stm_store *s, uint64_t after_sequence,
+                         stm_store_audit_cb cb, void *ctx,
+                         struct stm_error *err);
 
 #endif

@@ -1,6 +1,8 @@
 /*
- * store_internal.h - the store object shared by store.c (open, recovery,
- * reads, stats) and store_writer.c (the writer thread and group commit).
+ * store_internal.h - the store object shared by its files: store.c (open,
+ * close, stats), store_recovery.c (replay at open), store_writer.c (the
+ * queue, the writer thread, group commit), store_apply.c (what one write
+ * puts into a group) and store_read.c (the reads).
  * Not part of the interface; nothing outside storage/ includes it.
  */
 #ifndef STM_STORE_INTERNAL_H
@@ -82,7 +84,13 @@ void stm__store_sub_free(struct stm_store_sub *sub);
  * STM_ESHUTDOWN or STM_EREADONLY. */
 int stm__store_enqueue(struct stm_store *s, struct stm_store_sub *sub);
 
-/* store_records.c: the writer's side of records and audit entries. */
+/* store_recovery.c: replay the WAL into the index at open. */
+int stm__store_recover(struct stm_store *s, struct stm_error *err);
+
+/* store_apply.c: what one write puts into the group. */
+/* Copy a NUL-terminated string (NULL: ""), cut to size - 1 (snprintf("%s")
+ * costs ten times as much, and this runs for every claim). */
+void stm__store_copy_cut(char *dst, size_t size, const char *src);
 struct stm_wal_txn_builder;
 /* Encode sub->rec as the next TXN entry and queue its keys. `head` is the
  * group (for numbering epochs submitted earlier in it). */
@@ -102,12 +110,15 @@ int stm__store_claim_extras(struct stm_store *s, const struct stm_claim *c,
 /* Empty the writer's cache of concepts known to LevelDB (a group that
  * queued keys was abandoned). */
 void stm__store_forget_concepts(struct stm_store_writer *w);
-/* Recovery: apply one WAL entry that is not a bare claim. *claim_payload
- * is set (and 0 returned) when it wraps a claim for the caller to apply;
- * op/caller then hold its audit fields. */
-int stm__store_replay_record(struct stm_store *s, uint8_t kind,
-                             const uint8_t *data, size_t len, uint64_t sequence,
-                             const uint8_t **claim_payload, size_t *claim_len,
-                             char *op, char *caller, struct stm_error *err);
-
+/* Encode a new claim (sequence and time assigned here) as the next entry
+ * of the TXN and queue its keys, audit and log note. */
+int stm__store_add_claim(struct stm_store *s, const struct stm_store_sub *sub,
+                         struct stm_wal_txn_builder *txn, struct stm_claim *c,
+                         int64_t now);
+/* Queue the 'q' log entry of a write: its audit, and for a record the
+ * record itself (record_len 0 for a claim). */
+int stm__store_put_audit(struct stm_store *s, uint64_t seq, int64_t t,
+                         enum stm_record_kind kind, const uint8_t *hash,
+                         const char *op, const char *caller,
+                         const void *record, size_t record_len);
 #endif

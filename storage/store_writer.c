@@ -78,8 +78,45 @@ int stm_store_submit_claims(struct stm_store *s, struct stm_claim *claims,
   sub->cb = cb;
   sub->ctx = ctx;
   sub->audited = true;
-  snprintf(sub->op, sizeof sub->op, "%s", op ? op : "");
-  snprintf(sub->caller, sizeof sub->caller, "%s", caller ? caller : "");
+  stm__store_copy_cut(sub->op, sizeof sub->op, op);
+  stm__store_copy_cut(sub->caller, sizeof sub->caller, caller);
+  return stm__store_enqueue(s, sub);
+}
+
+int stm_store_submit_record(struct stm_store *s, struct stm_record *rec,
+                            const char *op, const char *caller,
+                            stm_store_record_cb cb, void *ctx) {
+  int rc = (s && rec && cb && rec->kind >= STM_RECORD_VOTE &&
+            rec->kind <= STM_RECORD_SOURCE)
+               ? 0
+               : STM_EINVAL;
+  struct stm_store_sub *sub =
+      rc ? NULL : calloc(1, sizeof *sub + sizeof sub->results[0]);
+  struct stm_buf enc;
+  stm_buf_init(&enc);
+  if (rc == 0 && sub == NULL)
+    rc = STM_ENOMEM;
+  if (rc == 0)
+    rc = stm_record_encode(rec, &enc);
+  if (rc) {
+    if (rec)
+      stm_record_destroy(rec);
+    free(rec);
+    free(sub);
+    stm_buf_destroy(&enc);
+    return rc;
+  }
+  sub->rec = rec;
+  sub->n = 1;
+  sub->rcb = cb;
+  sub->ctx = ctx;
+  sub->audited = true;
+  stm__store_copy_cut(sub->op, sizeof sub->op, op);
+  stm__store_copy_cut(sub->caller, sizeof sub->caller, caller);
+  sub->bytes = STM_WAL_RECORD_HEADER_LEN + STM_WAL_TXN_HEADER_LEN +
+               STM_WAL_ENTRY_HEADER_LEN +
+               stm_audit_wrap_header_size(op, caller) + enc.len;
+  stm_buf_destroy(&enc);
   return stm__store_enqueue(s, sub);
 }
 
@@ -104,53 +141,6 @@ int stm__store_enqueue(struct stm_store *s, struct stm_store_sub *sub) {
 
 /* ---- building a group (writer thread) -------------------------------------- */
 
-int stm__store_note_log(struct stm_store_writer *w, uint64_t sequence,
-                        const struct stm_claim *claim,
-                        const struct stm_record *record) {
-  if (w->nlog == w->log_cap) {
-    size_t cap = w->log_cap ? w->log_cap * 2 : 256;
-    struct stm_log_entry *p = realloc(w->log, cap * sizeof *p);
-    if (p == NULL)
-      return STM_ENOMEM;
-    w->log = p;
-    w->log_cap = cap;
-  }
-  w->log[w->nlog++] = (struct stm_log_entry){
-      .sequence = sequence,
-      .kind = claim ? STM_RECORD_CLAIM : record->kind,
-      .claim = claim,
-      .record = record};
-  return 0;
-}
-
-/* Encode a new claim as the next entry of the TXN and queue its keys. */
-static int add_new_claim(struct stm_store *s, const struct stm_store_sub *sub,
-                         struct stm_wal_txn_builder *txn, struct stm_claim *c,
-                         int64_t now) {
-  struct stm_store_writer *w = &s->w;
-  c->sequence = w->next_sequence;
-  c->commit_time_ns = now;
-  int rc = stm_wal_txn_entry_begin(
-      txn, sub->audited ? STM_WAL_ENTRY_AUDIT : STM_WAL_ENTRY_CLAIM);
-  if (rc == 0 && sub->audited)
-    rc = stm_audit_wrap_header(&w->wal_buf, STM_RECORD_CLAIM, sub->op,
-                               sub->caller);
-  size_t start = w->wal_buf.len;
-  rc = rc ? rc : stm_claim_encode(c, &w->wal_buf);
-  rc = rc ? rc : stm_wal_txn_entry_end(txn);
-  rc = rc ? rc
-          : stm_index_batch_put_claim(w->batch, c, w->wal_buf.data + start,
-                                      w->wal_buf.len - start);
-  rc = rc ? rc : stm_hashset_put(&w->pending, c->hash, c->sequence);
-  rc = rc ? rc : stm__store_claim_extras(s, c, sub->op, sub->caller);
-  rc = rc ? rc : stm__store_note_log(w, c->sequence, c, NULL);
-  if (rc == 0) {
-    w->next_sequence++;
-    w->assertion_count++;
-  }
-  return rc;
-}
-
 /* One submission -> results and (unless all duplicates) one TXN record. */
 static int build_sub(struct stm_store *s, struct stm_store_sub *head,
                      struct stm_store_sub *sub, int64_t now,
@@ -172,7 +162,7 @@ static int build_sub(struct stm_store *s, struct stm_store_sub *head,
       continue; /* 0: already stored; < 0: a read error ends the loop */
     r->sequence = w->next_sequence;
     r->created = true;
-    rc = add_new_claim(s, sub, &txn, c, now);
+    rc = stm__store_add_claim(s, sub, &txn, c, now);
   }
   if (rc == 0 && txn.count > 0)
     rc = stm_wal_txn_finish(&txn);
@@ -287,7 +277,7 @@ static void run_group(struct stm_store *s, struct stm_store_sub *list,
   bool appended = w->next_sequence > first;
   if (appended)
     rc = stm_wal_append(s->wal, w->wal_buf.data, w->wal_buf.len, first,
-                        w->next_sequence - 1, &err);
+                        w->next_sequence - 1, now, &err);
   if (rc == 0 && appended)
     rc = stm_index_commit(s->index, w->batch, w->next_sequence - 1,
                           w->assertion_count, &err);

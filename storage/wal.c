@@ -587,23 +587,9 @@ static int seal_segment(struct stm_wal *w, struct stm_error *err) {
   return rc;
 }
 
-/* Remember the commit time of the last TXN in (data, len) for the seal:
- * a walk over the record headers only (the caller framed them). */
-static void note_commit_time(struct stm_wal *w, const uint8_t *data,
-                             size_t len) {
-  size_t pos = 0;
-  while (pos + STM_WAL_RECORD_HEADER_LEN + STM_WAL_TXN_HEADER_LEN <= len) {
-    uint32_t plen = stm_get_u32le(data + pos);
-    if (data[pos + 8] == STM_WAL_RECORD_TXN)
-      w->last_commit_time_ns =
-          (int64_t)stm_get_u64le(data + pos + STM_WAL_RECORD_HEADER_LEN + 8);
-    pos += STM_WAL_RECORD_HEADER_LEN + (size_t)plen;
-  }
-}
-
 int stm_wal_append(struct stm_wal *w, const void *data, size_t len,
                    uint64_t first_sequence, uint64_t last_sequence,
-                   struct stm_error *err) {
+                   int64_t last_commit_time_ns, struct stm_error *err) {
   struct stm_error local = {.code = 0};
   err = err ? err : &local; /* poison() keeps the message */
   if (w->poisoned)
@@ -634,7 +620,7 @@ int stm_wal_append(struct stm_wal *w, const void *data, size_t len,
   w->size += len;
   w->seg_crc = stm_crc32c_extend(w->seg_crc, data, len);
   w->last_sequence = last_sequence;
-  note_commit_time(w, data, len);
+  w->last_commit_time_ns = last_commit_time_ns;
   return 0;
 }
 

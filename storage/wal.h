@@ -73,7 +73,9 @@ void stm_wal_delete(struct stm_wal *w);
 /*
  * Append (data, len): one or more complete framed records covering the
  * sequences first_sequence..last_sequence, which must continue the log
- * (first_sequence == info.last_sequence + 1, else STM_EINVAL). Writes them
+ * (first_sequence == info.last_sequence + 1, else STM_EINVAL), the last
+ * of them committed at last_commit_time_ns (the seal records it; the
+ * caller framed the records and knows it, so they are not parsed again). Writes them
  * at the end of the last segment (rotating first if it is full) and
  * fdatasyncs once. Returns 0 when durable; STM_EIO or STM_ENOSPC when this
  * append failed (the WAL is then poisoned); STM_EREADONLY when an earlier
@@ -81,7 +83,7 @@ void stm_wal_delete(struct stm_wal *w);
  */
 int stm_wal_append(struct stm_wal *w, const void *data, size_t len,
                    uint64_t first_sequence, uint64_t last_sequence,
-                   struct stm_error *err);
+                   int64_t last_commit_time_ns, struct stm_error *err);
 
 /*
  * Called once per TXN record, in log order. The txn and its entries are

@@ -3,7 +3,7 @@
  * consumer is exact, not timing-dependent. */
 #include "harness.h"
 #include "service/watch_hub.h"
-#include "storage/records.h"
+#include "storage/store.h"
 #include "stemedb/v1/stemedb.pb-c.h"
 
 #include <pthread.h>

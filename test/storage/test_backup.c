@@ -65,7 +65,9 @@ static void append(struct stm_wal *w, uint64_t seq, uint32_t count) {
   stm_buf_init(&b);
   encode_txn(&b, seq, count);
   CU_ASSERT_EQUAL_FATAL(
-      stm_wal_append(w, b.data, b.len, seq, seq + count - 1, NULL), 0);
+      stm_wal_append(w, b.data, b.len, seq, seq + count - 1,
+                     (int64_t)(seq + count - 1) * 10, NULL),
+      0);
   stm_buf_destroy(&b);
 }
 

@@ -4,6 +4,7 @@
  * through the store (group commit, reads as of a view, replay).
  */
 #include "storage/records.h"
+#include "storage/store.h"
 #include "storage_test.h"
 
 #include <leveldb/c.h>

@@ -594,7 +594,7 @@ static void test_store_replays_wal_records_missing_from_the_index(void) {
     stm_wal_txn_entry_end(&t);
   }
   stm_wal_txn_finish(&t);
-  CU_ASSERT_EQUAL(stm_wal_append(wal, b.data, b.len, 4, 5, NULL), 0);
+  CU_ASSERT_EQUAL(stm_wal_append(wal, b.data, b.len, 4, 5, 12345, NULL), 0);
   stm_wal_delete(wal);
   sfx_must_open(&f);
   struct stm_store_stats st;

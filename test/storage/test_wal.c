@@ -63,7 +63,7 @@ static int append_one(struct stm_wal *w, uint64_t seq, struct stm_error *err) {
     stm_buf_put_u8(&b, (uint8_t)(seq + (uint64_t)i));
   stm_wal_txn_entry_end(&t);
   stm_wal_txn_finish(&t);
-  int rc = stm_wal_append(w, b.data, b.len, seq, seq, err);
+  int rc = stm_wal_append(w, b.data, b.len, seq, seq, (int64_t)seq * 10, err);
   stm_buf_destroy(&b);
   return rc;
 }

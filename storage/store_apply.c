@@ -1,12 +1,13 @@
 /*
- * store_records.c - votes, epochs and sources through the one group-commit
- * path of store_writer.c, their audit entries, and their recovery.
+ * store_apply.c - what one write puts into the writer's group: the WAL
+ * entry (audited: operation and caller around it) and the index keys of a
+ * new claim or record, its audit log entry, and its note for the change
+ * feed. Claims and records alike; recovery reuses the index side.
  *
- * A record submission is one TXN record holding one kind-5 entry (the
- * audit wrapper: operation, caller, then the record's storage encoding).
- * The writer assigns sequence and commit time; for a vote it deduplicates
- * by content hash like claims; for an epoch it assigns the next number of
- * its concept/predicate, counting epochs earlier in the same group.
+ * For a vote the writer deduplicates by content hash like claims; for an
+ * epoch it assigns the next number of its concept/predicate, counting
+ * epochs earlier in the same group, or adopts the current one that a retry
+ * repeats.
  */
 #include "index_records.h"
 #include "store_internal.h"
@@ -17,67 +18,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Copy a NUL-terminated string, cut to size - 1 (snprintf("%s") costs ten
- * times as much, and this runs for every claim). */
-static void copy_cut(char *dst, size_t size, const char *src) {
+void stm__store_copy_cut(char *dst, size_t size, const char *src) {
   size_t n = src ? strnlen(src, size - 1) : 0;
   memcpy(dst, src ? src : "", n);
   dst[n] = '\0';
 }
 
-int stm_store_submit_record(struct stm_store *s, struct stm_record *rec,
-                            const char *op, const char *caller,
-                            stm_store_record_cb cb, void *ctx) {
-  int rc = (s && rec && cb && rec->kind >= STM_RECORD_VOTE &&
-            rec->kind <= STM_RECORD_SOURCE)
-               ? 0
-               : STM_EINVAL;
-  struct stm_store_sub *sub =
-      rc ? NULL : calloc(1, sizeof *sub + sizeof sub->results[0]);
-  struct stm_buf enc;
-  stm_buf_init(&enc);
-  if (rc == 0 && sub == NULL)
-    rc = STM_ENOMEM;
-  if (rc == 0)
-    rc = stm_record_encode(rec, &enc);
-  if (rc) {
-    if (rec)
-      stm_record_destroy(rec);
-    free(rec);
-    free(sub);
-    stm_buf_destroy(&enc);
-    return rc;
-  }
-  sub->rec = rec;
-  sub->n = 1;
-  sub->rcb = cb;
-  sub->ctx = ctx;
-  sub->audited = true;
-  copy_cut(sub->op, sizeof sub->op, op);
-  copy_cut(sub->caller, sizeof sub->caller, caller);
-  sub->bytes = STM_WAL_RECORD_HEADER_LEN + STM_WAL_TXN_HEADER_LEN +
-               STM_WAL_ENTRY_HEADER_LEN +
-               stm_audit_wrap_header_size(op, caller) + enc.len;
-  stm_buf_destroy(&enc);
-  return stm__store_enqueue(s, sub);
-}
-
-/* ---- the writer
- * --------------------------------------------------------------- */
-
-/* Queue the 'q' log entry of a write: its audit, and for a record the
- * record itself (record_len 0 for a claim). */
-static int put_audit(struct stm_store *s, uint64_t seq, int64_t t,
-                     enum stm_record_kind kind, const uint8_t *hash,
-                     const char *op, const char *caller, const void *record,
-                     size_t record_len) {
+int stm__store_put_audit(struct stm_store *s, uint64_t seq, int64_t t,
+                         enum stm_record_kind kind, const uint8_t *hash,
+                         const char *op, const char *caller,
+                         const void *record, size_t record_len) {
   struct stm_audit_entry a;
   a.sequence = seq;
   a.time_ns = t;
   a.kind = kind;
   memcpy(a.target, hash, STM_HASH_LEN);
-  copy_cut(a.op, sizeof a.op, op && op[0] ? op : "assert");
-  copy_cut(a.caller, sizeof a.caller, caller);
+  stm__store_copy_cut(a.op, sizeof a.op, op && op[0] ? op : "assert");
+  stm__store_copy_cut(a.caller, sizeof a.caller, caller);
   return stm__index_put_audit(s->w.batch, &a, record, record_len);
 }
 
@@ -118,14 +75,8 @@ int stm__store_claim_extras(struct stm_store *s, const struct stm_claim *c,
   int rc = stm__index_put_claim_extras(
       s->w.batch, c, !concept_known(&s->w, c->concept_path));
   return rc ? rc
-            : put_audit(s, c->sequence, c->commit_time_ns, STM_RECORD_CLAIM,
+            : stm__store_put_audit(s, c->sequence, c->commit_time_ns, STM_RECORD_CLAIM,
                         c->hash, op, caller, NULL, 0);
-}
-
-static uint8_t *rec_hash(struct stm_record *r) {
-  return r->kind == STM_RECORD_VOTE    ? r->u.vote.hash
-         : r->kind == STM_RECORD_EPOCH ? r->u.epoch.hash
-                                       : r->u.source.hash;
 }
 
 static void set_commit(struct stm_record *r, uint64_t seq, int64_t now) {
@@ -222,7 +173,7 @@ int stm__store_build_record(struct stm_store *s, struct stm_store_sub *head,
                ? number_epoch(s, head, sub, stated, &repeat, err)
                : 0;
   if (rc == 0 && repeat) { /* a retried StartEpoch: answer the first one */
-    memcpy(r->hash, rec_hash(rec), STM_HASH_LEN);
+    memcpy(r->hash, stm_record_hash(rec), STM_HASH_LEN);
     r->sequence = rec->u.epoch.sequence;
     r->created = false;
     return 0;
@@ -230,7 +181,7 @@ int stm__store_build_record(struct stm_store *s, struct stm_store_sub *head,
   rc = rc ? rc : stm_record_compute_hash(rec);
   if (rc)
     return rc;
-  memcpy(r->hash, rec_hash(rec), STM_HASH_LEN);
+  memcpy(r->hash, stm_record_hash(rec), STM_HASH_LEN);
   r->created = false;
   if (rec->kind == STM_RECORD_VOTE) { /* identical vote: idempotent */
     if (stm_hashset_get(&w->pending, r->hash, &r->sequence))
@@ -254,7 +205,7 @@ int stm__store_build_record(struct stm_store *s, struct stm_store_sub *head,
           : stm__index_put_record(w->batch, rec, w->wal_buf.data + start,
                                   w->wal_buf.len - start);
   rc = rc ? rc
-          : put_audit(s, seq, now, rec->kind, r->hash, sub->op, sub->caller,
+          : stm__store_put_audit(s, seq, now, rec->kind, r->hash, sub->op, sub->caller,
                       w->wal_buf.data + start, w->wal_buf.len - start);
   rc = rc ? rc : stm_hashset_put(&w->pending, r->hash, seq);
   rc = rc ? rc : stm__store_note_log(w, seq, NULL, rec);
@@ -266,60 +217,51 @@ int stm__store_build_record(struct stm_store *s, struct stm_store_sub *head,
   return 0;
 }
 
-/* ---- recovery
- * ------------------------------------------------------------------ */
 
-int stm__store_replay_record(struct stm_store *s, uint8_t kind,
-                             const uint8_t *data, size_t len, uint64_t sequence,
-                             const uint8_t **claim_payload, size_t *claim_len,
-                             char *op, char *caller, struct stm_error *err) {
-  *claim_payload = NULL;
-  op[0] = caller[0] = '\0';
-  enum stm_record_kind inner = (enum stm_record_kind)kind;
-  if (kind == STM_WAL_ENTRY_AUDIT) {
-    int rc = stm_audit_unwrap(data, len, &inner, op, caller, &data, &len, err);
-    if (rc)
-      return rc;
-    if (inner == STM_RECORD_CLAIM) {
-      *claim_payload = data;
-      *claim_len = len;
-      return 0;
-    }
-  } else if (kind < STM_WAL_ENTRY_VOTE || kind > STM_WAL_ENTRY_SOURCE) {
-    return stm_error_set(err, STM_EUNIMPL, NULL,
-                         "WAL entry of kind %u at sequence %" PRIu64
-                         " is not supported by this build",
-                         kind, sequence);
+int stm__store_note_log(struct stm_store_writer *w, uint64_t sequence,
+                        const struct stm_claim *claim,
+                        const struct stm_record *record) {
+  if (w->nlog == w->log_cap) {
+    size_t cap = w->log_cap ? w->log_cap * 2 : 256;
+    struct stm_log_entry *p = realloc(w->log, cap * sizeof *p);
+    if (p == NULL)
+      return STM_ENOMEM;
+    w->log = p;
+    w->log_cap = cap;
   }
-  struct stm_record rec;
-  int rc = stm_record_decode(inner, data, len, &rec, err);
-  if (rc)
-    return rc;
-  uint64_t seq = 0;
-  int64_t t = 0;
-  switch (inner) {
-  case STM_RECORD_VOTE:
-    seq = rec.u.vote.sequence, t = rec.u.vote.commit_time_ns;
-    break;
-  case STM_RECORD_EPOCH:
-    seq = rec.u.epoch.sequence, t = rec.u.epoch.commit_time_ns;
-    break;
-  default:
-    seq = rec.u.source.sequence, t = rec.u.source.commit_time_ns;
+  w->log[w->nlog++] = (struct stm_log_entry){
+      .sequence = sequence,
+      .kind = claim ? STM_RECORD_CLAIM : record->kind,
+      .claim = claim,
+      .record = record};
+  return 0;
+}
+
+/* Encode a new claim as the next entry of the TXN and queue its keys. */
+int stm__store_add_claim(struct stm_store *s, const struct stm_store_sub *sub,
+                         struct stm_wal_txn_builder *txn, struct stm_claim *c,
+                         int64_t now) {
+  struct stm_store_writer *w = &s->w;
+  c->sequence = w->next_sequence;
+  c->commit_time_ns = now;
+  int rc = stm_wal_txn_entry_begin(
+      txn, sub->audited ? STM_WAL_ENTRY_AUDIT : STM_WAL_ENTRY_CLAIM);
+  if (rc == 0 && sub->audited)
+    rc = stm_audit_wrap_header(&w->wal_buf, STM_RECORD_CLAIM, sub->op,
+                               sub->caller);
+  size_t start = w->wal_buf.len;
+  rc = rc ? rc : stm_claim_encode(c, &w->wal_buf);
+  rc = rc ? rc : stm_wal_txn_entry_end(txn);
+  rc = rc ? rc
+          : stm_index_batch_put_claim(w->batch, c, w->wal_buf.data + start,
+                                      w->wal_buf.len - start);
+  rc = rc ? rc : stm_hashset_put(&w->pending, c->hash, c->sequence);
+  rc = rc ? rc : stm__store_claim_extras(s, c, sub->op, sub->caller);
+  rc = rc ? rc : stm__store_note_log(w, c->sequence, c, NULL);
+  if (rc == 0) {
+    w->next_sequence++;
+    w->assertion_count++;
   }
-  if (seq != sequence)
-    rc = stm_error_set(err, STM_ECORRUPT, NULL,
-                       "WAL record says sequence %" PRIu64 " at %" PRIu64, seq,
-                       sequence);
-  uint64_t old;
-  const uint8_t *h = rec_hash(&rec);
-  bool dup = rc == 0 && (stm_hashset_get(&s->w.pending, h, &old) ||
-                         stm__index_find_record(s->index, h, &old, err) == 0);
-  if (rc == 0 && !dup) {
-    rc = stm__index_put_record(s->w.batch, &rec, data, len);
-    rc = rc ? rc : put_audit(s, seq, t, inner, h, op, caller, data, len);
-    rc = rc ? rc : stm_hashset_put(&s->w.pending, h, seq);
-  }
-  stm_record_destroy(&rec);
   return rc;
 }
+
