@@ -8,6 +8,7 @@
 #include "gateway/json_map.h"
 #include "gateway/metrics.h"
 #include "gateway/status_map.h"
+#include "rpc/codec.h"
 #include "gateway/ws.h"
 
 #include <stdio.h>
@@ -177,7 +178,7 @@ void stm_gw_conn_call_done(struct stm_gw_call *call, void *owner, void *arg) {
   s->call = NULL;
   grpc_status_code code = stm_gw_call_code(call);
   stm_gw_metrics_upstream_call(g->env.metrics, s->route->rpc,
-                               stm_gw_code_name(code));
+                               stm_rpc_code_name(code));
   ProtobufCMessage *msg =
       code == GRPC_STATUS_OK ? stm_gw_call_reply(call, s->route->reply) : NULL;
   struct stm_gw_reply rep = {code, stm_gw_call_message(call), msg};
@@ -242,22 +243,12 @@ static void respond_no_route(struct session *s, const char *path,
 
 /* ---- WebSocket upgrades -------------------------------------------------- */
 
-/* Refused upgrades answer and close: a WebSocket elsewhere than on
- * /v1/watch is 404 naming the right path; other protocols (h2c) 501. */
-static void refuse_upgrade(struct session *s,
-                           const struct stm_gw_h1_span *upgrade) {
-  char msg[160];
-  if (stm_gw_h1_has_token(upgrade, "websocket")) {
-    refuse(s, 404, "NOT_FOUND",
-           "WebSocket is served only on GET " STM_GW_WS_PATH
-           " of the API port (api/watch.md)",
-           "path");
-    return;
-  }
-  snprintf(msg, sizeof msg,
-           "upgrading to %.*s is not supported here; send plain HTTP/1.1",
-           (int)(upgrade->len < 40 ? upgrade->len : 40), upgrade->p);
-  refuse(s, 501, "UNIMPLEMENTED", msg, NULL);
+/* A WebSocket elsewhere than on /v1/watch: 404 naming the right path. */
+static void refuse_upgrade(struct session *s) {
+  refuse(s, 404, "NOT_FOUND",
+         "WebSocket is served only on GET " STM_GW_WS_PATH
+         " of the API port (api/watch.md)",
+         "path");
 }
 
 /*
@@ -320,14 +311,15 @@ static int handle(struct session *s, const struct stm_gw_h1_request *rq) {
                                 path, &param, &param_len, &allowed);
   if (s->route)
     s->label = s->route->pattern;
-  if (upgrade) {
+  /* Other upgrades (h2c from curl --http2) are ignored, as RFC 9110 7.8
+   * allows: the request is served over HTTP/1.1. */
+  if (upgrade && stm_gw_h1_has_token(upgrade, "websocket")) {
     if (s->kind == STM_GW_LISTENER_API && s->method == STM_GW_GET &&
-        s->g->ws && strcmp(path, STM_GW_WS_PATH) == 0 &&
-        stm_gw_h1_has_token(upgrade, "websocket")) {
+        s->g->ws && strcmp(path, STM_GW_WS_PATH) == 0) {
       s->label = STM_GW_WS_PATH;
       return upgrade_ws(s, rq);
     }
-    refuse_upgrade(s, upgrade);
+    refuse_upgrade(s);
   } else if (!s->before_stop && s->route) {
     respond_draining(s);
   } else if (rq->query.len >= sizeof s->query) {

@@ -5,7 +5,8 @@
 #include "json_map.h"
 #include "json_records.h"
 #include "metrics.h"
-#include "status_map.h"
+#include "gateway/status_map.h"
+#include "rpc/codec.h"
 #include "stemedb/v1/stemedb.pb-c.h"
 
 #include <stdio.h>
@@ -174,7 +175,7 @@ static void describe_failure(const struct stm_gw_reply *rep,
                              size_t len) {
   const char *detail = rep->message && *rep->message
                            ? rep->message
-                           : stm_gw_code_name(rep->code);
+                           : stm_rpc_code_name(rep->code);
   switch (rep->code) {
   case GRPC_STATUS_UNAVAILABLE:
   case GRPC_STATUS_DEADLINE_EXCEEDED:
@@ -183,7 +184,7 @@ static void describe_failure(const struct stm_gw_reply *rep,
   case GRPC_STATUS_INTERNAL:
     if (names_an_address(detail, env->server)) {
       stm_log_warn("stemedb-server at %s: %s: %s", env->server,
-                   stm_gw_code_name(rep->code), detail);
+                   stm_rpc_code_name(rep->code), detail);
       snprintf(buf, len, "%s", generic_failure(rep->code));
     } else {
       snprintf(buf, len, "stemedb-server: %s", detail);
@@ -205,7 +206,7 @@ static void respond_failure(const struct stm_gw_route *route,
        rep->code == GRPC_STATUS_OUT_OF_RANGE) &&
       stm_gw_field_from_message(route->request, message, field, sizeof field);
   stm_gw_respond_error(out, stm_gw_http_status(rep->code),
-                       stm_gw_code_name(rep->code), message,
+                       stm_rpc_code_name(rep->code), message,
                        has_field ? field : NULL);
 }
 
@@ -260,7 +261,7 @@ static void respond_health(const struct stm_gw_route *route,
     else
       describe_failure(rep, env, message, sizeof message);
     json_t *e = stm_gw_error_json(
-        st ? "UNAVAILABLE" : stm_gw_code_name(rep->code), message, NULL);
+        st ? "UNAVAILABLE" : stm_rpc_code_name(rep->code), message, NULL);
     json_object_set(j, "error", json_object_get(e, "error"));
     json_decref(e);
   }

@@ -1,6 +1,7 @@
 /*
- * status_map.h - the one table that turns a gRPC status code into the HTTP
- * status the gateway answers with, and the code names used in error bodies.
+ * status_map.h - the table that turns a gRPC status code into the HTTP
+ * status the gateway answers with. The code names in error bodies come
+ * from the one name table, stm_rpc_code_name (rpc/codec.h).
  *
  *   OK 200; INVALID_ARGUMENT, OUT_OF_RANGE, FAILED_PRECONDITION 400;
  *   UNAUTHENTICATED 401; PERMISSION_DENIED 403; NOT_FOUND 404;
@@ -17,8 +18,5 @@
 
 /* The HTTP status for a gRPC status code (500 for codes outside the enum). */
 int stm_gw_http_status(grpc_status_code code);
-
-/* "INVALID_ARGUMENT", ... for a gRPC code; "UNKNOWN" outside the enum. */
-const char *stm_gw_code_name(grpc_status_code code);
 
 #endif

@@ -16,7 +16,6 @@
 #include "json_map.h"
 #include "json_records.h"
 #include "rpc/codec.h"
-#include "status_map.h"
 #include "stemedb/v1/stemedb.pb-c.h"
 
 #include <grpc/grpc.h>
@@ -371,7 +370,7 @@ static bool on_status(struct sub *s) {
   /* Every Watch stream ends with an error (they never end by themselves). */
   if (n == 0)
     snprintf(msg, sizeof msg, "the watch ended");
-  send_control(c, s->index, error_frame(s->id, stm_gw_code_name(s->code), msg),
+  send_control(c, s->index, error_frame(s->id, stm_rpc_code_name(s->code), msg),
                s->is_default ? STM_GW_WS_CLOSE_BASE + (int)s->code : 0);
   return last;
 }

@@ -254,8 +254,10 @@ static void test_http_answers_errors_on_one_kept_alive_connection(void) {
   close(fd);
   r = ask(stm_gw_http_port(s.http, STM_GW_LISTENER_CLUSTER),
           "GET /cluster/members HTTP/1.1\r\nHost: t\r\n\r\n");
-  CU_ASSERT_TRUE(has(&r, "HTTP/1.1 501"));
-  CU_ASSERT_TRUE(has(&r, "UNIMPLEMENTED"));
+  /* The cluster routes live on 18181 (their answers are the cluster
+   * layer's to define): the path is known there, and answered in JSON. */
+  CU_ASSERT_PTR_NULL(strstr(r.text, "HTTP/1.1 404"));
+  CU_ASSERT_TRUE(has(&r, "content-type: application/json"));
   free(r.text);
   server_stop(&s);
 }
@@ -383,7 +385,7 @@ static void test_http_answers_requests_pipelined_behind_a_body(void) {
   server_stop(&s);
 }
 
-static void test_http_refuses_protocol_upgrades(void) {
+static void test_http_serves_only_websocket_upgrades(void) {
   struct server s;
   server_start_down(&s);
   const char *upgrades[] = {
@@ -401,11 +403,17 @@ static void test_http_refuses_protocol_upgrades(void) {
     int fd = connect_to(s.port);
     send_all(fd, upgrades[i]);
     struct reply r = read_replies(fd, 2, false, 3000);
-    /* h2c is not spoken; a WebSocket elsewhere is told where it lives. */
-    CU_ASSERT_TRUE(has(&r, i < 2 ? " 501 Not Implemented\r\n"
-                                 : " 404 Not Found\r\n"));
-    CU_ASSERT_TRUE(has(&r, i < 2 ? "is not supported here" : "/v1/watch"));
-    CU_ASSERT_TRUE(r.closed);
+    /* h2c is ignored (the request is served over HTTP/1.1, as curl
+     * --http2 expects); a WebSocket elsewhere is told where it lives. */
+    static const char *const status[] = {" 503 Service Unavailable\r\n",
+                                         " 400 Bad Request\r\n",
+                                         " 404 Not Found\r\n"};
+    CU_ASSERT_TRUE(has(&r, status[i]));
+    CU_ASSERT_PTR_NULL(strstr(r.text, "HTTP/2"));
+    if (i == 2) {
+      CU_ASSERT_TRUE(has(&r, "/v1/watch"));
+      CU_ASSERT_TRUE(r.closed);
+    }
     free(r.text);
     close(fd);
   }
@@ -559,7 +567,7 @@ void gw_test_register_http(void) {
       STM_TEST(test_http_refuses_oversized_and_chunked_bodies),
       STM_TEST(test_http_answers_pipelined_gets_in_order),
       STM_TEST(test_http_answers_requests_pipelined_behind_a_body),
-      STM_TEST(test_http_refuses_protocol_upgrades),
+      STM_TEST(test_http_serves_only_websocket_upgrades),
       STM_TEST(test_http_answers_expect_100_continue),
       STM_TEST(test_http_metrics_count_what_was_served),
       STM_TEST(test_http_stop_lets_requests_in_flight_finish),

@@ -3,9 +3,11 @@
 #include "gateway/metrics.h"
 #include "gateway/routes.h"
 #include "gateway/status_map.h"
+#include "rpc/codec.h"
 #include "gateway_test.h"
 #include "stemedb/v1/stemedb.pb-c.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,10 +40,10 @@ static void test_status_table_maps_every_grpc_code(void) {
   };
   for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
     CU_ASSERT_EQUAL(stm_gw_http_status(want[i].code), want[i].http);
-    CU_ASSERT_STRING_EQUAL(stm_gw_code_name(want[i].code), want[i].name);
+    CU_ASSERT_STRING_EQUAL(stm_rpc_code_name(want[i].code), want[i].name);
   }
   CU_ASSERT_EQUAL(stm_gw_http_status((grpc_status_code)99), 500);
-  CU_ASSERT_STRING_EQUAL(stm_gw_code_name((grpc_status_code)-1), "UNKNOWN");
+  CU_ASSERT_STRING_EQUAL(stm_rpc_code_name((grpc_status_code)-1), "UNKNOWN");
 }
 
 /* ---- routes -------------------------------------------------------------- */
@@ -436,6 +438,85 @@ static void test_metrics_count_requests_and_latency(void) {
   stm_gw_metrics_delete(NULL);
 }
 
+/* ---- api/openapi.yaml against the route table ------------------------- */
+
+#define MAX_DOC_OPS 64
+
+struct doc_op {
+  char method[8];
+  char path[100];
+};
+
+/* The operations of openapi.yaml's `paths`: "  /path:" lines, then
+ * "    get:" lines under them (the file keeps this layout). */
+static size_t read_openapi(struct doc_op *ops) {
+  FILE *f = fopen(STM_SOURCE_DIR "/api/openapi.yaml", "r");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  char line[512], path[100] = "";
+  size_t n = 0;
+  bool in_paths = false;
+  while (fgets(line, sizeof line, f)) {
+    if (line[0] != ' ' && line[0] != '\n')
+      in_paths = strncmp(line, "paths:", 6) == 0;
+    char word[96];
+    if (!in_paths)
+      continue;
+    if (sscanf(line, "  /%94[^:]:", word) == 1 && line[2] == '/')
+      snprintf(path, sizeof path, "/%s", word);
+    else if (line[4] != ' ' && sscanf(line, "    %7[a-z]:", word) == 1) {
+      char upper[8];
+      size_t k = 0;
+      for (; word[k] && k < sizeof upper - 1; k++)
+        upper[k] = (char)(word[k] - 'a' + 'A');
+      upper[k] = '\0';
+      if (stm_gw_method_parse(upper) != STM_GW_OTHER && n < MAX_DOC_OPS) {
+        snprintf(ops[n].method, sizeof ops[n].method, "%s", upper);
+        snprintf(ops[n].path, sizeof ops[n].path, "%s", path);
+        n++;
+      }
+    }
+  }
+  fclose(f);
+  return n;
+}
+
+static bool documented(const struct doc_op *ops, size_t n, const char *method,
+                       const char *path) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(ops[i].method, method) == 0 && strcmp(ops[i].path, path) == 0)
+      return true;
+  return false;
+}
+
+/* Issue 11: every route is documented, every documented operation is a
+ * route, and GET /v1/watch (ws.c, outside the table) is documented. */
+static void test_openapi_matches_the_route_table(void) {
+  struct doc_op ops[MAX_DOC_OPS];
+  size_t n_ops = read_openapi(ops), n_routes;
+  const struct stm_gw_route *routes = stm_gw_routes(&n_routes);
+  CU_ASSERT_TRUE(n_ops > 10);
+  for (size_t i = 0; i < n_routes; i++) {
+    const char *m = stm_gw_method_name(routes[i].method);
+    if (!documented(ops, n_ops, m, routes[i].pattern)) {
+      fprintf(stderr, "\nroute %s %s is not in api/openapi.yaml\n", m,
+              routes[i].pattern);
+      CU_FAIL("a route is missing from api/openapi.yaml");
+    }
+  }
+  CU_ASSERT_TRUE(documented(ops, n_ops, "GET", "/v1/watch"));
+  for (size_t i = 0; i < n_ops; i++) {
+    bool found = strcmp(ops[i].path, "/v1/watch") == 0;
+    for (size_t k = 0; k < n_routes && !found; k++)
+      found = strcmp(routes[k].pattern, ops[i].path) == 0 &&
+              strcmp(stm_gw_method_name(routes[k].method), ops[i].method) == 0;
+    if (!found) {
+      fprintf(stderr, "\napi/openapi.yaml documents %s %s, no route serves it\n",
+              ops[i].method, ops[i].path);
+      CU_FAIL("api/openapi.yaml documents an operation no route serves");
+    }
+  }
+}
+
 void gw_test_register_routes(void) {
   static const struct stm_test_case status_map[] = {
       STM_TEST(test_status_table_maps_every_grpc_code), STM_TEST_END};
@@ -453,9 +534,12 @@ void gw_test_register_routes(void) {
       STM_TEST(test_metrics_route_appends_the_server_text),
       STM_TEST(test_get_route_builds_from_path_and_query),
       STM_TEST_END};
+  static const struct stm_test_case openapi[] = {
+      STM_TEST(test_openapi_matches_the_route_table), STM_TEST_END};
   static const struct stm_test_case metrics[] = {
       STM_TEST(test_metrics_count_requests_and_latency), STM_TEST_END};
   stm_test_suite("status_map", status_map);
   stm_test_suite("routes", routes);
   stm_test_suite("metrics", metrics);
+  stm_test_suite("openapi", openapi);
 }
