@@ -1,7 +1,7 @@
 /*
- * records_internal.h - what handlers.c uses of handlers_records.c and
- * candidates.c: the record RPC handlers, the caller identity for audit
- * entries, the registered-key check and the lens inputs of candidates.
+ * records_internal.h - what the handler families use of candidates.c and
+ * handlers_common.c: the caller identity for audit entries, the
+ * registered-key check and the lens inputs of candidates.
  */
 #ifndef STM_RECORDS_INTERNAL_H
 #define STM_RECORDS_INTERNAL_H
@@ -57,22 +57,5 @@ int stm__fill_candidates(struct stm_service *svc,
 unsigned stm__source_tier(struct stm_service *svc,
                           const struct stm_read_view *view,
                           const char *source_id);
-
-void stm__handle_vote(struct stm_call *call, const ProtobufCMessage *req,
-                      void *ctx);
-void stm__handle_start_epoch(struct stm_call *call, const ProtobufCMessage *req,
-                             void *ctx);
-void stm__handle_put_source(struct stm_call *call, const ProtobufCMessage *req,
-                            void *ctx);
-void stm__handle_get_source(struct stm_call *call, const ProtobufCMessage *req,
-                            void *ctx);
-void stm__handle_list_sources(struct stm_call *call,
-                              const ProtobufCMessage *req, void *ctx);
-void stm__handle_list_concepts(struct stm_call *call,
-                               const ProtobufCMessage *req, void *ctx);
-void stm__handle_audit(struct stm_call *call, const ProtobufCMessage *req,
-                       void *ctx);
-void stm__handle_trace(struct stm_call *call, const ProtobufCMessage *req,
-                       void *ctx);
 
 #endif
