@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 void stm__handle_get_source(struct stm_call *call, const ProtobufCMessage *msg,
                             void *ctx) {
   struct stm_service *svc = ctx;
@@ -191,4 +190,3 @@ void stm__handle_audit(struct stm_call *call, const ProtobufCMessage *msg,
   }
   stm__list_destroy(&l);
 }
-

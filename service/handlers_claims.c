@@ -82,7 +82,7 @@ static void submit(struct stm_service *svc, struct stm_call *call,
 }
 
 void stm__handle_assert(struct stm_call *call, const ProtobufCMessage *msg,
-                          void *ctx) {
+                        void *ctx) {
   const Stemedb__V1__AssertRequest *req =
       (const Stemedb__V1__AssertRequest *)msg;
   struct stm_claim *claim = malloc(sizeof *claim);
@@ -94,7 +94,8 @@ void stm__handle_assert(struct stm_call *call, const ProtobufCMessage *msg,
   }
   stm_claim_init(claim);
   int rc = stm_convert_assert_request(req, "", claim, &err);
-  if (rc == 0 && (rc = stm__check_source_key(ctx, claim, "signature", NULL, &err)))
+  if (rc == 0 &&
+      (rc = stm__check_source_key(ctx, claim, "signature", NULL, &err)))
     stm_claim_destroy(claim);
   if (rc != 0) {
     free(claim);
@@ -105,7 +106,7 @@ void stm__handle_assert(struct stm_call *call, const ProtobufCMessage *msg,
 }
 
 void stm__handle_assert_batch(struct stm_call *call,
-                                const ProtobufCMessage *msg, void *ctx) {
+                              const ProtobufCMessage *msg, void *ctx) {
   const Stemedb__V1__AssertBatchRequest *req =
       (const Stemedb__V1__AssertBatchRequest *)msg;
   size_t n = req->n_assertions;
@@ -135,9 +136,10 @@ void stm__handle_assert_batch(struct stm_call *call,
     int rc = stm_convert_assert_request(req->assertions[i], prefix, &claims[i],
                                         &err);
     if (rc == 0 &&
-        (rc = stm__check_source_key(ctx, &claims[i],
-                                    stm_field_name_at(f, sizeof f, "assertions", i, "signature"), &memo,
-                                    &err)))
+        (rc = stm__check_source_key(
+             ctx, &claims[i],
+             stm_field_name_at(f, sizeof f, "assertions", i, "signature"),
+             &memo, &err)))
       stm_claim_destroy(&claims[i]);
     if (rc != 0) {
       for (size_t k = 0; k < i; k++)
@@ -153,7 +155,7 @@ void stm__handle_assert_batch(struct stm_call *call,
 /* --- Get ----------------------------------------------------------------- */
 
 void stm__handle_get(struct stm_call *call, const ProtobufCMessage *msg,
-                       void *ctx) {
+                     void *ctx) {
   struct stm_service *svc = ctx;
   const Stemedb__V1__GetRequest *req = (const Stemedb__V1__GetRequest *)msg;
   struct stm_error err;
@@ -173,11 +175,10 @@ void stm__handle_get(struct stm_call *call, const ProtobufCMessage *msg,
   stm_claim_init(&claim);
   rc = stm_store_get_claim(svc->store, hash, &view, &claim, &err);
   if (rc == STM_ENOTFOUND) {
-    stm_call_fail(call, GRPC_STATUS_NOT_FOUND, "no assertion with hash %s%s",
-                  req->hash,
-                  view.as_of_sequence || view.as_of_time_ns
-                      ? " as of the requested point"
-                      : "");
+    stm_call_fail(
+        call, GRPC_STATUS_NOT_FOUND, "no assertion with hash %s%s", req->hash,
+        view.as_of_sequence || view.as_of_time_ns ? " as of the requested point"
+                                                  : "");
   } else if (rc) {
     stm__fail_rc(call, rc, &err);
   } else {
@@ -190,4 +191,3 @@ void stm__handle_get(struct stm_call *call, const ProtobufCMessage *msg,
   }
   stm_claim_destroy(&claim);
 }
-

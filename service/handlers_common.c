@@ -76,7 +76,6 @@ int stm__check_as_of_time(int64_t as_of_time_ns, struct stm_error *err) {
                        (long long)as_of_time_ns);
 }
 
-
 /* Metadata is client-supplied text: keep it printable. */
 static void printable(char *s) {
   for (; *s; s++)
@@ -136,9 +135,8 @@ void stm__call_identity(struct stm_call *call, char *out, size_t len) {
   /* x-forwarded-for is believed only from a configured proxy (the
    * gateway): from anyone else it is a claim as good as its author. */
   struct stm_service *svc = stm_call_context(call);
-  bool has_fwd =
-      peer_trusted(peer, svc ? svc->trusted_proxies : NULL) &&
-      stm_call_metadata(call, "x-forwarded-for", fwd, sizeof fwd);
+  bool has_fwd = peer_trusted(peer, svc ? svc->trusted_proxies : NULL) &&
+                 stm_call_metadata(call, "x-forwarded-for", fwd, sizeof fwd);
   if (has_who)
     printable(who);
   if (has_fwd)
@@ -150,7 +148,7 @@ void stm__call_identity(struct stm_call *call, char *out, size_t len) {
 }
 
 int stm__parse_hash(const char *field, const char *hex, uint8_t *out,
-                      struct stm_error *err) {
+                    struct stm_error *err) {
   size_t len = strlen(hex);
   int rc = stm_validate_hash_hex(field, hex, len, false, err);
   if (rc == 0)
@@ -188,4 +186,3 @@ void stm__list_destroy(struct stm__list *l) {
   free(l->items);
   stm_arena_destroy(&l->arena);
 }
-

@@ -37,9 +37,9 @@ static void group_clear(struct query_state *q) {
   q->n = 0;
 }
 
-static Stemedb__V1__RankedValue **convert_ranked(
-    const struct stm_lens_result *r, const struct stm_claim *group,
-    struct stm_arena *a) {
+static Stemedb__V1__RankedValue **
+convert_ranked(const struct stm_lens_result *r, const struct stm_claim *group,
+               struct stm_arena *a) {
   Stemedb__V1__RankedValue **out =
       stm_arena_alloc(a, r->ranked_count * sizeof *out);
   for (size_t i = 0; i < r->ranked_count; i++) {
@@ -113,8 +113,8 @@ static int group_flush(struct query_state *q) {
   struct stm_lens_candidate *cands = malloc(q->n * sizeof *cands);
   if (cands == NULL)
     return q->rc = STM_ENOMEM;
-  int rc = stm__fill_candidates(q->svc, &q->view, q->group, q->n, cands,
-                                 q->err);
+  int rc =
+      stm__fill_candidates(q->svc, &q->view, q->group, q->n, cands, q->err);
   if (rc == 0 && q->current_epoch_only) /* drop superseded claims */
     q->n = keep_current_epoch(q->group, cands, q->n);
   if (rc == 0 && q->n == 0) {
@@ -186,20 +186,21 @@ static int query_validate(const Stemedb__V1__QueryRequest *req,
   if (rc == 0)
     rc = stm__check_as_of_time(req->as_of_time_ns, err);
   if (rc == 0 && req->limit > QUERY_MAX_LIMIT)
-    rc = stm_error_set(err, STM_EINVAL, "limit",
-                       "limit must be at most %d", QUERY_MAX_LIMIT);
+    rc = stm_error_set(err, STM_EINVAL, "limit", "limit must be at most %d",
+                       QUERY_MAX_LIMIT);
   return rc;
 }
 
 void stm__handle_query(struct stm_call *call, const ProtobufCMessage *msg,
-                         void *ctx) {
+                       void *ctx) {
   struct stm_service *svc = ctx;
   const Stemedb__V1__QueryRequest *req = (const Stemedb__V1__QueryRequest *)msg;
   struct stm_error err;
   stm_error_clear(&err);
-  struct query_state q = {.limit = req->limit ? req->limit
-                                              : QUERY_DEFAULT_LIMIT,
-                          .svc = svc, .err = &err,
+  struct query_state q = {.limit =
+                              req->limit ? req->limit : QUERY_DEFAULT_LIMIT,
+                          .svc = svc,
+                          .err = &err,
                           .current_epoch_only = req->current_epoch_only};
   int rc = query_validate(req, &q.lens, &err);
   if (rc) {
@@ -217,11 +218,11 @@ void stm__handle_query(struct stm_call *call, const ProtobufCMessage *msg,
   if (view.as_of_sequence == 0 || view.as_of_sequence > stats.last_sequence)
     view.as_of_sequence = stats.last_sequence;
   q.view = view;
-  rc = q.results ? stm_store_scan_concept(svc->store, req->concept_path,
-                                          req->predicate,
-                                          req->include_descendants, &view,
-                                          on_claim, &q, &err)
-                 : STM_ENOMEM;
+  rc = q.results
+           ? stm_store_scan_concept(svc->store, req->concept_path,
+                                    req->predicate, req->include_descendants,
+                                    &view, on_claim, &q, &err)
+           : STM_ENOMEM;
   if (rc >= 0 && q.rc == 0)
     group_flush(&q);
   if (q.rc || rc < 0) {
@@ -230,10 +231,10 @@ void stm__handle_query(struct stm_call *call, const ProtobufCMessage *msg,
     Stemedb__V1__QueryResponse resp = STEMEDB__V1__QUERY_RESPONSE__INIT;
     resp.results = q.results;
     resp.n_results = q.count;
-    resp.sequence = view.as_of_sequence && view.as_of_sequence <
-                                               stats.last_sequence
-                        ? view.as_of_sequence
-                        : stats.last_sequence;
+    resp.sequence =
+        view.as_of_sequence && view.as_of_sequence < stats.last_sequence
+            ? view.as_of_sequence
+            : stats.last_sequence;
     stm_call_reply(call, &resp.base);
   }
   group_clear(&q);
@@ -241,4 +242,3 @@ void stm__handle_query(struct stm_call *call, const ProtobufCMessage *msg,
   free(q.results);
   stm_arena_destroy(&q.arena);
 }
-

@@ -16,7 +16,6 @@
 #define MAX_REASON 4096
 #define MAX_NAME 256
 
-
 static void on_record(void *ctx, int rc, const struct stm_record *rec,
                       bool created, const struct stm_error *err) {
   struct stm_call *call = ctx;
@@ -88,7 +87,7 @@ void stm__handle_vote(struct stm_call *call, const ProtobufCMessage *msg,
   int rc = rec ? 0 : STM_ENOMEM;
   rc = rc ? rc
           : stm__parse_hash("assertion_hash", req->assertion_hash,
-                       rec->u.vote.target, &err);
+                            rec->u.vote.target, &err);
   size_t vlen = strlen(req->voter_id);
   if (rc == 0 && vlen == 0)
     rc = stm_error_set(&err, STM_EINVAL, "voter_id", "voter_id is required");
@@ -212,4 +211,3 @@ void stm__handle_put_source(struct stm_call *call, const ProtobufCMessage *msg,
   }
   submit_record(ctx, call, rec, "put_source");
 }
-

@@ -15,7 +15,6 @@
 #define TRACE_MAX_CHILDREN 1000
 #define TRACE_MAX_VOTES 1000
 
-
 struct child_ctx {
   struct stm__list *l;
   struct stm_service *svc;
@@ -143,4 +142,3 @@ void stm__handle_trace(struct stm_call *call, const ProtobufCMessage *msg,
   stm_arena_destroy(&a);
   stm_claim_destroy(&claim);
 }
-

@@ -24,8 +24,7 @@ struct stm_listener_probe {
 };
 
 /* "0.0.0.0:p" / "[::]:p" / ":p" are dialled on loopback; others as given. */
-static void probe_target(const char *listen, int port, char *out,
-                         size_t size) {
+static void probe_target(const char *listen, int port, char *out, size_t size) {
   const char *colon = strrchr(listen, ':');
   size_t hlen = colon ? (size_t)(colon - listen) : strlen(listen);
   if (hlen == 0 || (hlen == 7 && memcmp(listen, "0.0.0.0", 7) == 0))
@@ -56,16 +55,17 @@ static bool probe_once(struct stm_listener_probe *p, char *why, size_t size) {
       GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
   ProtobufCMessage *resp = NULL;
   struct stm_rpc_status st = {0};
-  grpc_status_code code = stm_rpc_call(
-      ch, "/grpc.health.v1.Health/Check", &req.base,
-      &grpc__health__v1__health_check_response__descriptor, p->o.timeout_ms,
-      &resp, &st);
+  grpc_status_code code =
+      stm_rpc_call(ch, "/grpc.health.v1.Health/Check", &req.base,
+                   &grpc__health__v1__health_check_response__descriptor,
+                   p->o.timeout_ms, &resp, &st);
   if (resp)
     protobuf_c_message_free_unpacked(resp, NULL);
   grpc_channel_destroy(ch);
   /* Any answer, NOT_SERVING included, proves that connections are
    * accepted; only a call that never got through counts as a failure. */
-  if (code == GRPC_STATUS_UNAVAILABLE || code == GRPC_STATUS_DEADLINE_EXCEEDED) {
+  if (code == GRPC_STATUS_UNAVAILABLE ||
+      code == GRPC_STATUS_DEADLINE_EXCEEDED) {
     snprintf(why, size, "%s: %s %.200s", p->target, stm_rpc_code_name(code),
              st.message);
     return false;
@@ -83,8 +83,7 @@ static bool wait_interval(struct stm_listener_probe *p) {
     until.tv_nsec -= 1000000000L;
   }
   pthread_mutex_lock(&p->lock);
-  while (!p->stop &&
-         pthread_cond_timedwait(&p->cond, &p->lock, &until) == 0)
+  while (!p->stop && pthread_cond_timedwait(&p->cond, &p->lock, &until) == 0)
     ;
   bool stop = p->stop;
   pthread_mutex_unlock(&p->lock);
@@ -100,8 +99,8 @@ static void *probe_main(void *arg) {
       failed = 0;
       continue;
     }
-    stm_log_warn("listener probe %d/%d failed: %s", failed + 1,
-                 p->o.failures, why);
+    stm_log_warn("listener probe %d/%d failed: %s", failed + 1, p->o.failures,
+                 why);
     if (++failed >= p->o.failures) {
       p->o.on_dead(p->o.ctx, why);
       break;

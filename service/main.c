@@ -15,26 +15,25 @@
 #include "common/log.h"
 #include "storage/store.h"
 
+#include <errno.h>
 #include <grpc/grpc.h>
 #include <grpc/support/log.h>
-#include <errno.h>
-#include <stdatomic.h>
-#include <sys/resource.h>
-#include <unistd.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Route gRPC's own log lines through ours so every line has level and time. */
 static void grpc_log(gpr_log_func_args *args) {
-  enum stm_log_level level = args->severity == GPR_LOG_SEVERITY_ERROR
-                                 ? STM_LOG_ERROR
-                             : args->severity == GPR_LOG_SEVERITY_INFO
-                                 ? STM_LOG_INFO
-                                 : STM_LOG_DEBUG;
+  enum stm_log_level level =
+      args->severity == GPR_LOG_SEVERITY_ERROR  ? STM_LOG_ERROR
+      : args->severity == GPR_LOG_SEVERITY_INFO ? STM_LOG_INFO
+                                                : STM_LOG_DEBUG;
   stm_log(level, "grpc: %s", args->message);
 }
 
@@ -74,11 +73,10 @@ static void raise_fd_limit(void) {
 static struct stm_store *open_store(const struct stm_server_config *cfg) {
   struct stm_error err;
   stm_error_clear(&err);
-  struct stm_store_options so = {.data_dir = cfg->data_dir,
-                                 .segment_bytes =
-                                     (uint64_t)cfg->wal_segment_bytes,
-                                 .reserve_bytes =
-                                     (uint64_t)cfg->disk_reserve_bytes};
+  struct stm_store_options so = {
+      .data_dir = cfg->data_dir,
+      .segment_bytes = (uint64_t)cfg->wal_segment_bytes,
+      .reserve_bytes = (uint64_t)cfg->disk_reserve_bytes};
   struct stm_store *store = NULL;
   int64_t t0 = stm_clock_mono_ns();
   int rc = stm_store_open(&so, &store, &err);
@@ -148,8 +146,7 @@ static void on_listener_dead(void *ctx, const char *why) {
   kill(getpid(), SIGTERM);
 }
 
-static int start_archiver(const struct stm_server_config *cfg,
-                          struct node *n) {
+static int start_archiver(const struct stm_server_config *cfg, struct node *n) {
   if (!cfg->wal_archive_command || !cfg->wal_archive_command[0])
     return 0;
   struct stm_error err;
@@ -176,9 +173,9 @@ static int start_grpc(const struct stm_server_config *cfg, struct node *n) {
       .ctx = &n->svc};
   go.method_count = method_count;
   if (cfg->request_id_window_s > 0) {
-    n->request_ids = stm_request_ids_new(
-        cfg->request_id_window_s * INT64_C(1000000000), REQUEST_IDS_MAX,
-        REQUEST_IDS_MAX_BYTES);
+    n->request_ids =
+        stm_request_ids_new(cfg->request_id_window_s * INT64_C(1000000000),
+                            REQUEST_IDS_MAX, REQUEST_IDS_MAX_BYTES);
     if (n->request_ids == NULL) {
       stm_log_error("out of memory");
       return -1;
@@ -196,9 +193,9 @@ static int start_grpc(const struct stm_server_config *cfg, struct node *n) {
         .listen = cfg->grpc_listen,
         .port = port,
         .interval_ms = (int)cfg->listener_probe_ms,
-        .timeout_ms = (int)(cfg->listener_probe_ms < 2000
-                                ? 2000
-                                : cfg->listener_probe_ms),
+        .timeout_ms =
+            (int)(cfg->listener_probe_ms < 2000 ? 2000
+                                                : cfg->listener_probe_ms),
         .failures = 3,
         .on_dead = on_listener_dead,
         .ctx = &n->svc};
@@ -219,16 +216,16 @@ static int start_all(const struct stm_server_config *cfg, struct node *n) {
       (n->hub = start_hub(cfg, n->store)) == NULL ||
       start_archiver(cfg, n) != 0)
     return -1;
-  n->svc = (struct stm_service){
-      .store = n->store,
-      .archiver = n->archiver,
-      .watch = n->hub,
-      .node_id = cfg->node_id,
-      .data_dir = cfg->data_dir,
-      .start_mono_ns = stm_clock_mono_ns(),
-      .source_keys = stm_source_keys_new(),
-      .trusted_proxies = cfg->trusted_proxies,
-      .trust_half_life_ns = cfg->trust_half_life_s * INT64_C(1000000000)};
+  n->svc = (struct stm_service){.store = n->store,
+                                .archiver = n->archiver,
+                                .watch = n->hub,
+                                .node_id = cfg->node_id,
+                                .data_dir = cfg->data_dir,
+                                .start_mono_ns = stm_clock_mono_ns(),
+                                .source_keys = stm_source_keys_new(),
+                                .trusted_proxies = cfg->trusted_proxies,
+                                .trust_half_life_ns = cfg->trust_half_life_s *
+                                                      INT64_C(1000000000)};
   return start_grpc(cfg, n);
 }
 
@@ -240,8 +237,8 @@ static void stop_all(const struct stm_server_config *cfg, struct node *n) {
   atomic_store(&n->svc.shutting_down, true);
   if (n->server && cfg->shutdown_delay_ms > 0) {
     struct timespec delay = {.tv_sec = cfg->shutdown_delay_ms / 1000,
-                             .tv_nsec = (cfg->shutdown_delay_ms % 1000) *
-                                        1000000L};
+                             .tv_nsec =
+                                 (cfg->shutdown_delay_ms % 1000) * 1000000L};
     nanosleep(&delay, NULL);
   }
   /* Watch streams never end by themselves: end them (UNAVAILABLE, with

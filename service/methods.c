@@ -10,10 +10,10 @@
 #include "stemedb/v1/cluster.pb-c.h"
 #include "stemedb/v1/stemedb.pb-c.h"
 
-
 #define SVC "/stemedb.v1.StemeDB/"
 #define CLU "/stemedb.v1.Cluster/"
-#define M(path, type, fn) {path, &type##__descriptor, fn}
+#define M(path, type, fn)                                                      \
+  { path, &type##__descriptor, fn }
 
 static const struct stm_method methods[] = {
     M(SVC "Assert", stemedb__v1__assert_request, stm__handle_assert),
@@ -58,4 +58,3 @@ const struct stm_method *stm_service_methods(size_t *count) {
   *count = sizeof methods / sizeof methods[0];
   return methods;
 }
-

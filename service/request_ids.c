@@ -35,9 +35,8 @@ static size_t hash_key(size_t method, const char *id) {
   return (size_t)h;
 }
 
-struct stm_request_ids *stm_request_ids_new(int64_t window_ns,
-                                            size_t max_entries,
-                                            size_t max_bytes) {
+struct stm_request_ids *
+stm_request_ids_new(int64_t window_ns, size_t max_entries, size_t max_bytes) {
   struct stm_request_ids *r = calloc(1, sizeof *r);
   if (r == NULL)
     return NULL;
@@ -104,9 +103,9 @@ void stm_request_ids_delete(struct stm_request_ids *r) {
   free(r);
 }
 
-static enum stm_request_ids_verdict
-known(struct entry *e, const uint8_t *digest, void *waiter, void **answer,
-      size_t *answer_len) {
+static enum stm_request_ids_verdict known(struct entry *e,
+                                          const uint8_t *digest, void *waiter,
+                                          void **answer, size_t *answer_len) {
   if (memcmp(e->digest, digest, STM_REQUEST_ID_DIGEST) != 0)
     return STM_REQUEST_ID_MISMATCH;
   if (!e->done) {
@@ -131,9 +130,8 @@ known(struct entry *e, const uint8_t *digest, void *waiter, void **answer,
 
 enum stm_request_ids_verdict
 stm_request_ids_begin(struct stm_request_ids *r, size_t method, const char *id,
-                      const uint8_t digest[STM_REQUEST_ID_DIGEST],
-                      void *waiter, int64_t now_ns, void **answer,
-                      size_t *answer_len) {
+                      const uint8_t digest[STM_REQUEST_ID_DIGEST], void *waiter,
+                      int64_t now_ns, void **answer, size_t *answer_len) {
   pthread_mutex_lock(&r->mu);
   expire(r, now_ns);
   struct entry **pp = slot_of(r, method, id);

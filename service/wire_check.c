@@ -60,8 +60,8 @@ static bool skip(struct cursor *c, unsigned wt, const uint8_t **span,
 struct bad {
   const ProtobufCFieldDescriptor *field[MAX_DEPTH + 1];
   size_t index[MAX_DEPTH + 1];
-  int depth;     /* levels used */
-  size_t at;     /* byte offset of the NUL, or SIZE_MAX: invalid UTF-8 */
+  int depth; /* levels used */
+  size_t at; /* byte offset of the NUL, or SIZE_MAX: invalid UTF-8 */
 };
 
 /* 1 when a string is bad (filled into *b from `depth` down), else 0. */
@@ -77,10 +77,9 @@ static int check_message(const ProtobufCMessageDescriptor *desc,
     if (!read_varint(&c, &key) || !skip(&c, (unsigned)(key & 7), &span, &n))
       return 0; /* malformed: the decoder reports it */
     const ProtobufCFieldDescriptor *f =
-        key >> 3 <= UINT32_MAX
-            ? protobuf_c_message_descriptor_get_field(desc,
-                                                      (unsigned)(key >> 3))
-            : NULL;
+        key >> 3 <= UINT32_MAX ? protobuf_c_message_descriptor_get_field(
+                                     desc, (unsigned)(key >> 3))
+                               : NULL;
     if (f == NULL || (key & 7) != 2)
       continue;
     size_t idx = (size_t)(f - desc->fields);

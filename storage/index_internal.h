@@ -52,8 +52,8 @@ int stm__index_ldb_error(struct stm_error *err, char *msg, const char *what);
 /* Get `key` into out: the one place a LevelDB value is copied into our own
  * buffer (scans decode straight from the iterator). Returns 0,
  * STM_ENOTFOUND, STM_ENOMEM or the translated error. */
-int stm__index_get(const struct stm__index_rd *r, const void *key,
-                   size_t klen, struct stm_buf *out, struct stm_error *err);
+int stm__index_get(const struct stm__index_rd *r, const void *key, size_t klen,
+                   struct stm_buf *out, struct stm_error *err);
 
 typedef int (*stm__index_kv_cb)(void *ctx, const uint8_t *key, size_t klen,
                                 const uint8_t *val, size_t vlen);

@@ -26,8 +26,8 @@ void stm__store_copy_cut(char *dst, size_t size, const char *src) {
 
 int stm__store_put_audit(struct stm_store *s, uint64_t seq, int64_t t,
                          enum stm_record_kind kind, const uint8_t *hash,
-                         const char *op, const char *caller,
-                         const void *record, size_t record_len) {
+                         const char *op, const char *caller, const void *record,
+                         size_t record_len) {
   struct stm_audit_entry a;
   a.sequence = seq;
   a.time_ns = t;
@@ -72,11 +72,12 @@ void stm__store_forget_concepts(struct stm_store_writer *w) {
 
 int stm__store_claim_extras(struct stm_store *s, const struct stm_claim *c,
                             const char *op, const char *caller) {
-  int rc = stm__index_put_claim_extras(
-      s->w.batch, c, !concept_known(&s->w, c->concept_path));
+  int rc = stm__index_put_claim_extras(s->w.batch, c,
+                                       !concept_known(&s->w, c->concept_path));
   return rc ? rc
-            : stm__store_put_audit(s, c->sequence, c->commit_time_ns, STM_RECORD_CLAIM,
-                        c->hash, op, caller, NULL, 0);
+            : stm__store_put_audit(s, c->sequence, c->commit_time_ns,
+                                   STM_RECORD_CLAIM, c->hash, op, caller, NULL,
+                                   0);
 }
 
 static void set_commit(struct stm_record *r, uint64_t seq, int64_t now) {
@@ -114,13 +115,13 @@ static void epoch_adopt(struct stm_epoch *e, const struct stm_epoch *o) {
  * in this group. *repeat: the epoch repeats the current one of its scope
  * (same reason and client-stated timestamp_ns), which it then adopts. */
 static int number_epoch(struct stm_store *s, struct stm_store_sub *head,
-                        struct stm_store_sub *sub, bool stated,
-                        bool *repeat, struct stm_error *err) {
+                        struct stm_store_sub *sub, bool stated, bool *repeat,
+                        struct stm_error *err) {
   struct stm_epoch *e = &sub->rec->u.epoch;
   struct stm_epoch last;
   *repeat = false;
-  int rc = stm__index_last_epoch(s->index, e->concept_path, e->predicate,
-                                 &last, err);
+  int rc = stm__index_last_epoch(s->index, e->concept_path, e->predicate, &last,
+                                 err);
   if (rc && rc != STM_ENOTFOUND)
     return rc;
   uint64_t n = rc == 0 ? last.number : 0;
@@ -205,8 +206,9 @@ int stm__store_build_record(struct stm_store *s, struct stm_store_sub *head,
           : stm__index_put_record(w->batch, rec, w->wal_buf.data + start,
                                   w->wal_buf.len - start);
   rc = rc ? rc
-          : stm__store_put_audit(s, seq, now, rec->kind, r->hash, sub->op, sub->caller,
-                      w->wal_buf.data + start, w->wal_buf.len - start);
+          : stm__store_put_audit(s, seq, now, rec->kind, r->hash, sub->op,
+                                 sub->caller, w->wal_buf.data + start,
+                                 w->wal_buf.len - start);
   rc = rc ? rc : stm_hashset_put(&w->pending, r->hash, seq);
   rc = rc ? rc : stm__store_note_log(w, seq, NULL, rec);
   if (rc)
@@ -216,7 +218,6 @@ int stm__store_build_record(struct stm_store *s, struct stm_store_sub *head,
   w->next_sequence++;
   return 0;
 }
-
 
 int stm__store_note_log(struct stm_store_writer *w, uint64_t sequence,
                         const struct stm_claim *claim,
@@ -229,11 +230,11 @@ int stm__store_note_log(struct stm_store_writer *w, uint64_t sequence,
     w->log = p;
     w->log_cap = cap;
   }
-  w->log[w->nlog++] = (struct stm_log_entry){
-      .sequence = sequence,
-      .kind = claim ? STM_RECORD_CLAIM : record->kind,
-      .claim = claim,
-      .record = record};
+  w->log[w->nlog++] =
+      (struct stm_log_entry){.sequence = sequence,
+                             .kind = claim ? STM_RECORD_CLAIM : record->kind,
+                             .claim = claim,
+                             .record = record};
   return 0;
 }
 
@@ -244,8 +245,8 @@ int stm__store_add_claim(struct stm_store *s, const struct stm_store_sub *sub,
   struct stm_store_writer *w = &s->w;
   c->sequence = w->next_sequence;
   c->commit_time_ns = now;
-  int rc = stm_wal_txn_entry_begin(
-      txn, sub->audited ? STM_WAL_ENTRY_AUDIT : STM_WAL_ENTRY_CLAIM);
+  int rc = stm_wal_txn_entry_begin(txn, sub->audited ? STM_WAL_ENTRY_AUDIT
+                                                     : STM_WAL_ENTRY_CLAIM);
   if (rc == 0 && sub->audited)
     rc = stm_audit_wrap_header(&w->wal_buf, STM_RECORD_CLAIM, sub->op,
                                sub->caller);
@@ -264,4 +265,3 @@ int stm__store_add_claim(struct stm_store *s, const struct stm_store_sub *sub,
   }
   return rc;
 }
-

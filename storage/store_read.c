@@ -8,8 +8,8 @@
 #include "index_records.h"
 
 int stm_store_get_claim(struct stm_store *s, const uint8_t hash[STM_HASH_LEN],
-                        const struct stm_read_view *view,
-                        struct stm_claim *out, struct stm_error *err) {
+                        const struct stm_read_view *view, struct stm_claim *out,
+                        struct stm_error *err) {
   return stm_index_get_claim(s->index, hash, view, out, err);
 }
 
@@ -54,8 +54,8 @@ int stm_store_find_epoch(struct stm_store *s, const char *concept_path,
                          const char *predicate, uint64_t after_sequence,
                          const struct stm_read_view *view,
                          struct stm_epoch *out, struct stm_error *err) {
-  return stm_index_find_epoch(s->index, concept_path, predicate,
-                              after_sequence, view, out, err);
+  return stm_index_find_epoch(s->index, concept_path, predicate, after_sequence,
+                              view, out, err);
 }
 
 int stm_store_scan_children(struct stm_store *s,

@@ -16,10 +16,10 @@
 /* Recovery applies the replayed WAL to LevelDB in batches of about this. */
 #define REPLAY_BATCH_BYTES (4u << 20)
 
-static int replay_record(struct stm_store *s, uint8_t kind,
-                             const uint8_t *data, size_t len, uint64_t sequence,
-                             const uint8_t **claim_payload, size_t *claim_len,
-                             char *op, char *caller, struct stm_error *err) {
+static int replay_record(struct stm_store *s, uint8_t kind, const uint8_t *data,
+                         size_t len, uint64_t sequence,
+                         const uint8_t **claim_payload, size_t *claim_len,
+                         char *op, char *caller, struct stm_error *err) {
   *claim_payload = NULL;
   op[0] = caller[0] = '\0';
   enum stm_record_kind inner = (enum stm_record_kind)kind;
@@ -64,7 +64,8 @@ static int replay_record(struct stm_store *s, uint8_t kind,
                          stm__index_find_record(s->index, h, &old, err) == 0);
   if (rc == 0 && !dup) {
     rc = stm__index_put_record(s->w.batch, &rec, data, len);
-    rc = rc ? rc : stm__store_put_audit(s, seq, t, inner, h, op, caller, data, len);
+    rc = rc ? rc
+            : stm__store_put_audit(s, seq, t, inner, h, op, caller, data, len);
     rc = rc ? rc : stm_hashset_put(&s->w.pending, h, seq);
   }
   stm_record_destroy(&rec);
@@ -73,8 +74,8 @@ static int replay_record(struct stm_store *s, uint8_t kind,
 
 struct replay {
   struct stm_store *s;
-  uint64_t after;        /* LevelDB's last applied sequence */
-  uint64_t applied;      /* last sequence of the last replayed record */
+  uint64_t after;   /* LevelDB's last applied sequence */
+  uint64_t applied; /* last sequence of the last replayed record */
   uint64_t records;
   uint64_t claims;
   struct stm_claim claim;
@@ -96,9 +97,8 @@ static int replay_entry(struct replay *r, const struct stm_wal_entry *e,
   size_t len = e->len;
   char op[STM_AUDIT_OP_MAX] = "", caller[STM_AUDIT_CALLER_MAX] = "";
   if (e->kind != STM_WAL_ENTRY_CLAIM) { /* records, audited entries */
-    int rc = replay_record(r->s, e->kind, e->data, e->len,
-                                      e->sequence, &data, &len, op, caller,
-                                      err);
+    int rc = replay_record(r->s, e->kind, e->data, e->len, e->sequence, &data,
+                           &len, op, caller, err);
     if (rc || data == NULL)
       return rc;
   }
@@ -155,11 +155,11 @@ int stm__store_recover(struct stm_store *s, struct stm_error *err) {
                          "the index of %s has applied sequence %" PRIu64
                          " but the WAL ends at %" PRIu64
                          ": WAL data is missing",
-                         s->dir, meta.last_applied_sequence,
-                         wal.last_sequence);
+                         s->dir, meta.last_applied_sequence, wal.last_sequence);
   int64_t t0 = stm_clock_mono_ns();
   s->w.assertion_count = meta.assertion_count;
-  struct replay r = {.s = s, .after = meta.last_applied_sequence,
+  struct replay r = {.s = s,
+                     .after = meta.last_applied_sequence,
                      .applied = meta.last_applied_sequence};
   stm_claim_init(&r.claim);
   int rc = stm_wal_replay(s->wal, r.after, replay_txn, &r, err);
@@ -172,15 +172,14 @@ int stm__store_recover(struct stm_store *s, struct stm_error *err) {
     return rc;
   s->w.next_sequence = wal.last_sequence + 1;
   s->w.last_commit_time_ns = wal.last_commit_time_ns;
-  s->stats = (struct stm_store_stats){
-      .assertion_count = s->w.assertion_count,
-      .last_sequence = wal.last_sequence,
-      .writable = !s->read_only,
-      .disk_full = s->read_only,
-      .wal_segments = wal.segments,
-      .wal_bytes = wal.bytes,
-      .recovered_records = r.records,
-      .truncated_bytes = wal.truncated_bytes};
+  s->stats = (struct stm_store_stats){.assertion_count = s->w.assertion_count,
+                                      .last_sequence = wal.last_sequence,
+                                      .writable = !s->read_only,
+                                      .disk_full = s->read_only,
+                                      .wal_segments = wal.segments,
+                                      .wal_bytes = wal.bytes,
+                                      .recovered_records = r.records,
+                                      .truncated_bytes = wal.truncated_bytes};
   stm_log_info("storage %s: opened; WAL %" PRIu64 " segments, %" PRIu64
                " bytes, last sequence %" PRIu64 "; replayed %" PRIu64
                " records (%" PRIu64 " claims) after sequence %" PRIu64
@@ -191,4 +190,3 @@ int stm__store_recover(struct stm_store *s, struct stm_error *err) {
                s->w.assertion_count);
   return 0;
 }
-

@@ -45,7 +45,7 @@ struct stm_log_entry {
 };
 #define STM_LOG_KIND(k) (1u << (k)) /* a bit of stm_store_scan_log's kinds */
 #define STM_LOG_ALL_KINDS                                                      \
-  (STM_LOG_KIND(STM_RECORD_CLAIM) | STM_LOG_KIND(STM_RECORD_VOTE) |           \
+  (STM_LOG_KIND(STM_RECORD_CLAIM) | STM_LOG_KIND(STM_RECORD_VOTE) |            \
    STM_LOG_KIND(STM_RECORD_EPOCH) | STM_LOG_KIND(STM_RECORD_SOURCE))
 typedef int (*stm_store_log_cb)(void *ctx, const struct stm_log_entry *e);
 
@@ -53,8 +53,8 @@ typedef int (*stm_store_audit_cb)(void *ctx, const struct stm_audit_entry *a);
 
 /* Is a write of sequence `seq` committed at `commit_time_ns` visible in
  * view `v` (NULL: now)? The one visibility rule of every read. */
-static inline bool stm_view_visible(const struct stm_read_view *v,
-                                    uint64_t seq, int64_t commit_time_ns) {
+static inline bool stm_view_visible(const struct stm_read_view *v, uint64_t seq,
+                                    int64_t commit_time_ns) {
   if (v == NULL)
     return true;
   if (v->as_of_sequence != 0 && seq > v->as_of_sequence)
