@@ -366,7 +366,43 @@ static void test_swim_forged_and_foreign_datagrams_are_ignored(void) {
   sim_delete(s);
 }
 
+static void test_swim_takes_its_settings_from_cluster_toml(void) {
+  struct stm_cluster_config cc;
+  stm_cluster_config_init(&cc);
+  stm_cluster_config_set_string(&cc.node_id, "node1");
+  stm_cluster_config_set_string(&cc.swim_addr, "10.0.1.51:18183");
+  stm_cluster_config_set_string(&cc.cluster_key, "k");
+  cc.probe_interval_ms = 2000;
+  cc.probe_timeout_ms = 300;
+  cc.suspicion_mult = 5;
+  cc.suspicion_max_mult = 3;
+  cc.push_pull_interval_ms = 60000;
+  struct stm_swim_config c;
+  stm_swim_config_defaults(&c);
+  CU_ASSERT_EQUAL(c.probe_interval_ns, SIM_SEC);
+  CU_ASSERT_EQUAL(c.indirect_checks, 3);
+  stm_swim_config_from_cluster(&c, &cc);
+  CU_ASSERT_STRING_EQUAL(c.cluster_name, "stemedb");
+  CU_ASSERT_STRING_EQUAL(c.node_id, "node1");
+  CU_ASSERT_EQUAL(c.secret_len, 1);
+  CU_ASSERT_EQUAL(c.probe_interval_ns, 2 * SIM_SEC);
+  CU_ASSERT_EQUAL(c.probe_timeout_ns, 300 * SIM_MS);
+  CU_ASSERT_EQUAL(c.gossip_interval_ns, 400 * SIM_MS);
+  CU_ASSERT_EQUAL(c.suspicion_mult, 5);
+  CU_ASSERT_EQUAL(c.suspicion_max_mult, 3);
+  CU_ASSERT_EQUAL(c.push_pull_interval_ns, 60 * SIM_SEC);
+  CU_ASSERT_EQUAL(c.gossip_to_dead_ns, 60 * SIM_SEC);
+  /* Without a transport the protocol refuses to start, naming it. */
+  struct stm_swim *w = NULL;
+  struct stm_error err;
+  CU_ASSERT_EQUAL(stm_swim_new(&c, 0, &w, &err), STM_EINVAL);
+  CU_ASSERT_STRING_EQUAL(err.field, "transport");
+  CU_ASSERT_PTR_NULL(w);
+  stm_cluster_config_destroy(&cc);
+}
+
 static const struct stm_test_case swim_cases[] = {
+    STM_TEST(test_swim_takes_its_settings_from_cluster_toml),
     STM_TEST(test_swim_members_meet_through_one_seed_within_a_push_pull),
     STM_TEST(test_swim_dead_member_is_down_everywhere_within_bound),
     STM_TEST(test_swim_suspicion_timeout_shrinks_with_confirmations),
