@@ -8,7 +8,7 @@
 #ifndef STM_CLI_ARCHIVE_H
 #define STM_CLI_ARCHIVE_H
 
-#include "../common/error.h"
+#include "common/error.h"
 
 #include <stddef.h>
 #include <stdint.h>

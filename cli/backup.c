@@ -16,9 +16,9 @@
 #include "backup_check.h"
 #include "cli.h"
 
-#include "../common/clock.h"
-#include "../storage/backup.h"
-#include "../storage/store.h"
+#include "common/clock.h"
+#include "storage/backup.h"
+#include "storage/store.h"
 #include "stemedb/v1/admin.pb-c.h"
 
 #include <dirent.h>

@@ -5,7 +5,7 @@
 #ifndef STM_CLI_BACKUP_CHECK_H
 #define STM_CLI_BACKUP_CHECK_H
 
-#include "../common/error.h"
+#include "common/error.h"
 
 #include <sodium.h>
 #include <stdbool.h>

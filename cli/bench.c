@@ -7,8 +7,8 @@
  */
 #include "bench.h"
 
-#include "../common/clock.h"
-#include "../rpc/codec.h"
+#include "common/clock.h"
+#include "rpc/codec.h"
 
 #include <grpc/support/time.h>
 #include <pthread.h>

@@ -15,9 +15,9 @@
 #include "cli.h"
 #include "hist.h"
 
-#include "../common/clock.h"
-#include "../common/options.h"
-#include "../rpc/codec.h"
+#include "common/clock.h"
+#include "common/options.h"
+#include "rpc/codec.h"
 #include "stemedb/v1/stemedb.pb-c.h"
 
 #include <arpa/inet.h>

@@ -11,7 +11,7 @@
  */
 #include "cli.h"
 
-#include "../common/hex.h"
+#include "common/hex.h"
 #include "storage/store.h"
 
 #include <errno.h>

@@ -52,36 +52,36 @@ int stm_buf_put_u8(struct stm_buf *b, uint8_t v) {
   return stm_buf_append(b, &v, 1);
 }
 
-void stm_put_u32le(uint8_t *p, uint32_t v) {
+void stm_buf_store_u32le(uint8_t *p, uint32_t v) {
   for (int i = 0; i < 4; i++)
     p[i] = (uint8_t)(v >> (8 * i));
 }
 
-void stm_put_u64le(uint8_t *p, uint64_t v) {
+void stm_buf_store_u64le(uint8_t *p, uint64_t v) {
   for (int i = 0; i < 8; i++)
     p[i] = (uint8_t)(v >> (8 * i));
 }
 
-void stm_put_u64be(uint8_t *p, uint64_t v) {
+void stm_buf_store_u64be(uint8_t *p, uint64_t v) {
   for (int i = 0; i < 8; i++)
     p[7 - i] = (uint8_t)(v >> (8 * i));
 }
 
-uint32_t stm_get_u32le(const uint8_t *p) {
+uint32_t stm_buf_load_u32le(const uint8_t *p) {
   uint32_t v = 0;
   for (int i = 3; i >= 0; i--)
     v = v << 8 | p[i];
   return v;
 }
 
-uint64_t stm_get_u64le(const uint8_t *p) {
+uint64_t stm_buf_load_u64le(const uint8_t *p) {
   uint64_t v = 0;
   for (int i = 7; i >= 0; i--)
     v = v << 8 | p[i];
   return v;
 }
 
-uint64_t stm_get_u64be(const uint8_t *p) {
+uint64_t stm_buf_load_u64be(const uint8_t *p) {
   uint64_t v = 0;
   for (int i = 0; i < 8; i++)
     v = v << 8 | p[i];
@@ -90,19 +90,19 @@ uint64_t stm_get_u64be(const uint8_t *p) {
 
 int stm_buf_put_u32le(struct stm_buf *b, uint32_t v) {
   uint8_t tmp[4];
-  stm_put_u32le(tmp, v);
+  stm_buf_store_u32le(tmp, v);
   return stm_buf_append(b, tmp, 4);
 }
 
 int stm_buf_put_u64le(struct stm_buf *b, uint64_t v) {
   uint8_t tmp[8];
-  stm_put_u64le(tmp, v);
+  stm_buf_store_u64le(tmp, v);
   return stm_buf_append(b, tmp, 8);
 }
 
 int stm_buf_put_u64be(struct stm_buf *b, uint64_t v) {
   uint8_t tmp[8];
-  stm_put_u64be(tmp, v);
+  stm_buf_store_u64be(tmp, v);
   return stm_buf_append(b, tmp, 8);
 }
 
@@ -143,12 +143,12 @@ uint8_t stm_reader_u8(struct stm_reader *r) {
 
 uint32_t stm_reader_u32le(struct stm_reader *r) {
   const uint8_t *p = stm_reader_bytes(r, 4);
-  return p ? stm_get_u32le(p) : 0;
+  return p ? stm_buf_load_u32le(p) : 0;
 }
 
 uint64_t stm_reader_u64le(struct stm_reader *r) {
   const uint8_t *p = stm_reader_bytes(r, 8);
-  return p ? stm_get_u64le(p) : 0;
+  return p ? stm_buf_load_u64le(p) : 0;
 }
 
 const uint8_t *stm_reader_lenbytes(struct stm_reader *r, size_t *len) {

@@ -35,12 +35,12 @@ int stm_buf_printf(struct stm_buf *b, const char *fmt, ...)
 /* u32le length followed by the bytes. */
 int stm_buf_put_lenbytes(struct stm_buf *b, const void *data, size_t len);
 
-void stm_put_u32le(uint8_t *p, uint32_t v);
-void stm_put_u64le(uint8_t *p, uint64_t v);
-void stm_put_u64be(uint8_t *p, uint64_t v);
-uint32_t stm_get_u32le(const uint8_t *p);
-uint64_t stm_get_u64le(const uint8_t *p);
-uint64_t stm_get_u64be(const uint8_t *p);
+void stm_buf_store_u32le(uint8_t *p, uint32_t v);
+void stm_buf_store_u64le(uint8_t *p, uint64_t v);
+void stm_buf_store_u64be(uint8_t *p, uint64_t v);
+uint32_t stm_buf_load_u32le(const uint8_t *p);
+uint64_t stm_buf_load_u64le(const uint8_t *p);
+uint64_t stm_buf_load_u64be(const uint8_t *p);
 
 /*
  * A bounded reader over [pos, end): every get checks the bounds and sets

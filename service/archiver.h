@@ -17,7 +17,7 @@
 #ifndef STM_SERVICE_ARCHIVER_H
 #define STM_SERVICE_ARCHIVER_H
 
-#include "../common/error.h"
+#include "common/error.h"
 
 #include <stdint.h>
 

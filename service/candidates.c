@@ -18,7 +18,7 @@
 #include "records_internal.h"
 #include "source_keys.h"
 
-#include "../common/clock.h"
+#include "common/clock.h"
 #include "storage/store.h"
 #include "trust.h"
 

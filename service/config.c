@@ -5,9 +5,9 @@
  */
 #include "config.h"
 
-#include "../cluster/toml.h"
-#include "../common/log.h"
-#include "../common/options.h"
+#include "cluster/toml.h"
+#include "common/log.h"
+#include "common/options.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -52,8 +52,8 @@
 #ifndef STM_SERVICE_CONFIG_H
 #define STM_SERVICE_CONFIG_H
 
-#include "../cluster/cluster_config.h"
-#include "../common/error.h"
+#include "cluster/cluster_config.h"
+#include "common/error.h"
 
 #include <stdbool.h>
 #include <stddef.h>

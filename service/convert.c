@@ -1,7 +1,7 @@
 #include "convert.h"
 
-#include "../common/hex.h"
-#include "../common/validate.h"
+#include "common/hex.h"
+#include "common/validate.h"
 #include "lens.h"
 
 #include <sodium.h>

@@ -6,7 +6,7 @@
 #ifndef STM_CONVERT_H
 #define STM_CONVERT_H
 
-#include "../common/arena.h"
+#include "common/arena.h"
 #include "storage/store.h"
 #include "storage/store.h"
 #include "stemedb/v1/stemedb.pb-c.h"

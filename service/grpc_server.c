@@ -2,18 +2,18 @@
 #include "request_ids.h"
 #include "wire_check.h"
 
-#include "../common/buf.h"
-#include "../common/clock.h"
-#include "../common/log.h"
-#include "../rpc/codec.h"
+#include "common/buf.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "rpc/codec.h"
 
+#include <assert.h>
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
-#include <sodium.h>
-#include <assert.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -39,7 +39,7 @@ enum tag_kind {
 /* A streaming call has several batches in flight, each with its own tag. */
 struct stream_tag {
   enum tag_kind kind;
-  struct stm_call *call;
+  struct stm_grpc_call *call;
 };
 
 struct worker {
@@ -57,7 +57,7 @@ struct stm_grpc_server {
   grpc_server *server;
   struct worker *workers;
   int worker_count;
-  const struct stm_method *methods;
+  const struct stm_grpc_method *methods;
   size_t method_count;
   void **handles;
   /* Per method: its request's request_id field, NULL when it has none. */
@@ -93,7 +93,7 @@ struct generic_slot {
   grpc_metadata_array md;
 };
 
-struct stm_call {
+struct stm_grpc_call {
   enum tag_kind kind;
   struct stm_grpc_server *srv;
   size_t method; /* == method_count for unknown methods */
@@ -110,7 +110,7 @@ struct stm_call {
   char *peer;
   char *rid; /* the request_id this call reports to request_ids, or NULL */
   /* Server streaming only. */
-  stm_stream_cb stream_cb;
+  stm_grpc_stream_cb stream_cb;
   void *stream_user;
   struct stream_tag send_tag, close_tag, status_tag;
   atomic_int stream_pending; /* RECV_CLOSE + final status batches */
@@ -172,9 +172,9 @@ static void post_generic(struct worker *w) {
   slot->w = w;
   grpc_call_details_init(&slot->details);
   grpc_metadata_array_init(&slot->md);
-  grpc_call_error e = grpc_server_request_call(
-      w->srv->server, &slot->call, &slot->details, &slot->md, w->cq, w->cq,
-      slot);
+  grpc_call_error e =
+      grpc_server_request_call(w->srv->server, &slot->call, &slot->details,
+                               &slot->md, w->cq, w->cq, slot);
   if (e != GRPC_CALL_OK) {
     grpc_call_details_destroy(&slot->details);
     grpc_metadata_array_destroy(&slot->md);
@@ -182,7 +182,7 @@ static void post_generic(struct worker *w) {
   }
 }
 
-static void call_free(struct stm_call *c) {
+static void call_free(struct stm_grpc_call *c) {
   atomic_fetch_sub(&c->srv->in_flight, 1);
   struct method_stats *st = &c->srv->stats[c->method];
   int code = (int)c->code < STATUS_CODES ? (int)c->code : GRPC_STATUS_UNKNOWN;
@@ -203,12 +203,12 @@ static void call_free(struct stm_call *c) {
   free(c);
 }
 
-static void start_answer(struct stm_call *c, grpc_status_code code,
+static void start_answer(struct stm_grpc_call *c, grpc_status_code code,
                          const char *message, grpc_byte_buffer *resp);
 
 /* The first call of a request_id ended: remember a success, answer the
  * retries that waited for it the same way. */
-static void report_request_id(struct stm_call *c, grpc_status_code code,
+static void report_request_id(struct stm_grpc_call *c, grpc_status_code code,
                               const char *message, grpc_byte_buffer *resp) {
   grpc_slice bytes = grpc_empty_slice();
   grpc_byte_buffer_reader r;
@@ -234,14 +234,14 @@ static void report_request_id(struct stm_call *c, grpc_status_code code,
   grpc_slice_unref(bytes);
 }
 
-static void call_finish(struct stm_call *c, grpc_status_code code,
+static void call_finish(struct stm_grpc_call *c, grpc_status_code code,
                         const char *message, grpc_byte_buffer *resp) {
   if (c->rid)
     report_request_id(c, code, message, resp);
   start_answer(c, code, message, resp);
 }
 
-static void start_answer(struct stm_call *c, grpc_status_code code,
+static void start_answer(struct stm_grpc_call *c, grpc_status_code code,
                          const char *message, grpc_byte_buffer *resp) {
   c->code = code;
   c->resp = resp;
@@ -268,12 +268,13 @@ static void start_answer(struct stm_call *c, grpc_status_code code,
   }
 }
 
-void stm_call_reply(struct stm_call *call, const ProtobufCMessage *resp) {
+void stm_grpc_call_reply(struct stm_grpc_call *call,
+                         const ProtobufCMessage *resp) {
   call_finish(call, GRPC_STATUS_OK, NULL, stm_pb_pack(resp));
 }
 
-void stm_call_fail(struct stm_call *call, grpc_status_code code,
-                   const char *fmt, ...) {
+void stm_grpc_call_fail(struct stm_grpc_call *call, grpc_status_code code,
+                        const char *fmt, ...) {
   char msg[1024];
   va_list ap;
   va_start(ap, fmt);
@@ -282,16 +283,18 @@ void stm_call_fail(struct stm_call *call, grpc_status_code code,
   call_finish(call, code, msg, NULL);
 }
 
-void *stm_call_context(const struct stm_call *call) { return call->srv->ctx; }
+void *stm_grpc_call_context(const struct stm_grpc_call *call) {
+  return call->srv->ctx;
+}
 
-const char *stm_call_peer(struct stm_call *call) {
+const char *stm_grpc_call_peer(struct stm_grpc_call *call) {
   if (call->peer == NULL)
     call->peer = grpc_call_get_peer(call->call);
   return call->peer;
 }
 
-bool stm_call_metadata(const struct stm_call *call, const char *key,
-                       char *buf, size_t len) {
+bool stm_grpc_call_metadata(const struct stm_grpc_call *call, const char *key,
+                            char *buf, size_t len) {
   size_t klen = strlen(key);
   for (size_t i = 0; i < call->md.count; i++) {
     const grpc_metadata *m = &call->md.metadata[i];
@@ -310,7 +313,8 @@ bool stm_call_metadata(const struct stm_call *call, const char *key,
 
 /* --- server streaming ---------------------------------------------------- */
 
-int stm_call_stream_open(struct stm_call *call, stm_stream_cb cb, void *user) {
+int stm_grpc_stream_open(struct stm_grpc_call *call, stm_grpc_stream_cb cb,
+                         void *user) {
   call->stream_cb = cb;
   call->stream_user = user;
   call->send_tag = (struct stream_tag){TAG_STREAM_SEND, call};
@@ -325,13 +329,13 @@ int stm_call_stream_open(struct stm_call *call, stm_stream_cb cb, void *user) {
       grpc_call_start_batch(call->call, &op, 1, &call->close_tag, NULL);
   if (e != GRPC_CALL_OK) {
     call->stream_cb = NULL;
-    stm_call_fail(call, GRPC_STATUS_INTERNAL, "cannot start the stream");
+    stm_grpc_call_fail(call, GRPC_STATUS_INTERNAL, "cannot start the stream");
     return -1;
   }
   return 0;
 }
 
-int stm_call_stream_send(struct stm_call *call, grpc_slice msg) {
+int stm_grpc_stream_send(struct stm_grpc_call *call, grpc_slice msg) {
   assert(call->send_bb == NULL);
   call->send_bb = grpc_raw_byte_buffer_create(&msg, 1);
   grpc_slice_unref(msg);
@@ -346,8 +350,8 @@ int stm_call_stream_send(struct stm_call *call, grpc_slice msg) {
   /* Everything the call needs is written before the batch starts: once it
    * has started, the call may already be gone. On a cancelled call the
    * batch fails at once, and the completion-queue thread can run
-   * STM_STREAM_SENT, stm_call_stream_finish, the status completion and
-   * STM_STREAM_DONE (which frees the call) before start_batch returns here
+   * STM_GRPC_STREAM_SENT, stm_grpc_stream_finish, the status completion and
+   * STM_GRPC_STREAM_DONE (which frees the call) before start_batch returns here
    * (the watch hub sends from its own thread). */
   call->sent_initial = true;
   grpc_call_error e =
@@ -363,14 +367,14 @@ int stm_call_stream_send(struct stm_call *call, grpc_slice msg) {
   return 0;
 }
 
-static void stream_unpend(struct stm_call *c) {
+static void stream_unpend(struct stm_grpc_call *c) {
   if (atomic_fetch_sub(&c->stream_pending, 1) == 1) {
-    c->stream_cb(c->stream_user, STM_STREAM_DONE, true);
+    c->stream_cb(c->stream_user, STM_GRPC_STREAM_DONE, true);
     call_free(c);
   }
 }
 
-void stm_call_stream_finish(struct stm_call *call, grpc_status_code code,
+void stm_grpc_stream_finish(struct stm_grpc_call *call, grpc_status_code code,
                             const char *msg) {
   call->code = code;
   grpc_slice details = grpc_slice_from_copied_string(msg ? msg : "");
@@ -393,17 +397,17 @@ void stm_call_stream_finish(struct stm_call *call, grpc_status_code code,
 }
 
 static void on_stream_event(struct stream_tag *t, bool ok) {
-  struct stm_call *c = t->call;
+  struct stm_grpc_call *c = t->call;
   switch (t->kind) {
   case TAG_STREAM_SEND:
     grpc_byte_buffer_destroy(c->send_bb);
     c->send_bb = NULL;
-    c->stream_cb(c->stream_user, STM_STREAM_SENT, ok);
+    c->stream_cb(c->stream_user, STM_GRPC_STREAM_SENT, ok);
     break;
   case TAG_STREAM_CLOSE:
     if (c->cancelled && c->code == GRPC_STATUS_OK)
       c->code = GRPC_STATUS_CANCELLED;
-    c->stream_cb(c->stream_user, STM_STREAM_CLOSED, !c->cancelled);
+    c->stream_cb(c->stream_user, STM_GRPC_STREAM_CLOSED, !c->cancelled);
     stream_unpend(c);
     break;
   default:
@@ -442,7 +446,7 @@ static ProtobufCMessage *decode_request(const ProtobufCMessageDescriptor *desc,
 /* A write with a request_id: answer a retry from the first outcome, or
  * queue it behind a first call still running. Returns true when the
  * handler should run. */
-static bool check_request_id(struct stm_call *c,
+static bool check_request_id(struct stm_grpc_call *c,
                              const ProtobufCFieldDescriptor *rid,
                              const uint8_t digest[STM_REQUEST_ID_DIGEST]) {
   const char *id = *(const char *const *)((const char *)c->req + rid->offset);
@@ -453,10 +457,11 @@ static bool check_request_id(struct stm_call *c,
   for (size_t i = 0; printable && i < len; i++)
     printable = id[i] > 0x20 && id[i] < 0x7f;
   if (!printable) {
-    stm_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT,
-                  "request_id must be 1-%d bytes of printable ASCII without "
-                  "spaces",
-                  STM_REQUEST_ID_MAX);
+    stm_grpc_call_fail(
+        c, GRPC_STATUS_INVALID_ARGUMENT,
+        "request_id must be 1-%d bytes of printable ASCII without "
+        "spaces",
+        STM_REQUEST_ID_MAX);
     return false;
   }
   void *answer = NULL;
@@ -469,10 +474,10 @@ static bool check_request_id(struct stm_call *c,
   case STM_REQUEST_ID_WAITING:
     return false; /* answered when the first call ends */
   case STM_REQUEST_ID_MISMATCH:
-    stm_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT,
-                  "request_id \"%s\" was already used for a different "
-                  "request; use a new request_id per distinct write",
-                  id);
+    stm_grpc_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT,
+                       "request_id \"%s\" was already used for a different "
+                       "request; use a new request_id per distinct write",
+                       id);
     return false;
   case STM_REQUEST_ID_DONE:
   default: {
@@ -496,7 +501,7 @@ static void on_request(struct request_slot *slot, bool ok) {
   }
   if (!atomic_load(&srv->shutting_down))
     post_request(w, slot->method);
-  struct stm_call *c = calloc(1, sizeof *c);
+  struct stm_grpc_call *c = calloc(1, sizeof *c);
   if (c == NULL)
     abort();
   atomic_fetch_add(&srv->in_flight, 1);
@@ -506,17 +511,18 @@ static void on_request(struct request_slot *slot, bool ok) {
   c->deadline = slot->deadline;
   c->md = slot->md;
   c->start_ns = stm_clock_mono_ns();
-  const struct stm_method *m = &srv->methods[slot->method];
+  const struct stm_grpc_method *m = &srv->methods[slot->method];
   size_t slot_method = slot->method;
   grpc_byte_buffer *payload = slot->payload;
   free(slot);
   if (m->handler == NULL) {
     if (payload)
       grpc_byte_buffer_destroy(payload);
-    stm_call_fail(c, GRPC_STATUS_UNIMPLEMENTED,
-                  "%s is part of the API but not implemented by this server "
-                  "version yet",
-                  m->path);
+    stm_grpc_call_fail(
+        c, GRPC_STATUS_UNIMPLEMENTED,
+        "%s is part of the API but not implemented by this server "
+        "version yet",
+        m->path);
     return;
   }
   struct stm_error err;
@@ -529,10 +535,10 @@ static void on_request(struct request_slot *slot, bool ok) {
     grpc_byte_buffer_destroy(payload);
   if (c->req == NULL) {
     if (err.code)
-      stm_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "%s", err.message);
+      stm_grpc_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "%s", err.message);
     else
-      stm_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT,
-                    "cannot parse the request as %s", m->request->name);
+      stm_grpc_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT,
+                         "cannot parse the request as %s", m->request->name);
     return;
   }
   if (rid && !check_request_id(c, rid, digest))
@@ -551,7 +557,7 @@ static void on_generic(struct generic_slot *slot, bool ok) {
   }
   if (!atomic_load(&srv->shutting_down))
     post_generic(w);
-  struct stm_call *c = calloc(1, sizeof *c);
+  struct stm_grpc_call *c = calloc(1, sizeof *c);
   if (c == NULL)
     abort();
   atomic_fetch_add(&srv->in_flight, 1);
@@ -564,9 +570,9 @@ static void on_generic(struct generic_slot *slot, bool ok) {
   c->generic = true;
   c->start_ns = stm_clock_mono_ns();
   free(slot);
-  stm_call_fail(c, GRPC_STATUS_UNIMPLEMENTED, "unknown method %.*s",
-                (int)GRPC_SLICE_LENGTH(c->details.method),
-                (const char *)GRPC_SLICE_START_PTR(c->details.method));
+  stm_grpc_call_fail(c, GRPC_STATUS_UNIMPLEMENTED, "unknown method %.*s",
+                     (int)GRPC_SLICE_LENGTH(c->details.method),
+                     (const char *)GRPC_SLICE_START_PTR(c->details.method));
 }
 
 static void *worker_main(void *arg) {
@@ -775,8 +781,9 @@ char *stm_grpc_server_metrics(struct stm_grpc_server *s) {
   for (size_t m = 0; m < s->method_count; m++) {
     uint_fast64_t ns = atomic_load(&s->stats[m].total_ns);
     if (ns)
-      stm_buf_printf(&b, "stemedb_grpc_request_seconds_total{method=\"%s\"} "
-                         "%.6f\n",
+      stm_buf_printf(&b,
+                     "stemedb_grpc_request_seconds_total{method=\"%s\"} "
+                     "%.6f\n",
                      s->methods[m].path, (double)ns / 1e9);
   }
   if (stm_buf_put_u8(&b, 0) != 0) {

@@ -7,12 +7,12 @@
  * Threads: `cq_threads` threads each own a completion queue and run the
  * handlers of the calls that arrive on it. A handler may answer at once or
  * later from any thread (e.g. the storage writer thread after fdatasync),
- * with exactly one stm_call_reply / stm_call_fail per call.
+ * with exactly one stm_grpc_call_reply / stm_grpc_call_fail per call.
  */
 #ifndef STM_GRPC_SERVER_H
 #define STM_GRPC_SERVER_H
 
-#include "../common/error.h"
+#include "common/error.h"
 
 #include <grpc/grpc.h>
 #include <protobuf-c/protobuf-c.h>
@@ -21,29 +21,29 @@
 #include <stdint.h>
 
 struct stm_grpc_server;
-struct stm_call;
+struct stm_grpc_call;
 struct stm_request_ids;
 
 /*
  * A unary handler. `req` is the decoded request, owned by the call (freed
  * when the call ends). `ctx` is the server's user context.
  */
-typedef void (*stm_unary_handler)(struct stm_call *call,
+typedef void (*stm_grpc_unary_cb)(struct stm_grpc_call *call,
                                   const ProtobufCMessage *req, void *ctx);
 
-struct stm_method {
+struct stm_grpc_method {
   const char *path; /* "/stemedb.v1.StemeDB/Assert" */
   const ProtobufCMessageDescriptor *request;
-  stm_unary_handler handler; /* NULL: answers UNIMPLEMENTED */
+  stm_grpc_unary_cb handler; /* NULL: answers UNIMPLEMENTED */
 };
 
 struct stm_grpc_server_options {
   const char *listen; /* "host:port"; port 0 picks a free one */
-  const struct stm_method *methods; /* borrowed; must outlive the server */
+  const struct stm_grpc_method *methods; /* borrowed; must outlive the server */
   size_t method_count;
-  int cq_threads;          /* 1..16 */
-  int max_message_bytes;   /* larger requests are RESOURCE_EXHAUSTED */
-  void *ctx;               /* handed to every handler */
+  int cq_threads;        /* 1..16 */
+  int max_message_bytes; /* larger requests are RESOURCE_EXHAUSTED */
+  void *ctx;             /* handed to every handler */
   /* Borrowed, nullable: remembers the outcome of requests whose message
    * has a non-empty `request_id` field (request_ids.h). */
   struct stm_request_ids *request_ids;
@@ -71,46 +71,54 @@ void stm_grpc_server_delete(struct stm_grpc_server *s);
  * Answer a call with a message (packed before return; `resp` stays the
  * caller's) and status OK. Thread-safe; ends the call.
  */
-void stm_call_reply(struct stm_call *call, const ProtobufCMessage *resp);
+void stm_grpc_call_reply(struct stm_grpc_call *call,
+                         const ProtobufCMessage *resp);
 /* Answer with an error status and a message. Thread-safe; ends the call. */
-void stm_call_fail(struct stm_call *call, grpc_status_code code,
-                   const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void stm_grpc_call_fail(struct stm_grpc_call *call, grpc_status_code code,
+                        const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* The server's user context (stm_grpc_server_options.ctx). */
-void *stm_call_context(const struct stm_call *call);
+void *stm_grpc_call_context(const struct stm_grpc_call *call);
 /* Peer address ("ipv4:127.0.0.1:5555"), owned by the call. */
-const char *stm_call_peer(struct stm_call *call);
+const char *stm_grpc_call_peer(struct stm_grpc_call *call);
 /* Copy the first value of request metadata `key` (lowercase) into buf,
  * cut to len - 1 bytes and NUL-terminated. False when absent. */
-bool stm_call_metadata(const struct stm_call *call, const char *key,
-                       char *buf, size_t len);
+bool stm_grpc_call_metadata(const struct stm_grpc_call *call, const char *key,
+                            char *buf, size_t len);
 
 /*
  * Server streaming. A handler turns its call into a stream with
- * stm_call_stream_open instead of answering; then it may have at most one
- * stm_call_stream_send outstanding (the callback reports its completion)
- * and ends with exactly one stm_call_stream_finish, issued while no send
+ * stm_grpc_stream_open instead of answering; then it may have at most one
+ * stm_grpc_stream_send outstanding (the callback reports its completion)
+ * and ends with exactly one stm_grpc_stream_finish, issued while no send
  * is outstanding. Callbacks run on completion-queue threads:
- *   STM_STREAM_SENT   the last send completed; ok false: the client is gone
- *   STM_STREAM_CLOSED the client closed or cancelled (ok false) the call,
+ *   STM_GRPC_STREAM_SENT   the last send completed; ok false: the client is gone
+ *   STM_GRPC_STREAM_CLOSED the client closed or cancelled (ok false) the call,
  *                     or the call ended after finish (ok true)
- *   STM_STREAM_DONE   every batch has completed; the call is freed right
+ *   STM_GRPC_STREAM_DONE   every batch has completed; the call is freed right
  *                     after the callback returns. Always the last one.
  */
-enum stm_stream_event { STM_STREAM_SENT, STM_STREAM_CLOSED, STM_STREAM_DONE };
-typedef void (*stm_stream_cb)(void *user, enum stm_stream_event ev, bool ok);
+enum stm_grpc_stream_event {
+  STM_GRPC_STREAM_SENT,
+  STM_GRPC_STREAM_CLOSED,
+  STM_GRPC_STREAM_DONE
+};
+typedef void (*stm_grpc_stream_cb)(void *user, enum stm_grpc_stream_event ev,
+                                   bool ok);
 
 /* Returns 0; or non-zero after answering the call with INTERNAL itself
  * (the callback is then never called). */
-int stm_call_stream_open(struct stm_call *call, stm_stream_cb cb, void *user);
+int stm_grpc_stream_open(struct stm_grpc_call *call, stm_grpc_stream_cb cb,
+                         void *user);
 /* Send one message; takes ownership of `msg` in every case. Returns 0 (a
- * STM_STREAM_SENT follows) or non-zero (none follows: treat as gone).
+ * STM_GRPC_STREAM_SENT follows) or non-zero (none follows: treat as gone).
  * Called from a thread other than the call's completion-queue thread, the
  * call may already be freed when it returns 0 (a cancelled call's batches
  * fail at once, and SENT, finish and DONE can all run meanwhile): touch
  * neither the call nor the callback's state after it. */
-int stm_call_stream_send(struct stm_call *call, grpc_slice msg);
+int stm_grpc_stream_send(struct stm_grpc_call *call, grpc_slice msg);
 /* End the stream with a status. `msg` is copied. */
-void stm_call_stream_finish(struct stm_call *call, grpc_status_code code,
+void stm_grpc_stream_finish(struct stm_grpc_call *call, grpc_status_code code,
                             const char *msg);
 
 /* Append Prometheus text for the per-method counters to a malloc'd string

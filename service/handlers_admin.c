@@ -4,8 +4,8 @@
 
 #include "archiver.h"
 
-#include "../common/buf.h"
-#include "../common/clock.h"
+#include "common/buf.h"
+#include "common/clock.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "stemedb/v1/stemedb.pb-c.h"
 
@@ -19,7 +19,7 @@ static const char *status_word(struct stm_service *svc,
   return st->writable ? "healthy" : "read_only";
 }
 
-void stm__handle_status(struct stm_call *call, const ProtobufCMessage *req,
+void stm__handle_status(struct stm_grpc_call *call, const ProtobufCMessage *req,
                         void *ctx) {
   struct stm_service *svc = ctx;
   struct stm_store_stats st;
@@ -33,7 +33,7 @@ void stm__handle_status(struct stm_call *call, const ProtobufCMessage *req,
   resp.uptime_seconds =
       (uint64_t)((stm_clock_mono_ns() - svc->start_mono_ns) / 1000000000);
   resp.writable = st.writable && !atomic_load(&svc->shutting_down);
-  stm_call_reply(call, &resp.base);
+  stm_grpc_call_reply(call, &resp.base);
 }
 
 static void store_metrics(struct stm_buf *b, struct stm_service *svc) {
@@ -66,18 +66,17 @@ static void store_metrics(struct stm_buf *b, struct stm_service *svc) {
       "# HELP stemedb_uptime_seconds Seconds since the server started.\n"
       "# TYPE stemedb_uptime_seconds gauge\n"
       "stemedb_uptime_seconds %lld\n";
-  stm_buf_printf(b, fmt, (unsigned long long)st.assertion_count,
-                 (unsigned long long)st.last_sequence, st.writable ? 1 : 0,
-                 (unsigned long long)st.group_commits,
-                 (unsigned long long)st.records_committed,
-                 (unsigned long long)st.wal_segments,
-                 (unsigned long long)st.wal_bytes,
-                 (long long)((stm_clock_mono_ns() - svc->start_mono_ns) /
-                             1000000000));
+  stm_buf_printf(
+      b, fmt, (unsigned long long)st.assertion_count,
+      (unsigned long long)st.last_sequence, st.writable ? 1 : 0,
+      (unsigned long long)st.group_commits,
+      (unsigned long long)st.records_committed,
+      (unsigned long long)st.wal_segments, (unsigned long long)st.wal_bytes,
+      (long long)((stm_clock_mono_ns() - svc->start_mono_ns) / 1000000000));
 }
 
-void stm__handle_metrics(struct stm_call *call, const ProtobufCMessage *req,
-                         void *ctx) {
+void stm__handle_metrics(struct stm_grpc_call *call,
+                         const ProtobufCMessage *req, void *ctx) {
   struct stm_service *svc = ctx;
   struct stm_buf b;
   stm_buf_init(&b);
@@ -89,32 +88,33 @@ void stm__handle_metrics(struct stm_call *call, const ProtobufCMessage *req,
   free(grpc_text);
   if (stm_buf_put_u8(&b, 0) != 0) {
     stm_buf_destroy(&b);
-    stm_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    stm_grpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
   Stemedb__V1__MetricsResponse resp = STEMEDB__V1__METRICS_RESPONSE__INIT;
   resp.text = (char *)b.data;
-  stm_call_reply(call, &resp.base);
+  stm_grpc_call_reply(call, &resp.base);
   stm_buf_destroy(&b);
 }
 
-void stm__handle_health_check(struct stm_call *call,
+void stm__handle_health_check(struct stm_grpc_call *call,
                               const ProtobufCMessage *msg, void *ctx) {
   struct stm_service *svc = ctx;
   const Grpc__Health__V1__HealthCheckRequest *req =
       (const Grpc__Health__V1__HealthCheckRequest *)msg;
   if (req->service[0] && strcmp(req->service, "stemedb.v1.StemeDB") != 0 &&
       strcmp(req->service, "stemedb.v1.Cluster") != 0) {
-    stm_call_fail(call, GRPC_STATUS_NOT_FOUND, "unknown service \"%s\"",
-                  req->service);
+    stm_grpc_call_fail(call, GRPC_STATUS_NOT_FOUND, "unknown service \"%s\"",
+                       req->service);
     return;
   }
   struct stm_store_stats st;
   stm_store_get_stats(svc->store, &st);
   Grpc__Health__V1__HealthCheckResponse resp =
       GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
-  resp.status = atomic_load(&svc->shutting_down) || !st.writable
-                    ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING
-                    : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
-  stm_call_reply(call, &resp.base);
+  resp.status =
+      atomic_load(&svc->shutting_down) || !st.writable
+          ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING
+          : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+  stm_grpc_call_reply(call, &resp.base);
 }

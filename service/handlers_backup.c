@@ -11,22 +11,22 @@
 #include "service.h"
 #include "service_internal.h"
 
-#include "../common/clock.h"
-#include "../storage/backup.h"
+#include "common/clock.h"
+#include "storage/backup.h"
 #include "stemedb/v1/admin.pb-c.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define MAX_CHUNK (1u << 20)
 
-void stm__handle_backup_begin(struct stm_call *call,
+void stm__handle_backup_begin(struct stm_grpc_call *call,
                               const ProtobufCMessage *req, void *ctx) {
   struct stm_service *svc = ctx;
   struct stm_store_stats st;
@@ -47,7 +47,7 @@ void stm__handle_backup_begin(struct stm_call *call,
     free(files);
     free(ptrs);
     stm_backup_plan_destroy(&plan);
-    stm_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    stm_grpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
   for (size_t i = 0; i < plan.nfiles; i++) {
@@ -66,35 +66,34 @@ void stm__handle_backup_begin(struct stm_call *call,
   resp.node_id = (char *)svc->node_id;
   resp.version = (char *)STM_VERSION;
   resp.created_time_ns = stm_clock_now_ns();
-  stm_call_reply(call, &resp.base);
+  stm_grpc_call_reply(call, &resp.base);
   free(ptrs);
   free(files);
   stm_backup_plan_destroy(&plan);
 }
 
-void stm__handle_backup_read(struct stm_call *call,
+void stm__handle_backup_read(struct stm_grpc_call *call,
                              const ProtobufCMessage *msg, void *ctx) {
   struct stm_service *svc = ctx;
   const Stemedb__V1__BackupReadRequest *req =
       (const Stemedb__V1__BackupReadRequest *)msg;
   if (!stm_backup_segment_name_ok(req->name)) {
-    stm_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
-                  "name: not a WAL segment name (<20 digits>.wal)");
+    stm_grpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+                       "name: not a WAL segment name (<20 digits>.wal)");
     return;
   }
   if (req->length == 0 || req->length > MAX_CHUNK) {
-    stm_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
-                  "length: must be 1..%u bytes", MAX_CHUNK);
+    stm_grpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+                       "length: must be 1..%u bytes", MAX_CHUNK);
     return;
   }
   char path[PATH_MAX];
   snprintf(path, sizeof path, "%s/wal/%s", svc->data_dir, req->name);
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    stm_call_fail(call,
-                  errno == ENOENT ? GRPC_STATUS_NOT_FOUND
-                                  : GRPC_STATUS_UNAVAILABLE,
-                  "cannot open %s: %s", req->name, strerror(errno));
+    stm_grpc_call_fail(
+        call, errno == ENOENT ? GRPC_STATUS_NOT_FOUND : GRPC_STATUS_UNAVAILABLE,
+        "cannot open %s: %s", req->name, strerror(errno));
     return;
   }
   /* pread past the end would just return nothing, and an offset beyond
@@ -102,18 +101,18 @@ void stm__handle_backup_read(struct stm_call *call,
   struct stat sb;
   if (fstat(fd, &sb) == 0 && req->offset > (uint64_t)sb.st_size) {
     close(fd);
-    stm_call_fail(call, GRPC_STATUS_OUT_OF_RANGE,
-                  "offset: %llu is past the end of %s (%lld bytes)",
-                  (unsigned long long)req->offset, req->name,
-                  (long long)sb.st_size);
+    stm_grpc_call_fail(call, GRPC_STATUS_OUT_OF_RANGE,
+                       "offset: %llu is past the end of %s (%lld bytes)",
+                       (unsigned long long)req->offset, req->name,
+                       (long long)sb.st_size);
     return;
   }
   uint8_t *buf = malloc(req->length);
   size_t got = 0;
   int e = 0;
   while (buf && got < req->length) {
-    ssize_t n = pread(fd, buf + got, req->length - got,
-                      (off_t)(req->offset + got));
+    ssize_t n =
+        pread(fd, buf + got, req->length - got, (off_t)(req->offset + got));
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0)
@@ -125,14 +124,14 @@ void stm__handle_backup_read(struct stm_call *call,
   close(fd);
   if (buf == NULL || e) {
     free(buf);
-    stm_call_fail(call, GRPC_STATUS_UNAVAILABLE, "cannot read %s: %s",
-                  req->name, buf ? strerror(e) : "out of memory");
+    stm_grpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "cannot read %s: %s",
+                       req->name, buf ? strerror(e) : "out of memory");
     return;
   }
   Stemedb__V1__BackupReadResponse resp =
       STEMEDB__V1__BACKUP_READ_RESPONSE__INIT;
   resp.data.data = buf;
   resp.data.len = got;
-  stm_call_reply(call, &resp.base);
+  stm_grpc_call_reply(call, &resp.base);
   free(buf);
 }

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-void stm__handle_get_source(struct stm_call *call, const ProtobufCMessage *msg,
-                            void *ctx) {
+void stm__handle_get_source(struct stm_grpc_call *call,
+                            const ProtobufCMessage *msg, void *ctx) {
   struct stm_service *svc = ctx;
   const Stemedb__V1__GetSourceRequest *req =
       (const Stemedb__V1__GetSourceRequest *)msg;
@@ -39,7 +39,7 @@ void stm__handle_get_source(struct stm_call *call, const ProtobufCMessage *msg,
   }
   struct stm_arena a;
   stm_arena_init(&a);
-  stm_call_reply(call, &stm_convert_source(&src, &a)->base);
+  stm_grpc_call_reply(call, &stm_convert_source(&src, &a)->base);
   stm_arena_destroy(&a);
   stm_source_destroy(&src);
 }
@@ -49,7 +49,7 @@ static int on_source_item(void *ctx, const struct stm_source *s) {
   return stm__list_add(l, stm_convert_source(s, &l->arena));
 }
 
-void stm__handle_list_sources(struct stm_call *call,
+void stm__handle_list_sources(struct stm_grpc_call *call,
                               const ProtobufCMessage *msg, void *ctx) {
   struct stm_service *svc = ctx;
   const Stemedb__V1__ListSourcesRequest *req =
@@ -83,7 +83,7 @@ void stm__handle_list_sources(struct stm_call *call,
     m.sources = (Stemedb__V1__Source **)l.items;
     m.n_sources = l.n;
     m.next_page_token = l.more && l.n ? m.sources[l.n - 1]->id : "";
-    stm_call_reply(call, &m.base);
+    stm_grpc_call_reply(call, &m.base);
   }
   stm__list_destroy(&l);
 }
@@ -93,7 +93,7 @@ static int on_concept_item(void *ctx, const char *path) {
   return stm__list_add(l, stm_arena_strdup(&l->arena, path));
 }
 
-void stm__handle_list_concepts(struct stm_call *call,
+void stm__handle_list_concepts(struct stm_grpc_call *call,
                                const ProtobufCMessage *msg, void *ctx) {
   struct stm_service *svc = ctx;
   const Stemedb__V1__ListConceptsRequest *req =
@@ -133,7 +133,7 @@ void stm__handle_list_concepts(struct stm_call *call,
     m.concepts = (char **)l.items;
     m.n_concepts = l.n;
     m.next_page_token = l.more && l.n ? m.concepts[l.n - 1] : "";
-    stm_call_reply(call, &m.base);
+    stm_grpc_call_reply(call, &m.base);
   }
   stm__list_destroy(&l);
 }
@@ -165,7 +165,7 @@ static int on_audit_item(void *ctx, const struct stm_audit_entry *e) {
   return stm__list_add(l, m);
 }
 
-void stm__handle_audit(struct stm_call *call, const ProtobufCMessage *msg,
+void stm__handle_audit(struct stm_grpc_call *call, const ProtobufCMessage *msg,
                        void *ctx) {
   struct stm_service *svc = ctx;
   const Stemedb__V1__AuditRequest *req = (const Stemedb__V1__AuditRequest *)msg;
@@ -186,7 +186,7 @@ void stm__handle_audit(struct stm_call *call, const ProtobufCMessage *msg,
     m.n_entries = l.n;
     m.next_after_sequence =
         l.n ? m.entries[l.n - 1]->sequence : req->after_sequence;
-    stm_call_reply(call, &m.base);
+    stm_grpc_call_reply(call, &m.base);
   }
   stm__list_destroy(&l);
 }

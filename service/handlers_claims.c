@@ -15,7 +15,7 @@
 /* --- Assert / AssertBatch ------------------------------------------------ */
 
 struct write_ctx {
-  struct stm_call *call;
+  struct stm_grpc_call *call;
   bool batch;
 };
 
@@ -31,8 +31,9 @@ static void on_written(void *ctx, int rc, const struct stm_write_result *res,
   Stemedb__V1__AssertResponse **ptrs = calloc(n, sizeof *ptrs);
   char(*hex)[STM_HASH_HEX_LEN + 1] = calloc(n, sizeof *hex);
   if (!items || !ptrs || !hex) {
-    stm_call_fail(w->call, GRPC_STATUS_INTERNAL,
-                  "out of memory building the reply (the write is durable)");
+    stm_grpc_call_fail(
+        w->call, GRPC_STATUS_INTERNAL,
+        "out of memory building the reply (the write is durable)");
   } else {
     for (size_t i = 0; i < n; i++) {
       stemedb__v1__assert_response__init(&items[i]);
@@ -47,9 +48,9 @@ static void on_written(void *ctx, int rc, const struct stm_write_result *res,
           STEMEDB__V1__ASSERT_BATCH_RESPONSE__INIT;
       resp.n_results = n;
       resp.results = ptrs;
-      stm_call_reply(w->call, &resp.base);
+      stm_grpc_call_reply(w->call, &resp.base);
     } else {
-      stm_call_reply(w->call, &items[0].base);
+      stm_grpc_call_reply(w->call, &items[0].base);
     }
   }
   free(items);
@@ -58,14 +59,14 @@ static void on_written(void *ctx, int rc, const struct stm_write_result *res,
   free(w);
 }
 
-static void submit(struct stm_service *svc, struct stm_call *call,
+static void submit(struct stm_service *svc, struct stm_grpc_call *call,
                    struct stm_claim *claims, size_t n, bool batch) {
   struct write_ctx *w = malloc(sizeof *w);
   if (w == NULL) {
     for (size_t i = 0; i < n; i++)
       stm_claim_destroy(&claims[i]);
     free(claims);
-    stm_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    stm_grpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
   w->call = call;
@@ -81,7 +82,7 @@ static void submit(struct stm_service *svc, struct stm_call *call,
   }
 }
 
-void stm__handle_assert(struct stm_call *call, const ProtobufCMessage *msg,
+void stm__handle_assert(struct stm_grpc_call *call, const ProtobufCMessage *msg,
                         void *ctx) {
   const Stemedb__V1__AssertRequest *req =
       (const Stemedb__V1__AssertRequest *)msg;
@@ -89,7 +90,7 @@ void stm__handle_assert(struct stm_call *call, const ProtobufCMessage *msg,
   struct stm_error err;
   stm_error_clear(&err);
   if (claim == NULL) {
-    stm_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    stm_grpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
   stm_claim_init(claim);
@@ -105,25 +106,25 @@ void stm__handle_assert(struct stm_call *call, const ProtobufCMessage *msg,
   submit(ctx, call, claim, 1, false);
 }
 
-void stm__handle_assert_batch(struct stm_call *call,
+void stm__handle_assert_batch(struct stm_grpc_call *call,
                               const ProtobufCMessage *msg, void *ctx) {
   const Stemedb__V1__AssertBatchRequest *req =
       (const Stemedb__V1__AssertBatchRequest *)msg;
   size_t n = req->n_assertions;
   if (n == 0) {
-    stm_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
-                  "assertions must hold at least one assertion");
+    stm_grpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+                       "assertions must hold at least one assertion");
     return;
   }
   if (n > STM_MAX_BATCH) {
-    stm_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
-                  "assertions holds %zu assertions; at most %d per batch", n,
-                  STM_MAX_BATCH);
+    stm_grpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+                       "assertions holds %zu assertions; at most %d per batch",
+                       n, STM_MAX_BATCH);
     return;
   }
   struct stm_claim *claims = calloc(n, sizeof *claims);
   if (claims == NULL) {
-    stm_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    stm_grpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
   struct stm_error err;
@@ -154,7 +155,7 @@ void stm__handle_assert_batch(struct stm_call *call,
 
 /* --- Get ----------------------------------------------------------------- */
 
-void stm__handle_get(struct stm_call *call, const ProtobufCMessage *msg,
+void stm__handle_get(struct stm_grpc_call *call, const ProtobufCMessage *msg,
                      void *ctx) {
   struct stm_service *svc = ctx;
   const Stemedb__V1__GetRequest *req = (const Stemedb__V1__GetRequest *)msg;
@@ -175,7 +176,7 @@ void stm__handle_get(struct stm_call *call, const ProtobufCMessage *msg,
   stm_claim_init(&claim);
   rc = stm_store_get_claim(svc->store, hash, &view, &claim, &err);
   if (rc == STM_ENOTFOUND) {
-    stm_call_fail(
+    stm_grpc_call_fail(
         call, GRPC_STATUS_NOT_FOUND, "no assertion with hash %s%s", req->hash,
         view.as_of_sequence || view.as_of_time_ns ? " as of the requested point"
                                                   : "");
@@ -186,7 +187,7 @@ void stm__handle_get(struct stm_call *call, const ProtobufCMessage *msg,
     stm_arena_init(&a);
     Stemedb__V1__Assertion *m = stm_convert_claim(&claim, &a);
     m->source_tier = stm__source_tier(svc, &view, claim.source_id);
-    stm_call_reply(call, &m->base);
+    stm_grpc_call_reply(call, &m->base);
     stm_arena_destroy(&a);
   }
   stm_claim_destroy(&claim);

@@ -47,24 +47,26 @@ grpc_status_code stm_service_status(int rc) {
   }
 }
 
-void stm__fail_rc(struct stm_call *call, int rc, const struct stm_error *err) {
+void stm__fail_rc(struct stm_grpc_call *call, int rc,
+                  const struct stm_error *err) {
   const char *msg = err && err->message[0] ? err->message : stm_strerror(rc);
-  struct stm_service *svc = stm_call_context(call);
+  struct stm_service *svc = stm_grpc_call_context(call);
   struct stm_store_stats st = {0};
   if (rc == STM_EREADONLY && svc)
     stm_store_get_stats(svc->store, &st);
   if (rc == STM_EREADONLY && st.disk_full)
-    stm_call_fail(call, GRPC_STATUS_UNAVAILABLE,
-                  "the disk was full when this node started: it serves "
-                  "reads only and refuses writes until space is freed on "
-                  "its data directory's disk and it is restarted");
+    stm_grpc_call_fail(call, GRPC_STATUS_UNAVAILABLE,
+                       "the disk was full when this node started: it serves "
+                       "reads only and refuses writes until space is freed on "
+                       "its data directory's disk and it is restarted");
   else if (rc == STM_EREADONLY)
-    stm_call_fail(call, GRPC_STATUS_UNAVAILABLE,
-                  "storage failed (%s); this node refuses writes until it is "
-                  "restarted",
-                  msg);
+    stm_grpc_call_fail(
+        call, GRPC_STATUS_UNAVAILABLE,
+        "storage failed (%s); this node refuses writes until it is "
+        "restarted",
+        msg);
   else
-    stm_call_fail(call, stm_service_status(rc), "%s", msg);
+    stm_grpc_call_fail(call, stm_service_status(rc), "%s", msg);
 }
 
 int stm__check_as_of_time(int64_t as_of_time_ns, struct stm_error *err) {
@@ -119,11 +121,13 @@ static bool peer_trusted(const char *peer, const char *list) {
   return false;
 }
 
-void stm__call_identity(struct stm_call *call, char *out, size_t len) {
-  const char *peer = stm_call_peer(call);
+void stm__call_identity(struct stm_grpc_call *call, char *out, size_t len) {
+  const char *peer = stm_grpc_call_peer(call);
   char who[128], fwd[128], auth[1024];
-  bool has_who = stm_call_metadata(call, "x-stemedb-caller", who, sizeof who);
-  if (!has_who && stm_call_metadata(call, "authorization", auth, sizeof auth)) {
+  bool has_who =
+      stm_grpc_call_metadata(call, "x-stemedb-caller", who, sizeof who);
+  if (!has_who &&
+      stm_grpc_call_metadata(call, "authorization", auth, sizeof auth)) {
     /* Never log a credential: name it by a short hash instead. */
     uint8_t h[8];
     crypto_generichash(h, sizeof h, (const uint8_t *)auth, strlen(auth), NULL,
@@ -134,9 +138,10 @@ void stm__call_identity(struct stm_call *call, char *out, size_t len) {
   }
   /* x-forwarded-for is believed only from a configured proxy (the
    * gateway): from anyone else it is a claim as good as its author. */
-  struct stm_service *svc = stm_call_context(call);
-  bool has_fwd = peer_trusted(peer, svc ? svc->trusted_proxies : NULL) &&
-                 stm_call_metadata(call, "x-forwarded-for", fwd, sizeof fwd);
+  struct stm_service *svc = stm_grpc_call_context(call);
+  bool has_fwd =
+      peer_trusted(peer, svc ? svc->trusted_proxies : NULL) &&
+      stm_grpc_call_metadata(call, "x-forwarded-for", fwd, sizeof fwd);
   if (has_who)
     printable(who);
   if (has_fwd)

@@ -191,7 +191,7 @@ static int query_validate(const Stemedb__V1__QueryRequest *req,
   return rc;
 }
 
-void stm__handle_query(struct stm_call *call, const ProtobufCMessage *msg,
+void stm__handle_query(struct stm_grpc_call *call, const ProtobufCMessage *msg,
                        void *ctx) {
   struct stm_service *svc = ctx;
   const Stemedb__V1__QueryRequest *req = (const Stemedb__V1__QueryRequest *)msg;
@@ -235,7 +235,7 @@ void stm__handle_query(struct stm_call *call, const ProtobufCMessage *msg,
         view.as_of_sequence && view.as_of_sequence < stats.last_sequence
             ? view.as_of_sequence
             : stats.last_sequence;
-    stm_call_reply(call, &resp.base);
+    stm_grpc_call_reply(call, &resp.base);
   }
   group_clear(&q);
   free(q.group);

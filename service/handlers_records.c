@@ -18,7 +18,7 @@
 
 static void on_record(void *ctx, int rc, const struct stm_record *rec,
                       bool created, const struct stm_error *err) {
-  struct stm_call *call = ctx;
+  struct stm_grpc_call *call = ctx;
   if (rc) {
     stm__fail_rc(call, rc, err);
     return;
@@ -31,26 +31,26 @@ static void on_record(void *ctx, int rc, const struct stm_record *rec,
     m.hash = stm_convert_hex(&a, rec->u.vote.hash, STM_HASH_LEN);
     m.sequence = rec->u.vote.sequence;
     m.created = created;
-    stm_call_reply(call, &m.base);
+    stm_grpc_call_reply(call, &m.base);
     break;
   }
   case STM_RECORD_EPOCH: {
     Stemedb__V1__StartEpochResponse m = STEMEDB__V1__START_EPOCH_RESPONSE__INIT;
     m.epoch = stm_convert_epoch(&rec->u.epoch, &a);
     m.created = created;
-    stm_call_reply(call, &m.base);
+    stm_grpc_call_reply(call, &m.base);
     break;
   }
   default: {
     Stemedb__V1__PutSourceResponse m = STEMEDB__V1__PUT_SOURCE_RESPONSE__INIT;
     m.source = stm_convert_source(&rec->u.source, &a);
-    stm_call_reply(call, &m.base);
+    stm_grpc_call_reply(call, &m.base);
   }
   }
   stm_arena_destroy(&a);
 }
 
-static void submit_record(struct stm_service *svc, struct stm_call *call,
+static void submit_record(struct stm_service *svc, struct stm_grpc_call *call,
                           struct stm_record *rec, const char *op) {
   char who[STM__CALLER_MAX];
   stm__call_identity(call, who, sizeof who);
@@ -77,7 +77,7 @@ static int dup_str(char **slot, const char *s) {
   return *slot ? 0 : STM_ENOMEM;
 }
 
-void stm__handle_vote(struct stm_call *call, const ProtobufCMessage *msg,
+void stm__handle_vote(struct stm_grpc_call *call, const ProtobufCMessage *msg,
                       void *ctx) {
   struct stm_service *svc = ctx;
   const Stemedb__V1__VoteRequest *req = (const Stemedb__V1__VoteRequest *)msg;
@@ -122,8 +122,8 @@ void stm__handle_vote(struct stm_call *call, const ProtobufCMessage *msg,
   submit_record(svc, call, rec, "vote");
 }
 
-void stm__handle_start_epoch(struct stm_call *call, const ProtobufCMessage *msg,
-                             void *ctx) {
+void stm__handle_start_epoch(struct stm_grpc_call *call,
+                             const ProtobufCMessage *msg, void *ctx) {
   const Stemedb__V1__StartEpochRequest *req =
       (const Stemedb__V1__StartEpochRequest *)msg;
   struct stm_error err;
@@ -195,8 +195,8 @@ static int source_validate(const Stemedb__V1__Source *s, struct stm_source *out,
   return rc ? rc : dup_str(&out->name, s->name);
 }
 
-void stm__handle_put_source(struct stm_call *call, const ProtobufCMessage *msg,
-                            void *ctx) {
+void stm__handle_put_source(struct stm_grpc_call *call,
+                            const ProtobufCMessage *msg, void *ctx) {
   const Stemedb__V1__PutSourceRequest *req =
       (const Stemedb__V1__PutSourceRequest *)msg;
   struct stm_error err;

@@ -104,7 +104,7 @@ static int trace_build(struct stm_service *svc, const struct stm_claim *claim,
   return rc < 0 ? rc : 0;
 }
 
-void stm__handle_trace(struct stm_call *call, const ProtobufCMessage *msg,
+void stm__handle_trace(struct stm_grpc_call *call, const ProtobufCMessage *msg,
                        void *ctx) {
   struct stm_service *svc = ctx;
   const Stemedb__V1__TraceRequest *req = (const Stemedb__V1__TraceRequest *)msg;
@@ -136,7 +136,7 @@ void stm__handle_trace(struct stm_call *call, const ProtobufCMessage *msg,
   if (rc)
     stm__fail_rc(call, rc, &err);
   else
-    stm_call_reply(call, &m.base);
+    stm_grpc_call_reply(call, &m.base);
   stm__list_destroy(&kids);
   stm__list_destroy(&votes);
   stm_arena_destroy(&a);

@@ -4,7 +4,7 @@
 #include "service_internal.h"
 #include "watch_hub.h"
 
-#include "../common/validate.h"
+#include "common/validate.h"
 #include "stemedb/v1/stemedb.pb-c.h"
 
 #include <grpc/slice.h>
@@ -18,7 +18,7 @@
 #define PROGRESS_MAX_MS 3600000
 
 struct watch_stream {
-  struct stm_call *call;
+  struct stm_grpc_call *call;
   struct stm_watch_sub *sub;
 };
 
@@ -30,7 +30,7 @@ static int sink_send(void *ctx, struct stm_watch_buf *b) {
    * reference when gRPC is done with it. */
   grpc_slice s =
       grpc_slice_new_with_user_data((void *)b->data, b->len, buf_release, b);
-  return stm_call_stream_send(w->call, s);
+  return stm_grpc_stream_send(w->call, s);
 }
 
 static grpc_status_code watch_status(int rc) {
@@ -51,22 +51,22 @@ static grpc_status_code watch_status(int rc) {
 static void sink_finish(void *ctx, int rc, const char *msg) {
   struct watch_stream *w = ctx;
   if (w->call)
-    stm_call_stream_finish(w->call, watch_status(rc), msg);
+    stm_grpc_stream_finish(w->call, watch_status(rc), msg);
 }
 
 static const struct stm_watch_sink sink = {sink_send, sink_finish};
 
-static void on_stream(void *user, enum stm_stream_event ev, bool ok) {
+static void on_stream(void *user, enum stm_grpc_stream_event ev, bool ok) {
   struct watch_stream *w = user;
   switch (ev) {
-  case STM_STREAM_SENT:
+  case STM_GRPC_STREAM_SENT:
     stm_watch_sub_sent(w->sub, ok);
     break;
-  case STM_STREAM_CLOSED:
+  case STM_GRPC_STREAM_CLOSED:
     if (!ok)
       stm_watch_sub_close(w->sub);
     break;
-  case STM_STREAM_DONE:
+  case STM_GRPC_STREAM_DONE:
     stm_watch_sub_unref(w->sub);
     free(w);
     break;
@@ -110,7 +110,7 @@ static int validate(const Stemedb__V1__WatchRequest *req,
   return parse_types(req, &f->types, err);
 }
 
-void stm__handle_watch(struct stm_call *call, const ProtobufCMessage *msg,
+void stm__handle_watch(struct stm_grpc_call *call, const ProtobufCMessage *msg,
                        void *ctx) {
   struct stm_service *svc = ctx;
   const Stemedb__V1__WatchRequest *req = (const Stemedb__V1__WatchRequest *)msg;
@@ -123,24 +123,24 @@ void stm__handle_watch(struct stm_call *call, const ProtobufCMessage *msg,
     return;
   }
   if (svc->watch == NULL) {
-    stm_call_fail(call, GRPC_STATUS_UNAVAILABLE, "watch hub not running");
+    stm_grpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "watch hub not running");
     return;
   }
   struct watch_stream *w = calloc(1, sizeof *w);
   if (w == NULL) {
-    stm_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    stm_grpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     return;
   }
   w->call = call;
-  rc = stm_watch_hub_subscribe(svc->watch, &f, stm_call_peer(call), &sink, w,
-                               &w->sub, &err);
+  rc = stm_watch_hub_subscribe(svc->watch, &f, stm_grpc_call_peer(call), &sink,
+                               w, &w->sub, &err);
   if (rc) {
     free(w);
-    stm_call_fail(call, watch_status(rc), "%s",
-                  err.message[0] ? err.message : stm_strerror(rc));
+    stm_grpc_call_fail(call, watch_status(rc), "%s",
+                       err.message[0] ? err.message : stm_strerror(rc));
     return;
   }
-  if (stm_call_stream_open(call, on_stream, w) != 0) {
+  if (stm_grpc_stream_open(call, on_stream, w) != 0) {
     /* The call is answered; end the subscriber without touching it (finish
      * runs synchronously here, and never again after). */
     w->call = NULL;

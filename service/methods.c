@@ -15,7 +15,7 @@
 #define M(path, type, fn)                                                      \
   { path, &type##__descriptor, fn }
 
-static const struct stm_method methods[] = {
+static const struct stm_grpc_method methods[] = {
     M(SVC "Assert", stemedb__v1__assert_request, stm__handle_assert),
     M(SVC "AssertBatch", stemedb__v1__assert_batch_request,
       stm__handle_assert_batch),
@@ -54,7 +54,7 @@ static const struct stm_method methods[] = {
       NULL),
 };
 
-const struct stm_method *stm_service_methods(size_t *count) {
+const struct stm_grpc_method *stm_service_methods(size_t *count) {
   *count = sizeof methods / sizeof methods[0];
   return methods;
 }

@@ -6,9 +6,9 @@
 #ifndef STM_RECORDS_INTERNAL_H
 #define STM_RECORDS_INTERNAL_H
 
-#include "storage/store.h"
 #include "lens.h"
 #include "service.h"
+#include "storage/store.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -20,7 +20,7 @@
  * else the gRPC peer, followed by " for <x-forwarded-for>" when a gateway
  * forwarded an HTTP client address.
  */
-void stm__call_identity(struct stm_call *call, char *out, size_t len);
+void stm__call_identity(struct stm_grpc_call *call, char *out, size_t len);
 
 /* The registered key of the last source looked up, so a batch whose
  * claims share a source reads it once. Zero-init; `id` is borrowed from

@@ -8,7 +8,7 @@
 #ifndef STM_SERVICE_H
 #define STM_SERVICE_H
 
-#include "../storage/store.h"
+#include "storage/store.h"
 #include "grpc_server.h"
 
 #include <stdatomic.h>
@@ -18,23 +18,23 @@
 struct stm_watch_hub;
 
 struct stm_service {
-  struct stm_store *store;      /* borrowed */
-  struct stm_watch_hub *watch;  /* borrowed; NULL: Watch is UNAVAILABLE */
-  const char *node_id;          /* borrowed */
-  const char *data_dir;         /* borrowed; backups read DIR/wal */
+  struct stm_store *store;       /* borrowed */
+  struct stm_watch_hub *watch;   /* borrowed; NULL: Watch is UNAVAILABLE */
+  const char *node_id;           /* borrowed */
+  const char *data_dir;          /* borrowed; backups read DIR/wal */
   struct stm_archiver *archiver; /* NULL when archival is off */
-  struct stm_grpc_server *grpc; /* set once serving, for metrics */
+  struct stm_grpc_server *grpc;  /* set once serving, for metrics */
   struct stm_source_keys *source_keys; /* NULL: no cache (source_keys.h) */
   int64_t start_mono_ns;
-  int64_t trust_half_life_ns;   /* lens trust decay; 0: none */
-  const char *trusted_proxies;  /* borrowed; IPs whose x-forwarded-for
+  int64_t trust_half_life_ns;  /* lens trust decay; 0: none */
+  const char *trusted_proxies; /* borrowed; IPs whose x-forwarded-for
                                    the audit log believes */
-  atomic_bool shutting_down;    /* health turns NOT_SERVING */
+  atomic_bool shutting_down;   /* health turns NOT_SERVING */
 };
 
 /* The full method table of every service (unimplemented RPCs have a NULL
  * handler and answer UNIMPLEMENTED). Static storage. */
-const struct stm_method *stm_service_methods(size_t *count);
+const struct stm_grpc_method *stm_service_methods(size_t *count);
 
 /* The gRPC status for a storage/validation error code. */
 grpc_status_code stm_service_status(int rc);

@@ -13,7 +13,8 @@
 #include <stdint.h>
 
 /* Fail a call from a storage/validation code, using err's message. */
-void stm__fail_rc(struct stm_call *call, int rc, const struct stm_error *err);
+void stm__fail_rc(struct stm_grpc_call *call, int rc,
+                  const struct stm_error *err);
 
 /* 0, or STM_EINVAL naming as_of_time_ns when it is negative (the rule
  * REST applies too). */
@@ -43,43 +44,43 @@ void stm__list_destroy(struct stm__list *l);
 /* Handlers, one file per family: handlers_claims.c, handlers_query.c,
  * handlers_records.c, handlers_browse.c, handlers_trace.c,
  * handlers_admin.c, handlers_backup.c, handlers_watch.c. */
-void stm__handle_assert(struct stm_call *call, const ProtobufCMessage *req,
+void stm__handle_assert(struct stm_grpc_call *call, const ProtobufCMessage *req,
                         void *ctx);
-void stm__handle_assert_batch(struct stm_call *call,
+void stm__handle_assert_batch(struct stm_grpc_call *call,
                               const ProtobufCMessage *req, void *ctx);
-void stm__handle_get(struct stm_call *call, const ProtobufCMessage *req,
+void stm__handle_get(struct stm_grpc_call *call, const ProtobufCMessage *req,
                      void *ctx);
-void stm__handle_query(struct stm_call *call, const ProtobufCMessage *req,
+void stm__handle_query(struct stm_grpc_call *call, const ProtobufCMessage *req,
                        void *ctx);
-void stm__handle_vote(struct stm_call *call, const ProtobufCMessage *req,
+void stm__handle_vote(struct stm_grpc_call *call, const ProtobufCMessage *req,
                       void *ctx);
-void stm__handle_start_epoch(struct stm_call *call, const ProtobufCMessage *req,
-                             void *ctx);
-void stm__handle_put_source(struct stm_call *call, const ProtobufCMessage *req,
-                            void *ctx);
-void stm__handle_get_source(struct stm_call *call, const ProtobufCMessage *req,
-                            void *ctx);
-void stm__handle_list_sources(struct stm_call *call,
-                              const ProtobufCMessage *req, void *ctx);
-void stm__handle_list_concepts(struct stm_call *call,
-                               const ProtobufCMessage *req, void *ctx);
-void stm__handle_audit(struct stm_call *call, const ProtobufCMessage *req,
-                       void *ctx);
-void stm__handle_trace(struct stm_call *call, const ProtobufCMessage *req,
-                       void *ctx);
-
-void stm__handle_status(struct stm_call *call, const ProtobufCMessage *req,
-                        void *ctx);
-void stm__handle_metrics(struct stm_call *call, const ProtobufCMessage *req,
-                         void *ctx);
-void stm__handle_backup_begin(struct stm_call *call,
-                              const ProtobufCMessage *req, void *ctx);
-void stm__handle_backup_read(struct stm_call *call,
+void stm__handle_start_epoch(struct stm_grpc_call *call,
                              const ProtobufCMessage *req, void *ctx);
-void stm__handle_health_check(struct stm_call *call,
+void stm__handle_put_source(struct stm_grpc_call *call,
+                            const ProtobufCMessage *req, void *ctx);
+void stm__handle_get_source(struct stm_grpc_call *call,
+                            const ProtobufCMessage *req, void *ctx);
+void stm__handle_list_sources(struct stm_grpc_call *call,
+                              const ProtobufCMessage *req, void *ctx);
+void stm__handle_list_concepts(struct stm_grpc_call *call,
+                               const ProtobufCMessage *req, void *ctx);
+void stm__handle_audit(struct stm_grpc_call *call, const ProtobufCMessage *req,
+                       void *ctx);
+void stm__handle_trace(struct stm_grpc_call *call, const ProtobufCMessage *req,
+                       void *ctx);
+
+void stm__handle_status(struct stm_grpc_call *call, const ProtobufCMessage *req,
+                        void *ctx);
+void stm__handle_metrics(struct stm_grpc_call *call,
+                         const ProtobufCMessage *req, void *ctx);
+void stm__handle_backup_begin(struct stm_grpc_call *call,
+                              const ProtobufCMessage *req, void *ctx);
+void stm__handle_backup_read(struct stm_grpc_call *call,
+                             const ProtobufCMessage *req, void *ctx);
+void stm__handle_health_check(struct stm_grpc_call *call,
                               const ProtobufCMessage *req, void *ctx);
 
-void stm__handle_watch(struct stm_call *call, const ProtobufCMessage *req,
-                        void *ctx);
+void stm__handle_watch(struct stm_grpc_call *call, const ProtobufCMessage *req,
+                       void *ctx);
 
 #endif

@@ -36,8 +36,8 @@
 #ifndef STM_WATCH_HUB_H
 #define STM_WATCH_HUB_H
 
-#include "../common/error.h"
-#include "../storage/store.h"
+#include "common/error.h"
+#include "storage/store.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -200,7 +200,7 @@ static int put_value_field(struct stm_buf *out, const struct stm_value *v) {
   case STM_VALUE_NUMBER:
     if (!isfinite(v->number))
       return STM_EINVAL;
-    stm_put_u64le(fixed + 1, double_bits(v->number));
+    stm_buf_store_u64le(fixed + 1, double_bits(v->number));
     return put_field(out, TAG_VALUE, fixed, 9);
   case STM_VALUE_BOOL:
     fixed[1] = v->boolean ? 1 : 0;
@@ -215,8 +215,8 @@ int stm_claim_canonical(const struct stm_claim *c, struct stm_buf *out) {
     return STM_EINVAL;
   size_t mark = out->len;
   uint8_t conf[8], ts[8];
-  stm_put_u64le(conf, double_bits(c->confidence));
-  stm_put_u64le(ts, (uint64_t)c->timestamp_ns);
+  stm_buf_store_u64le(conf, double_bits(c->confidence));
+  stm_buf_store_u64le(ts, (uint64_t)c->timestamp_ns);
   int rc = stm_buf_put_u8(out, CANON_VERSION);
   rc = rc ? rc : put_cstr_field(out, TAG_CONCEPT_PATH, c->concept_path);
   rc = rc ? rc : put_cstr_field(out, TAG_PREDICATE, c->predicate);
@@ -281,9 +281,9 @@ size_t stm_claim_encoded_size(const struct stm_claim *c) {
                      opt_strlen(c->predicate) + value +
                      opt_strlen(c->source_id) + 8 + 8 +
                      (c->has_parent ? STM_HASH_LEN : 0);
-  size_t trailer = 8 + 8 + 8 + 1 +
-                   (c->has_signature ? STM_SIGNATURE_LEN + STM_PUBLIC_KEY_LEN
-                                     : 0);
+  size_t trailer =
+      8 + 8 + 8 + 1 +
+      (c->has_signature ? STM_SIGNATURE_LEN + STM_PUBLIC_KEY_LEN : 0);
   return canonical + trailer;
 }
 
@@ -322,7 +322,7 @@ static int read_cstr(struct decoder *d, uint8_t tag, char **slot) {
 }
 
 static int read_double(struct decoder *d, const uint8_t *p, double *out) {
-  uint64_t bits = stm_get_u64le(p);
+  uint64_t bits = stm_buf_load_u64le(p);
   memcpy(out, &bits, 8);
   if (!isfinite(*out))
     return corrupt(d, "number is NaN or infinite");
@@ -384,7 +384,7 @@ static int read_canonical(struct decoder *d, struct stm_claim *c) {
   rc = rc ? rc : read_fixed(d, TAG_TIMESTAMP, 8, &p);
   if (rc)
     return rc;
-  c->timestamp_ns = (int64_t)stm_get_u64le(p);
+  c->timestamp_ns = (int64_t)stm_buf_load_u64le(p);
   size_t len;
   rc = read_field(d, TAG_PARENT_HASH, &p, &len);
   if (rc)

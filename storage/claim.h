@@ -15,8 +15,8 @@
 #ifndef STM_CLAIM_H
 #define STM_CLAIM_H
 
-#include "../common/buf.h"
-#include "../common/error.h"
+#include "common/buf.h"
+#include "common/error.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,6 +1,6 @@
 #include "hashset.h"
 
-#include "../common/error.h"
+#include "common/error.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -15,7 +15,7 @@
 #define KEY_SEQUENCE 'q'
 #define KEY_META 'm'
 #define TIME_BIAS 0x8000000000000000ull
-#define NOT_VISIBLE 1 /* load_claim: stored, but not in the read view */
+#define NOT_VISIBLE 1  /* load_claim: stored, but not in the read view */
 #define STALE_FORMAT 2 /* load_meta: an older layout, to rebuild */
 
 static const char META_LAST_APPLIED[] = "mlast_applied_sequence";
@@ -34,7 +34,10 @@ struct stm_index_batch {
   struct stm_buf key;
   struct stm_buf scratch; /* one value at a time (index_records.c) */
   struct stm_buf kv;
-  union entry_ref { size_t off; const uint8_t *p; } *refs; /* off, then p */
+  union entry_ref {
+    size_t off;
+    const uint8_t *p;
+  } * refs; /* off, then p */
   size_t n, cap;
   bool failed; /* a put ran out of memory: the batch must not commit */
   size_t bytes;
@@ -72,8 +75,8 @@ void stm__index_rd_end(struct stm__index_rd *r) {
     leveldb_release_snapshot(r->db, r->snap);
 }
 
-int stm__index_get(const struct stm__index_rd *r, const void *key,
-                   size_t klen, struct stm_buf *out, struct stm_error *err) {
+int stm__index_get(const struct stm__index_rd *r, const void *key, size_t klen,
+                   struct stm_buf *out, struct stm_error *err) {
   char *errmsg = NULL;
   size_t vlen = 0;
   char *v = leveldb_get(r->db, r->ro, key, klen, &vlen, &errmsg);
@@ -121,7 +124,7 @@ static int read_meta_u64(const struct stm__index_rd *r, const char *key,
     rc = stm_error_set(err, STM_ECORRUPT, NULL, "index meta %s has %zu bytes",
                        key + 1, v.len);
   if (rc == 0)
-    *out = width == 8 ? stm_get_u64le(v.data) : stm_get_u32le(v.data);
+    *out = width == 8 ? stm_buf_load_u64le(v.data) : stm_buf_load_u32le(v.data);
   if (rc == STM_ENOTFOUND) {
     *out = 0;
     rc = 0;
@@ -134,13 +137,13 @@ static int put_meta(struct stm_index *idx, leveldb_writebatch_t *wb,
                     struct stm_error *err) {
   (void)err;
   uint8_t v[8];
-  stm_put_u64le(v, idx->meta.last_applied_sequence);
+  stm_buf_store_u64le(v, idx->meta.last_applied_sequence);
   leveldb_writebatch_put(wb, META_LAST_APPLIED, strlen(META_LAST_APPLIED),
                          (const char *)v, 8);
-  stm_put_u64le(v, idx->meta.assertion_count);
+  stm_buf_store_u64le(v, idx->meta.assertion_count);
   leveldb_writebatch_put(wb, META_COUNT, strlen(META_COUNT), (const char *)v,
                          8);
-  stm_put_u32le(v, idx->meta.format_version);
+  stm_buf_store_u32le(v, idx->meta.format_version);
   leveldb_writebatch_put(wb, META_VERSION, strlen(META_VERSION),
                          (const char *)v, 4);
   return 0;
@@ -322,7 +325,7 @@ static void entry_put(struct stm_index_batch *b, const void *k, size_t klen,
 static int cmp_entry(const void *a, const void *b) {
   const uint8_t *pa = ((const union entry_ref *)a)->p;
   const uint8_t *pb = ((const union entry_ref *)b)->p;
-  uint32_t la = stm_get_u32le(pa), lb = stm_get_u32le(pb);
+  uint32_t la = stm_buf_load_u32le(pa), lb = stm_buf_load_u32le(pb);
   int c = memcmp(pa + 8, pb + 8, la < lb ? la : lb);
   if (c == 0 && la != lb)
     c = la < lb ? -1 : 1;
@@ -339,7 +342,7 @@ static void entries_to_writebatch(struct stm_index_batch *b) {
   qsort(b->refs, b->n, sizeof *b->refs, cmp_entry);
   for (size_t i = 0; i < b->n; i++) {
     const uint8_t *p = b->refs[i].p;
-    uint32_t kl = stm_get_u32le(p), vl = stm_get_u32le(p + 4);
+    uint32_t kl = stm_buf_load_u32le(p), vl = stm_buf_load_u32le(p + 4);
     leveldb_writebatch_put(b->wb, (const char *)p + 8, kl,
                            (const char *)p + 8 + kl, vl);
   }
@@ -471,10 +474,9 @@ int stm_index_find(struct stm_index *idx, const uint8_t hash[STM_HASH_LEN],
   return rc;
 }
 
-int stm_index_get_claim(struct stm_index *idx,
-                        const uint8_t hash[STM_HASH_LEN],
-                        const struct stm_read_view *view,
-                        struct stm_claim *out, struct stm_error *err) {
+int stm_index_get_claim(struct stm_index *idx, const uint8_t hash[STM_HASH_LEN],
+                        const struct stm_read_view *view, struct stm_claim *out,
+                        struct stm_error *err) {
   struct reader r;
   reader_begin(&r, idx, view);
   int rc = load_claim(&r, hash, err);
@@ -495,7 +497,7 @@ struct scan {
   struct reader r;
   const char *predicate; /* NULL: every predicate */
   size_t pred_len;
-  size_t prefix_len;    /* of the keys being scanned */
+  size_t prefix_len;     /* of the keys being scanned */
   bool filter_predicate; /* descendants: match the predicate in the key */
   stm_store_claim_cb cb;
   void *ctx;
@@ -576,7 +578,9 @@ int stm_index_scan_concept(struct stm_index *idx, const char *concept_path,
     predicate = NULL;
   struct scan s = {.predicate = predicate,
                    .pred_len = predicate ? strlen(predicate) : 0,
-                   .cb = cb, .ctx = ctx, .err = err};
+                   .cb = cb,
+                   .ctx = ctx,
+                   .err = err};
   struct stm_buf prefix;
   stm_buf_init(&prefix);
   reader_begin(&s.r, idx, view);

@@ -59,7 +59,7 @@ int stm__index_put_record(struct stm_index_batch *b, const struct stm_record *r,
   key[0] = KEY_RECORD;
   memcpy(key + 1, stm_record_hash(r), STM_HASH_LEN);
   val[0] = (uint8_t)r->kind;
-  stm_put_u64be(val + 1, seq);
+  stm_buf_store_u64be(val + 1, seq);
   if (rc == 0)
     stm__index_batch_put(b, key, sizeof key, val, 9);
   stm_buf_destroy(&k);
@@ -91,7 +91,7 @@ int stm__index_put_audit(struct stm_index_batch *b,
                          size_t record_len) {
   uint8_t key[9];
   key[0] = KEY_SEQUENCE;
-  stm_put_u64be(key + 1, a->sequence);
+  stm_buf_store_u64be(key + 1, a->sequence);
   size_t olen = strnlen(a->op, STM_AUDIT_OP_MAX - 1);
   size_t clen = strnlen(a->caller, STM_AUDIT_CALLER_MAX - 1);
   struct stm_buf *v = stm__index_batch_scratch(b);
@@ -128,7 +128,7 @@ int stm__index_find_record(struct stm_index *idx,
   if (rc == 0 && v.len != 9)
     rc = stm_error_set(err, STM_ECORRUPT, NULL, "a record key is malformed");
   if (rc == 0)
-    *seq = stm_get_u64be(v.data + 1);
+    *seq = stm_buf_load_u64be(v.data + 1);
   stm_buf_destroy(&v);
   stm__index_rd_end(&r);
   return rc;
@@ -159,7 +159,8 @@ static int on_epoch(void *ctx, const uint8_t *key, size_t klen,
   int rc = stm_record_decode(STM_RECORD_EPOCH, val, vlen, &rec, f->err);
   if (rc)
     return rc;
-  if (!stm_view_visible(f->view, rec.u.epoch.sequence, rec.u.epoch.commit_time_ns)) {
+  if (!stm_view_visible(f->view, rec.u.epoch.sequence,
+                        rec.u.epoch.commit_time_ns)) {
     stm_record_destroy(&rec);
     return 1; /* sequence order: nothing later is visible either */
   }
@@ -185,7 +186,8 @@ static int find_epoch(struct stm_index *idx, bool snapshot, const char *path,
   struct stm__index_rd r;
   stm__index_rd_begin(&r, idx, snapshot);
   if (rc == 0)
-    rc = stm__index_iterate(&r, p.data, p.len, start.data, start.len, on_epoch, &f, err);
+    rc = stm__index_iterate(&r, p.data, p.len, start.data, start.len, on_epoch,
+                            &f, err);
   stm__index_rd_end(&r);
   stm_buf_destroy(&p);
   stm_buf_destroy(&start);
@@ -210,8 +212,8 @@ int stm_index_find_epoch(struct stm_index *idx, const char *concept_path,
                          const char *predicate, uint64_t after_sequence,
                          const struct stm_read_view *view,
                          struct stm_epoch *out, struct stm_error *err) {
-  return find_epoch(idx, stm__index_needs_snapshot(view), concept_path, predicate,
-                    after_sequence, view, out, err);
+  return find_epoch(idx, stm__index_needs_snapshot(view), concept_path,
+                    predicate, after_sequence, view, out, err);
 }
 
 /* -- sources -- */
@@ -243,7 +245,8 @@ static int on_source(void *ctx, const uint8_t *key, size_t klen,
   int rc = stm_record_decode(STM_RECORD_SOURCE, val, vlen, &rec, w->err);
   if (rc)
     return rc;
-  if (!stm_view_visible(w->view, rec.u.source.sequence, rec.u.source.commit_time_ns)) {
+  if (!stm_view_visible(w->view, rec.u.source.sequence,
+                        rec.u.source.commit_time_ns)) {
     stm_record_destroy(&rec);
     return 0;
   }
@@ -270,7 +273,8 @@ int stm_index_get_source(struct stm_index *idx, const char *id,
   struct stm__index_rd r;
   stm__index_rd_begin(&r, idx, stm__index_needs_snapshot(view));
   if (rc == 0)
-    rc = stm__index_iterate(&r, p.data, p.len, p.data, p.len, on_source, &w, err);
+    rc = stm__index_iterate(&r, p.data, p.len, p.data, p.len, on_source, &w,
+                            err);
   stm__index_rd_end(&r);
   stm_buf_destroy(&p);
   if (rc == 0 && !w.have)
@@ -300,7 +304,8 @@ int stm_index_list_sources(struct stm_index *idx, const char *after,
   struct stm__index_rd r;
   stm__index_rd_begin(&r, idx, true);
   if (rc == 0)
-    rc = stm__index_iterate(&r, &prefix, 1, start.data, start.len, on_source, &w, err);
+    rc = stm__index_iterate(&r, &prefix, 1, start.data, start.len, on_source,
+                            &w, err);
   if (rc == 0)
     rc = source_emit(&w);
   else if (w.have)
@@ -375,7 +380,8 @@ int stm_index_scan_votes_many(struct stm_index *idx,
       rc = stm_record_decode(STM_RECORD_VOTE, val, vlen, &rec, err);
       if (rc)
         break;
-      if (stm_view_visible(view, rec.u.vote.sequence, rec.u.vote.commit_time_ns))
+      if (stm_view_visible(view, rec.u.vote.sequence,
+                           rec.u.vote.commit_time_ns))
         rc = cb(ctx, i, &rec.u.vote);
       stm_record_destroy(&rec);
     }
@@ -474,7 +480,8 @@ int stm_index_list_concepts(struct stm_index *idx, const char *prefix,
   if (rc == 0) {
     w->cb = cb;
     w->ctx = ctx;
-    rc = stm__index_iterate(&r, p.data, p.len, start.data, start.len, on_concept, w, err);
+    rc = stm__index_iterate(&r, p.data, p.len, start.data, start.len,
+                            on_concept, w, err);
   }
   stm__index_rd_end(&r);
   free(w);
@@ -503,10 +510,9 @@ static int parse_log_value(uint64_t seq, const uint8_t *val, size_t vlen,
   const uint8_t *c = stm_reader_bytes(&rd, clen);
   if (rd.failed || olen >= STM_AUDIT_OP_MAX || clen >= STM_AUDIT_CALLER_MAX ||
       a->kind < STM_RECORD_CLAIM || a->kind > STM_RECORD_SOURCE)
-    return stm_error_set(err, STM_ECORRUPT, NULL,
-                         "index: the log entry at sequence %" PRIu64
-                         " is malformed",
-                         seq);
+    return stm_error_set(
+        err, STM_ECORRUPT, NULL,
+        "index: the log entry at sequence %" PRIu64 " is malformed", seq);
   a->sequence = seq;
   memcpy(a->target, h, STM_HASH_LEN);
   memcpy(a->op, o, olen);
@@ -532,7 +538,7 @@ static int on_log(void *ctx, const uint8_t *key, size_t klen,
   if (klen != 9)
     return stm_error_set(w->err, STM_ECORRUPT, NULL,
                          "index: a log key has the wrong size");
-  uint64_t seq = stm_get_u64be(key + 1);
+  uint64_t seq = stm_buf_load_u64be(key + 1);
   if (w->view && w->view->as_of_sequence && seq > w->view->as_of_sequence)
     return STOP_SCAN;
   struct stm_audit_entry a;
@@ -576,11 +582,12 @@ static int scan_log(struct stm_index *idx, uint64_t after_sequence,
     return 0;
   uint8_t start[9];
   start[0] = KEY_SEQUENCE;
-  stm_put_u64be(start + 1, after_sequence + 1);
+  stm_buf_store_u64be(start + 1, after_sequence + 1);
   struct stm__index_rd r;
   stm__index_rd_begin(&r, idx, true);
   w->r = &r;
-  int rc = stm__index_iterate(&r, start, 1, start, sizeof start, on_log, w, w->err);
+  int rc =
+      stm__index_iterate(&r, start, 1, start, sizeof start, on_log, w, w->err);
   stm__index_rd_end(&r);
   return rc == STOP_SCAN ? 0 : rc;
 }

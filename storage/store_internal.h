@@ -8,7 +8,7 @@
 #ifndef STM_STORE_INTERNAL_H
 #define STM_STORE_INTERNAL_H
 
-#include "../common/buf.h"
+#include "common/buf.h"
 #include "hashset.h"
 #include "index.h"
 #include "records.h"

@@ -15,8 +15,8 @@
  */
 #include "store_internal.h"
 
-#include "../common/clock.h"
-#include "../common/log.h"
+#include "common/clock.h"
+#include "common/log.h"
 
 #include <assert.h>
 #include <stdio.h>

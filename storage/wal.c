@@ -5,8 +5,8 @@
  */
 #include "wal.h"
 
-#include "../common/buf.h"
-#include "../common/log.h"
+#include "common/buf.h"
+#include "common/log.h"
 #include "crc32c.h"
 
 #include <assert.h>

@@ -31,7 +31,7 @@
 #ifndef STM_WAL_H
 #define STM_WAL_H
 
-#include "../common/error.h"
+#include "common/error.h"
 #include "wal_format.h"
 #include "wal_io.h"
 

@@ -12,9 +12,9 @@ static_assert(sizeof STM_WAL_MAGIC - 1 == 8, "the magic is 8 bytes");
 void stm_wal_header_encode(uint8_t out[STM_WAL_HEADER_LEN],
                            uint64_t first_sequence) {
   memcpy(out, STM_WAL_MAGIC, 8);
-  stm_put_u32le(out + 8, STM_WAL_FORMAT_VERSION);
-  stm_put_u64le(out + 12, first_sequence);
-  stm_put_u32le(out + 20, stm_crc32c(out, 20));
+  stm_buf_store_u32le(out + 8, STM_WAL_FORMAT_VERSION);
+  stm_buf_store_u64le(out + 12, first_sequence);
+  stm_buf_store_u32le(out + 20, stm_crc32c(out, 20));
 }
 
 int stm_wal_header_decode(const uint8_t *pos, const uint8_t *end,
@@ -26,16 +26,16 @@ int stm_wal_header_decode(const uint8_t *pos, const uint8_t *end,
   if (memcmp(pos, STM_WAL_MAGIC, 8) != 0)
     return stm_error_set(err, STM_ECORRUPT, NULL,
                          "segment header has a bad magic");
-  if (stm_get_u32le(pos + 20) != stm_crc32c(pos, 20))
+  if (stm_buf_load_u32le(pos + 20) != stm_crc32c(pos, 20))
     return stm_error_set(err, STM_ECORRUPT, NULL,
                          "segment header CRC mismatch");
-  uint32_t version = stm_get_u32le(pos + 8);
+  uint32_t version = stm_buf_load_u32le(pos + 8);
   if (version != STM_WAL_FORMAT_VERSION)
     return stm_error_set(err, STM_EUNIMPL, NULL,
                          "segment format version %u is not supported "
                          "(this build reads version %u)",
                          version, STM_WAL_FORMAT_VERSION);
-  *first_sequence = stm_get_u64le(pos + 12);
+  *first_sequence = stm_buf_load_u64le(pos + 12);
   return 0;
 }
 
@@ -56,7 +56,7 @@ enum stm_wal_decode stm_wal_record_decode(const uint8_t *pos,
     *why = "record header is truncated";
     return STM_WAL_DECODE_TRUNCATED;
   }
-  uint32_t len = stm_get_u32le(pos);
+  uint32_t len = stm_buf_load_u32le(pos);
   if (len > STM_WAL_MAX_PAYLOAD) {
     *why = "record length exceeds the maximum";
     return STM_WAL_DECODE_CORRUPT;
@@ -67,7 +67,7 @@ enum stm_wal_decode stm_wal_record_decode(const uint8_t *pos,
   }
   uint8_t type = pos[8];
   const uint8_t *payload = pos + STM_WAL_RECORD_HEADER_LEN;
-  if (stm_get_u32le(pos + 4) != record_crc(type, payload, len)) {
+  if (stm_buf_load_u32le(pos + 4) != record_crc(type, payload, len)) {
     *why = "record CRC mismatch";
     return STM_WAL_DECODE_CORRUPT;
   }
@@ -85,9 +85,10 @@ static int seal_record(struct stm_buf *out, size_t start, uint8_t type) {
   if (len > STM_WAL_MAX_PAYLOAD)
     return STM_ETOOBIG;
   uint8_t *h = out->data + start;
-  stm_put_u32le(h, (uint32_t)len);
+  stm_buf_store_u32le(h, (uint32_t)len);
   h[8] = type;
-  stm_put_u32le(h + 4, record_crc(type, h + STM_WAL_RECORD_HEADER_LEN, len));
+  stm_buf_store_u32le(h + 4,
+                      record_crc(type, h + STM_WAL_RECORD_HEADER_LEN, len));
   return 0;
 }
 
@@ -110,10 +111,10 @@ int stm_wal_record_append(struct stm_buf *out, uint8_t type,
 
 int stm_wal_seal_append(struct stm_buf *out, const struct stm_wal_seal *seal) {
   uint8_t p[STM_WAL_SEAL_LEN];
-  stm_put_u64le(p, seal->last_sequence);
-  stm_put_u64le(p + 8, seal->covered_bytes);
-  stm_put_u32le(p + 16, seal->segment_crc);
-  stm_put_u64le(p + 20, (uint64_t)seal->last_commit_time_ns);
+  stm_buf_store_u64le(p, seal->last_sequence);
+  stm_buf_store_u64le(p + 8, seal->covered_bytes);
+  stm_buf_store_u32le(p + 16, seal->segment_crc);
+  stm_buf_store_u64le(p + 20, (uint64_t)seal->last_commit_time_ns);
   return stm_wal_record_append(out, STM_WAL_RECORD_SEAL, p, sizeof p);
 }
 
@@ -123,10 +124,10 @@ int stm_wal_seal_decode(const uint8_t *pos, const uint8_t *end,
     return stm_error_set(err, STM_ECORRUPT, NULL,
                          "seal payload is %td bytes, not %d", end - pos,
                          STM_WAL_SEAL_LEN);
-  seal->last_sequence = stm_get_u64le(pos);
-  seal->covered_bytes = stm_get_u64le(pos + 8);
-  seal->segment_crc = stm_get_u32le(pos + 16);
-  seal->last_commit_time_ns = (int64_t)stm_get_u64le(pos + 20);
+  seal->last_sequence = stm_buf_load_u64le(pos);
+  seal->covered_bytes = stm_buf_load_u64le(pos + 8);
+  seal->segment_crc = stm_buf_load_u32le(pos + 16);
+  seal->last_commit_time_ns = (int64_t)stm_buf_load_u64le(pos + 20);
   return 0;
 }
 
@@ -140,8 +141,8 @@ int stm_wal_txn_begin(struct stm_wal_txn_builder *b, struct stm_buf *out,
   b->count = 0;
   uint8_t head[STM_WAL_RECORD_HEADER_LEN + STM_WAL_TXN_HEADER_LEN] = {0};
   uint8_t *txn = head + STM_WAL_RECORD_HEADER_LEN;
-  stm_put_u64le(txn, first_sequence);
-  stm_put_u64le(txn + 8, (uint64_t)commit_time_ns);
+  stm_buf_store_u64le(txn, first_sequence);
+  stm_buf_store_u64le(txn + 8, (uint64_t)commit_time_ns);
   return stm_buf_append(out, head, sizeof head);
 }
 
@@ -155,7 +156,7 @@ int stm_wal_txn_entry_end(struct stm_wal_txn_builder *b) {
   size_t len = b->out->len - b->entry_start - STM_WAL_ENTRY_HEADER_LEN;
   if (len > STM_WAL_MAX_PAYLOAD || b->count == UINT32_MAX)
     return STM_ETOOBIG;
-  stm_put_u32le(b->out->data + b->entry_start + 1, (uint32_t)len);
+  stm_buf_store_u32le(b->out->data + b->entry_start + 1, (uint32_t)len);
   b->count++;
   return 0;
 }
@@ -164,7 +165,7 @@ int stm_wal_txn_finish(struct stm_wal_txn_builder *b) {
   if (b->count == 0)
     return STM_EINVAL;
   uint8_t *txn = b->out->data + b->record_start + STM_WAL_RECORD_HEADER_LEN;
-  stm_put_u32le(txn + 16, b->count);
+  stm_buf_store_u32le(txn + 16, b->count);
   return seal_record(b->out, b->record_start, STM_WAL_RECORD_TXN);
 }
 

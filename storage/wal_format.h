@@ -48,8 +48,8 @@
 #ifndef STM_WAL_FORMAT_H
 #define STM_WAL_FORMAT_H
 
-#include "../common/buf.h"
-#include "../common/error.h"
+#include "common/buf.h"
+#include "common/error.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -272,7 +272,9 @@ static void neg_zero(struct stm_buf *b) {
 static void nul_in_path(struct stm_buf *b) { b->data[8] = 0; }
 static void trailing(struct stm_buf *b) { stm_buf_put_u8(b, 0); }
 static void bad_sig_flag(struct stm_buf *b) { b->data[b->len - 1] = 2; }
-static void huge_length(struct stm_buf *b) { stm_put_u32le(b->data + 2, 0xFFFFFFF0u); }
+static void huge_length(struct stm_buf *b) {
+  stm_buf_store_u32le(b->data + 2, 0xFFFFFFF0u);
+}
 
 static void test_claim_decode_rejects_malformed_fields(void) {
   CU_ASSERT_EQUAL(VECTOR_A_CANONICAL[A_VALUE_KIND * 2 + 1], '2');
@@ -304,7 +306,8 @@ static void test_claim_decode_recomputes_the_hash(void) {
   stm_claim_destroy(&d);
 }
 
-static void test_claim_copy_is_deep_and_values_order_by_kind_then_content(void) {
+static void
+test_claim_copy_is_deep_and_values_order_by_kind_then_content(void) {
   struct stm_claim a, b;
   full_claim(&a);
   CU_ASSERT_EQUAL_FATAL(stm_claim_copy(&b, &a), 0);

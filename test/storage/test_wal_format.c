@@ -18,7 +18,8 @@ static void test_wal_format_header_round_trips_and_rejects_damage(void) {
                     STM_ECORRUPT);
   for (size_t i = 0; i < sizeof h; i++) {
     h[i] ^= 0x10;
-    CU_ASSERT_NOT_EQUAL(stm_wal_header_decode(h, h + sizeof h, &first, NULL), 0);
+    CU_ASSERT_NOT_EQUAL(stm_wal_header_decode(h, h + sizeof h, &first, NULL),
+                        0);
     h[i] ^= 0x10;
   }
 }
@@ -26,9 +27,9 @@ static void test_wal_format_header_round_trips_and_rejects_damage(void) {
 static void test_wal_format_header_of_a_newer_version_is_unimplemented(void) {
   uint8_t h[STM_WAL_HEADER_LEN];
   stm_wal_header_encode(h, 1);
-  stm_put_u32le(h + 8, 2);
+  stm_buf_store_u32le(h + 8, 2);
   /* Recompute the CRC so only the version is "wrong". */
-  stm_put_u32le(h + 20, stm_crc32c(h, 20));
+  stm_buf_store_u32le(h + 20, stm_crc32c(h, 20));
   struct stm_error err;
   uint64_t first;
   CU_ASSERT_EQUAL(stm_wal_header_decode(h, h + sizeof h, &first, &err),
@@ -91,7 +92,7 @@ static void test_wal_format_every_flipped_bit_is_detected(void) {
 
 static void test_wal_format_impossible_length_is_corrupt(void) {
   uint8_t rec[STM_WAL_RECORD_HEADER_LEN] = {0};
-  stm_put_u32le(rec, STM_WAL_MAX_PAYLOAD + 1);
+  stm_buf_store_u32le(rec, STM_WAL_MAX_PAYLOAD + 1);
   struct stm_wal_record r;
   CU_ASSERT_EQUAL(stm_wal_record_decode(rec, rec + sizeof rec, &r, NULL),
                   STM_WAL_DECODE_CORRUPT);
@@ -165,16 +166,16 @@ static void test_wal_format_txn_decoder_rejects_bad_payloads(void) {
   for (size_t cut = 0; cut < len; cut++)
     CU_ASSERT_EQUAL(stm_wal_txn_decode(p, p + cut, &txn, NULL), STM_ECORRUPT);
   uint8_t *q = b.data + STM_WAL_RECORD_HEADER_LEN;
-  stm_put_u32le(q + 16, 4); /* count larger than the entries */
+  stm_buf_store_u32le(q + 16, 4); /* count larger than the entries */
   CU_ASSERT_EQUAL(stm_wal_txn_decode(p, p + len, &txn, NULL), STM_ECORRUPT);
-  stm_put_u32le(q + 16, 2); /* count smaller: trailing bytes */
+  stm_buf_store_u32le(q + 16, 2); /* count smaller: trailing bytes */
   CU_ASSERT_EQUAL(stm_wal_txn_decode(p, p + len, &txn, NULL), STM_ECORRUPT);
-  stm_put_u32le(q + 16, 0);
+  stm_buf_store_u32le(q + 16, 0);
   CU_ASSERT_EQUAL(stm_wal_txn_decode(p, p + len, &txn, NULL), STM_ECORRUPT);
-  stm_put_u32le(q + 16, 3);
-  stm_put_u64le(q, 0); /* sequence 0 does not exist */
+  stm_buf_store_u32le(q + 16, 3);
+  stm_buf_store_u64le(q, 0); /* sequence 0 does not exist */
   CU_ASSERT_EQUAL(stm_wal_txn_decode(p, p + len, &txn, NULL), STM_ECORRUPT);
-  stm_put_u64le(q, UINT64_MAX - 1); /* the range would overflow */
+  stm_buf_store_u64le(q, UINT64_MAX - 1); /* the range would overflow */
   CU_ASSERT_EQUAL(stm_wal_txn_decode(p, p + len, &txn, NULL), STM_ECORRUPT);
   stm_buf_destroy(&b);
 }
