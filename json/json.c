@@ -1,0 +1,82 @@
+#include "json/json.h"
+
+#include "common/validate.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int stm_json_parse(const char *body, size_t len, json_t **out,
+                      struct stm_error *err) {
+  *out = NULL;
+  if (len == 0)
+    return stm_error_set(err, STM_EINVAL, NULL,
+                         "request body is empty; a JSON object is expected");
+  if (!stm_utf8_valid(body, len))
+    return stm_error_set(err, STM_EINVAL, NULL,
+                         "request body is not valid UTF-8");
+  json_error_t je;
+  json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+  if (j == NULL)
+    return stm_error_set(err, STM_EINVAL, NULL,
+                         "malformed JSON at line %d, column %d (byte %d): %s",
+                         je.line, je.column, je.position, je.text);
+  if (!json_is_object(j)) {
+    json_decref(j);
+    return stm_error_set(err, STM_EINVAL, NULL,
+                         "request body must be a JSON object");
+  }
+  *out = j;
+  return 0;
+}
+
+json_t *stm_json_render_error(const char *code, const char *message,
+                          const char *field) {
+  json_t *e = json_object();
+  stm_json_put(e, "code", stm_json_str(code));
+  stm_json_put(e, "message", stm_json_str(message));
+  stm_json_put_opt_str(e, "field", field);
+  json_t *o = json_object();
+  stm_json_put(o, "error", e);
+  return o;
+}
+
+/* The fewest significant digits (1..17) that read back as exactly d. */
+static int digits_for(double d) {
+  for (int p = 1; p < 17; p++) {
+    char buf[40];
+    snprintf(buf, sizeof buf, "%.*g", p, d);
+    if (strtod(buf, NULL) == d)
+      return p;
+  }
+  return 17;
+}
+
+static int max_digits(const json_t *j) {
+  int best = 1;
+  if (json_is_real(j)) {
+    best = digits_for(json_real_value(j));
+  } else if (json_is_object(j)) {
+    const char *key;
+    const json_t *v;
+    json_object_foreach((json_t *)j, key, v) {
+      int d = max_digits(v);
+      best = d > best ? d : best;
+    }
+  } else if (json_is_array(j)) {
+    for (size_t i = 0; i < json_array_size(j); i++) {
+      int d = max_digits(json_array_get(j, i));
+      best = d > best ? d : best;
+    }
+  }
+  return best;
+}
+
+char *stm_json_dump(const json_t *j, size_t *len) {
+  size_t flags =
+      JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(max_digits(j));
+  char *s = json_dumps(j, flags);
+  if (s && len)
+    *len = strlen(s);
+  return s;
+}
