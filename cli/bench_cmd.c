@@ -211,23 +211,6 @@ static void report_json(const struct cli *cli, const char *kind,
 /* ------------------------------------------------------------------ */
 /* running                                                              */
 
-/* Separate channels get separate connections only with a local pool. */
-static grpc_channel *bench_channel(const char *target) {
-  grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-  grpc_arg args[] = {
-      {.type = GRPC_ARG_INTEGER,
-       .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
-       .value.integer = 64 * 1024 * 1024},
-      {.type = GRPC_ARG_INTEGER,
-       .key = GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL,
-       .value.integer = 1},
-  };
-  grpc_channel_args ca = {.num_args = 2, .args = args};
-  grpc_channel *ch = grpc_channel_create(target, creds, &ca);
-  grpc_channel_credentials_release(creds);
-  return ch;
-}
-
 static void on_sigint(int sig) {
   (void)sig;
   bench_request_stop();
@@ -252,7 +235,7 @@ static int run_and_report(struct cli *cli, const char *kind,
     return rc;
   grpc_channel *chs[MAX_CHANNELS];
   for (int c = 0; c < (int)a->channels; c++)
-    chs[c] = bench_channel(cli->server);
+    chs[c] = stm_rpc_channel_new_unshared(cli->server);
   spec->channels = chs;
   spec->channel_count = (int)a->channels;
   struct sigaction sa = {.sa_handler = on_sigint}, old;

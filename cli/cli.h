@@ -13,7 +13,7 @@
 
 #include "../common/error.h"
 #include "../common/options.h"
-#include "../gateway/json_map.h"
+#include "json/json.h"
 #include "../rpc/codec.h"
 #include "stemedb/v1/stemedb.pb-c.h"
 

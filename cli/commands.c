@@ -52,7 +52,7 @@ int cli_cmd_status(struct cli *cli, int argc, char **argv) {
     return rc;
   Stemedb__V1__StatusResponse *s = (Stemedb__V1__StatusResponse *)resp;
   if (cli->json)
-    cli_print_json(stm_gw_status_response_to_json(s));
+    cli_print_json(stm_json_render_status_response(s));
   else
     print_status(s);
   protobuf_c_message_free_unpacked(resp, NULL);
@@ -136,7 +136,7 @@ static int build_assert(char **pos, const struct assert_args *a,
 static void print_assert_response(const struct cli *cli,
                                   const Stemedb__V1__AssertResponse *r) {
   if (cli->json)
-    cli_print_json(stm_gw_assert_response_to_json(r));
+    cli_print_json(stm_json_render_assert_response(r));
   else
     printf("%s %s (sequence %" PRIu64 ")\n",
            r->created ? "created" : "exists ", r->hash, r->sequence);
@@ -216,7 +216,7 @@ int cli_cmd_get(struct cli *cli, int argc, char **argv) {
     return rc;
   if (cli->json)
     cli_print_json(
-        stm_gw_assertion_to_json((Stemedb__V1__Assertion *)resp));
+        stm_json_render_assertion((Stemedb__V1__Assertion *)resp));
   else
     cli_print_assertion((Stemedb__V1__Assertion *)resp, "");
   protobuf_c_message_free_unpacked(resp, NULL);

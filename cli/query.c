@@ -108,7 +108,7 @@ int cli_cmd_query(struct cli *cli, int argc, char **argv) {
                   &stemedb__v1__query_response__descriptor, &resp);
   if (rc == 0 && cli->json)
     cli_print_json(
-        stm_gw_query_response_to_json((Stemedb__V1__QueryResponse *)resp));
+        stm_json_render_query_response((Stemedb__V1__QueryResponse *)resp));
   else if (rc == 0)
     print_response((Stemedb__V1__QueryResponse *)resp);
   if (resp)

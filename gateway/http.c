@@ -2,7 +2,7 @@
 
 #include "common/log.h"
 #include "gateway/http_conn.h"
-#include "gateway/json_map.h"
+#include "json/json.h"
 #include "gateway/metrics.h"
 #include "gateway/upstream.h"
 #include "gateway/ws.h"

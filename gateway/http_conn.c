@@ -5,7 +5,7 @@
 #include "common/validate.h"
 #include "gateway/http.h"
 #include "gateway/http_parse.h"
-#include "gateway/json_map.h"
+#include "json/json.h"
 #include "gateway/metrics.h"
 #include "gateway/status_map.h"
 #include "rpc/codec.h"
@@ -145,7 +145,7 @@ static void dispatch(struct session *s, const char *body, size_t body_len) {
   struct stm_error err;
   stm_error_clear(&err);
   json_t *json = NULL;
-  if (r->body && stm_gw_json_parse(body, body_len, &json, &err) != 0) {
+  if (r->body && stm_json_parse(body, body_len, &json, &err) != 0) {
     respond_stm_error(s, &err);
     return;
   }
@@ -212,14 +212,14 @@ static bool is_json(const struct stm_gw_h1_span *ct) {
  * "unhealthy"), so load balancers and clients move on while the requests
  * that came before the stop finish. */
 static void respond_draining(struct session *s) {
-  json_t *j = stm_gw_error_json("UNAVAILABLE",
+  json_t *j = stm_json_render_error("UNAVAILABLE",
                                 "stemedb-gateway is shutting down", NULL);
   if (strcmp(s->route->pattern, "/v1/health") == 0)
     json_object_set_new(j, "status", json_string("unhealthy"));
   stm_gw_response_destroy(&s->resp);
   s->resp.status = 503;
   s->resp.content_type = "application/json";
-  s->resp.body = stm_gw_json_dump(j, &s->resp.len);
+  s->resp.body = stm_json_dump(j, &s->resp.len);
   json_decref(j);
   respond(s);
 }

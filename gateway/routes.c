@@ -1,10 +1,10 @@
-#include "routes.h"
+#include "gateway/routes.h"
 
 #include "common/buf.h"
 #include "common/log.h"
-#include "json_map.h"
-#include "json_records.h"
-#include "metrics.h"
+#include "gateway/metrics.h"
+#include "gateway/resources.h"
+#include "json/json.h"
 #include "gateway/status_map.h"
 #include "rpc/codec.h"
 #include "stemedb/v1/stemedb.pb-c.h"
@@ -39,77 +39,10 @@ static int build_metrics(const struct stm_gw_request *rq,
   return 0;
 }
 
-static int build_assert(const struct stm_gw_request *rq, ProtobufCMessage **out,
-                        struct stm_error *err) {
-  Stemedb__V1__AssertRequest *m;
-  int rc = stm_gw_json_to_assert_request(rq->body, "", &m, err);
-  *out = rc ? NULL : &m->base;
-  return rc;
-}
-
-static int build_batch(const struct stm_gw_request *rq, ProtobufCMessage **out,
-                       struct stm_error *err) {
-  Stemedb__V1__AssertBatchRequest *m;
-  int rc = stm_gw_json_to_assert_batch(rq->body, &m, err);
-  *out = rc ? NULL : &m->base;
-  return rc;
-}
-
-static int build_query(const struct stm_gw_request *rq, ProtobufCMessage **out,
-                       struct stm_error *err) {
-  Stemedb__V1__QueryRequest *m;
-  int rc = stm_gw_json_to_query_request(rq->body, &m, err);
-  *out = rc ? NULL : &m->base;
-  return rc;
-}
-
-static int build_get(const struct stm_gw_request *rq, ProtobufCMessage **out,
-                     struct stm_error *err) {
-  char seq[32], t[32];
-  const char *q = rq->query ? rq->query : "";
-  const char *as_of_seq =
-      stm_gw_query_value(q, "as_of_sequence", seq, sizeof seq);
-  const char *as_of_t = stm_gw_query_value(q, "as_of_time_ns", t, sizeof t);
-  /* A value too long for the buffer is reported as malformed, not dropped. */
-  if (as_of_seq == NULL && strstr(q, "as_of_sequence="))
-    as_of_seq = "?";
-  if (as_of_t == NULL && strstr(q, "as_of_time_ns="))
-    as_of_t = "?";
-  Stemedb__V1__GetRequest *m;
-  int rc = stm_gw_get_request_new(rq->param, strlen(rq->param), as_of_seq,
-                                  as_of_t, &m, err);
-  *out = rc ? NULL : &m->base;
-  return rc;
-}
-
 /* ---- render: gRPC reply -> JSON ------------------------------------------ */
 
-static json_t *render_assert(const ProtobufCMessage *msg, int *status) {
-  const Stemedb__V1__AssertResponse *r =
-      (const Stemedb__V1__AssertResponse *)msg;
-  *status = r->created ? 201 : 200;
-  return stm_gw_assert_response_to_json(r);
-}
-
-static json_t *render_batch(const ProtobufCMessage *msg, int *status) {
-  const Stemedb__V1__AssertBatchResponse *r =
-      (const Stemedb__V1__AssertBatchResponse *)msg;
-  for (size_t i = 0; i < r->n_results; i++)
-    if (r->results[i]->created)
-      *status = 201;
-  return stm_gw_assert_batch_response_to_json(r);
-}
-
-static json_t *render_assertion(const ProtobufCMessage *msg, int *status) {
-  return stm_gw_assertion_to_json((const Stemedb__V1__Assertion *)msg);
-}
-
-static json_t *render_query(const ProtobufCMessage *msg, int *status) {
-  return stm_gw_query_response_to_json((const Stemedb__V1__QueryResponse *)msg);
-}
-
 static json_t *render_status(const ProtobufCMessage *msg, int *status) {
-  return stm_gw_status_response_to_json(
+  return stm_json_render_status_response(
       (const Stemedb__V1__StatusResponse *)msg);
 }
 
@@ -129,7 +62,7 @@ static void respond_json(struct stm_gw_response *out, int status, json_t *j) {
   stm_gw_response_destroy(out);
   out->status = status;
   out->content_type = JSON_TYPE;
-  out->body = j ? stm_gw_json_dump(j, &out->len) : NULL;
+  out->body = j ? stm_json_dump(j, &out->len) : NULL;
   json_decref(j);
   if (out->body == NULL) {
     out->status = 500;
@@ -141,7 +74,7 @@ static void respond_json(struct stm_gw_response *out, int status, json_t *j) {
 void stm_gw_respond_error(struct stm_gw_response *out, int status,
                           const char *code, const char *message,
                           const char *field) {
-  respond_json(out, status, stm_gw_error_json(code, message, field));
+  respond_json(out, status, stm_json_render_error(code, message, field));
 }
 
 /*
@@ -240,7 +173,7 @@ static void respond_health(const struct stm_gw_route *route,
   json_object_set_new(j, "status",
                       json_string(healthy ? "healthy" : "unhealthy"));
   if (st) {
-    json_t *full = stm_gw_status_response_to_json(st);
+    json_t *full = stm_json_render_status_response(st);
     json_object_set(j, "assertion_count",
                     json_object_get(full, "assertion_count"));
     json_object_set(j, "last_sequence", json_object_get(full, "last_sequence"));
@@ -260,7 +193,7 @@ static void respond_health(const struct stm_gw_route *route,
                st->status, st->writable ? "accepts" : "refuses");
     else
       describe_failure(rep, env, message, sizeof message);
-    json_t *e = stm_gw_error_json(
+    json_t *e = stm_json_render_error(
         st ? "UNAVAILABLE" : stm_rpc_code_name(rep->code), message, NULL);
     json_object_set(j, "error", json_object_get(e, "error"));
     json_decref(e);
@@ -325,16 +258,16 @@ static const struct stm_gw_route routes[] = {
      MSG(status_request), MSG(status_response), false, build_status,
      render_status, NULL},
     {STM_GW_LISTENER_API, STM_GW_POST, "/v1/assert", RPC("Assert"),
-     MSG(assert_request), MSG(assert_response), true, build_assert,
-     render_assert, NULL},
+     MSG(assert_request), MSG(assert_response), true, stm_gw_build_assert,
+     stm_gw_render_assert, NULL},
     {STM_GW_LISTENER_API, STM_GW_POST, "/v1/assert/batch", RPC("AssertBatch"),
-     MSG(assert_batch_request), MSG(assert_batch_response), true, build_batch,
-     render_batch, NULL},
+     MSG(assert_batch_request), MSG(assert_batch_response), true, stm_gw_build_assert_batch,
+     stm_gw_render_assert_batch, NULL},
     {STM_GW_LISTENER_API, STM_GW_GET, "/v1/assertions/{hash}", RPC("Get"),
-     MSG(get_request), MSG(assertion), false, build_get, render_assertion,
+     MSG(get_request), MSG(assertion), false, stm_gw_build_get, stm_gw_render_assertion,
      NULL},
     {STM_GW_LISTENER_API, STM_GW_POST, "/v1/query", RPC("Query"),
-     MSG(query_request), MSG(query_response), true, build_query, render_query,
+     MSG(query_request), MSG(query_response), true, stm_gw_build_query, stm_gw_render_query,
      NULL},
     /* Issue 4: json_records.h. */
     {STM_GW_LISTENER_API, STM_GW_POST, "/v1/votes", RPC("Vote"),
@@ -370,7 +303,7 @@ static const struct stm_gw_route routes[] = {
      stm_gw_build_list_concepts, stm_gw_render_list_concepts, NULL},
     {STM_GW_LISTENER_API, STM_GW_GET, "/v1/skeptic", RPC("Query"),
      MSG(query_request), MSG(query_response), false, stm_gw_build_skeptic,
-     render_query, NULL},
+     stm_gw_render_query, NULL},
     {STM_GW_LISTENER_API, STM_GW_GET, "/metrics", RPC("Metrics"),
      MSG(metrics_request), MSG(metrics_response), false, build_metrics, NULL,
      respond_metrics},
@@ -540,22 +473,3 @@ bool stm_gw_field_from_message(const ProtobufCMessageDescriptor *request,
   return true;
 }
 
-const char *stm_gw_query_value(const char *query, const char *name, char *buf,
-                               size_t len) {
-  size_t name_len = strlen(name);
-  for (const char *p = query; p && *p;) {
-    const char *amp = strchr(p, '&');
-    size_t pair_len = amp ? (size_t)(amp - p) : strlen(p);
-    if (pair_len > name_len && strncmp(p, name, name_len) == 0 &&
-        p[name_len] == '=') {
-      size_t vlen = pair_len - name_len - 1;
-      if (vlen >= len)
-        return NULL;
-      memcpy(buf, p + name_len + 1, vlen);
-      buf[vlen] = '\0';
-      return buf;
-    }
-    p = amp ? amp + 1 : NULL;
-  }
-  return NULL;
-}

@@ -15,6 +15,7 @@
 #define STM_GW_ROUTES_H
 
 #include "common/error.h"
+#include "gateway/request.h"
 
 #include <grpc/status.h>
 #include <jansson.h>
@@ -39,13 +40,6 @@ enum stm_gw_method {
 enum stm_gw_listener {
   STM_GW_LISTENER_API,     /* --http-listen, 18180 */
   STM_GW_LISTENER_CLUSTER, /* --cluster-listen, 18181 */
-};
-
-/* What a route's `build` sees of the HTTP request. All borrowed. */
-struct stm_gw_request {
-  const char *param;  /* the {...} path segment, NUL-terminated; "" if none */
-  const json_t *body; /* the parsed JSON object, NULL for routes without */
-  const char *query;  /* raw query string "a=1&b=2", "" when none */
 };
 
 /* What came back from the server. */
@@ -136,13 +130,5 @@ void stm_gw_response_destroy(struct stm_gw_response *r);
  */
 bool stm_gw_field_from_message(const ProtobufCMessageDescriptor *request,
                                const char *message, char *field, size_t len);
-
-/*
- * The value of `name` in a query string "a=1&b=2" (no URL decoding: the
- * gateway's query parameters are numbers). Returns a pointer to a
- * NUL-terminated copy in buf, or NULL when absent or longer than len - 1.
- */
-const char *stm_gw_query_value(const char *query, const char *name, char *buf,
-                               size_t len);
 
 #endif

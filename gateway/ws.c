@@ -13,8 +13,7 @@
 #include "ws.h"
 
 #include "common/log.h"
-#include "json_map.h"
-#include "json_records.h"
+#include "json/json.h"
 #include "rpc/codec.h"
 #include "stemedb/v1/stemedb.pb-c.h"
 
@@ -154,7 +153,7 @@ static void mark_dirty(struct conn *c) {
 /* Build a frame from a JSON object (consumed). NULL when out of memory. */
 static struct frame *frame_new(json_t *j, int sub, uint64_t next_seq) {
   size_t len = 0;
-  char *s = j ? stm_gw_json_dump(j, &len) : NULL;
+  char *s = j ? stm_json_dump(j, &len) : NULL;
   json_decref(j);
   if (s == NULL)
     return NULL;
@@ -260,16 +259,16 @@ static json_t *event_json(const struct sub *s,
   json_object_set_new(j, "type", json_string(type_name((int)ev->type)));
   switch (ev->payload_case) {
   case STEMEDB__V1__WATCH_EVENT__PAYLOAD_CLAIM:
-    json_object_set_new(j, "claim", stm_gw_assertion_to_json(ev->claim));
+    json_object_set_new(j, "claim", stm_json_render_assertion(ev->claim));
     break;
   case STEMEDB__V1__WATCH_EVENT__PAYLOAD_VOTE:
-    json_object_set_new(j, "vote", stm_gw_vote_to_json(ev->vote));
+    json_object_set_new(j, "vote", stm_json_render_vote(ev->vote));
     break;
   case STEMEDB__V1__WATCH_EVENT__PAYLOAD_EPOCH:
-    json_object_set_new(j, "epoch", stm_gw_epoch_to_json(ev->epoch));
+    json_object_set_new(j, "epoch", stm_json_render_epoch(ev->epoch));
     break;
   case STEMEDB__V1__WATCH_EVENT__PAYLOAD_SOURCE:
-    json_object_set_new(j, "source", stm_gw_source_to_json(ev->source));
+    json_object_set_new(j, "source", stm_json_render_source(ev->source));
     break;
   default:
     break;

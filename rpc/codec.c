@@ -31,7 +31,7 @@ ProtobufCMessage *stm_pb_unpack(const ProtobufCMessageDescriptor *desc,
   return m;
 }
 
-grpc_channel *stm_rpc_channel_new(const char *target) {
+static grpc_channel *channel_new(const char *target, bool own_connection) {
   grpc_channel_credentials *creds = grpc_insecure_credentials_create();
   grpc_arg args[] = {
       {.type = GRPC_ARG_INTEGER,
@@ -46,12 +46,25 @@ grpc_channel *stm_rpc_channel_new(const char *target) {
       {.type = GRPC_ARG_INTEGER,
        .key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
        .value.integer = 2000},
+      {.type = GRPC_ARG_INTEGER,
+       .key = GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL,
+       .value.integer = 1},
   };
-  grpc_channel_args ca = {.num_args = sizeof args / sizeof args[0],
+  /* The last argument only for channels that want their own connection. */
+  grpc_channel_args ca = {.num_args = sizeof args / sizeof args[0] -
+                                      (own_connection ? 0 : 1),
                           .args = args};
   grpc_channel *ch = grpc_channel_create(target, creds, &ca);
   grpc_channel_credentials_release(creds);
   return ch;
+}
+
+grpc_channel *stm_rpc_channel_new(const char *target) {
+  return channel_new(target, false);
+}
+
+grpc_channel *stm_rpc_channel_new_unshared(const char *target) {
+  return channel_new(target, true);
 }
 
 const char *stm_rpc_code_name(grpc_status_code code) {

@@ -27,6 +27,10 @@ ProtobufCMessage *stm_pb_unpack(const ProtobufCMessageDescriptor *desc,
  * capped at 2 s (gRPC's default 120 s would leave a client of a restarted
  * server waiting for minutes). Requires grpc_init(). */
 grpc_channel *stm_rpc_channel_new(const char *target);
+/* The same with a connection of its own: gRPC shares subchannels between
+ * channels to one target unless asked not to (benchmark clients that
+ * want N connections open N of these). */
+grpc_channel *stm_rpc_channel_new_unshared(const char *target);
 
 struct stm_rpc_status {
   grpc_status_code code;

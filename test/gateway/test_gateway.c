@@ -1,6 +1,8 @@
-/* test_gateway: the CUnit executable for gateway/. One file per source
- * module: test_json_map.c, test_routes.c (status table, routes, metrics),
- * test_upstream.c and test_http.c. */
+/* test_gateway: the CUnit executable for gateway/ (and json/). One file
+ * per source module: test_claims.c (claims.c, json/), test_records.c
+ * (request.c and the record resources), test_routes.c (status table,
+ * routes, metrics, openapi.yaml), test_upstream.c, test_http_parse.c and
+ * test_http.c. */
 #include "gateway_test.h"
 
 #include <arpa/inet.h>

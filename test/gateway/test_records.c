@@ -1,7 +1,9 @@
-/* Tests for gateway/json_records.c: percent-decoding, the request
- * builders of the issue-4 routes and their renderers. */
-#include "gateway/json_map.h"
-#include "gateway/json_records.h"
+/* Tests for gateway/request.c (percent-decoding) and the resources of the
+ * issue-4 routes (votes.c, epochs.c, sources.c, history.c): request
+ * builders and renderers. */
+#include "gateway/resources.h"
+#include "json/json.h"
+#include "gateway/resources.h"
 #include "gateway_test.h"
 
 #include <stdlib.h>
@@ -23,7 +25,7 @@ static void test_percent_decode_handles_escapes_plus_and_errors(void) {
 
 static json_t *parse(const char *s) {
   json_t *j = NULL;
-  CU_ASSERT_EQUAL_FATAL(stm_gw_json_parse(s, strlen(s), &j, NULL), 0);
+  CU_ASSERT_EQUAL_FATAL(stm_json_parse(s, strlen(s), &j, NULL), 0);
   return j;
 }
 

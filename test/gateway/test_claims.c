@@ -1,6 +1,7 @@
-/* Tests for gateway/json_map.c: JSON bodies -> requests (every bad input
- * the contract names) and replies -> JSON. */
-#include "gateway/json_map.h"
+/* Tests for gateway/claims.c (JSON bodies -> requests: types and shapes)
+ * and json/ (replies -> JSON). */
+#include "gateway/resources.h"
+#include "json/json.h"
 #include "gateway_test.h"
 
 #include "common/validate.h"
@@ -66,7 +67,7 @@ static void expect_parse_error(const char *body, size_t len,
   struct stm_error err;
   stm_error_clear(&err);
   json_t *j = (void *)1;
-  CU_ASSERT_EQUAL(stm_gw_json_parse(body, len, &j, &err), STM_EINVAL);
+  CU_ASSERT_EQUAL(stm_json_parse(body, len, &j, &err), STM_EINVAL);
   CU_ASSERT_PTR_NULL(j);
   if (strstr(err.message, needle) == NULL)
     fprintf(stderr, "\n'%s' not in '%s'\n", needle, err.message);
@@ -108,7 +109,7 @@ static void test_json_parse_rejects_numbers_out_of_range(void) {
 static void test_json_parse_accepts_an_object(void) {
   const char ok[] = " {\"concept_path\":\"h\xc3\xa9\"} ";
   json_t *j = NULL;
-  CU_ASSERT_EQUAL(stm_gw_json_parse(ok, sizeof ok - 1, &j, NULL), 0);
+  CU_ASSERT_EQUAL(stm_json_parse(ok, sizeof ok - 1, &j, NULL), 0);
   CU_ASSERT_TRUE(json_is_object(j));
   json_decref(j);
 }
@@ -215,13 +216,44 @@ static void test_assert_ignores_unknown_fields_and_nulls(void) {
   gw_test_free_msg(m);
 }
 
-static void test_assert_rejects_missing_fields(void) {
-  assert_rejects("{\"predicate\":\"p\",\"value\":1}", "concept_path");
-  assert_rejects("{\"concept_path\":\"a\",\"value\":1}", "predicate");
-  assert_rejects("{\"concept_path\":\"a\",\"predicate\":\"p\"}", "value");
-  assert_rejects("{\"concept_path\":\"a\",\"predicate\":\"p\",\"value\":null}",
-                 "value");
-  assert_rejects("{}", "concept_path");
+/* Issue 11: one set of rules, the server's. Missing or bad values map
+ * as given; the server's INVALID_ARGUMENT names the field (test_routes.c
+ * checks that answer, the integration tests the whole path). */
+static void test_assert_leaves_values_to_the_server(void) {
+  Stemedb__V1__AssertRequest *m = assert_maps("{}");
+  CU_ASSERT_STRING_EQUAL(m->concept_path, "");
+  CU_ASSERT_STRING_EQUAL(m->predicate, "");
+  CU_ASSERT_PTR_NULL(m->value);
+  gw_test_free_msg(m);
+  m = assert_maps("{\"concept_path\":\"a//b\",\"predicate\":\"a/b\","
+                  "\"value\":{\"ref\":\"not a path\"},\"confidence\":2,"
+                  "\"parent_hash\":\"abc\",\"source\":\"has space\","
+                  "\"signature\":\"zz\"}");
+  CU_ASSERT_STRING_EQUAL(m->concept_path, "a//b");
+  CU_ASSERT_STRING_EQUAL(m->predicate, "a/b");
+  CU_ASSERT_STRING_EQUAL(m->value->ref_value, "not a path");
+  CU_ASSERT_DOUBLE_EQUAL(m->confidence, 2.0, 0);
+  CU_ASSERT_STRING_EQUAL(m->parent_hash, "abc");
+  CU_ASSERT_STRING_EQUAL(m->source_id, "has space");
+  CU_ASSERT_STRING_EQUAL(m->signature, "zz");
+  CU_ASSERT_STRING_EQUAL(m->public_key, "");
+  gw_test_free_msg(m);
+  char *long_path = repeat('x', STM_MAX_CONCEPT_PATH + 1);
+  char *body = assert_body_with(long_path, "p", "1");
+  m = assert_maps(body);
+  CU_ASSERT_EQUAL(strlen(m->concept_path), STM_MAX_CONCEPT_PATH + 1);
+  gw_test_free_msg(m);
+  free(body);
+  free(long_path);
+}
+
+/* What cannot be carried into the request is refused here: two spellings
+ * that disagree. (A NUL inside a string never gets this far: the body
+ * parser refuses \u0000.) */
+static void test_assert_refuses_what_cannot_be_carried(void) {
+  assert_rejects("{\"concept_path\":\"a\",\"predicate\":\"p\",\"value\":1,"
+                 "\"source\":\"a://x\",\"source_id\":\"b://y\"}",
+                 "source");
 }
 
 static void test_assert_rejects_wrong_types(void) {
@@ -259,102 +291,6 @@ static void test_assert_rejects_wrong_types(void) {
                  "parent_hash");
 }
 
-static void test_assert_rejects_bad_paths_and_predicates(void) {
-  assert_rejects("{\"concept_path\":\"\",\"predicate\":\"p\",\"value\":1}",
-                 "concept_path");
-  assert_rejects("{\"concept_path\":\"a//b\",\"predicate\":\"p\",\"value\":1}",
-                 "concept_path");
-  assert_rejects("{\"concept_path\":\"a b\",\"predicate\":\"p\",\"value\":1}",
-                 "concept_path");
-  assert_rejects("{\"concept_path\":\"/a\",\"predicate\":\"p\",\"value\":1}",
-                 "concept_path");
-  assert_rejects("{\"concept_path\":\"a\",\"predicate\":\"\",\"value\":1}",
-                 "predicate");
-  assert_rejects("{\"concept_path\":\"a\",\"predicate\":\"a/b\",\"value\":1}",
-                 "predicate");
-  char *longest = repeat('x', STM_MAX_CONCEPT_PATH);
-  char *body = assert_body_with(longest, "p", "1");
-  gw_test_free_msg(assert_maps(body));
-  free(body);
-  free(longest);
-  char *too_long = repeat('x', STM_MAX_CONCEPT_PATH + 1);
-  body = assert_body_with(too_long, "p", "1");
-  assert_rejects(body, "concept_path");
-  free(body);
-  free(too_long);
-  char segments[100] = "";
-  for (int i = 0; i < STM_MAX_PATH_SEGMENTS + 1; i++)
-    strcat(segments, i ? "/s" : "s");
-  body = assert_body_with(segments, "p", "1");
-  assert_rejects(body, "concept_path");
-  free(body);
-  char *pred = repeat('p', STM_MAX_PREDICATE);
-  body = assert_body_with("a", pred, "1");
-  gw_test_free_msg(assert_maps(body));
-  free(body);
-  free(pred);
-  pred = repeat('p', STM_MAX_PREDICATE + 1);
-  body = assert_body_with("a", pred, "1");
-  assert_rejects(body, "predicate");
-  free(body);
-  free(pred);
-}
-
-static void test_assert_limits_string_values(void) {
-  char *big = repeat('v', STM_MAX_STRING_VALUE);
-  char *quoted = malloc(STM_MAX_STRING_VALUE + 4);
-  snprintf(quoted, STM_MAX_STRING_VALUE + 4, "\"%s\"", big);
-  char *body = assert_body_with("a", "p", quoted);
-  gw_test_free_msg(assert_maps(body));
-  free(body);
-  free(quoted);
-  free(big);
-  big = repeat('v', STM_MAX_STRING_VALUE + 1);
-  quoted = malloc(STM_MAX_STRING_VALUE + 5);
-  snprintf(quoted, STM_MAX_STRING_VALUE + 5, "\"%s\"", big);
-  body = assert_body_with("a", "p", quoted);
-  assert_rejects(body, "value");
-  free(body);
-  free(quoted);
-  free(big);
-  assert_rejects("{\"concept_path\":\"a\",\"predicate\":\"p\",\"value\":"
-                 "{\"ref\":\"not a path\"}}",
-                 "value");
-}
-
-static void test_assert_rejects_confidence_out_of_range(void) {
-  assert_rejects("{\"concept_path\":\"a\",\"predicate\":\"p\",\"value\":1,"
-                 "\"confidence\":-0.1}",
-                 "confidence");
-  assert_rejects("{\"concept_path\":\"a\",\"predicate\":\"p\",\"value\":1,"
-                 "\"confidence\":1.0001}",
-                 "confidence");
-  assert_rejects("{\"concept_path\":\"a\",\"predicate\":\"p\",\"value\":1,"
-                 "\"confidence\":2}",
-                 "confidence");
-}
-
-static void test_assert_rejects_bad_hashes_sources_and_signatures(void) {
-  assert_rejects("{\"concept_path\":\"a\",\"predicate\":\"p\",\"value\":1,"
-                 "\"parent_hash\":\"abc\"}",
-                 "parent_hash");
-  assert_rejects("{\"concept_path\":\"a\",\"predicate\":\"p\",\"value\":1,"
-                 "\"source\":\"has space\"}",
-                 "source");
-  assert_rejects("{\"concept_path\":\"a\",\"predicate\":\"p\",\"value\":1,"
-                 "\"source\":\"a://x\",\"source_id\":\"b://y\"}",
-                 "source");
-  assert_rejects("{\"concept_path\":\"a\",\"predicate\":\"p\",\"value\":1,"
-                 "\"signature\":\"" HASH64 HASH64 "\"}",
-                 "public_key");
-  assert_rejects("{\"concept_path\":\"a\",\"predicate\":\"p\",\"value\":1,"
-                 "\"signature\":\"zz\",\"public_key\":\"" HASH64 "\"}",
-                 "signature");
-  assert_rejects("{\"concept_path\":\"a\",\"predicate\":\"p\",\"value\":1,"
-                 "\"signature\":\"" HASH64 HASH64 "\",\"public_key\":\"ab\"}",
-                 "public_key");
-}
-
 static void test_assert_rejects_out_of_range_timestamps(void) {
   assert_rejects("{\"concept_path\":\"a\",\"predicate\":\"p\",\"value\":1,"
                  "\"timestamp_ns\":\"9223372036854775808\"}",
@@ -379,7 +315,7 @@ static void test_batch_maps_and_names_the_failing_element(void) {
   json_decref(j);
 
   j = J("{\"assertions\":[{\"concept_path\":\"a\",\"predicate\":\"p\","
-        "\"value\":1},{\"concept_path\":\"b\",\"predicate\":\"\",\"value\":1},"
+        "\"value\":1},{\"concept_path\":\"b\",\"predicate\":5,\"value\":1},"
         "{\"concept_path\":\"c\",\"predicate\":\"p\",\"value\":1}]}");
   struct stm_error err;
   stm_error_clear(&err);
@@ -440,9 +376,8 @@ static void test_query_rejects_bad_fields(void) {
   const struct {
     const char *body, *field;
   } cases[] = {
-      {"{\"lens\":\"recency\"}", "concept_path"},
-      {"{\"concept_path\":\"a b\"}", "concept_path"},
-      {"{\"concept_path\":\"a\",\"predicate\":\"a/b\"}", "predicate"},
+      {"{\"concept_path\":5}", "concept_path"},
+      {"{\"concept_path\":\"a\",\"predicate\":[]}", "predicate"},
       {"{\"concept_path\":\"a\",\"lens\":5}", "lens"},
       {"{\"concept_path\":\"a\",\"limit\":-1}", "limit"},
       {"{\"concept_path\":\"a\",\"limit\":4294967296}", "limit"},
@@ -451,7 +386,7 @@ static void test_query_rejects_bad_fields(void) {
       {"{\"concept_path\":\"a\",\"as_of_sequence\":\"-1\"}", "as_of_sequence"},
       {"{\"concept_path\":\"a\",\"as_of_sequence\":\"18446744073709551616\"}",
        "as_of_sequence"},
-      {"{\"concept_path\":\"a\",\"as_of_time_ns\":-5}", "as_of_time_ns"},
+      {"{\"concept_path\":\"a\",\"as_of_time_ns\":0.5}", "as_of_time_ns"},
       {"{\"concept_path\":\"a\",\"include_descendants\":\"yes\"}",
        "include_descendants"},
       {"{\"concept_path\":\"a\",\"current_epoch_only\":1}",
@@ -471,7 +406,7 @@ static void test_query_rejects_bad_fields(void) {
   }
 }
 
-static void test_get_request_validates_hash_and_as_of(void) {
+static void test_get_request_parses_its_numbers(void) {
   Stemedb__V1__GetRequest *m = NULL;
   CU_ASSERT_EQUAL(stm_gw_get_request_new(HASH64, 64, "7", "9", &m, NULL), 0);
   CU_ASSERT_STRING_EQUAL(m->hash, HASH64);
@@ -480,15 +415,13 @@ static void test_get_request_validates_hash_and_as_of(void) {
   gw_test_free_msg(m);
   struct stm_error err;
   stm_error_clear(&err);
-  CU_ASSERT_EQUAL(stm_gw_get_request_new("abc", 3, NULL, NULL, &m, &err),
-                  STM_EINVAL);
-  CU_ASSERT_STRING_EQUAL(err.field, "hash");
+  /* The hash and the time are the server's to judge. */
+  CU_ASSERT_EQUAL(stm_gw_get_request_new("abc", 3, NULL, "-1", &m, &err), 0);
+  CU_ASSERT_STRING_EQUAL(m->hash, "abc");
+  gw_test_free_msg(m);
   CU_ASSERT_EQUAL(stm_gw_get_request_new(HASH64, 64, "x", NULL, &m, &err),
                   STM_EINVAL);
   CU_ASSERT_STRING_EQUAL(err.field, "as_of_sequence");
-  CU_ASSERT_EQUAL(stm_gw_get_request_new(HASH64, 64, NULL, "-1", &m, &err),
-                  STM_EINVAL);
-  CU_ASSERT_STRING_EQUAL(err.field, "as_of_time_ns");
 }
 
 static void test_parse_int_checks_syntax_and_bounds(void) {
@@ -516,37 +449,37 @@ static void test_parse_int_checks_syntax_and_bounds(void) {
 /* ---- messages -> JSON ---------------------------------------------------- */
 
 static char *dump(json_t *j) {
-  char *s = stm_gw_json_dump(j, NULL);
+  char *s = stm_json_dump(j, NULL);
   json_decref(j);
   return s;
 }
 
 static void test_value_renders_each_kind(void) {
   Stemedb__V1__Value v = STEMEDB__V1__VALUE__INIT;
-  char *s = dump(stm_gw_value_to_json(&v));
+  char *s = dump(stm_json_render_value(&v));
   CU_ASSERT_STRING_EQUAL(s, "null");
   free(s);
   v.kind_case = STEMEDB__V1__VALUE__KIND_STRING_VALUE;
   v.string_value = "x\"y";
-  s = dump(stm_gw_value_to_json(&v));
+  s = dump(stm_json_render_value(&v));
   CU_ASSERT_STRING_EQUAL(s, "\"x\\\"y\"");
   free(s);
   v.kind_case = STEMEDB__V1__VALUE__KIND_NUMBER_VALUE;
   v.number_value = 0.9;
-  s = dump(stm_gw_value_to_json(&v));
+  s = dump(stm_json_render_value(&v));
   CU_ASSERT_STRING_EQUAL(s, "0.9");
   free(s);
   v.kind_case = STEMEDB__V1__VALUE__KIND_BOOL_VALUE;
   v.bool_value = 1;
-  s = dump(stm_gw_value_to_json(&v));
+  s = dump(stm_json_render_value(&v));
   CU_ASSERT_STRING_EQUAL(s, "true");
   free(s);
   v.kind_case = STEMEDB__V1__VALUE__KIND_REF_VALUE;
   v.ref_value = "a/b";
-  s = dump(stm_gw_value_to_json(&v));
+  s = dump(stm_json_render_value(&v));
   CU_ASSERT_STRING_EQUAL(s, "{\"ref\":\"a/b\"}");
   free(s);
-  s = dump(stm_gw_value_to_json(NULL));
+  s = dump(stm_json_render_value(NULL));
   CU_ASSERT_STRING_EQUAL(s, "null");
   free(s);
 }
@@ -573,7 +506,7 @@ static Stemedb__V1__Assertion sample_assertion(Stemedb__V1__Value *v) {
 static void test_assertion_renders_fields_and_omits_empty_optionals(void) {
   Stemedb__V1__Value v;
   Stemedb__V1__Assertion a = sample_assertion(&v);
-  json_t *j = stm_gw_assertion_to_json(&a);
+  json_t *j = stm_json_render_assertion(&a);
   CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "hash")), HASH64);
   CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "source")),
                          "wiki://x");
@@ -589,7 +522,7 @@ static void test_assertion_renders_fields_and_omits_empty_optionals(void) {
   CU_ASSERT_PTR_NOT_NULL(strstr(s, "\"timestamp_ns\":1700000000123456789"));
   free(s);
   a.parent_hash = HASH64;
-  j = stm_gw_assertion_to_json(&a);
+  j = stm_json_render_assertion(&a);
   CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "parent_hash")),
                          HASH64);
   json_decref(j);
@@ -612,7 +545,7 @@ static void test_query_response_renders_results_with_winner(void) {
   q.n_results = 2;
   q.results = results;
   q.sequence = 9;
-  json_t *j = stm_gw_query_response_to_json(&q);
+  json_t *j = stm_json_render_query_response(&q);
   json_t *res = json_object_get(j, "results");
   CU_ASSERT_EQUAL_FATAL(json_array_size(res), 2);
   json_t *r0 = json_array_get(res, 0);
@@ -639,7 +572,7 @@ static void test_assert_responses_render(void) {
   r1.hash = HASH64;
   r1.sequence = 5;
   r1.created = 1;
-  char *s = dump(stm_gw_assert_response_to_json(&r1));
+  char *s = dump(stm_json_render_assert_response(&r1));
   CU_ASSERT_STRING_EQUAL(s, "{\"hash\":\"" HASH64
                             "\",\"sequence\":5,\"created\":true}");
   free(s);
@@ -647,7 +580,7 @@ static void test_assert_responses_render(void) {
   Stemedb__V1__AssertBatchResponse b = STEMEDB__V1__ASSERT_BATCH_RESPONSE__INIT;
   b.n_results = 2;
   b.results = rs;
-  json_t *j = stm_gw_assert_batch_response_to_json(&b);
+  json_t *j = stm_json_render_assert_batch_response(&b);
   CU_ASSERT_EQUAL(json_array_size(json_object_get(j, "results")), 2);
   json_decref(j);
 }
@@ -657,16 +590,16 @@ static void test_status_and_error_bodies_render(void) {
   st.status = "healthy";
   st.assertion_count = 12;
   st.writable = 1;
-  json_t *j = stm_gw_status_response_to_json(&st);
+  json_t *j = stm_json_render_status_response(&st);
   CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "assertion_count")),
                   12);
   CU_ASSERT_TRUE(json_is_true(json_object_get(j, "writable")));
   json_decref(j);
-  char *s = dump(stm_gw_error_json("NOT_FOUND", "no such claim", NULL));
+  char *s = dump(stm_json_render_error("NOT_FOUND", "no such claim", NULL));
   CU_ASSERT_STRING_EQUAL(
       s, "{\"error\":{\"code\":\"NOT_FOUND\",\"message\":\"no such claim\"}}");
   free(s);
-  s = dump(stm_gw_error_json("INVALID_ARGUMENT", "m", "predicate"));
+  s = dump(stm_json_render_error("INVALID_ARGUMENT", "m", "predicate"));
   CU_ASSERT_STRING_EQUAL(s, "{\"error\":{\"code\":\"INVALID_ARGUMENT\","
                             "\"message\":\"m\",\"field\":\"predicate\"}}");
   free(s);
@@ -698,18 +631,15 @@ void gw_test_register_json_map(void) {
       STM_TEST(test_assert_maps_every_value_kind),
       STM_TEST(test_assert_maps_optional_fields),
       STM_TEST(test_assert_ignores_unknown_fields_and_nulls),
-      STM_TEST(test_assert_rejects_missing_fields),
+      STM_TEST(test_assert_leaves_values_to_the_server),
+      STM_TEST(test_assert_refuses_what_cannot_be_carried),
       STM_TEST(test_assert_rejects_wrong_types),
-      STM_TEST(test_assert_rejects_bad_paths_and_predicates),
-      STM_TEST(test_assert_limits_string_values),
-      STM_TEST(test_assert_rejects_confidence_out_of_range),
-      STM_TEST(test_assert_rejects_bad_hashes_sources_and_signatures),
       STM_TEST(test_assert_rejects_out_of_range_timestamps),
       STM_TEST(test_batch_maps_and_names_the_failing_element),
       STM_TEST(test_batch_rejects_missing_empty_and_non_arrays),
       STM_TEST(test_query_maps_every_field),
       STM_TEST(test_query_rejects_bad_fields),
-      STM_TEST(test_get_request_validates_hash_and_as_of),
+      STM_TEST(test_get_request_parses_its_numbers),
       STM_TEST(test_parse_int_checks_syntax_and_bounds),
       STM_TEST_END};
   static const struct stm_test_case json_render[] = {
