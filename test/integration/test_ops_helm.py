@@ -207,13 +207,16 @@ class HelmChartTest(unittest.TestCase):
         one(objs, "Secret", "db-stemedb-admin-key")
         c = containers(objs)
         srv_env = {e["name"]: e for e in c["stemedb-server"]["env"]}
-        self.assertEqual(srv_env["STEMEDB_TLS_CERT"]["value"], "/etc/stemedb/tls/tls.crt")
-        self.assertEqual(srv_env["STEMEDB_TLS_CLIENT_CA"]["value"], "/etc/stemedb/tls/ca.crt")
+        self.assertEqual(srv_env["STEMEDB_TLS_CERT"]["value"], "/etc/stemedb-tls/tls.crt")
+        self.assertEqual(srv_env["STEMEDB_TLS_CLIENT_CA"]["value"], "/etc/stemedb-tls/ca.crt")
         self.assertEqual(srv_env["STEMEDB_AUTH"]["value"], "required")
         self.assertEqual(srv_env["STEMEDB_ADMIN_KEY"]["valueFrom"]["secretKeyRef"],
                          {"name": "db-stemedb-admin-key", "key": "admin-key"})
         gw_env = {e["name"]: e.get("value") for e in c["stemedb-gateway"]["env"]}
-        self.assertEqual(gw_env["STEMEDB_SERVER_CA"], "/etc/stemedb/tls/ca.crt")
+        self.assertEqual(gw_env["STEMEDB_SERVER_CA"], "/etc/stemedb-tls/ca.crt")
+        self.assertEqual(c["stemedb-gateway"]["args"], ["--server-cert", "/etc/stemedb-tls/tls.crt",
+                                                        "--server-key", "/etc/stemedb-tls/tls.key"])
+        self.assertNotIn("args", containers(render())["stemedb-gateway"])
         self.assertEqual(c["stemedb-server"]["readinessProbe"]["tcpSocket"], {"port": 18182})
         self.assertEqual(c["stemedb-gateway"]["readinessProbe"]["httpGet"]["scheme"], "HTTPS")
         sm = one(objs, "ServiceMonitor")["spec"]["endpoints"][0]
