@@ -469,7 +469,17 @@ static bool check_request_id(struct stm_grpc_call *c,
   switch (stm_request_ids_begin(c->srv->request_ids, c->method, id, digest, c,
                                 stm_clock_mono_ns(), &answer, &answer_len)) {
   case STM_REQUEST_ID_NEW:
-    c->rid = strdup(id); /* without memory: runs unremembered */
+    c->rid = strdup(id);
+    if (c->rid == NULL) { /* without memory: run it, remembered by nobody */
+      size_t n = 0;
+      void **w = stm_request_ids_finish(c->srv->request_ids, c->method, id,
+                                        false, NULL, 0, stm_clock_mono_ns(),
+                                        &n);
+      for (size_t i = 0; i < n; i++)
+        stm_grpc_call_fail(w[i], GRPC_STATUS_UNAVAILABLE,
+                           "out of memory; retry the request");
+      free(w);
+    }
     return true;
   case STM_REQUEST_ID_WAITING:
     return false; /* answered when the first call ends */
