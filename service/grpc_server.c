@@ -25,6 +25,7 @@
  * re-posts one at once, so this bounds only bursts, never concurrency. */
 #define SLOTS_PER_METHOD 8
 #define STATUS_CODES 17
+#define HANDSHAKE_TIMEOUT_MS 10000
 
 enum tag_kind {
   TAG_REQUEST,
@@ -663,6 +664,13 @@ int stm_grpc_server_start(const struct stm_grpc_server_options *opts,
       {.type = GRPC_ARG_INTEGER,
        .key = GRPC_ARG_ALLOW_REUSEPORT,
        .value.integer = 0},
+      /* gRPC 1.51 cannot cap incoming connections, and running out of
+       * descriptors kills its listener (listener_probe.h): a peer that
+       * connects and never speaks HTTP/2 holds its descriptor for 10 s,
+       * not the default 120 s. */
+      {.type = GRPC_ARG_INTEGER,
+       .key = GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+       .value.integer = HANDSHAKE_TIMEOUT_MS},
   };
   grpc_channel_args ca = {.num_args = sizeof args / sizeof args[0],
                           .args = args};

@@ -264,6 +264,23 @@ class FdExhaustionTest(unittest.TestCase):
         finally:
             server.cleanup()
 
+    def test_a_peer_that_never_speaks_http2_is_dropped_within_the_handshake_timeout(self):
+        server = stmtest.Server().start()
+        try:
+            with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+                s.settimeout(30)
+                t0 = time.monotonic()
+                try:
+                    got = s.recv(1024)  # the server's settings, then EOF
+                    while got:
+                        got = s.recv(1024)
+                except ConnectionResetError:
+                    pass
+                self.assertLess(time.monotonic() - t0, 20)  # 10 s, not 120 s
+            self.assertEqual(server.stop(), 0)
+        finally:
+            server.cleanup()
+
     def test_soft_fd_limit_is_raised_to_the_hard_limit_and_logged(self):
         def limits():
             resource.setrlimit(resource.RLIMIT_NOFILE, (300, 4096))
