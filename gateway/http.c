@@ -272,7 +272,7 @@ static int context_new(struct stm_gw_http *gw, struct stm_error *err) {
 static int watch_new(struct stm_gw_http *gw, const struct stm_gw_http_options *o,
                      struct stm_error *err) {
   struct stm_gw_ws_options wo = {
-      .server = gw->server,
+      .up = gw->conn.up,
       .max_subs_per_socket = (size_t)o->ws_max_subs_per_socket,
       .max_subs_per_client = (size_t)o->ws_max_subs_per_client,
       .max_subs_total = (size_t)o->ws_max_subs_total,

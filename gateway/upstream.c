@@ -13,6 +13,7 @@
 #define MAX_REGISTERED 32
 
 struct stm_gw_call {
+  struct stm_gw_upstream_tag tag; /* first: the cq thread's view */
   struct stm_gw_upstream *up;
   grpc_call *call;
   const char *method;
@@ -50,26 +51,35 @@ struct stm_gw_upstream {
   size_t n_registered;
 };
 
+/* A unary call's one batch completed: queue it for the event loop. */
+static void unary_done(struct stm_gw_upstream_tag *tag, bool ok) {
+  struct stm_gw_call *c = (struct stm_gw_call *)tag;
+  struct stm_gw_upstream *up = c->up;
+  /* A client batch with RECV_STATUS normally succeeds even when the RPC
+   * fails; guard anyway so a failed batch never reads as OK. */
+  if (!ok && c->code == GRPC_STATUS_OK)
+  c->code = GRPC_STATUS_UNKNOWN;
+  pthread_mutex_lock(&up->lock);
+  bool was_empty = up->done_head == NULL;
+  c->next = NULL;
+  if (up->done_tail)
+    up->done_tail->next = c;
+  else
+    up->done_head = c;
+  up->done_tail = c;
+  pthread_mutex_unlock(&up->lock);
+  if (was_empty && up->wake)
+    up->wake(up->wake_arg);
+}
+
+/* Every tag on the queue starts with a stm_gw_upstream_tag: unary calls
+ * and the batches of Watch streams (ws.c) alike. */
 static void *cq_thread(void *arg) {
   struct stm_gw_upstream *up = arg;
   grpc_event ev;
   while (stm_rpc_cq_next(up->cq, &ev)) {
-    struct stm_gw_call *c = ev.tag;
-    /* A client batch with RECV_STATUS normally succeeds even when the RPC
-     * fails; guard anyway so a failed batch never reads as OK. */
-    if (!ev.success && c->code == GRPC_STATUS_OK)
-      c->code = GRPC_STATUS_UNKNOWN;
-    pthread_mutex_lock(&up->lock);
-    bool was_empty = up->done_head == NULL;
-    c->next = NULL;
-    if (up->done_tail)
-      up->done_tail->next = c;
-    else
-      up->done_head = c;
-    up->done_tail = c;
-    pthread_mutex_unlock(&up->lock);
-    if (was_empty && up->wake)
-      up->wake(up->wake_arg);
+    struct stm_gw_upstream_tag *t = ev.tag;
+    t->on_event(t, ev.success != 0);
   }
   return NULL;
 }
@@ -134,6 +144,7 @@ int stm_gw_upstream_start_for(struct stm_gw_upstream *up, const char *method,
   struct stm_gw_call *c = calloc(1, sizeof *c);
   if (c == NULL)
     return STM_ENOMEM;
+  c->tag.on_event = unary_done;
   c->up = up;
   c->method = method;
   c->owner = owner;
@@ -227,6 +238,16 @@ size_t stm_gw_upstream_poll(struct stm_gw_upstream *up, stm_gw_done_cb cb,
     c = next;
   }
   return n;
+}
+
+grpc_call *stm_gw_upstream_stream_call(struct stm_gw_upstream *up,
+                                       const char *method) {
+  void *handle = registered_handle(up, method);
+  if (handle == NULL || up->cq_down)
+    return NULL;
+  return grpc_channel_create_registered_call(
+      up->channel, NULL, GRPC_PROPAGATE_DEFAULTS, up->cq, handle,
+      gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
 }
 
 size_t stm_gw_upstream_active(const struct stm_gw_upstream *up) {

@@ -1,8 +1,13 @@
 /*
- * upstream.h - asynchronous unary calls from the gateway to stemedb-server.
+ * upstream.h - the gateway's one gRPC channel to stemedb-server and its one
+ * completion queue (DESIGN.md), for unary calls and for the Watch streams
+ * of ws.c alike.
  *
- * One gRPC channel and one completion queue served by one thread (the "cq
- * thread"). The event-loop thread starts calls; each is one 6-op batch
+ * One channel and one completion queue served by one thread (the "cq
+ * thread"). Every tag on the queue starts with a struct
+ * stm_gw_upstream_tag whose on_event the cq thread calls: unary calls use
+ * the done queue below, streams (stm_gw_upstream_stream_call) handle their
+ * batches themselves. The event-loop thread starts calls; each is one 6-op batch
  * (send metadata + message + close, receive metadata + message + status)
  * with its own deadline. When a batch completes, the cq thread appends the
  * call to a mutex-protected done queue and, if the queue was empty, calls
@@ -20,10 +25,17 @@
 
 #include <grpc/grpc.h>
 #include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 struct stm_gw_upstream;
 struct stm_gw_call;
+
+/* The head of every completion-queue tag: on_event runs on the cq thread
+ * with the batch's success flag. */
+struct stm_gw_upstream_tag {
+  void (*on_event)(struct stm_gw_upstream_tag *tag, bool ok);
+};
 
 /* Called on the cq thread when finished calls are waiting to be polled. */
 typedef void (*stm_gw_wake_cb)(void *arg);
@@ -71,6 +83,16 @@ void stm_gw_call_detach(struct stm_gw_call *call);
 /* Drain the done queue; returns how many calls were handed to `cb`. */
 size_t stm_gw_upstream_poll(struct stm_gw_upstream *up, stm_gw_done_cb cb,
                             void *arg);
+
+/*
+ * A streaming call of `method` (a string that outlives the upstream) on the
+ * shared channel and queue, without deadline: the caller starts its
+ * batches with tags that begin with a stm_gw_upstream_tag, cancels it when
+ * done and unrefs it after its last batch. NULL when it cannot be created
+ * (or after stm_gw_upstream_stop). Event-loop thread.
+ */
+grpc_call *stm_gw_upstream_stream_call(struct stm_gw_upstream *up,
+                                       const char *method);
 
 /* Calls started and not yet polled. */
 size_t stm_gw_upstream_active(const struct stm_gw_upstream *up);

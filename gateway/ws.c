@@ -10,7 +10,7 @@
  * receive metadata), receive one message (re-posted by the cq thread after
  * each message), and receive the status.
  */
-#include "ws.h"
+#include "gateway/ws.h"
 
 #include "common/log.h"
 #include "json/json.h"
@@ -36,6 +36,7 @@ enum tag_kind { TAG_START, TAG_RECV, TAG_STATUS };
 struct conn;
 
 struct tag {
+  struct stm_gw_upstream_tag head; /* first: the upstream's cq thread */
   enum tag_kind kind;
   struct sub *sub;
 };
@@ -100,11 +101,7 @@ struct conn {
 struct stm_gw_ws {
   struct lws_context *ctx;
   struct stm_gw_ws_options o;
-  grpc_channel *channel;
-  void *method_handle;
-  grpc_completion_queue *cq;
-  pthread_t thread;
-  bool thread_running;
+  bool running; /* timers scheduled, streams may start */
   pthread_mutex_t dirty_mu;
   struct conn *dirty;
   atomic_size_t n_calls; /* Watch calls in flight, all sockets */
@@ -374,19 +371,16 @@ static bool on_status(struct sub *s) {
   return last;
 }
 
-static void *cq_main(void *arg) {
-  struct stm_gw_ws *w = arg;
-  grpc_event ev;
-  while (stm_rpc_cq_next(w->cq, &ev)) {
-    struct tag *t = ev.tag;
-    struct sub *s = t->sub;
-    bool last = t->kind == TAG_START  ? unpend(s)
-                : t->kind == TAG_RECV ? on_message(s)
-                                      : on_status(s);
-    if (last)
-      call_release(s);
-  }
-  return NULL;
+/* On the upstream's cq thread: one batch of a Watch stream completed. */
+static void on_tag(struct stm_gw_upstream_tag *head, bool ok) {
+  (void)ok; /* a failed batch still runs its handler: the status follows */
+  struct tag *t = (struct tag *)head;
+  struct sub *s = t->sub;
+  bool last = t->kind == TAG_START  ? unpend(s)
+              : t->kind == TAG_RECV ? on_message(s)
+                                    : on_status(s);
+  if (last)
+    call_release(s);
 }
 
 /* Loop thread: the client drained half its queue; read the streams again. */
@@ -440,15 +434,15 @@ static int start_call(struct conn *c, struct sub *s, const struct sub_req *r) {
   s->details = grpc_empty_slice();
   grpc_metadata_array_init(&s->init_md);
   grpc_metadata_array_init(&s->trail_md);
-  s->start_tag = (struct tag){TAG_START, s};
-  s->recv_tag = (struct tag){TAG_RECV, s};
-  s->status_tag = (struct tag){TAG_STATUS, s};
+  s->start_tag = (struct tag){{on_tag}, TAG_START, s};
+  s->recv_tag = (struct tag){{on_tag}, TAG_RECV, s};
+  s->status_tag = (struct tag){{on_tag}, TAG_STATUS, s};
   s->resume = r->start_sequence;
   s->first_dropped = 0;
   s->unsubscribing = false;
-  grpc_call *call = grpc_channel_create_registered_call(
-      w->channel, NULL, GRPC_PROPAGATE_DEFAULTS, w->cq, w->method_handle,
-      gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+  grpc_call *call = w->running
+                        ? stm_gw_upstream_stream_call(w->o.up, WATCH_METHOD)
+                        : NULL;
   if (call == NULL)
     return -1;
   pthread_mutex_lock(&c->mu);
@@ -1045,15 +1039,7 @@ struct stm_gw_ws *stm_gw_ws_new(struct lws_context *ctx,
   if (w->o.max_subs_total == 0)
     w->o.max_subs_total = STM_GW_WS_DEFAULT_SUBS_TOTAL;
   pthread_mutex_init(&w->dirty_mu, NULL);
-  w->channel = stm_rpc_channel_new(o->server);
-  w->method_handle =
-      grpc_channel_register_call(w->channel, WATCH_METHOD, NULL, NULL);
-  w->cq = grpc_completion_queue_create_for_next(NULL);
-  if (pthread_create(&w->thread, NULL, cq_main, w) != 0) {
-    stm_gw_ws_delete(w);
-    return NULL;
-  }
-  w->thread_running = true;
+  w->running = true;
   lws_sul_schedule(ctx, 0, &w->ping_timer, ping_tick,
                    (lws_usec_t)w->o.ping_interval_ms * 1000);
   lws_sul_schedule(ctx, 0, &w->slow_timer, slow_tick, 100 * 1000);
@@ -1071,27 +1057,21 @@ void stm_gw_ws_shutdown(struct stm_gw_ws *w) {
 size_t stm_gw_ws_open(const struct stm_gw_ws *w) { return w ? w->n_open : 0; }
 
 void stm_gw_ws_stop(struct stm_gw_ws *w) {
-  if (w == NULL || !w->thread_running)
+  if (w == NULL || !w->running)
     return;
+  w->running = false;
   lws_sul_cancel(&w->ping_timer);
   lws_sul_cancel(&w->slow_timer);
+  /* The streams' last batches complete on the upstream's cq thread, which
+   * stm_gw_upstream_stop drains and joins. */
   for (struct conn *c = w->open; c; c = c->next)
     cancel_all(c);
-  /* SHUTDOWN comes only after every started batch completed. */
-  grpc_completion_queue_shutdown(w->cq);
-  pthread_join(w->thread, NULL);
-  w->thread_running = false;
 }
 
 void stm_gw_ws_delete(struct stm_gw_ws *w) {
   if (w == NULL)
     return;
-  if (w->thread_running) {
-    stm_gw_ws_stop(w);
-  } else if (w->cq) {
-    grpc_completion_queue_shutdown(w->cq);
-    stm_rpc_cq_drain(w->cq);
-  }
+  stm_gw_ws_stop(w);
   /* Connections still open lost their socket with the context. */
   while (w->open)
     on_closed(w, w->open);
@@ -1104,10 +1084,6 @@ void stm_gw_ws_delete(struct stm_gw_ws *w) {
     conn_unref(c);
     c = next;
   }
-  if (w->cq)
-    grpc_completion_queue_destroy(w->cq);
-  if (w->channel)
-    grpc_channel_destroy(w->channel);
   pthread_mutex_destroy(&w->dirty_mu);
   free(w);
 }

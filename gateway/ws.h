@@ -3,8 +3,8 @@
  * stemedb.v1.StemeDB/Watch server stream to stemedb-server. The protocol
  * (frames, close codes, resume) is documented in api/watch.md.
  *
- * One gRPC channel and one completion-queue thread for every Watch stream
- * of the gateway (separate from the unary upstream). The cq thread turns
+ * Every Watch stream runs on the gateway's one upstream channel and
+ * completion queue (upstream.h), like the unary calls. The cq thread turns
  * each WatchEvent into its JSON text frame and appends it to the socket's
  * bounded queue, then wakes the event loop; the loop thread writes frames
  * when the socket is writable. Backpressure: when a socket's queue is
@@ -21,6 +21,8 @@
  */
 #ifndef STM_GW_WS_H
 #define STM_GW_WS_H
+
+#include "gateway/upstream.h"
 
 #include <libwebsockets.h>
 #include <stdbool.h>
@@ -41,7 +43,7 @@
 struct stm_gw_ws;
 
 struct stm_gw_ws_options {
-  const char *server;      /* stemedb-server gRPC address */
+  struct stm_gw_upstream *up; /* the gateway's channel and queue */
   size_t max_queue_frames; /* per socket; 0: 4096 */
   size_t max_queue_bytes;  /* per socket; 0: 8 MiB */
   int ping_interval_ms;    /* 0: 20000; the peer is closed after 3 missed */
@@ -52,7 +54,8 @@ struct stm_gw_ws_options {
   size_t max_subs_total;      /* in the whole gateway; 0: 4096 */
 };
 
-/* Start the channel and the cq thread. NULL when out of memory. */
+/* NULL when out of memory. Streams run on `up`, which must outlive this
+ * module's stop (stop this first, then the upstream). */
 struct stm_gw_ws *stm_gw_ws_new(struct lws_context *ctx,
                                 const struct stm_gw_ws_options *o);
 
@@ -75,7 +78,8 @@ void stm_gw_ws_shutdown(struct stm_gw_ws *w);
 /* Sockets still open. */
 size_t stm_gw_ws_open(const struct stm_gw_ws *w);
 
-/* Cancel every stream and join the cq thread (no wake-up afterwards). */
+/* Cancel every stream and stop the timers; their last batches complete
+ * on the upstream's cq thread (stop the upstream after this). */
 void stm_gw_ws_stop(struct stm_gw_ws *w);
 /* Stop if needed and free; call after lws_context_destroy. NULL: no-op. */
 void stm_gw_ws_delete(struct stm_gw_ws *w);
