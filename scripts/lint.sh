@@ -22,7 +22,7 @@ while [ $# -gt 0 ]; do
     --format) FORMAT=1; shift ;;
     --only) ONLY=$2; shift 2 ;;
     --jobs) JOBS=$2; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "usage: $0 [--format] [--only tidy|cppcheck|format] [--jobs N]" >&2; exit 2 ;;
   esac
 done
