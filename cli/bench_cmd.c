@@ -86,12 +86,12 @@ static grpc_byte_buffer *build_assert(void *ctx, int client, uint64_t seq,
     ptrs[k] = &reqs[k];
   }
   if (c->batch == 1)
-    return stm_pb_pack(&reqs[0].base);
+    return stm_rpc_pack(&reqs[0].base);
   Stemedb__V1__AssertBatchRequest batch =
       STEMEDB__V1__ASSERT_BATCH_REQUEST__INIT;
   batch.n_assertions = (size_t)c->batch;
   batch.assertions = ptrs;
-  return stm_pb_pack(&batch.base);
+  return stm_rpc_pack(&batch.base);
 }
 
 static size_t put_varint(uint8_t *p, uint64_t v) {
@@ -351,7 +351,7 @@ static int bench_query(struct cli *cli, const struct bench_args *a,
   struct bench_spec spec = *base;
   spec.method = "/stemedb.v1.StemeDB/Query";
   spec.build = build_copy;
-  grpc_byte_buffer *prebuilt = stm_pb_pack(&req.base);
+  grpc_byte_buffer *prebuilt = stm_rpc_pack(&req.base);
   spec.ctx = prebuilt;
   int rc = run_and_report(cli, "query", a, &spec);
   grpc_byte_buffer_destroy(prebuilt);

@@ -193,7 +193,7 @@ static void gstream_close(struct gstream *g) {
  */
 
 static uint64_t count_stemedb(const grpc_byte_buffer *bb) {
-  Stemedb__V1__WatchEvent *ev = (Stemedb__V1__WatchEvent *)stm_pb_unpack(
+  Stemedb__V1__WatchEvent *ev = (Stemedb__V1__WatchEvent *)stm_rpc_unpack(
       &stemedb__v1__watch_event__descriptor, (grpc_byte_buffer *)bb);
   uint64_t n = ev && ev->type == STEMEDB__V1__EVENT_TYPE__EVENT_TYPE_CLAIM;
   if (ev)
@@ -562,7 +562,7 @@ int cli_cmd_bench_watch(struct cli *cli, int argc, char **argv) {
   wr.concept_prefix = sc.concept;
   struct gstream g;
   if (gstream_open(&g, sc.ch, "/stemedb.v1.StemeDB/Watch",
-                   stm_pb_pack(&wr.base), true, count_stemedb) == 0) {
+                   stm_rpc_pack(&wr.base), true, count_stemedb) == 0) {
     res[nres].name = "stemedb gRPC Watch";
     usleep(200000); /* the watch is registered (first progress event) */
     run(&res[nres++], &g.w, write_stemedb, &sc, (uint64_t)count, warmup);

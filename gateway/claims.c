@@ -270,7 +270,7 @@ static int fill_assert(const json_t *obj, const char *prefix,
   return fill_signature(obj, prefix, m, err);
 }
 
-int stm_gw_json_to_assert_request(const json_t *obj, const char *prefix,
+int stm_gw_parse_assert_request(const json_t *obj, const char *prefix,
                                   Stemedb__V1__AssertRequest **out,
                                   struct stm_error *err) {
   *out = NULL;
@@ -295,7 +295,7 @@ int stm_gw_json_to_assert_request(const json_t *obj, const char *prefix,
   return 0;
 }
 
-int stm_gw_json_to_assert_batch(const json_t *obj,
+int stm_gw_parse_assert_batch(const json_t *obj,
                                 Stemedb__V1__AssertBatchRequest **out,
                                 struct stm_error *err) {
   *out = NULL;
@@ -320,7 +320,7 @@ int stm_gw_json_to_assert_batch(const json_t *obj,
   for (size_t i = 0; rc == 0 && i < n; i++) {
     char prefix[48];
     stm_field_name_at(prefix, sizeof prefix, "assertions", i, "");
-    rc = stm_gw_json_to_assert_request(json_array_get(arr, i), prefix,
+    rc = stm_gw_parse_assert_request(json_array_get(arr, i), prefix,
                                        &m->assertions[i], err);
     if (rc == 0)
       m->n_assertions = i + 1;
@@ -364,7 +364,7 @@ static int fill_query(const json_t *obj, Stemedb__V1__QueryRequest *m,
             : get_bool(obj, "current_epoch_only", &m->current_epoch_only, err);
 }
 
-int stm_gw_json_to_query_request(const json_t *obj,
+int stm_gw_parse_query_request(const json_t *obj,
                                  Stemedb__V1__QueryRequest **out,
                                  struct stm_error *err) {
   *out = NULL;
@@ -381,7 +381,7 @@ int stm_gw_json_to_query_request(const json_t *obj,
   return 0;
 }
 
-int stm_gw_get_request_new(const char *hash, size_t hash_len,
+int stm_gw_parse_get_request(const char *hash, size_t hash_len,
                            const char *as_of_sequence,
                            const char *as_of_time_ns,
                            Stemedb__V1__GetRequest **out,
@@ -415,7 +415,7 @@ int stm_gw_get_request_new(const char *hash, size_t hash_len,
 int stm_gw_build_assert(const struct stm_gw_request *rq, ProtobufCMessage **out,
                         struct stm_error *err) {
   Stemedb__V1__AssertRequest *m;
-  int rc = stm_gw_json_to_assert_request(rq->body, "", &m, err);
+  int rc = stm_gw_parse_assert_request(rq->body, "", &m, err);
   *out = rc ? NULL : &m->base;
   return rc;
 }
@@ -423,7 +423,7 @@ int stm_gw_build_assert(const struct stm_gw_request *rq, ProtobufCMessage **out,
 int stm_gw_build_assert_batch(const struct stm_gw_request *rq, ProtobufCMessage **out,
                        struct stm_error *err) {
   Stemedb__V1__AssertBatchRequest *m;
-  int rc = stm_gw_json_to_assert_batch(rq->body, &m, err);
+  int rc = stm_gw_parse_assert_batch(rq->body, &m, err);
   *out = rc ? NULL : &m->base;
   return rc;
 }
@@ -431,7 +431,7 @@ int stm_gw_build_assert_batch(const struct stm_gw_request *rq, ProtobufCMessage 
 int stm_gw_build_query(const struct stm_gw_request *rq, ProtobufCMessage **out,
                        struct stm_error *err) {
   Stemedb__V1__QueryRequest *m;
-  int rc = stm_gw_json_to_query_request(rq->body, &m, err);
+  int rc = stm_gw_parse_query_request(rq->body, &m, err);
   *out = rc ? NULL : &m->base;
   return rc;
 }
@@ -449,7 +449,7 @@ int stm_gw_build_get(const struct stm_gw_request *rq, ProtobufCMessage **out,
   if (as_of_t == NULL && strstr(q, "as_of_time_ns="))
     as_of_t = "?";
   Stemedb__V1__GetRequest *m;
-  int rc = stm_gw_get_request_new(rq->param, strlen(rq->param), as_of_seq,
+  int rc = stm_gw_parse_get_request(rq->param, strlen(rq->param), as_of_seq,
                                   as_of_t, &m, err);
   *out = rc ? NULL : &m->base;
   return rc;

@@ -1,4 +1,4 @@
-#include "upstream.h"
+#include "gateway/upstream.h"
 
 #include "common/error.h"
 #include "rpc/codec.h"
@@ -152,7 +152,7 @@ int stm_gw_upstream_start_for(struct stm_gw_upstream *up, const char *method,
   c->details = grpc_empty_slice();
   grpc_metadata_array_init(&c->init_md);
   grpc_metadata_array_init(&c->trail_md);
-  c->send = stm_pb_pack(req);
+  c->send = stm_rpc_pack(req);
   gpr_timespec deadline =
       gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
                    gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
@@ -268,7 +268,7 @@ const char *stm_gw_call_message(const struct stm_gw_call *call) {
 
 ProtobufCMessage *stm_gw_call_reply(const struct stm_gw_call *call,
                                     const ProtobufCMessageDescriptor *desc) {
-  return stm_pb_unpack(desc, call->recv);
+  return stm_rpc_unpack(desc, call->recv);
 }
 
 void stm_gw_upstream_stop(struct stm_gw_upstream *up) {

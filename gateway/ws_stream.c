@@ -105,7 +105,7 @@ static bool on_message(struct sub *s) {
   struct conn *c = s->c;
   if (s->recv == NULL) /* end of stream: the status follows */
     return unpend(s);
-  Stemedb__V1__WatchEvent *ev = (Stemedb__V1__WatchEvent *)stm_pb_unpack(
+  Stemedb__V1__WatchEvent *ev = (Stemedb__V1__WatchEvent *)stm_rpc_unpack(
       &stemedb__v1__watch_event__descriptor, s->recv);
   grpc_byte_buffer_destroy(s->recv);
   s->recv = NULL;
@@ -211,7 +211,7 @@ int stm_gw_ws_start_call(struct conn *c, struct sub *s, const struct sub_req *r)
     types[i] = (Stemedb__V1__EventType)r->types[i];
   req.event_types = types;
   req.n_event_types = r->n_types;
-  s->send = stm_pb_pack(&req.base);
+  s->send = stm_rpc_pack(&req.base);
   s->recv = NULL;
   s->code = GRPC_STATUS_UNKNOWN;
   s->details = grpc_empty_slice();

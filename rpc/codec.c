@@ -1,4 +1,4 @@
-#include "codec.h"
+#include "rpc/codec.h"
 
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc_security.h>
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-grpc_byte_buffer *stm_pb_pack(const ProtobufCMessage *msg) {
+grpc_byte_buffer *stm_rpc_pack(const ProtobufCMessage *msg) {
   size_t len = protobuf_c_message_get_packed_size(msg);
   grpc_slice s = grpc_slice_malloc(len);
   protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(s));
@@ -16,7 +16,7 @@ grpc_byte_buffer *stm_pb_pack(const ProtobufCMessage *msg) {
   return bb;
 }
 
-ProtobufCMessage *stm_pb_unpack(const ProtobufCMessageDescriptor *desc,
+ProtobufCMessage *stm_rpc_unpack(const ProtobufCMessageDescriptor *desc,
                                 grpc_byte_buffer *bb) {
   if (bb == NULL)
     return NULL;
@@ -151,12 +151,12 @@ grpc_status_code stm_rpc_call(grpc_channel *ch, const char *method,
                               int timeout_ms, ProtobufCMessage **resp,
                               struct stm_rpc_status *st) {
   *resp = NULL;
-  grpc_byte_buffer *send = stm_pb_pack(req), *recv = NULL;
+  grpc_byte_buffer *send = stm_rpc_pack(req), *recv = NULL;
   grpc_status_code code =
       stm_rpc_call_raw(ch, method, send, timeout_ms, &recv, st);
   grpc_byte_buffer_destroy(send);
   if (code == GRPC_STATUS_OK) {
-    *resp = stm_pb_unpack(resp_desc, recv);
+    *resp = stm_rpc_unpack(resp_desc, recv);
     if (*resp == NULL) {
       code = GRPC_STATUS_INTERNAL;
       if (st) {

@@ -13,14 +13,14 @@
 
 /* Pack a message into a new byte buffer. Caller owns it
  * (grpc_byte_buffer_destroy after the send batch completes). */
-grpc_byte_buffer *stm_pb_pack(const ProtobufCMessage *msg);
+grpc_byte_buffer *stm_rpc_pack(const ProtobufCMessage *msg);
 
 /*
  * Unpack a received buffer (may be NULL: returns NULL). Does not take
  * ownership of bb. Returns a message to free with
  * protobuf_c_message_free_unpacked(msg, NULL), or NULL on garbage.
  */
-ProtobufCMessage *stm_pb_unpack(const ProtobufCMessageDescriptor *desc,
+ProtobufCMessage *stm_rpc_unpack(const ProtobufCMessageDescriptor *desc,
                                 grpc_byte_buffer *bb);
 
 /* Insecure channel to "host:port", 64 MiB receive limit, reconnect backoff
@@ -69,5 +69,9 @@ void stm_rpc_cq_drain(grpc_completion_queue *cq);
 
 /* "OK", "INVALID_ARGUMENT", ... for a status code. */
 const char *stm_rpc_code_name(grpc_status_code code);
+
+/* The former names, until service/ (another owner's folder) switches. */
+#define stm_pb_pack stm_rpc_pack
+#define stm_pb_unpack stm_rpc_unpack
 
 #endif

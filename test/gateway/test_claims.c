@@ -22,7 +22,7 @@ static void assert_rejects(const char *text, const char *field) {
   struct stm_error err;
   stm_error_clear(&err);
   Stemedb__V1__AssertRequest *m = (void *)1;
-  CU_ASSERT_EQUAL(stm_gw_json_to_assert_request(j, "", &m, &err), STM_EINVAL);
+  CU_ASSERT_EQUAL(stm_gw_parse_assert_request(j, "", &m, &err), STM_EINVAL);
   CU_ASSERT_PTR_NULL(m);
   CU_ASSERT_STRING_EQUAL(err.field, field);
   /* The server's convention: the message begins with the field name. */
@@ -35,7 +35,7 @@ static Stemedb__V1__AssertRequest *assert_maps(const char *text) {
   struct stm_error err;
   stm_error_clear(&err);
   Stemedb__V1__AssertRequest *m = NULL;
-  int rc = stm_gw_json_to_assert_request(j, "", &m, &err);
+  int rc = stm_gw_parse_assert_request(j, "", &m, &err);
   if (rc)
     fprintf(stderr, "\nunexpected error for %s: %s\n", text, err.message);
   CU_ASSERT_EQUAL(rc, 0);
@@ -308,7 +308,7 @@ static void test_batch_maps_and_names_the_failing_element(void) {
                 "\"p\",\"value\":1},{\"concept_path\":\"b\",\"predicate\":"
                 "\"q\",\"value\":\"x\",\"source\":\"s://1\"}]}");
   Stemedb__V1__AssertBatchRequest *m = NULL;
-  CU_ASSERT_EQUAL(stm_gw_json_to_assert_batch(j, &m, NULL), 0);
+  CU_ASSERT_EQUAL(stm_gw_parse_assert_batch(j, &m, NULL), 0);
   CU_ASSERT_EQUAL_FATAL(m->n_assertions, 2);
   CU_ASSERT_STRING_EQUAL(m->assertions[1]->source_id, "s://1");
   gw_test_free_msg(m);
@@ -319,13 +319,13 @@ static void test_batch_maps_and_names_the_failing_element(void) {
         "{\"concept_path\":\"c\",\"predicate\":\"p\",\"value\":1}]}");
   struct stm_error err;
   stm_error_clear(&err);
-  CU_ASSERT_EQUAL(stm_gw_json_to_assert_batch(j, &m, &err), STM_EINVAL);
+  CU_ASSERT_EQUAL(stm_gw_parse_assert_batch(j, &m, &err), STM_EINVAL);
   CU_ASSERT_PTR_NULL(m);
   CU_ASSERT_STRING_EQUAL(err.field, "assertions[1].predicate");
   json_decref(j);
 
   j = J("{\"assertions\":[1]}");
-  CU_ASSERT_EQUAL(stm_gw_json_to_assert_batch(j, &m, &err), STM_EINVAL);
+  CU_ASSERT_EQUAL(stm_gw_parse_assert_batch(j, &m, &err), STM_EINVAL);
   CU_ASSERT_STRING_EQUAL(err.field, "assertions[0]");
   json_decref(j);
 }
@@ -338,7 +338,7 @@ static void test_batch_rejects_missing_empty_and_non_arrays(void) {
     struct stm_error err;
     stm_error_clear(&err);
     Stemedb__V1__AssertBatchRequest *m = NULL;
-    CU_ASSERT_EQUAL(stm_gw_json_to_assert_batch(j, &m, &err), STM_EINVAL);
+    CU_ASSERT_EQUAL(stm_gw_parse_assert_batch(j, &m, &err), STM_EINVAL);
     CU_ASSERT_STRING_EQUAL(err.field, "assertions");
     json_decref(j);
   }
@@ -353,7 +353,7 @@ static void test_query_maps_every_field(void) {
                 "\"include_descendants\":true,\"limit\":10,"
                 "\"current_epoch_only\":true,\"extra\":1}");
   Stemedb__V1__QueryRequest *m = NULL;
-  CU_ASSERT_EQUAL_FATAL(stm_gw_json_to_query_request(j, &m, NULL), 0);
+  CU_ASSERT_EQUAL_FATAL(stm_gw_parse_query_request(j, &m, NULL), 0);
   CU_ASSERT_STRING_EQUAL(m->concept_path, "test/cluster");
   CU_ASSERT_STRING_EQUAL(m->lens, "recency");
   CU_ASSERT_STRING_EQUAL(m->predicate, "replicated");
@@ -365,7 +365,7 @@ static void test_query_maps_every_field(void) {
   gw_test_free_msg(m);
   json_decref(j);
   j = J("{\"concept_path\":\"a\"}");
-  CU_ASSERT_EQUAL_FATAL(stm_gw_json_to_query_request(j, &m, NULL), 0);
+  CU_ASSERT_EQUAL_FATAL(stm_gw_parse_query_request(j, &m, NULL), 0);
   CU_ASSERT_STRING_EQUAL(m->lens, "");
   CU_ASSERT_STRING_EQUAL(m->predicate, "");
   gw_test_free_msg(m);
@@ -397,7 +397,7 @@ static void test_query_rejects_bad_fields(void) {
     struct stm_error err;
     stm_error_clear(&err);
     Stemedb__V1__QueryRequest *m = NULL;
-    CU_ASSERT_EQUAL(stm_gw_json_to_query_request(j, &m, &err), STM_EINVAL);
+    CU_ASSERT_EQUAL(stm_gw_parse_query_request(j, &m, &err), STM_EINVAL);
     CU_ASSERT_PTR_NULL(m);
     if (strcmp(err.field, cases[i].field) != 0)
       fprintf(stderr, "\n%s: field '%s'\n", cases[i].body, err.field);
@@ -408,7 +408,7 @@ static void test_query_rejects_bad_fields(void) {
 
 static void test_get_request_parses_its_numbers(void) {
   Stemedb__V1__GetRequest *m = NULL;
-  CU_ASSERT_EQUAL(stm_gw_get_request_new(HASH64, 64, "7", "9", &m, NULL), 0);
+  CU_ASSERT_EQUAL(stm_gw_parse_get_request(HASH64, 64, "7", "9", &m, NULL), 0);
   CU_ASSERT_STRING_EQUAL(m->hash, HASH64);
   CU_ASSERT_EQUAL(m->as_of_sequence, 7);
   CU_ASSERT_EQUAL(m->as_of_time_ns, 9);
@@ -416,10 +416,10 @@ static void test_get_request_parses_its_numbers(void) {
   struct stm_error err;
   stm_error_clear(&err);
   /* The hash and the time are the server's to judge. */
-  CU_ASSERT_EQUAL(stm_gw_get_request_new("abc", 3, NULL, "-1", &m, &err), 0);
+  CU_ASSERT_EQUAL(stm_gw_parse_get_request("abc", 3, NULL, "-1", &m, &err), 0);
   CU_ASSERT_STRING_EQUAL(m->hash, "abc");
   gw_test_free_msg(m);
-  CU_ASSERT_EQUAL(stm_gw_get_request_new(HASH64, 64, "x", NULL, &m, &err),
+  CU_ASSERT_EQUAL(stm_gw_parse_get_request(HASH64, 64, "x", NULL, &m, &err),
                   STM_EINVAL);
   CU_ASSERT_STRING_EQUAL(err.field, "as_of_sequence");
 }
