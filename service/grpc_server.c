@@ -1,4 +1,4 @@
-#include "grpc_server.h"
+#include "grpc_internal.h"
 #include "request_ids.h"
 #include "wire_check.h"
 
@@ -21,132 +21,7 @@
 #include <string.h>
 #include <time.h>
 
-/* Requests pre-posted per method and per completion queue. Each arrival
- * re-posts one at once, so this bounds only bursts, never concurrency. */
-#define SLOTS_PER_METHOD 8
-#define STATUS_CODES 17
-#define HANDSHAKE_TIMEOUT_MS 10000
-
-enum tag_kind {
-  TAG_REQUEST,
-  TAG_GENERIC,
-  TAG_CALL_DONE,
-  TAG_SHUTDOWN,
-  TAG_STREAM_SEND,
-  TAG_STREAM_CLOSE,
-  TAG_STREAM_STATUS
-};
-
-/* A streaming call has several batches in flight, each with its own tag. */
-struct stream_tag {
-  enum tag_kind kind;
-  struct stm_grpc_call *call;
-};
-
-struct worker {
-  struct stm_grpc_server *srv;
-  grpc_completion_queue *cq;
-  pthread_t thread;
-};
-
-struct method_stats {
-  atomic_uint_fast64_t by_code[STATUS_CODES];
-  atomic_uint_fast64_t total_ns;
-};
-
-struct stm_grpc_server {
-  grpc_server *server;
-  struct worker *workers;
-  int worker_count;
-  const struct stm_grpc_method *methods;
-  size_t method_count;
-  void **handles;
-  /* Per method: its request's request_id field, NULL when it has none. */
-  const ProtobufCFieldDescriptor **rid_fields;
-  struct stm_request_ids *request_ids; /* borrowed; NULL: off */
-  struct method_stats *stats; /* method_count + 1: the last is "unknown" */
-  void *ctx;
-  atomic_bool shutting_down;
-  atomic_int in_flight; /* calls accepted and not yet freed */
-  pthread_mutex_t lock;
-  pthread_cond_t cond;
-  bool shutdown_done;
-  bool destroyed;
-};
-
-/* One posted request for a registered method. */
-struct request_slot {
-  enum tag_kind kind;
-  struct worker *w;
-  size_t method;
-  grpc_call *call;
-  gpr_timespec deadline;
-  grpc_metadata_array md;
-  grpc_byte_buffer *payload;
-};
-
-/* One posted catch-all request for unregistered methods. */
-struct generic_slot {
-  enum tag_kind kind;
-  struct worker *w;
-  grpc_call *call;
-  grpc_call_details details;
-  grpc_metadata_array md;
-};
-
-struct stm_grpc_call {
-  enum tag_kind kind;
-  struct stm_grpc_server *srv;
-  size_t method; /* == method_count for unknown methods */
-  grpc_call *call;
-  gpr_timespec deadline;
-  grpc_metadata_array md;
-  grpc_call_details details; /* only for generic calls */
-  bool generic;
-  ProtobufCMessage *req;
-  grpc_byte_buffer *resp;
-  grpc_status_code code;
-  int cancelled;
-  int64_t start_ns;
-  char *peer;
-  char *rid; /* the request_id this call reports to request_ids, or NULL */
-  /* Server streaming only. */
-  stm_grpc_stream_cb stream_cb;
-  void *stream_user;
-  struct stream_tag send_tag, close_tag, status_tag;
-  atomic_int stream_pending; /* RECV_CLOSE + final status batches */
-  grpc_byte_buffer *send_bb;
-  bool sent_initial;
-};
-
 static struct { enum tag_kind kind; } shutdown_tag = {TAG_SHUTDOWN};
-
-#ifdef STM_TEST_HOOKS
-/* Test hook, compiled only into stemedb-server-test-hooks (never shipped):
- * environment STEMEDB_TEST_STREAM_SEND_DELAY_US, read at server start,
- * sleeps that long right after a stream send's batch has started, which
- * widens the window in which a cancelled call can be completed and freed
- * by its completion-queue thread (test_watch.py). 0: off. */
-static atomic_uint test_send_delay_us;
-
-static void test_hook_read(void) {
-  const char *delay = getenv("STEMEDB_TEST_STREAM_SEND_DELAY_US");
-  if (delay)
-    atomic_store(&test_send_delay_us, (unsigned)strtoul(delay, NULL, 10));
-}
-
-static void test_hook_after_send(void) {
-  unsigned delay_us =
-      atomic_load_explicit(&test_send_delay_us, memory_order_relaxed);
-  if (delay_us) {
-    struct timespec d = {delay_us / 1000000, (long)(delay_us % 1000000) * 1000};
-    nanosleep(&d, NULL);
-  }
-}
-#else
-static void test_hook_read(void) {}
-static void test_hook_after_send(void) {}
-#endif
 
 static void post_request(struct worker *w, size_t method) {
   struct request_slot *slot = calloc(1, sizeof *slot);
@@ -180,240 +55,6 @@ static void post_generic(struct worker *w) {
     grpc_call_details_destroy(&slot->details);
     grpc_metadata_array_destroy(&slot->md);
     free(slot);
-  }
-}
-
-static void call_free(struct stm_grpc_call *c) {
-  atomic_fetch_sub(&c->srv->in_flight, 1);
-  struct method_stats *st = &c->srv->stats[c->method];
-  int code = (int)c->code < STATUS_CODES ? (int)c->code : GRPC_STATUS_UNKNOWN;
-  atomic_fetch_add(&st->by_code[code], 1);
-  atomic_fetch_add(&st->total_ns,
-                   (uint_fast64_t)(stm_clock_mono_ns() - c->start_ns));
-  if (c->req)
-    protobuf_c_message_free_unpacked(c->req, NULL);
-  if (c->resp)
-    grpc_byte_buffer_destroy(c->resp);
-  grpc_metadata_array_destroy(&c->md);
-  if (c->generic)
-    grpc_call_details_destroy(&c->details);
-  if (c->peer)
-    gpr_free(c->peer);
-  free(c->rid);
-  grpc_call_unref(c->call);
-  free(c);
-}
-
-static void start_answer(struct stm_grpc_call *c, grpc_status_code code,
-                         const char *message, grpc_byte_buffer *resp);
-
-/* The first call of a request_id ended: remember a success, answer the
- * retries that waited for it the same way. */
-static void report_request_id(struct stm_grpc_call *c, grpc_status_code code,
-                              const char *message, grpc_byte_buffer *resp) {
-  grpc_slice bytes = grpc_empty_slice();
-  grpc_byte_buffer_reader r;
-  if (resp && grpc_byte_buffer_reader_init(&r, resp)) {
-    bytes = grpc_byte_buffer_reader_readall(&r);
-    grpc_byte_buffer_reader_destroy(&r);
-  }
-  size_t n = 0;
-  void **waiters = stm_request_ids_finish(
-      c->srv->request_ids, c->method, c->rid, code == GRPC_STATUS_OK,
-      GRPC_SLICE_START_PTR(bytes), GRPC_SLICE_LENGTH(bytes),
-      stm_clock_mono_ns(), &n);
-  for (size_t i = 0; i < n; i++) {
-    grpc_byte_buffer *copy = NULL;
-    if (resp) {
-      grpc_slice s = grpc_slice_ref(bytes);
-      copy = grpc_raw_byte_buffer_create(&s, 1);
-      grpc_slice_unref(s);
-    }
-    start_answer(waiters[i], code, message, copy);
-  }
-  free(waiters);
-  grpc_slice_unref(bytes);
-}
-
-static void call_finish(struct stm_grpc_call *c, grpc_status_code code,
-                        const char *message, grpc_byte_buffer *resp) {
-  if (c->rid)
-    report_request_id(c, code, message, resp);
-  start_answer(c, code, message, resp);
-}
-
-static void start_answer(struct stm_grpc_call *c, grpc_status_code code,
-                         const char *message, grpc_byte_buffer *resp) {
-  c->code = code;
-  c->resp = resp;
-  grpc_slice details = grpc_slice_from_copied_string(message ? message : "");
-  grpc_op ops[4];
-  memset(ops, 0, sizeof ops);
-  size_t n = 0;
-  ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
-  if (resp) {
-    ops[n].op = GRPC_OP_SEND_MESSAGE;
-    ops[n++].data.send_message.send_message = resp;
-  }
-  ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-  ops[n].data.send_status_from_server.status = code;
-  ops[n++].data.send_status_from_server.status_details = &details;
-  ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-  ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
-  c->kind = TAG_CALL_DONE;
-  grpc_call_error e = grpc_call_start_batch(c->call, ops, n, c, NULL);
-  grpc_slice_unref(details);
-  if (e != GRPC_CALL_OK) {
-    stm_log_error("grpc: cannot send the answer (call error %d)", (int)e);
-    call_free(c);
-  }
-}
-
-void stm_grpc_call_reply(struct stm_grpc_call *call,
-                         const ProtobufCMessage *resp) {
-  call_finish(call, GRPC_STATUS_OK, NULL, stm_pb_pack(resp));
-}
-
-void stm_grpc_call_fail(struct stm_grpc_call *call, grpc_status_code code,
-                        const char *fmt, ...) {
-  char msg[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  call_finish(call, code, msg, NULL);
-}
-
-void *stm_grpc_call_context(const struct stm_grpc_call *call) {
-  return call->srv->ctx;
-}
-
-const char *stm_grpc_call_peer(struct stm_grpc_call *call) {
-  if (call->peer == NULL)
-    call->peer = grpc_call_get_peer(call->call);
-  return call->peer;
-}
-
-bool stm_grpc_call_metadata(const struct stm_grpc_call *call, const char *key,
-                            char *buf, size_t len) {
-  size_t klen = strlen(key);
-  for (size_t i = 0; i < call->md.count; i++) {
-    const grpc_metadata *m = &call->md.metadata[i];
-    if (GRPC_SLICE_LENGTH(m->key) != klen ||
-        memcmp(GRPC_SLICE_START_PTR(m->key), key, klen) != 0)
-      continue;
-    size_t vlen = GRPC_SLICE_LENGTH(m->value);
-    if (vlen >= len)
-      vlen = len - 1;
-    memcpy(buf, GRPC_SLICE_START_PTR(m->value), vlen);
-    buf[vlen] = '\0';
-    return true;
-  }
-  return false;
-}
-
-/* --- server streaming ---------------------------------------------------- */
-
-int stm_grpc_stream_open(struct stm_grpc_call *call, stm_grpc_stream_cb cb,
-                         void *user) {
-  call->stream_cb = cb;
-  call->stream_user = user;
-  call->send_tag = (struct stream_tag){TAG_STREAM_SEND, call};
-  call->close_tag = (struct stream_tag){TAG_STREAM_CLOSE, call};
-  call->status_tag = (struct stream_tag){TAG_STREAM_STATUS, call};
-  atomic_init(&call->stream_pending, 2);
-  grpc_op op;
-  memset(&op, 0, sizeof op);
-  op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-  op.data.recv_close_on_server.cancelled = &call->cancelled;
-  grpc_call_error e =
-      grpc_call_start_batch(call->call, &op, 1, &call->close_tag, NULL);
-  if (e != GRPC_CALL_OK) {
-    call->stream_cb = NULL;
-    stm_grpc_call_fail(call, GRPC_STATUS_INTERNAL, "cannot start the stream");
-    return -1;
-  }
-  return 0;
-}
-
-int stm_grpc_stream_send(struct stm_grpc_call *call, grpc_slice msg) {
-  assert(call->send_bb == NULL);
-  call->send_bb = grpc_raw_byte_buffer_create(&msg, 1);
-  grpc_slice_unref(msg);
-  grpc_op ops[2];
-  memset(ops, 0, sizeof ops);
-  size_t n = 0;
-  bool first = !call->sent_initial;
-  if (first)
-    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
-  ops[n].op = GRPC_OP_SEND_MESSAGE;
-  ops[n++].data.send_message.send_message = call->send_bb;
-  /* Everything the call needs is written before the batch starts: once it
-   * has started, the call may already be gone. On a cancelled call the
-   * batch fails at once, and the completion-queue thread can run
-   * STM_GRPC_STREAM_SENT, stm_grpc_stream_finish, the status completion and
-   * STM_GRPC_STREAM_DONE (which frees the call) before start_batch returns here
-   * (the watch hub sends from its own thread). */
-  call->sent_initial = true;
-  grpc_call_error e =
-      grpc_call_start_batch(call->call, ops, n, &call->send_tag, NULL);
-  test_hook_after_send();
-  if (e != GRPC_CALL_OK) {
-    /* Rejected: nothing was sent and no completion follows. */
-    call->sent_initial = !first;
-    grpc_byte_buffer_destroy(call->send_bb);
-    call->send_bb = NULL;
-    return -1;
-  }
-  return 0;
-}
-
-static void stream_unpend(struct stm_grpc_call *c) {
-  if (atomic_fetch_sub(&c->stream_pending, 1) == 1) {
-    c->stream_cb(c->stream_user, STM_GRPC_STREAM_DONE, true);
-    call_free(c);
-  }
-}
-
-void stm_grpc_stream_finish(struct stm_grpc_call *call, grpc_status_code code,
-                            const char *msg) {
-  call->code = code;
-  grpc_slice details = grpc_slice_from_copied_string(msg ? msg : "");
-  grpc_op ops[2];
-  memset(ops, 0, sizeof ops);
-  size_t n = 0;
-  if (!call->sent_initial)
-    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
-  ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-  ops[n].data.send_status_from_server.status = code;
-  ops[n++].data.send_status_from_server.status_details = &details;
-  call->sent_initial = true;
-  grpc_call_error e =
-      grpc_call_start_batch(call->call, ops, n, &call->status_tag, NULL);
-  grpc_slice_unref(details);
-  if (e != GRPC_CALL_OK) {
-    stm_log_error("grpc: cannot end a stream (call error %d)", (int)e);
-    stream_unpend(call);
-  }
-}
-
-static void on_stream_event(struct stream_tag *t, bool ok) {
-  struct stm_grpc_call *c = t->call;
-  switch (t->kind) {
-  case TAG_STREAM_SEND:
-    grpc_byte_buffer_destroy(c->send_bb);
-    c->send_bb = NULL;
-    c->stream_cb(c->stream_user, STM_GRPC_STREAM_SENT, ok);
-    break;
-  case TAG_STREAM_CLOSE:
-    if (c->cancelled && c->code == GRPC_STATUS_OK)
-      c->code = GRPC_STATUS_CANCELLED;
-    c->stream_cb(c->stream_user, STM_GRPC_STREAM_CLOSED, !c->cancelled);
-    stream_unpend(c);
-    break;
-  default:
-    stream_unpend(c);
-    break;
   }
 }
 
@@ -473,9 +114,9 @@ static bool check_request_id(struct stm_grpc_call *c,
     c->rid = strdup(id);
     if (c->rid == NULL) { /* without memory: run it, remembered by nobody */
       size_t n = 0;
-      void **w = stm_request_ids_finish(c->srv->request_ids, c->method, id,
-                                        false, NULL, 0, stm_clock_mono_ns(),
-                                        &n);
+      void **w =
+          stm_request_ids_finish(c->srv->request_ids, c->method, id, false,
+                                 NULL, 0, stm_clock_mono_ns(), &n);
       for (size_t i = 0; i < n; i++)
         stm_grpc_call_fail(w[i], GRPC_STATUS_UNAVAILABLE,
                            "out of memory; retry the request");
@@ -496,7 +137,7 @@ static bool check_request_id(struct stm_grpc_call *c,
     grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
     grpc_slice_unref(s);
     free(answer);
-    start_answer(c, GRPC_STATUS_OK, NULL, bb);
+    stm__grpc_start_answer(c, GRPC_STATUS_OK, NULL, bb);
     return false;
   }
   }
@@ -598,12 +239,12 @@ static void *worker_main(void *arg) {
       on_generic(ev.tag, ev.success);
       break;
     case TAG_CALL_DONE:
-      call_free(ev.tag);
+      stm__grpc_call_free(ev.tag);
       break;
     case TAG_STREAM_SEND:
     case TAG_STREAM_CLOSE:
     case TAG_STREAM_STATUS:
-      on_stream_event(ev.tag, ev.success);
+      stm__grpc_on_stream_event(ev.tag, ev.success);
       break;
     case TAG_SHUTDOWN:
       pthread_mutex_lock(&w->srv->lock);
@@ -626,36 +267,41 @@ static void server_free(struct stm_grpc_server *s) {
   free(s);
 }
 
-int stm_grpc_server_start(const struct stm_grpc_server_options *opts,
-                          struct stm_grpc_server **out, int *bound_port,
-                          struct stm_error *err) {
+/* The server object and its tables, before any gRPC object exists. */
+static struct stm_grpc_server *
+server_alloc(const struct stm_grpc_server_options *opts) {
   struct stm_grpc_server *s = calloc(1, sizeof *s);
   if (s == NULL)
-    return stm_error_set(err, STM_ENOMEM, NULL, "out of memory");
-  test_hook_read();
+    return NULL;
   s->worker_count = opts->cq_threads < 1 ? 1 : opts->cq_threads;
   s->methods = opts->methods;
   s->method_count = opts->method_count;
   s->ctx = opts->ctx;
+  s->request_ids = opts->request_ids;
   s->workers = calloc((size_t)s->worker_count, sizeof *s->workers);
   s->handles = calloc(opts->method_count + 1, sizeof *s->handles);
   s->rid_fields = calloc(opts->method_count + 1, sizeof *s->rid_fields);
-  s->request_ids = opts->request_ids;
-  for (size_t i = 0; s->rid_fields && i < opts->method_count; i++)
-    if (opts->methods[i].request)
-      s->rid_fields[i] = protobuf_c_message_descriptor_get_field_by_name(
-          opts->methods[i].request, "request_id");
   s->stats = calloc(opts->method_count + 1, sizeof *s->stats);
   pthread_mutex_init(&s->lock, NULL);
   pthread_cond_init(&s->cond, NULL);
   if (!s->workers || !s->handles || !s->stats || !s->rid_fields) {
     server_free(s);
-    return stm_error_set(err, STM_ENOMEM, NULL, "out of memory");
+    return NULL;
   }
+  for (size_t i = 0; i < opts->method_count; i++)
+    if (opts->methods[i].request)
+      s->rid_fields[i] = protobuf_c_message_descriptor_get_field_by_name(
+          opts->methods[i].request, "request_id");
+  return s;
+}
+
+/* Create the C core server with our channel arguments, register every
+ * method and a completion queue per worker. */
+static void server_create(struct stm_grpc_server *s, int max_message_bytes) {
   grpc_arg args[] = {
       {.type = GRPC_ARG_INTEGER,
        .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
-       .value.integer = opts->max_message_bytes},
+       .value.integer = max_message_bytes},
       {.type = GRPC_ARG_INTEGER,
        .key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH,
        .value.integer = 64 * 1024 * 1024},
@@ -684,16 +330,31 @@ int stm_grpc_server_start(const struct stm_grpc_server_options *opts,
     s->workers[i].cq = grpc_completion_queue_create_for_next(NULL);
     grpc_server_register_completion_queue(s->server, s->workers[i].cq, NULL);
   }
+}
+
+/* Undo server_create after a failed bind (nothing was started). */
+static void server_uncreate(struct stm_grpc_server *s) {
+  grpc_server_destroy(s->server);
+  for (int i = 0; i < s->worker_count; i++) {
+    grpc_completion_queue_shutdown(s->workers[i].cq);
+    stm_rpc_cq_drain(s->workers[i].cq);
+    grpc_completion_queue_destroy(s->workers[i].cq);
+  }
+}
+
+int stm_grpc_server_start(const struct stm_grpc_server_options *opts,
+                          struct stm_grpc_server **out, int *bound_port,
+                          struct stm_error *err) {
+  stm__grpc_test_hook_read();
+  struct stm_grpc_server *s = server_alloc(opts);
+  if (s == NULL)
+    return stm_error_set(err, STM_ENOMEM, NULL, "out of memory");
+  server_create(s, opts->max_message_bytes);
   grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
   int port = grpc_server_add_http2_port(s->server, opts->listen, creds);
   grpc_server_credentials_release(creds);
   if (port == 0) {
-    grpc_server_destroy(s->server);
-    for (int i = 0; i < s->worker_count; i++) {
-      grpc_completion_queue_shutdown(s->workers[i].cq);
-      stm_rpc_cq_drain(s->workers[i].cq);
-      grpc_completion_queue_destroy(s->workers[i].cq);
-    }
+    server_uncreate(s);
     server_free(s);
     return stm_error_set(err, STM_EUNAVAIL, "grpc-listen",
                          "cannot listen for gRPC on %s (address in use or "
