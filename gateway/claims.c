@@ -18,7 +18,6 @@
 #include <string.h>
 
 #define FIELD_MAX 96
-#define QVAL_MAX 1024
 #define TWO_POW_63 9223372036854775808.0
 
 static const char *field_name(char buf[FIELD_MAX], const char *prefix,
@@ -482,14 +481,8 @@ json_t *stm_gw_render_query(const ProtobufCMessage *msg, int *status) {
 int stm_gw_build_skeptic(const struct stm_gw_request *rq,
                          ProtobufCMessage **out, struct stm_error *err) {
   STM_GW_NEW_MSG(Stemedb__V1__QueryRequest, stemedb__v1__query_request__init, m, err);
-  bool present;
-  char path[QVAL_MAX];
-  int rc = stm_gw_query_decoded(rq, "concept_path", path, sizeof path, &present, err);
-  if (rc == 0 && !present)
-    rc = stm_error_set(err, STM_EINVAL, "concept_path",
-                       "concept_path is required");
-  if (rc == 0 && (m->concept_path = strdup(path)) == NULL)
-    rc = stm_gw_error_oom(err);
+  /* Absent: "" (the server answers that concept_path is required). */
+  int rc = stm_gw_query_string(rq, "concept_path", &m->concept_path, err);
   rc = rc ? rc : stm_gw_query_string(rq, "predicate", &m->predicate, err);
   if (rc == 0 && (m->lens = strdup("skeptic")) == NULL)
     rc = stm_gw_error_oom(err);

@@ -13,7 +13,7 @@ int stm_gw_build_start_epoch(const struct stm_gw_request *rq,
                              ProtobufCMessage **out, struct stm_error *err) {
   STM_GW_NEW_MSG(Stemedb__V1__StartEpochRequest,
           stemedb__v1__start_epoch_request__init, m, err);
-  int rc = stm_gw_body_string(rq->body, "concept_path", "concept_path", true,
+  int rc = stm_gw_body_string(rq->body, "concept_path", "concept_path", false,
                 &m->concept_path, err);
   rc = rc ? rc
           : stm_gw_body_string(rq->body, "predicate", "predicate", false, &m->predicate, err);

@@ -12,10 +12,10 @@
 int stm_gw_build_vote(const struct stm_gw_request *rq, ProtobufCMessage **out,
                       struct stm_error *err) {
   STM_GW_NEW_MSG(Stemedb__V1__VoteRequest, stemedb__v1__vote_request__init, m, err);
-  int rc = stm_gw_body_string(rq->body, "assertion_hash", "assertion_hash", true,
+  int rc = stm_gw_body_string(rq->body, "assertion_hash", "assertion_hash", false,
                 &m->assertion_hash, err);
   rc =
-      rc ? rc : stm_gw_body_string(rq->body, "voter_id", "voter_id", true, &m->voter_id, err);
+      rc ? rc : stm_gw_body_string(rq->body, "voter_id", "voter_id", false, &m->voter_id, err);
   rc =
       rc ? rc : stm_gw_body_number(rq->body, "weight", "weight", true, &m->weight, NULL, err);
   return stm_gw_message_finish(&m->base, rc, out);

@@ -325,6 +325,31 @@ class AbuseHttpTest(unittest.TestCase):
             for w in (a, b, other):
                 w.close()
 
+    # ---- issue 11: one set of rules -----------------------------------
+
+    def test_rest_and_grpc_refuse_a_bad_value_with_the_same_message(self):
+        import grpc
+        pb, pb_grpc, types_pb, _, _ = stmtest.stubs()
+        cases = [({"concept_path": "a//b", "predicate": "p", "value": 1}, "concept_path"),
+                 ({"concept_path": "a", "predicate": "", "value": 1}, "predicate"),
+                 ({"concept_path": "a", "predicate": "p", "value": 1, "confidence": 2}, "confidence")]
+        with grpc.insecure_channel(self.server.addr) as ch:
+            stub = pb_grpc.StemeDBStub(ch)
+            for body, field in cases:
+                with self.subTest(field=field):
+                    line, headers, out, _ = raw(self.port, req("POST", "/v1/assert",
+                                                               json.dumps(body).encode()))
+                    err = self.assertJsonError(line, headers, out, 400, field)
+                    r = pb.AssertRequest(concept_path=body["concept_path"],
+                                         predicate=body["predicate"],
+                                         value=types_pb.Value(number_value=1))
+                    if "confidence" in body:
+                        r.confidence = body["confidence"]
+                    with self.assertRaises(grpc.RpcError) as ctx:
+                        stub.Assert(r, timeout=5)
+                    self.assertEqual(ctx.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+                    self.assertEqual(err["message"], ctx.exception.details())
+
     # ---- what already held ----------------------------------------------
 
     def test_slowloris_is_closed_after_the_request_timeout(self):
