@@ -310,14 +310,15 @@ static void test_swim_metadata_reaches_every_member(void) {
 
 /* An intruder on the network sends node1 "node2 is DOWN" (and a join of
  * its own) with the wrong key, for another cluster, and as noise. */
-static void intrude(struct sim *s, const char *cluster, const char *secret,
-                    bool tamper) {
+static void intrude_kind(struct sim *s, const char *cluster,
+                         const char *secret, bool tamper,
+                         enum stm_swim_kind kind) {
   struct stm_swim_codec c;
   CU_ASSERT_EQUAL_FATAL(
       stm_swim_codec_init(&c, cluster, secret, strlen(secret), NULL), 0);
   static struct stm_swim_msg m;
   memset(&m, 0, sizeof m);
-  m.kind = STM_SWIM_GOSSIP;
+  m.kind = kind;
   strcpy(m.from_id, "intruder");
   strcpy(m.from_addr, "10.9.9.9:18183");
   m.from_incarnation = 1;
@@ -328,7 +329,7 @@ static void intrude(struct sim *s, const char *cluster, const char *secret,
   struct stm_swim_update *u = &m.updates[0];
   strcpy(u->id, "node2");
   u->state = STM_SWIM_DOWN;
-  u->incarnation = victim.incarnation + 5;
+  u->incarnation = victim.incarnation + (kind == STM_SWIM_GOSSIP ? 5 : 0);
   strcpy(u->swim_addr, victim.swim_addr);
   strcpy(u->suspector, "intruder");
   uint8_t buf[STM_SWIM_MAX_DATAGRAM];
@@ -339,6 +340,29 @@ static void intrude(struct sim *s, const char *cluster, const char *secret,
   void *ep = stm_fake_net_attach(sim_net(s), "10.9.9.9:18183", NULL, NULL);
   stm_fake_net_send(ep, sim_addr(s, 1), buf, len);
   stm_swim_codec_destroy(&c);
+}
+
+static void intrude(struct sim *s, const char *cluster, const char *secret,
+                    bool tamper) {
+  intrude_kind(s, cluster, secret, tamper, STM_SWIM_GOSSIP);
+}
+
+/* A full state saying "node2 is DOWN" (a member with a stale view after a
+ * partition) only makes node1 suspect node2; node2 hears it, refutes with
+ * a higher incarnation, and is never DOWN. */
+static void test_swim_a_stale_full_state_cannot_kill_a_live_member(void) {
+  struct sim *s = formed(4, NULL);
+  struct stm_swim_member before, after;
+  CU_ASSERT_EQUAL(stm_swim_member_get(sim_swim(s, 1), "node2", &before), 0);
+  intrude_kind(s, "stemedb", "", false, STM_SWIM_PUSH_PULL);
+  sim_run_for(s, 10 * SIM_MS);
+  CU_ASSERT_EQUAL(sim_state(s, 1, 2), STM_SWIM_SUSPECT);
+  sim_run_for(s, 60 * SIM_SEC);
+  CU_ASSERT_EQUAL(sim_transitions(s, 2, STM_SWIM_DOWN), 0);
+  CU_ASSERT_TRUE(sim_all_see(s, 2, STM_SWIM_UP));
+  CU_ASSERT_EQUAL(stm_swim_member_get(sim_swim(s, 1), "node2", &after), 0);
+  CU_ASSERT_TRUE(after.incarnation > before.incarnation);
+  sim_delete(s);
 }
 
 static void test_swim_forged_and_foreign_datagrams_are_ignored(void) {
@@ -416,6 +440,7 @@ static const struct stm_test_case swim_cases[] = {
     STM_TEST(test_swim_deaf_member_slows_its_probes),
     STM_TEST(test_swim_metadata_reaches_every_member),
     STM_TEST(test_swim_forged_and_foreign_datagrams_are_ignored),
+    STM_TEST(test_swim_a_stale_full_state_cannot_kill_a_live_member),
     STM_TEST_END};
 
 void stm_test_register_swim(void) { stm_test_suite("swim", swim_cases); }
