@@ -91,6 +91,24 @@ static void test_swim_udp_three_nodes_converge_and_one_leaves(void) {
   CU_ASSERT_STRING_EQUAL(m[0].id, "udp1");
   CU_ASSERT_TRUE(m[0].self);
   free(m);
+  /* A member with another cluster_key knocks: node 0 drops its datagrams
+   * (counted) and it joins nobody. */
+  struct stm_cluster_config wrong;
+  fast(&wrong, "stranger", seed);
+  stm_cluster_config_set_string(&wrong.cluster_key, "not the key");
+  struct stm_swim_node *stranger = NULL;
+  CU_ASSERT_EQUAL_FATAL(stm_swim_node_start(&wrong, NULL, &stranger, &err), 0);
+  struct stm_swim_stats st0 = {0};
+  int64_t end = stm_clock_mono_ns() + 10 * INT64_C(1000000000);
+  while (st0.dropped_auth == 0 && stm_clock_mono_ns() < end) {
+    nanosleep(&(struct timespec){0, 5000000}, NULL);
+    stm_swim_node_stats(nodes[0], &st0);
+  }
+  CU_ASSERT_TRUE(st0.dropped_auth > 0);
+  CU_ASSERT_EQUAL(count(nodes[0], STM_SWIM_UP), N);
+  CU_ASSERT_EQUAL(count(stranger, STM_SWIM_UP), 1);
+  stm_swim_node_stop(stranger, 0);
+  stm_cluster_config_destroy(&wrong);
   uint32_t meta = 42;
   CU_ASSERT_EQUAL(stm_swim_node_set_meta(nodes[0], &meta, sizeof meta), 0);
   /* node 2 says goodbye; the other two see it LEFT. */
