@@ -452,14 +452,26 @@ static int add_archived(const char *archive_dir, const char *wal_dir,
     if (!stm_backup_segment_name_ok(seg) || strcmp(seg, last) < 0)
       continue;
     if (n == cap) {
-      cap = cap ? 2 * cap : 16;
-      names = realloc(names, cap * sizeof *names);
+      size_t ncap = cap ? 2 * cap : 16;
+      char **grown = realloc(names, ncap * sizeof *names);
+      if (grown == NULL)
+        break;
+      names = grown;
+      cap = ncap;
     }
-    names[n++] = strdup(e->d_name);
+    if ((names[n] = strdup(e->d_name)) == NULL)
+      break;
+    n++;
   }
+  bool out_of_memory = e != NULL;
   closedir(d);
-  qsort(names, n, sizeof *names, cmp_str);
-  int rc = 0;
+  int rc = out_of_memory ? stm_error_set(err, STM_ENOMEM, NULL,
+                                         "out of memory listing %s",
+                                         archive_dir)
+                         : 0;
+  /* qsort's pointer must be valid even for no elements (C11 7.22.5). */
+  if (n > 1)
+    qsort(names, n, sizeof *names, cmp_str);
   for (size_t i = 0; rc == 0 && i < n; i++) {
     char src[PATH_MAX], dst[PATH_MAX + 32];
     snprintf(src, sizeof src, "%s/%s", archive_dir, names[i]);
