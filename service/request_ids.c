@@ -72,11 +72,10 @@ static void unlink_done(struct stm_request_ids *r, struct entry *e) {
     r->newest = e->older;
 }
 
-static void remove_entry(struct stm_request_ids *r, struct entry *e) {
+/* Take e out of the table and free it (not out of the finished list). */
+static void drop(struct stm_request_ids *r, struct entry *e) {
   struct entry **pp = slot_of(r, e->method, e->id);
   *pp = e->next_in_bucket;
-  if (e->done)
-    unlink_done(r, e);
   r->count--;
   r->bytes -= e->answer_len + sizeof *e;
   free(e->answer);
@@ -84,12 +83,25 @@ static void remove_entry(struct stm_request_ids *r, struct entry *e) {
   free(e);
 }
 
+static void remove_entry(struct stm_request_ids *r, struct entry *e) {
+  if (e->done)
+    unlink_done(r, e);
+  drop(r, e);
+}
+
 /* Forget finished entries past the window, then the oldest while over a
  * bound. Pending entries are never evicted: their calls are running. */
 static void expire(struct stm_request_ids *r, int64_t now_ns) {
   while (r->oldest && (now_ns - r->oldest->done_ns > r->window_ns ||
-                       r->count > r->max_entries || r->bytes > r->max_bytes))
-    remove_entry(r, r->oldest);
+                       r->count > r->max_entries || r->bytes > r->max_bytes)) {
+    struct entry *e = r->oldest; /* the head of the finished list */
+    r->oldest = e->newer;
+    if (r->oldest)
+      r->oldest->older = NULL;
+    else
+      r->newest = NULL;
+    drop(r, e);
+  }
 }
 
 void stm_request_ids_delete(struct stm_request_ids *r) {

@@ -22,6 +22,8 @@ void stm__watch_queue_push(struct stm_watch_sub *s, struct stm_watch_buf *b) {
 }
 
 static struct stm_watch_buf *queue_pop(struct stm_watch_sub *s) {
+  if (s->qlen == 0 || s->q == NULL)
+    return NULL;
   struct stm_watch_buf *b = s->q[s->qhead];
   s->qhead = (s->qhead + 1) % s->qcap;
   s->qlen--;

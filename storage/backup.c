@@ -76,7 +76,8 @@ static int list_dir(const char *wal_dir, struct stm_backup_file **out,
     *n = 0;
     return rc;
   }
-  qsort(*out, *n, sizeof **out, cmp_name);
+  if (*n > 1)
+    qsort(*out, *n, sizeof **out, cmp_name);
   return 0;
 }
 
@@ -208,8 +209,7 @@ static size_t cut_point(const uint8_t *data, size_t len, uint64_t to_seq,
     stm_wal_record_decode(data + pos, data + len, &rec, NULL);
     if (rec.type != STM_WAL_RECORD_TXN)
       return len; /* the seal: everything before it was kept */
-    stm_wal_txn_decode(rec.payload, rec.payload + rec.payload_len, &txn,
-                       NULL);
+    stm_wal_txn_decode(rec.payload, rec.payload + rec.payload_len, &txn, NULL);
     if (!keep(&txn, to_seq, to_time))
       return pos;
     out->last_sequence = stm_wal_txn_last_sequence(&txn);
@@ -260,8 +260,8 @@ int stm_backup_cut_wal(const char *wal_dir, uint64_t to_sequence,
     snprintf(path, sizeof path, "%s/%s", wal_dir, files[i].name);
     if (first_of(&files[i]) != expected) {
       rc = stm_error_set(err, STM_ECORRUPT, NULL,
-                         "WAL %s starts at sequence %" PRIu64
-                         " but %" PRIu64 " was expected: a segment is "
+                         "WAL %s starts at sequence %" PRIu64 " but %" PRIu64
+                         " was expected: a segment is "
                          "missing (is the WAL archive complete?)",
                          path, first_of(&files[i]), expected);
       break;
@@ -269,8 +269,7 @@ int stm_backup_cut_wal(const char *wal_dir, uint64_t to_sequence,
     struct stm_wal_segment_info si;
     rc = read_file(path, &b, err);
     rc = rc ? rc
-            : stm_wal_segment_verify(path, b.data, b.len, i + 1 < n, &si,
-                                     err);
+            : stm_wal_segment_verify(path, b.data, b.len, i + 1 < n, &si, err);
     if (rc)
       break;
     size_t cut = cut_point(b.data, b.len, to_sequence, to_time_ns, out);
@@ -295,19 +294,19 @@ int stm_backup_cut_wal(const char *wal_dir, uint64_t to_sequence,
   return rc;
 }
 
-int stm_backup_segment_verify(const char *name, const uint8_t *data,
-                              size_t len, bool require_seal,
+int stm_backup_segment_verify(const char *name, const uint8_t *data, size_t len,
+                              bool require_seal,
                               struct stm_backup_segment_info *out,
                               struct stm_error *err) {
   struct stm_wal_segment_info si;
   int rc = stm_wal_segment_verify(name, data, len, require_seal, &si, err);
   if (rc == 0)
-    *out = (struct stm_backup_segment_info){
-        .first_sequence = si.first_sequence,
-        .last_sequence = si.last_sequence,
-        .last_commit_time_ns = si.last_commit_time_ns,
-        .records = si.records,
-        .sealed = si.sealed};
+    *out = (struct stm_backup_segment_info){.first_sequence = si.first_sequence,
+                                            .last_sequence = si.last_sequence,
+                                            .last_commit_time_ns =
+                                                si.last_commit_time_ns,
+                                            .records = si.records,
+                                            .sealed = si.sealed};
   return rc;
 }
 
@@ -335,8 +334,8 @@ static int entry_claim(const struct stm_wal_entry *e, const uint8_t **payload,
   return rc;
 }
 
-int stm_backup_segment_claims(const char *name, const uint8_t *data,
-                              size_t len, stm_backup_claim_cb cb, void *ctx,
+int stm_backup_segment_claims(const char *name, const uint8_t *data, size_t len,
+                              stm_backup_claim_cb cb, void *ctx,
                               uint64_t *entries, struct stm_error *err) {
   size_t pos = STM_WAL_HEADER_LEN;
   while (pos < len) {
@@ -345,8 +344,7 @@ int stm_backup_segment_claims(const char *name, const uint8_t *data,
     stm_wal_record_decode(data + pos, data + len, &rec, NULL);
     if (rec.type != STM_WAL_RECORD_TXN)
       break; /* the seal */
-    stm_wal_txn_decode(rec.payload, rec.payload + rec.payload_len, &txn,
-                       NULL);
+    stm_wal_txn_decode(rec.payload, rec.payload + rec.payload_len, &txn, NULL);
     struct stm_wal_txn_iter it;
     struct stm_wal_entry e;
     stm_wal_txn_iter_init(&it, &txn);

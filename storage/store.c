@@ -75,8 +75,7 @@ static int make_dirs(const char *dir, struct stm_error *err) {
   }
 }
 
-static int open_parts(struct stm_store *s,
-                      const struct stm_store_options *opts,
+static int open_parts(struct stm_store *s, const struct stm_store_options *opts,
                       struct stm_error *err) {
   int rc = make_dirs(s->dir, err);
   if (rc)
@@ -90,9 +89,8 @@ static int open_parts(struct stm_store *s,
   if (rc)
     return rc;
   snprintf(path, sizeof path, "%s/wal", s->dir);
-  struct stm_wal_options wo = {.dir = path,
-                               .segment_bytes = opts->segment_bytes,
-                               .io = opts->io};
+  struct stm_wal_options wo = {
+      .dir = path, .segment_bytes = opts->segment_bytes, .io = opts->io};
   rc = stm_wal_open(&wo, &s->wal, err);
   rc = rc ? rc : stm__store_writer_init(s);
   rc = rc ? rc : stm__store_recover(s, err);
@@ -151,13 +149,14 @@ static void keep_reserve(const char *dir, uint64_t bytes) {
   }
 }
 
-int stm_store_open(const struct stm_store_options *opts,
-                   struct stm_store **out, struct stm_error *err) {
+int stm_store_open(const struct stm_store_options *opts, struct stm_store **out,
+                   struct stm_error *err) {
   *out = NULL;
   if (opts == NULL || opts->data_dir == NULL || opts->data_dir[0] == '\0')
     return stm_error_set(err, STM_EINVAL, "data_dir",
                          "a data directory is required");
-  int rc = open_once(opts, false, out, err);
+  struct stm_store *s = NULL;
+  int rc = open_once(opts, false, &s, err);
   char reserve[PATH_MAX];
   snprintf(reserve, sizeof reserve, "%s/reserve", opts->data_dir);
   if (rc && no_space(rc, err) && unlink(reserve) == 0) {
@@ -166,10 +165,11 @@ int stm_store_open(const struct stm_store_options *opts,
                   "refused until space is freed and the node restarted",
                   opts->data_dir, err ? err->message : "no space");
     stm_error_clear(err);
-    rc = open_once(opts, true, out, err);
+    rc = open_once(opts, true, &s, err);
   }
-  if (rc == 0 && !(*out)->read_only)
+  if (rc == 0 && s && !s->read_only)
     keep_reserve(opts->data_dir, opts->reserve_bytes);
+  *out = rc == 0 ? s : NULL;
   return rc;
 }
 
