@@ -523,7 +523,7 @@ static int parse_log_value(uint64_t seq, const uint8_t *val, size_t vlen,
 }
 
 struct log_walk {
-  const struct stm__index_rd *r;
+  struct stm__index_rd rd; /* the scan's read: claims load through it */
   unsigned kinds;
   const struct stm_read_view *view;
   stm_store_audit_cb audit_cb;
@@ -556,7 +556,7 @@ static int on_log(void *ctx, const uint8_t *key, size_t klen,
   if (a.kind == STM_RECORD_CLAIM) {
     struct stm_claim c;
     stm_claim_init(&c);
-    rc = stm__index_load_claim(w->r, a.target, &c, w->err);
+    rc = stm__index_load_claim(&w->rd, a.target, &c, w->err);
     if (rc == STM_ENOTFOUND)
       rc = stm_error_set(w->err, STM_ECORRUPT, NULL,
                          "index: sequence %" PRIu64 " names a missing claim",
@@ -583,12 +583,10 @@ static int scan_log(struct stm_index *idx, uint64_t after_sequence,
   uint8_t start[9];
   start[0] = KEY_SEQUENCE;
   stm_buf_store_u64be(start + 1, after_sequence + 1);
-  struct stm__index_rd r;
-  stm__index_rd_begin(&r, idx, true);
-  w->r = &r;
-  int rc =
-      stm__index_iterate(&r, start, 1, start, sizeof start, on_log, w, w->err);
-  stm__index_rd_end(&r);
+  stm__index_rd_begin(&w->rd, idx, true);
+  int rc = stm__index_iterate(&w->rd, start, 1, start, sizeof start, on_log, w,
+                              w->err);
+  stm__index_rd_end(&w->rd);
   return rc == STOP_SCAN ? 0 : rc;
 }
 

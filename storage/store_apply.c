@@ -232,7 +232,7 @@ int stm__store_note_log(struct stm_store_writer *w, uint64_t sequence,
   }
   w->log[w->nlog++] =
       (struct stm_log_entry){.sequence = sequence,
-                             .kind = claim ? STM_RECORD_CLAIM : record->kind,
+                             .kind = record ? record->kind : STM_RECORD_CLAIM,
                              .claim = claim,
                              .record = record};
   return 0;
