@@ -7,8 +7,8 @@
 #include "common/validate.h" /* field names, STM_MAX_BATCH */
 #include "gateway/request.h"
 #include "gateway/resources.h"
-#include "json/json.h"
 #include "stemedb/v1/stemedb.pb-c.h"
+#include "json/json.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -245,8 +245,8 @@ static int fill_assert(const json_t *obj, const char *prefix,
                   &len, err);
   if (rc || (rc = set_string(&m->predicate, s, len, err)))
     return rc;
-  rc = json_to_value(stm_gw_body_member(obj, "value"), field_name(f, prefix, "value"),
-                     &m->value, err);
+  rc = json_to_value(stm_gw_body_member(obj, "value"),
+                     field_name(f, prefix, "value"), &m->value, err);
   if (rc || (rc = fill_source(obj, prefix, m, err)))
     return rc;
   const json_t *v = stm_gw_body_member(obj, "confidence");
@@ -270,8 +270,8 @@ static int fill_assert(const json_t *obj, const char *prefix,
 }
 
 int stm_gw_parse_assert_request(const json_t *obj, const char *prefix,
-                                  Stemedb__V1__AssertRequest **out,
-                                  struct stm_error *err) {
+                                Stemedb__V1__AssertRequest **out,
+                                struct stm_error *err) {
   *out = NULL;
   if (!json_is_object(obj)) {
     char f[FIELD_MAX];
@@ -295,8 +295,8 @@ int stm_gw_parse_assert_request(const json_t *obj, const char *prefix,
 }
 
 int stm_gw_parse_assert_batch(const json_t *obj,
-                                Stemedb__V1__AssertBatchRequest **out,
-                                struct stm_error *err) {
+                              Stemedb__V1__AssertBatchRequest **out,
+                              struct stm_error *err) {
   *out = NULL;
   const json_t *arr = stm_gw_body_member(obj, "assertions");
   if (arr == NULL)
@@ -320,7 +320,7 @@ int stm_gw_parse_assert_batch(const json_t *obj,
     char prefix[48];
     stm_field_name_at(prefix, sizeof prefix, "assertions", i, "");
     rc = stm_gw_parse_assert_request(json_array_get(arr, i), prefix,
-                                       &m->assertions[i], err);
+                                     &m->assertions[i], err);
     if (rc == 0)
       m->n_assertions = i + 1;
   }
@@ -364,8 +364,8 @@ static int fill_query(const json_t *obj, Stemedb__V1__QueryRequest *m,
 }
 
 int stm_gw_parse_query_request(const json_t *obj,
-                                 Stemedb__V1__QueryRequest **out,
-                                 struct stm_error *err) {
+                               Stemedb__V1__QueryRequest **out,
+                               struct stm_error *err) {
   *out = NULL;
   Stemedb__V1__QueryRequest *m = malloc(sizeof *m);
   if (m == NULL)
@@ -381,10 +381,10 @@ int stm_gw_parse_query_request(const json_t *obj,
 }
 
 int stm_gw_parse_get_request(const char *hash, size_t hash_len,
-                           const char *as_of_sequence,
-                           const char *as_of_time_ns,
-                           Stemedb__V1__GetRequest **out,
-                           struct stm_error *err) {
+                             const char *as_of_sequence,
+                             const char *as_of_time_ns,
+                             Stemedb__V1__GetRequest **out,
+                             struct stm_error *err) {
   *out = NULL;
   uint64_t seq = 0;
   int64_t t = 0;
@@ -419,8 +419,8 @@ int stm_gw_build_assert(const struct stm_gw_request *rq, ProtobufCMessage **out,
   return rc;
 }
 
-int stm_gw_build_assert_batch(const struct stm_gw_request *rq, ProtobufCMessage **out,
-                       struct stm_error *err) {
+int stm_gw_build_assert_batch(const struct stm_gw_request *rq,
+                              ProtobufCMessage **out, struct stm_error *err) {
   Stemedb__V1__AssertBatchRequest *m;
   int rc = stm_gw_parse_assert_batch(rq->body, &m, err);
   *out = rc ? NULL : &m->base;
@@ -449,7 +449,7 @@ int stm_gw_build_get(const struct stm_gw_request *rq, ProtobufCMessage **out,
     as_of_t = "?";
   Stemedb__V1__GetRequest *m;
   int rc = stm_gw_parse_get_request(rq->param, strlen(rq->param), as_of_seq,
-                                  as_of_t, &m, err);
+                                    as_of_t, &m, err);
   *out = rc ? NULL : &m->base;
   return rc;
 }
@@ -475,22 +475,29 @@ json_t *stm_gw_render_assertion(const ProtobufCMessage *msg, int *status) {
 }
 
 json_t *stm_gw_render_query(const ProtobufCMessage *msg, int *status) {
-  return stm_json_render_query_response((const Stemedb__V1__QueryResponse *)msg);
+  return stm_json_render_query_response(
+      (const Stemedb__V1__QueryResponse *)msg);
 }
 
 int stm_gw_build_skeptic(const struct stm_gw_request *rq,
                          ProtobufCMessage **out, struct stm_error *err) {
-  STM_GW_NEW_MSG(Stemedb__V1__QueryRequest, stemedb__v1__query_request__init, m, err);
+  STM_GW_NEW_MSG(Stemedb__V1__QueryRequest, stemedb__v1__query_request__init, m,
+                 err);
   /* Absent: "" (the server answers that concept_path is required). */
   int rc = stm_gw_query_string(rq, "concept_path", &m->concept_path, err);
   rc = rc ? rc : stm_gw_query_string(rq, "predicate", &m->predicate, err);
   if (rc == 0 && (m->lens = strdup("skeptic")) == NULL)
     rc = stm_gw_error_oom(err);
   rc = rc ? rc
-          : stm_gw_query_uint(rq, "as_of_sequence", UINT64_MAX, &m->as_of_sequence, err);
+          : stm_gw_query_uint(rq, "as_of_sequence", UINT64_MAX,
+                              &m->as_of_sequence, err);
   rc = rc ? rc : stm_gw_query_int(rq, "as_of_time_ns", &m->as_of_time_ns, err);
-  rc = rc ? rc : stm_gw_query_bool(rq, "include_descendants", &m->include_descendants, err);
-  rc = rc ? rc : stm_gw_query_bool(rq, "current_epoch_only", &m->current_epoch_only, err);
+  rc = rc ? rc
+          : stm_gw_query_bool(rq, "include_descendants",
+                              &m->include_descendants, err);
+  rc = rc ? rc
+          : stm_gw_query_bool(rq, "current_epoch_only", &m->current_epoch_only,
+                              err);
   uint64_t limit = 0;
   rc = rc ? rc : stm_gw_query_uint(rq, "limit", UINT32_MAX, &limit, err);
   m->limit = (uint32_t)limit;

@@ -1,8 +1,8 @@
 /* POST /v1/epochs: the request from its body, the reply rendered. */
 #include "gateway/request.h"
 #include "gateway/resources.h"
-#include "json/json.h"
 #include "stemedb/v1/stemedb.pb-c.h"
+#include "json/json.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -12,12 +12,15 @@
 int stm_gw_build_start_epoch(const struct stm_gw_request *rq,
                              ProtobufCMessage **out, struct stm_error *err) {
   STM_GW_NEW_MSG(Stemedb__V1__StartEpochRequest,
-          stemedb__v1__start_epoch_request__init, m, err);
+                 stemedb__v1__start_epoch_request__init, m, err);
   int rc = stm_gw_body_string(rq->body, "concept_path", "concept_path", false,
-                &m->concept_path, err);
+                              &m->concept_path, err);
   rc = rc ? rc
-          : stm_gw_body_string(rq->body, "predicate", "predicate", false, &m->predicate, err);
-  rc = rc ? rc : stm_gw_body_string(rq->body, "reason", "reason", false, &m->reason, err);
+          : stm_gw_body_string(rq->body, "predicate", "predicate", false,
+                               &m->predicate, err);
+  rc = rc ? rc
+          : stm_gw_body_string(rq->body, "reason", "reason", false, &m->reason,
+                               err);
   return stm_gw_message_finish(&m->base, rc, out);
 }
 

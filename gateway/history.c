@@ -2,8 +2,8 @@
  * URL, replies rendered. */
 #include "gateway/request.h"
 #include "gateway/resources.h"
-#include "json/json.h"
 #include "stemedb/v1/stemedb.pb-c.h"
+#include "json/json.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -12,19 +12,23 @@
 
 int stm_gw_build_trace(const struct stm_gw_request *rq, ProtobufCMessage **out,
                        struct stm_error *err) {
-  STM_GW_NEW_MSG(Stemedb__V1__TraceRequest, stemedb__v1__trace_request__init, m, err);
+  STM_GW_NEW_MSG(Stemedb__V1__TraceRequest, stemedb__v1__trace_request__init, m,
+                 err);
   int rc = stm_gw_path_id(rq, "hash", &m->hash, err);
   rc = rc ? rc
-          : stm_gw_query_uint(rq, "as_of_sequence", UINT64_MAX, &m->as_of_sequence, err);
+          : stm_gw_query_uint(rq, "as_of_sequence", UINT64_MAX,
+                              &m->as_of_sequence, err);
   rc = rc ? rc : stm_gw_query_int(rq, "as_of_time_ns", &m->as_of_time_ns, err);
   return stm_gw_message_finish(&m->base, rc, out);
 }
 
 int stm_gw_build_audit(const struct stm_gw_request *rq, ProtobufCMessage **out,
                        struct stm_error *err) {
-  STM_GW_NEW_MSG(Stemedb__V1__AuditRequest, stemedb__v1__audit_request__init, m, err);
+  STM_GW_NEW_MSG(Stemedb__V1__AuditRequest, stemedb__v1__audit_request__init, m,
+                 err);
   uint64_t limit = 0;
-  int rc = stm_gw_query_uint(rq, "after_sequence", UINT64_MAX, &m->after_sequence, err);
+  int rc = stm_gw_query_uint(rq, "after_sequence", UINT64_MAX,
+                             &m->after_sequence, err);
   rc = rc ? rc : stm_gw_query_uint(rq, "limit", UINT32_MAX, &limit, err);
   m->limit = (uint32_t)limit;
   return stm_gw_message_finish(&m->base, rc, out);
@@ -33,7 +37,7 @@ int stm_gw_build_audit(const struct stm_gw_request *rq, ProtobufCMessage **out,
 int stm_gw_build_list_concepts(const struct stm_gw_request *rq,
                                ProtobufCMessage **out, struct stm_error *err) {
   STM_GW_NEW_MSG(Stemedb__V1__ListConceptsRequest,
-          stemedb__v1__list_concepts_request__init, m, err);
+                 stemedb__v1__list_concepts_request__init, m, err);
   uint64_t limit = 0;
   int rc = stm_gw_query_string(rq, "prefix", &m->prefix, err);
   rc = rc ? rc : stm_gw_query_uint(rq, "limit", UINT32_MAX, &limit, err);

@@ -2,10 +2,10 @@
 
 #include "common/log.h"
 #include "gateway/http_conn.h"
-#include "json/json.h"
 #include "gateway/metrics.h"
 #include "gateway/upstream.h"
 #include "gateway/ws.h"
+#include "json/json.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -112,7 +112,6 @@ static void grace_expired(lws_sorted_usec_list_t *sul) {
   gw->hard_stop = true;
 }
 
-
 /* ---- the lws callbacks --------------------------------------------------- */
 
 /*
@@ -121,8 +120,8 @@ static void grace_expired(lws_sorted_usec_list_t *sul) {
  * over by http_conn.c, use lws' HTTP role ("stemedb-ws" on the port-less
  * vhost), which does the handshake and framing for ws.c.
  */
-static int raw_cb(struct lws *wsi, enum lws_callback_reasons reason,
-                  void *user, void *in, size_t len) {
+static int raw_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                  void *in, size_t len) {
   struct stm_gw_http *gw = lws_context_user(lws_get_context(wsi));
   if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
     /* Sent to each vhost's protocols: draining twice is harmless. */
@@ -147,8 +146,8 @@ static int raw_cb(struct lws *wsi, enum lws_callback_reasons reason,
   return stm_gw_conn_callback(&gw->conn, l->kind, wsi, reason, user, in, len);
 }
 
-static int ws_cb(struct lws *wsi, enum lws_callback_reasons reason,
-                 void *user, void *in, size_t len) {
+static int ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                 void *in, size_t len) {
   struct stm_gw_http *gw = lws_context_user(lws_get_context(wsi));
   switch (reason) {
   case LWS_CALLBACK_HTTP:
@@ -163,9 +162,8 @@ static int ws_cb(struct lws *wsi, enum lws_callback_reasons reason,
   case LWS_CALLBACK_RECEIVE_PONG:
   case LWS_CALLBACK_SERVER_WRITEABLE:
   case LWS_CALLBACK_CLOSED:
-    return gw->conn.ws
-               ? stm_gw_ws_callback(gw->conn.ws, wsi, reason, in, len)
-               : -1;
+    return gw->conn.ws ? stm_gw_ws_callback(gw->conn.ws, wsi, reason, in, len)
+                       : -1;
   default:
     return 0;
   }
@@ -269,7 +267,8 @@ static int context_new(struct stm_gw_http *gw, struct stm_error *err) {
                                  "cannot create the libwebsockets context");
 }
 
-static int watch_new(struct stm_gw_http *gw, const struct stm_gw_http_options *o,
+static int watch_new(struct stm_gw_http *gw,
+                     const struct stm_gw_http_options *o,
                      struct stm_error *err) {
   struct stm_gw_ws_options wo = {
       .up = gw->conn.up,

@@ -32,8 +32,8 @@ struct stm_gw_http_options {
   const char *server;         /* stemedb-server gRPC address */
   int timeout_ms;             /* deadline of each upstream call */
   int grace_ms;               /* how long stop waits for in-flight requests */
-  int request_timeout_s; /* a request must arrive within; 0: 10 */
-  int idle_timeout_s;    /* keep-alive idle limit; 0: 60 */
+  int request_timeout_s;      /* a request must arrive within; 0: 10 */
+  int idle_timeout_s;         /* keep-alive idle limit; 0: 60 */
   /* WebSocket subscription limits (ws.h); 0: the defaults there. */
   int ws_max_subs_per_socket, ws_max_subs_per_client, ws_max_subs_total;
 };

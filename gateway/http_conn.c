@@ -5,11 +5,11 @@
 #include "common/validate.h"
 #include "gateway/http.h"
 #include "gateway/http_parse.h"
-#include "json/json.h"
 #include "gateway/metrics.h"
 #include "gateway/status_map.h"
-#include "rpc/codec.h"
 #include "gateway/ws.h"
+#include "rpc/codec.h"
+#include "json/json.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,8 +97,8 @@ static void finish(struct session *s, int status) {
   double secs = (double)(lws_now_usecs() - s->t0) / 1e6;
   stm_log_debug("%s %s -> %d (%.3f ms)", stm_gw_method_name(s->method),
                 s->label, status, secs * 1e3);
-  stm_gw_metrics_end(s->g->env.metrics, s->label,
-                     stm_gw_method_name(s->method), status, secs);
+  stm_gw_metrics_end(s->g->env.metrics, s->label, stm_gw_method_name(s->method),
+                     status, secs);
   stm_gw_response_destroy(&s->resp);
   if (s->before_stop)
     s->g->draining--;
@@ -163,8 +163,9 @@ static void dispatch(struct session *s, const char *body, size_t body_len) {
                                  &s->call);
   protobuf_c_message_free_unpacked(req, NULL);
   if (rc) {
-    respond_error(s, 500, "INTERNAL", "could not start the call to "
-                                      "stemedb-server",
+    respond_error(s, 500, "INTERNAL",
+                  "could not start the call to "
+                  "stemedb-server",
                   NULL);
     return;
   }
@@ -213,7 +214,7 @@ static bool is_json(const struct stm_gw_h1_span *ct) {
  * that came before the stop finish. */
 static void respond_draining(struct session *s) {
   json_t *j = stm_json_render_error("UNAVAILABLE",
-                                "stemedb-gateway is shutting down", NULL);
+                                    "stemedb-gateway is shutting down", NULL);
   if (strcmp(s->route->pattern, "/v1/health") == 0)
     json_object_set_new(j, "status", json_string("unhealthy"));
   stm_gw_response_destroy(&s->resp);
@@ -307,15 +308,15 @@ static int handle(struct session *s, const struct stm_gw_h1_request *rq) {
   }
   memcpy(path, rq->path.p, rq->path.len);
   path[rq->path.len] = '\0';
-  s->route = stm_gw_route_match(s->kind, s->head ? STM_GW_GET : s->method,
-                                path, &param, &param_len, &allowed);
+  s->route = stm_gw_route_match(s->kind, s->head ? STM_GW_GET : s->method, path,
+                                &param, &param_len, &allowed);
   if (s->route)
     s->label = s->route->pattern;
   /* Other upgrades (h2c from curl --http2) are ignored, as RFC 9110 7.8
    * allows: the request is served over HTTP/1.1. */
   if (upgrade && stm_gw_h1_has_token(upgrade, "websocket")) {
-    if (s->kind == STM_GW_LISTENER_API && s->method == STM_GW_GET &&
-        s->g->ws && strcmp(path, STM_GW_WS_PATH) == 0) {
+    if (s->kind == STM_GW_LISTENER_API && s->method == STM_GW_GET && s->g->ws &&
+        strcmp(path, STM_GW_WS_PATH) == 0) {
       s->label = STM_GW_WS_PATH;
       return upgrade_ws(s, rq);
     }
@@ -399,22 +400,21 @@ static int process(struct session *s) {
   struct stm_gw_h1_request *rq = malloc(sizeof *rq);
   if (rq == NULL)
     return -1;
-  enum stm_gw_h1_result r = stm_gw_h1_parse(
-      (const char *)s->in.data, s->in.len, STM_GW_MAX_HEADER_BYTES, rq);
+  enum stm_gw_h1_result r = stm_gw_h1_parse((const char *)s->in.data, s->in.len,
+                                            STM_GW_MAX_HEADER_BYTES, rq);
   int rc = 0;
   if (r == STM_GW_H1_ERROR) {
     begin(s, rq->method.len ? parse_method(&rq->method) : STM_GW_OTHER);
     refuse(s, rq->status,
            rq->status == 505 ? "HTTP_VERSION_NOT_SUPPORTED"
-                             : rq->status == 414 || rq->status == 431
-                                   ? "RESOURCE_EXHAUSTED"
-                                   : "INVALID_ARGUMENT",
+           : rq->status == 414 || rq->status == 431 ? "RESOURCE_EXHAUSTED"
+                                                    : "INVALID_ARGUMENT",
            rq->message, rq->field[0] ? rq->field : NULL);
   } else if (r == STM_GW_H1_DONE) {
     size_t body = rq->content_length > 0 ? (size_t)rq->content_length : 0;
     const struct stm_gw_h1_span *ex = stm_gw_h1_header(rq, "expect");
-    bool framed = !rq->transfer_encoding &&
-                  rq->content_length <= STM_MAX_REQUEST_BYTES;
+    bool framed =
+        !rq->transfer_encoding && rq->content_length <= STM_MAX_REQUEST_BYTES;
     if (framed && s->in.len < rq->head_len + body) {
       /* The body is still arriving. */
       if (!s->continue_sent && ex && ex->len == 12 &&
@@ -438,25 +438,23 @@ static int process(struct session *s) {
 
 static void build_head(struct session *s) {
   const struct stm_gw_response *r = &s->resp;
-  int n = snprintf(s->out_head, sizeof s->out_head,
-                   "HTTP/1.1 %d %s\r\nserver: stemedb-gateway\r\n"
-                   "content-type: %s\r\ncontent-length: %zu\r\n"
-                   "cache-control: no-store\r\n",
-                   r->status, stm_gw_h1_reason(r->status),
-                   r->content_type ? r->content_type : "application/json",
-                   r->len);
+  int n =
+      snprintf(s->out_head, sizeof s->out_head,
+               "HTTP/1.1 %d %s\r\nserver: stemedb-gateway\r\n"
+               "content-type: %s\r\ncontent-length: %zu\r\n"
+               "cache-control: no-store\r\n",
+               r->status, stm_gw_h1_reason(r->status),
+               r->content_type ? r->content_type : "application/json", r->len);
   size_t used = n > 0 ? (size_t)n : 0;
   if (r->allow[0])
-    used += (size_t)snprintf(s->out_head + used, sizeof s->out_head - used,
-                             "%s: %s\r\n",
-                             r->status == 426 ? "sec-websocket-version"
-                                              : "allow",
-                             r->allow);
+    used += (size_t)snprintf(
+        s->out_head + used, sizeof s->out_head - used, "%s: %s\r\n",
+        r->status == 426 ? "sec-websocket-version" : "allow", r->allow);
   if (s->closing)
     used += (size_t)snprintf(s->out_head + used, sizeof s->out_head - used,
                              "connection: close\r\n");
-  used += (size_t)snprintf(s->out_head + used, sizeof s->out_head - used,
-                           "\r\n");
+  used +=
+      (size_t)snprintf(s->out_head + used, sizeof s->out_head - used, "\r\n");
   s->out_head_len = used < sizeof s->out_head ? used : sizeof s->out_head - 1;
 }
 
@@ -538,10 +536,9 @@ static int on_rx(struct session *s, const void *in, size_t len) {
   return process(s);
 }
 
-int stm_gw_conn_callback(struct stm_gw_conn_ctx *g,
-                         enum stm_gw_listener kind, struct lws *wsi,
-                         enum lws_callback_reasons reason, void *user,
-                         void *in, size_t len) {
+int stm_gw_conn_callback(struct stm_gw_conn_ctx *g, enum stm_gw_listener kind,
+                         struct lws *wsi, enum lws_callback_reasons reason,
+                         void *user, void *in, size_t len) {
   struct session *s = user;
   switch (reason) {
   case LWS_CALLBACK_RAW_ADOPT:

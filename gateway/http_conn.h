@@ -36,11 +36,11 @@ struct stm_gw_conn_ctx {
   struct stm_gw_upstream *up;
   struct stm_gw_ws *ws;
   struct stm_gw_env env;
-  int timeout_ms;         /* upstream deadline */
-  int request_timeout_s;  /* a request's head and body must arrive in this */
-  int idle_timeout_s;     /* a kept-alive connection may idle this long */
-  atomic_bool stop;       /* stopping: new requests get 503 */
-  long draining;          /* requests begun before the stop, unanswered */
+  int timeout_ms;        /* upstream deadline */
+  int request_timeout_s; /* a request's head and body must arrive in this */
+  int idle_timeout_s;    /* a kept-alive connection may idle this long */
+  atomic_bool stop;      /* stopping: new requests get 503 */
+  long draining;         /* requests begun before the stop, unanswered */
   unsigned char wbuf[LWS_PRE + STM_GW_WRITE_CHUNK];
 };
 
@@ -52,10 +52,9 @@ size_t stm_gw_conn_size(void);
  * RAW_CLOSE) of a connection accepted on a listener of `kind`. Returns
  * what the lws callback must return.
  */
-int stm_gw_conn_callback(struct stm_gw_conn_ctx *g,
-                         enum stm_gw_listener kind, struct lws *wsi,
-                         enum lws_callback_reasons reason, void *user,
-                         void *in, size_t len);
+int stm_gw_conn_callback(struct stm_gw_conn_ctx *g, enum stm_gw_listener kind,
+                         struct lws *wsi, enum lws_callback_reasons reason,
+                         void *user, void *in, size_t len);
 
 /* stm_gw_upstream_poll's callback: a call of a connection finished. */
 void stm_gw_conn_call_done(struct stm_gw_call *call, void *owner, void *arg);

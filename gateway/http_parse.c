@@ -41,22 +41,24 @@ static size_t trim_cr(const char *p, const char *nl) {
  * character once decoded. `what` names it in the message. Returns false
  * (rq filled) on a fault.
  */
-static bool check_escapes(struct stm_gw_h1_request *rq, const char *p,
-                          size_t n, const char *field, const char *what) {
+static bool check_escapes(struct stm_gw_h1_request *rq, const char *p, size_t n,
+                          const char *field, const char *what) {
   for (size_t i = 0; i < n; i++) {
     if (p[i] != '%')
       continue;
     int hi = i + 2 < n ? stm_hex_digit(p[i + 1]) : -1;
     int lo = i + 2 < n ? stm_hex_digit(p[i + 2]) : -1;
     if (hi < 0 || lo < 0) {
-      fail(rq, 400, field, "%s has a malformed percent-escape (a %% must be "
-                           "followed by two hex digits)",
+      fail(rq, 400, field,
+           "%s has a malformed percent-escape (a %% must be "
+           "followed by two hex digits)",
            what);
       return false;
     }
     if (is_ctl((unsigned char)(hi * 16 + lo))) {
-      fail(rq, 400, field, "%s contains a control character (%%00-%%1F and "
-                           "%%7F are not allowed)",
+      fail(rq, 400, field,
+           "%s contains a control character (%%00-%%1F and "
+           "%%7F are not allowed)",
            what);
       return false;
     }
@@ -113,7 +115,8 @@ static enum stm_gw_h1_result parse_request_line(struct stm_gw_h1_request *rq,
     return fail(rq, 505, NULL, "%s",
                 "this HTTP version is not supported; send HTTP/1.1");
   else
-    return fail(rq, 400, NULL, "%s", "malformed HTTP version in the request line");
+    return fail(rq, 400, NULL, "%s",
+                "malformed HTTP version in the request line");
   for (size_t i = 0; i < rq->target.len; i++)
     if (is_ctl((unsigned char)rq->target.p[i]) ||
         (unsigned char)rq->target.p[i] >= 0x80 || rq->target.p[i] == '#')
@@ -156,8 +159,8 @@ static enum stm_gw_h1_result parse_header(struct stm_gw_h1_request *rq,
                   name);
   if (rq->n_headers == STM_GW_H1_MAX_HEADERS)
     return fail(rq, 431, NULL, "%s", "too many header fields");
-  rq->headers[rq->n_headers++] = (struct stm_gw_h1_header){
-      {p, nlen}, {v, (size_t)(end - v)}};
+  rq->headers[rq->n_headers++] =
+      (struct stm_gw_h1_header){{p, nlen}, {v, (size_t)(end - v)}};
   return STM_GW_H1_DONE;
 }
 
@@ -202,8 +205,9 @@ static enum stm_gw_h1_result check_semantics(struct stm_gw_h1_request *rq) {
                 "Content-Length together with Transfer-Encoding is not "
                 "accepted (RFC 9112, 6.1)");
   const struct stm_gw_h1_span *conn = stm_gw_h1_header(rq, "connection");
-  rq->keep_alive = rq->minor == 1 ? !(conn && stm_gw_h1_has_token(conn, "close"))
-                                  : conn && stm_gw_h1_has_token(conn, "keep-alive");
+  rq->keep_alive = rq->minor == 1
+                       ? !(conn && stm_gw_h1_has_token(conn, "close"))
+                       : conn && stm_gw_h1_has_token(conn, "keep-alive");
   return STM_GW_H1_DONE;
 }
 
@@ -227,9 +231,9 @@ enum stm_gw_h1_result stm_gw_h1_parse(const char *buf, size_t len,
     return fail(rq, 400, NULL, "%s", "this is not an HTTP/1.1 request");
   const char *nl = line_end(p, end);
   if (nl == NULL)
-    return len >= max_head ? fail(rq, 414, "path", "%s",
-                                  "the request line is too long")
-                           : STM_GW_H1_MORE;
+    return len >= max_head
+               ? fail(rq, 414, "path", "%s", "the request line is too long")
+               : STM_GW_H1_MORE;
   enum stm_gw_h1_result r = parse_request_line(rq, p, trim_cr(p, nl));
   for (p = nl + 1; r == STM_GW_H1_DONE;) {
     nl = line_end(p, end);

@@ -71,8 +71,7 @@ const struct stm_gw_h1_span *
 stm_gw_h1_header(const struct stm_gw_h1_request *rq, const char *name);
 
 /* Does a comma-separated header value hold `token` (any case)? */
-bool stm_gw_h1_has_token(const struct stm_gw_h1_span *value,
-                         const char *token);
+bool stm_gw_h1_has_token(const struct stm_gw_h1_span *value, const char *token);
 
 /* "Created" for 201 ...; "" for a code we do not name. */
 const char *stm_gw_h1_reason(int status);

@@ -60,8 +60,9 @@ bool stm_gw_percent_decode(const char *s, size_t len, bool plus, char *out,
  * *present; STM_EINVAL naming `name` for a bad escape or an over-long
  * value.
  */
-int stm_gw_query_decoded(const struct stm_gw_request *rq, const char *name, char *buf,
-                size_t len, bool *present, struct stm_error *err) {
+int stm_gw_query_decoded(const struct stm_gw_request *rq, const char *name,
+                         char *buf, size_t len, bool *present,
+                         struct stm_error *err) {
   char raw[QVAL_MAX];
   const char *q = rq->query ? rq->query : "";
   const char *v = stm_gw_query_value(q, name, raw, sizeof raw);
@@ -81,8 +82,8 @@ int stm_gw_query_decoded(const struct stm_gw_request *rq, const char *name, char
   return 0;
 }
 
-int stm_gw_query_string(const struct stm_gw_request *rq, const char *name, char **slot,
-                struct stm_error *err) {
+int stm_gw_query_string(const struct stm_gw_request *rq, const char *name,
+                        char **slot, struct stm_error *err) {
   char buf[QVAL_MAX];
   bool present;
   int rc = stm_gw_query_decoded(rq, name, buf, sizeof buf, &present, err);
@@ -93,7 +94,7 @@ int stm_gw_query_string(const struct stm_gw_request *rq, const char *name, char 
 }
 
 int stm_gw_query_uint(const struct stm_gw_request *rq, const char *name,
-                 uint64_t max, uint64_t *out, struct stm_error *err) {
+                      uint64_t max, uint64_t *out, struct stm_error *err) {
   char buf[64];
   bool present;
   int rc = stm_gw_query_decoded(rq, name, buf, sizeof buf, &present, err);
@@ -109,8 +110,8 @@ int stm_gw_query_uint(const struct stm_gw_request *rq, const char *name,
   return rc;
 }
 
-int stm_gw_query_int(const struct stm_gw_request *rq, const char *name, int64_t *out,
-                struct stm_error *err) {
+int stm_gw_query_int(const struct stm_gw_request *rq, const char *name,
+                     int64_t *out, struct stm_error *err) {
   char buf[64];
   bool present;
   int rc = stm_gw_query_decoded(rq, name, buf, sizeof buf, &present, err);
@@ -121,7 +122,7 @@ int stm_gw_query_int(const struct stm_gw_request *rq, const char *name, int64_t 
 }
 
 int stm_gw_query_bool(const struct stm_gw_request *rq, const char *name,
-                 protobuf_c_boolean *out, struct stm_error *err) {
+                      protobuf_c_boolean *out, struct stm_error *err) {
   char buf[16];
   bool present;
   int rc = stm_gw_query_decoded(rq, name, buf, sizeof buf, &present, err);
@@ -185,7 +186,7 @@ const json_t *stm_gw_body_member(const json_t *obj, const char *key) {
 }
 
 int stm_gw_body_string(const json_t *obj, const char *key, const char *field,
-                bool required, char **slot, struct stm_error *err) {
+                       bool required, char **slot, struct stm_error *err) {
   const json_t *v = stm_gw_body_member(obj, key);
   if (v == NULL)
     return required
@@ -202,8 +203,8 @@ int stm_gw_body_string(const json_t *obj, const char *key, const char *field,
 }
 
 int stm_gw_body_number(const json_t *obj, const char *key, const char *field,
-                bool required, double *out, bool *present,
-                struct stm_error *err) {
+                       bool required, double *out, bool *present,
+                       struct stm_error *err) {
   const json_t *v = stm_gw_body_member(obj, key);
   if (present)
     *present = v != NULL;

@@ -32,30 +32,28 @@ stm_gw_render_fn stm_gw_render_assert, stm_gw_render_assert_batch,
 /* An AssertRequest from a JSON object; `prefix` goes in front of field
  * names ("" or "assertions[3]."). */
 int stm_gw_parse_assert_request(const json_t *obj, const char *prefix,
-                                  Stemedb__V1__AssertRequest **out,
-                                  struct stm_error *err);
+                                Stemedb__V1__AssertRequest **out,
+                                struct stm_error *err);
 /* {"assertions": [ 1..STM_MAX_BATCH AssertRequest objects ]}. */
 int stm_gw_parse_assert_batch(const json_t *obj,
-                                Stemedb__V1__AssertBatchRequest **out,
-                                struct stm_error *err);
+                              Stemedb__V1__AssertBatchRequest **out,
+                              struct stm_error *err);
 int stm_gw_parse_query_request(const json_t *obj,
-                                 Stemedb__V1__QueryRequest **out,
-                                 struct stm_error *err);
+                               Stemedb__V1__QueryRequest **out,
+                               struct stm_error *err);
 /* A GetRequest from the URL's hash and optional query values (NULL when
  * absent) for as_of_sequence and as_of_time_ns. */
 int stm_gw_parse_get_request(const char *hash, size_t hash_len,
-                           const char *as_of_sequence,
-                           const char *as_of_time_ns,
-                           Stemedb__V1__GetRequest **out,
-                           struct stm_error *err);
+                             const char *as_of_sequence,
+                             const char *as_of_time_ns,
+                             Stemedb__V1__GetRequest **out,
+                             struct stm_error *err);
 
 /* Votes, epochs, sources. */
 stm_gw_build_fn stm_gw_build_vote, stm_gw_build_start_epoch,
-    stm_gw_build_put_source, stm_gw_build_get_source,
-    stm_gw_build_list_sources;
+    stm_gw_build_put_source, stm_gw_build_get_source, stm_gw_build_list_sources;
 stm_gw_render_fn stm_gw_render_vote, stm_gw_render_start_epoch,
-    stm_gw_render_put_source, stm_gw_render_source,
-    stm_gw_render_list_sources;
+    stm_gw_render_put_source, stm_gw_render_source, stm_gw_render_list_sources;
 
 /* History: trace, audit, concepts. */
 stm_gw_build_fn stm_gw_build_trace, stm_gw_build_audit,

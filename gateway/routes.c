@@ -4,10 +4,10 @@
 #include "common/log.h"
 #include "gateway/metrics.h"
 #include "gateway/resources.h"
-#include "json/json.h"
 #include "gateway/status_map.h"
 #include "rpc/codec.h"
 #include "stemedb/v1/stemedb.pb-c.h"
+#include "json/json.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,7 +87,8 @@ void stm_gw_respond_error(struct stm_gw_response *out, int status,
  */
 static bool names_an_address(const char *detail, const char *server) {
   return strstr(detail, "ipv4:") || strstr(detail, "ipv6:") ||
-         strstr(detail, "unix:") || (server && *server && strstr(detail, server));
+         strstr(detail, "unix:") ||
+         (server && *server && strstr(detail, server));
 }
 
 static const char *generic_failure(grpc_status_code code) {
@@ -189,8 +190,8 @@ static void respond_health(const struct stm_gw_route *route,
     char message[700];
     if (st)
       snprintf(message, sizeof message,
-               "stemedb-server reports status \"%s\" and %s writes",
-               st->status, st->writable ? "accepts" : "refuses");
+               "stemedb-server reports status \"%s\" and %s writes", st->status,
+               st->writable ? "accepts" : "refuses");
     else
       describe_failure(rep, env, message, sizeof message);
     json_t *e = stm_json_render_error(
@@ -261,14 +262,14 @@ static const struct stm_gw_route routes[] = {
      MSG(assert_request), MSG(assert_response), true, stm_gw_build_assert,
      stm_gw_render_assert, NULL},
     {STM_GW_LISTENER_API, STM_GW_POST, "/v1/assert/batch", RPC("AssertBatch"),
-     MSG(assert_batch_request), MSG(assert_batch_response), true, stm_gw_build_assert_batch,
-     stm_gw_render_assert_batch, NULL},
+     MSG(assert_batch_request), MSG(assert_batch_response), true,
+     stm_gw_build_assert_batch, stm_gw_render_assert_batch, NULL},
     {STM_GW_LISTENER_API, STM_GW_GET, "/v1/assertions/{hash}", RPC("Get"),
-     MSG(get_request), MSG(assertion), false, stm_gw_build_get, stm_gw_render_assertion,
-     NULL},
+     MSG(get_request), MSG(assertion), false, stm_gw_build_get,
+     stm_gw_render_assertion, NULL},
     {STM_GW_LISTENER_API, STM_GW_POST, "/v1/query", RPC("Query"),
-     MSG(query_request), MSG(query_response), true, stm_gw_build_query, stm_gw_render_query,
-     NULL},
+     MSG(query_request), MSG(query_response), true, stm_gw_build_query,
+     stm_gw_render_query, NULL},
     /* Issue 4: json_records.h. */
     {STM_GW_LISTENER_API, STM_GW_POST, "/v1/votes", RPC("Vote"),
      MSG(vote_request), MSG(vote_response), true, stm_gw_build_vote,
@@ -472,4 +473,3 @@ bool stm_gw_field_from_message(const ProtobufCMessageDescriptor *request,
   field[n] = '\0';
   return true;
 }
-

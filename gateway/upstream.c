@@ -58,7 +58,7 @@ static void unary_done(struct stm_gw_upstream_tag *tag, bool ok) {
   /* A client batch with RECV_STATUS normally succeeds even when the RPC
    * fails; guard anyway so a failed batch never reads as OK. */
   if (!ok && c->code == GRPC_STATUS_OK)
-  c->code = GRPC_STATUS_UNKNOWN;
+    c->code = GRPC_STATUS_UNKNOWN;
   pthread_mutex_lock(&up->lock);
   bool was_empty = up->done_head == NULL;
   c->next = NULL;

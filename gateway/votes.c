@@ -1,8 +1,8 @@
 /* POST /v1/votes: the request from its body, the reply rendered. */
 #include "gateway/request.h"
 #include "gateway/resources.h"
-#include "json/json.h"
 #include "stemedb/v1/stemedb.pb-c.h"
+#include "json/json.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -11,13 +11,16 @@
 
 int stm_gw_build_vote(const struct stm_gw_request *rq, ProtobufCMessage **out,
                       struct stm_error *err) {
-  STM_GW_NEW_MSG(Stemedb__V1__VoteRequest, stemedb__v1__vote_request__init, m, err);
-  int rc = stm_gw_body_string(rq->body, "assertion_hash", "assertion_hash", false,
-                &m->assertion_hash, err);
-  rc =
-      rc ? rc : stm_gw_body_string(rq->body, "voter_id", "voter_id", false, &m->voter_id, err);
-  rc =
-      rc ? rc : stm_gw_body_number(rq->body, "weight", "weight", true, &m->weight, NULL, err);
+  STM_GW_NEW_MSG(Stemedb__V1__VoteRequest, stemedb__v1__vote_request__init, m,
+                 err);
+  int rc = stm_gw_body_string(rq->body, "assertion_hash", "assertion_hash",
+                              false, &m->assertion_hash, err);
+  rc = rc ? rc
+          : stm_gw_body_string(rq->body, "voter_id", "voter_id", false,
+                               &m->voter_id, err);
+  rc = rc ? rc
+          : stm_gw_body_number(rq->body, "weight", "weight", true, &m->weight,
+                               NULL, err);
   return stm_gw_message_finish(&m->base, rc, out);
 }
 

@@ -13,9 +13,9 @@
 #include "gateway/ws_internal.h"
 
 #include "common/log.h"
-#include "json/json.h"
 #include "rpc/codec.h"
 #include "stemedb/v1/stemedb.pb-c.h"
+#include "json/json.h"
 
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
@@ -50,7 +50,8 @@ static void on_established(struct stm_gw_ws *w, struct lws *wsi) {
   w->n_open++;
   lws_set_opaque_user_data(wsi, c);
   if (w->shutting_down)
-    stm_gw_ws_conn_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "gateway shutting down");
+    stm_gw_ws_conn_close(c, LWS_CLOSE_STATUS_GOINGAWAY,
+                         "gateway shutting down");
   else
     stm_gw_ws_subscribe_from_query(c, wsi);
 }
@@ -76,7 +77,7 @@ static void on_receive(struct conn *c, struct lws *wsi, const void *in,
   c->last_alive = lws_now_usecs();
   if (c->rx_len + len > MAX_RX) {
     stm_gw_ws_conn_close(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
-                    "client messages are limited to 64 KiB");
+                         "client messages are limited to 64 KiB");
     return;
   }
   char *nrx = realloc(c->rx, c->rx_len + len + 1);
@@ -202,7 +203,8 @@ void stm_gw_ws_shutdown(struct stm_gw_ws *w) {
     return;
   w->shutting_down = true;
   for (struct conn *c = w->open; c; c = c->next)
-    stm_gw_ws_conn_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "gateway shutting down");
+    stm_gw_ws_conn_close(c, LWS_CLOSE_STATUS_GOINGAWAY,
+                         "gateway shutting down");
 }
 
 size_t stm_gw_ws_open(const struct stm_gw_ws *w) { return w ? w->n_open : 0; }

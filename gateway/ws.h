@@ -44,10 +44,10 @@ struct stm_gw_ws;
 
 struct stm_gw_ws_options {
   struct stm_gw_upstream *up; /* the gateway's channel and queue */
-  size_t max_queue_frames; /* per socket; 0: 4096 */
-  size_t max_queue_bytes;  /* per socket; 0: 8 MiB */
-  int ping_interval_ms;    /* 0: 20000; the peer is closed after 3 missed */
-  int slow_ms;             /* 0: 10000; a socket whose queue stays full this
+  size_t max_queue_frames;    /* per socket; 0: 4096 */
+  size_t max_queue_bytes;     /* per socket; 0: 8 MiB */
+  int ping_interval_ms;       /* 0: 20000; the peer is closed after 3 missed */
+  int slow_ms;                /* 0: 10000; a socket whose queue stays full this
                               long is a slow consumer (close 4008) */
   size_t max_subs_per_socket; /* 0 or more than STM_GW_WS_MAX_SUBS: that */
   size_t max_subs_per_client; /* per client address; 0: 256 */

@@ -119,8 +119,7 @@ void stm_gw_ws_conn_unref(struct conn *c);
 struct frame *stm_gw_ws_frame_new(json_t *j, int sub, uint64_t next_seq);
 /* Append (c->mu held); false on overflow (the frame is freed). */
 bool stm_gw_ws_enqueue(struct conn *c, struct frame *f, bool control);
-void stm_gw_ws_send_control(struct conn *c, int sub, json_t *j,
-                            int close_code);
+void stm_gw_ws_send_control(struct conn *c, int sub, json_t *j, int close_code);
 json_t *stm_gw_ws_error_frame(const char *id, const char *code,
                               const char *message);
 bool stm_gw_ws_queue_full(const struct conn *c);

@@ -3,9 +3,9 @@
 #include "gateway/ws_internal.h"
 
 #include "common/log.h"
-#include "json/json.h"
 #include "rpc/codec.h"
 #include "stemedb/v1/stemedb.pb-c.h"
+#include "json/json.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,7 +86,8 @@ bool stm_gw_ws_enqueue(struct conn *c, struct frame *f, bool control) {
   return true;
 }
 
-void stm_gw_ws_send_control(struct conn *c, int sub, json_t *j, int close_code) {
+void stm_gw_ws_send_control(struct conn *c, int sub, json_t *j,
+                            int close_code) {
   struct frame *f = stm_gw_ws_frame_new(j, sub, 0);
   if (f == NULL)
     return;
@@ -97,7 +98,7 @@ void stm_gw_ws_send_control(struct conn *c, int sub, json_t *j, int close_code) 
 }
 
 json_t *stm_gw_ws_error_frame(const char *id, const char *code,
-                           const char *message) {
+                              const char *message) {
   json_t *j = json_object();
   if (id)
     json_object_set_new(j, "id", json_string(id));

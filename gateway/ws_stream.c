@@ -3,9 +3,9 @@
 #include "gateway/ws_internal.h"
 
 #include "common/log.h"
-#include "json/json.h"
 #include "rpc/codec.h"
 #include "stemedb/v1/stemedb.pb-c.h"
+#include "json/json.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,7 +110,8 @@ static bool on_message(struct sub *s) {
   grpc_byte_buffer_destroy(s->recv);
   s->recv = NULL;
   struct frame *f =
-      ev ? stm_gw_ws_frame_new(event_json(s, ev), s->index, ev->sequence + 1) : NULL;
+      ev ? stm_gw_ws_frame_new(event_json(s, ev), s->index, ev->sequence + 1)
+         : NULL;
   uint64_t seq = ev ? ev->sequence : 0;
   if (ev)
     protobuf_c_message_free_unpacked(&ev->base, NULL);
@@ -160,8 +161,10 @@ static bool on_status(struct sub *s) {
   /* Every Watch stream ends with an error (they never end by themselves). */
   if (n == 0)
     snprintf(msg, sizeof msg, "the watch ended");
-  stm_gw_ws_send_control(c, s->index, stm_gw_ws_error_frame(s->id, stm_rpc_code_name(s->code), msg),
-               s->is_default ? STM_GW_WS_CLOSE_BASE + (int)s->code : 0);
+  stm_gw_ws_send_control(
+      c, s->index,
+      stm_gw_ws_error_frame(s->id, stm_rpc_code_name(s->code), msg),
+      s->is_default ? STM_GW_WS_CLOSE_BASE + (int)s->code : 0);
   return last;
 }
 
@@ -199,7 +202,8 @@ void stm_gw_ws_resume_paused(struct conn *c) {
       call_release(go[i]);
 }
 
-int stm_gw_ws_start_call(struct conn *c, struct sub *s, const struct sub_req *r) {
+int stm_gw_ws_start_call(struct conn *c, struct sub *s,
+                         const struct sub_req *r) {
   struct stm_gw_ws *w = c->w;
   Stemedb__V1__WatchRequest req = STEMEDB__V1__WATCH_REQUEST__INIT;
   req.concept_prefix = (char *)(r->concept_prefix ? r->concept_prefix : "");
@@ -223,9 +227,8 @@ int stm_gw_ws_start_call(struct conn *c, struct sub *s, const struct sub_req *r)
   s->resume = r->start_sequence;
   s->first_dropped = 0;
   s->unsubscribing = false;
-  grpc_call *call = w->running
-                        ? stm_gw_upstream_stream_call(w->o.up, WATCH_METHOD)
-                        : NULL;
+  grpc_call *call =
+      w->running ? stm_gw_upstream_stream_call(w->o.up, WATCH_METHOD) : NULL;
   if (call == NULL)
     return -1;
   pthread_mutex_lock(&c->mu);

@@ -3,9 +3,9 @@
 #include "gateway/ws_internal.h"
 
 #include "common/log.h"
-#include "json/json.h"
 #include "rpc/codec.h"
 #include "stemedb/v1/stemedb.pb-c.h"
+#include "json/json.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,21 +125,23 @@ static bool within_limits(struct conn *c, char *err, size_t errlen) {
 static void subscribe(struct conn *c, const struct sub_req *r,
                       bool is_default) {
   char err[200];
-  struct sub *s =
-      within_limits(c, err, sizeof err) ? sub_slot(c, r->id, err, sizeof err)
-                                        : NULL;
+  struct sub *s = within_limits(c, err, sizeof err)
+                      ? sub_slot(c, r->id, err, sizeof err)
+                      : NULL;
   if (s == NULL) {
-    stm_gw_ws_send_control(c, -1, stm_gw_ws_error_frame(r->id, "RESOURCE_EXHAUSTED", err),
-                 is_default ? STM_GW_WS_CLOSE_BASE + 8 : 0);
+    stm_gw_ws_send_control(
+        c, -1, stm_gw_ws_error_frame(r->id, "RESOURCE_EXHAUSTED", err),
+        is_default ? STM_GW_WS_CLOSE_BASE + 8 : 0);
     return;
   }
   s->used = true;
   s->is_default = is_default;
   snprintf(s->id, sizeof s->id, "%s", r->id);
   if (stm_gw_ws_start_call(c, s, r) != 0)
-    stm_gw_ws_send_control(c, s->index,
-                 stm_gw_ws_error_frame(r->id, "UNAVAILABLE", "cannot start the watch"),
-                 is_default ? STM_GW_WS_CLOSE_BASE + 14 : 0);
+    stm_gw_ws_send_control(
+        c, s->index,
+        stm_gw_ws_error_frame(r->id, "UNAVAILABLE", "cannot start the watch"),
+        is_default ? STM_GW_WS_CLOSE_BASE + 14 : 0);
 }
 
 static void unsubscribe(struct conn *c, const char *id) {
@@ -158,7 +160,9 @@ static void unsubscribe(struct conn *c, const char *id) {
       return;
   }
   stm_gw_ws_send_control(
-      c, -1, stm_gw_ws_error_frame(id, "NOT_FOUND", "no active subscription has this id"),
+      c, -1,
+      stm_gw_ws_error_frame(id, "NOT_FOUND",
+                            "no active subscription has this id"),
       0);
 }
 
@@ -218,7 +222,8 @@ void stm_gw_ws_client_message(struct conn *c, const char *text, size_t len) {
   json_decref(j);
   return;
 fail:
-  stm_gw_ws_send_control(c, -1, stm_gw_ws_error_frame(id, "INVALID_ARGUMENT", err), 0);
+  stm_gw_ws_send_control(c, -1,
+                         stm_gw_ws_error_frame(id, "INVALID_ARGUMENT", err), 0);
   json_decref(j);
 }
 
@@ -264,8 +269,9 @@ void stm_gw_ws_subscribe_from_query(struct conn *c, struct lws *wsi) {
       break;
   }
   if (err[0])
-    stm_gw_ws_send_control(c, -1, stm_gw_ws_error_frame("default", "INVALID_ARGUMENT", err),
-                 STM_GW_WS_CLOSE_BASE + 3);
+    stm_gw_ws_send_control(
+        c, -1, stm_gw_ws_error_frame("default", "INVALID_ARGUMENT", err),
+        STM_GW_WS_CLOSE_BASE + 3);
   else if (any)
     subscribe(c, &r, true);
 }

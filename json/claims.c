@@ -1,6 +1,5 @@
 #include "json/json.h"
 
-
 #include <math.h>
 
 json_t *stm_json_render_value(const Stemedb__V1__Value *v) {
@@ -68,7 +67,8 @@ static json_t *ranked_to_json(const Stemedb__V1__RankedValue *r) {
   stm_json_put(o, "share", json_real(r->share));
   stm_json_put(o, "weight", json_real(r->weight));
   stm_json_put(o, "claims", json_integer(r->claims));
-  stm_json_put(o, "representative", stm_json_render_assertion(r->representative));
+  stm_json_put(o, "representative",
+               stm_json_render_assertion(r->representative));
   return o;
 }
 
@@ -86,7 +86,8 @@ static json_t *lens_result_to_json(const Stemedb__V1__LensResult *r) {
   stm_json_put(o, "concept_path", stm_json_str(r->concept_path));
   stm_json_put(o, "predicate", stm_json_str(r->predicate));
   stm_json_put_opt_str(o, "lens", r->lens);
-  stm_json_put(o, "value", stm_json_render_value(r->winner ? r->winner->value : NULL));
+  stm_json_put(o, "value",
+               stm_json_render_value(r->winner ? r->winner->value : NULL));
   stm_json_put(o, "confidence", json_real(r->confidence));
   stm_json_put(o, "candidates_count", json_integer(r->candidates_count));
   stm_json_put(o, "conflict_score", json_real(r->conflict_score));

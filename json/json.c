@@ -7,7 +7,7 @@
 #include <string.h>
 
 int stm_json_parse(const char *body, size_t len, json_t **out,
-                      struct stm_error *err) {
+                   struct stm_error *err) {
   *out = NULL;
   if (len == 0)
     return stm_error_set(err, STM_EINVAL, NULL,
@@ -31,7 +31,7 @@ int stm_json_parse(const char *body, size_t len, json_t **out,
 }
 
 json_t *stm_json_render_error(const char *code, const char *message,
-                          const char *field) {
+                              const char *field) {
   json_t *e = json_object();
   stm_json_put(e, "code", stm_json_str(code));
   stm_json_put(e, "message", stm_json_str(message));

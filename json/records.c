@@ -1,6 +1,5 @@
 #include "json/json.h"
 
-
 json_t *stm_json_render_vote(const Stemedb__V1__Vote *v) {
   json_t *o = json_object();
   stm_json_put(o, "hash", stm_json_str(v->hash));
@@ -35,10 +34,10 @@ json_t *stm_json_render_source(const Stemedb__V1__Source *s) {
   stm_json_put(o, "name", stm_json_str(s->name));
   stm_json_put(o, "tier", json_integer(s->tier));
   stm_json_put(o, "trust",
-      json_real(s->trust_present_case ==
-                        STEMEDB__V1__SOURCE__TRUST_PRESENT_TRUST
-                    ? s->trust
-                    : 1.0));
+               json_real(s->trust_present_case ==
+                                 STEMEDB__V1__SOURCE__TRUST_PRESENT_TRUST
+                             ? s->trust
+                             : 1.0));
   if (s->public_key && *s->public_key)
     stm_json_put(o, "public_key", stm_json_str(s->public_key));
   stm_json_put(o, "sequence", stm_json_uint(s->sequence));

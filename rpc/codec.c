@@ -17,7 +17,7 @@ grpc_byte_buffer *stm_rpc_pack(const ProtobufCMessage *msg) {
 }
 
 ProtobufCMessage *stm_rpc_unpack(const ProtobufCMessageDescriptor *desc,
-                                grpc_byte_buffer *bb) {
+                                 grpc_byte_buffer *bb) {
   if (bb == NULL)
     return NULL;
   grpc_byte_buffer_reader r;
@@ -68,13 +68,23 @@ grpc_channel *stm_rpc_channel_new_unshared(const char *target) {
 }
 
 const char *stm_rpc_code_name(grpc_status_code code) {
-  static const char *const names[] = {
-      "OK",           "CANCELLED",          "UNKNOWN",
-      "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-      "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
-      "FAILED_PRECONDITION", "ABORTED",       "OUT_OF_RANGE",
-      "UNIMPLEMENTED", "INTERNAL",           "UNAVAILABLE",
-      "DATA_LOSS",    "UNAUTHENTICATED"};
+  static const char *const names[] = {"OK",
+                                      "CANCELLED",
+                                      "UNKNOWN",
+                                      "INVALID_ARGUMENT",
+                                      "DEADLINE_EXCEEDED",
+                                      "NOT_FOUND",
+                                      "ALREADY_EXISTS",
+                                      "PERMISSION_DENIED",
+                                      "RESOURCE_EXHAUSTED",
+                                      "FAILED_PRECONDITION",
+                                      "ABORTED",
+                                      "OUT_OF_RANGE",
+                                      "UNIMPLEMENTED",
+                                      "INTERNAL",
+                                      "UNAVAILABLE",
+                                      "DATA_LOSS",
+                                      "UNAUTHENTICATED"};
   if ((int)code >= 0 && (size_t)code < sizeof names / sizeof names[0])
     return names[code];
   return "UNKNOWN";
@@ -92,8 +102,8 @@ grpc_status_code stm_rpc_call_raw(grpc_channel *ch, const char *method,
                          gpr_time_from_millis(timeout_ms, GPR_TIMESPAN))
           : gpr_inf_future(GPR_CLOCK_MONOTONIC);
   grpc_slice mslice = grpc_slice_from_static_string(method);
-  grpc_call *call = grpc_channel_create_call(
-      ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, mslice, NULL, deadline, NULL);
+  grpc_call *call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS,
+                                             cq, mslice, NULL, deadline, NULL);
   grpc_metadata_array init_md, trail_md;
   grpc_metadata_array_init(&init_md);
   grpc_metadata_array_init(&trail_md);

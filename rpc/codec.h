@@ -8,8 +8,8 @@
 
 #include <grpc/byte_buffer.h>
 #include <grpc/grpc.h>
-#include <stdbool.h>
 #include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
 
 /* Pack a message into a new byte buffer. Caller owns it
  * (grpc_byte_buffer_destroy after the send batch completes). */
@@ -21,7 +21,7 @@ grpc_byte_buffer *stm_rpc_pack(const ProtobufCMessage *msg);
  * protobuf_c_message_free_unpacked(msg, NULL), or NULL on garbage.
  */
 ProtobufCMessage *stm_rpc_unpack(const ProtobufCMessageDescriptor *desc,
-                                grpc_byte_buffer *bb);
+                                 grpc_byte_buffer *bb);
 
 /* Insecure channel to "host:port", 64 MiB receive limit, reconnect backoff
  * capped at 2 s (gRPC's default 120 s would leave a client of a restarted

@@ -1,8 +1,8 @@
 /* Tests for gateway/claims.c: JSON bodies -> requests (types and shapes;
  * the server validates values). json/ has test/json. */
 #include "gateway/resources.h"
-#include "json/json.h"
 #include "gateway_test.h"
+#include "json/json.h"
 
 #include "common/validate.h"
 

@@ -7,13 +7,13 @@
 #include <arpa/inet.h>
 #include <grpc/grpc.h>
 #include <libwebsockets.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <netdb.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -355,9 +355,10 @@ static void test_http_answers_requests_pipelined_behind_a_body(void) {
                             {"HTTP/1.1 404", "HTTP/1.1 400"},
                             {"HTTP/1.1 503", "HTTP/1.1 503"}};
   /* {"lens":7}: a type error, answered without calling the server. */
-  CU_ASSERT_TRUE(asprintf(&cases[0], POST("/v1/query", "application/json",
-                                          "{\"lens\":7}") "GET /a HTTP/1.1\r\n"
-                                                       "Host: t\r\n\r\n",
+  CU_ASSERT_TRUE(asprintf(&cases[0],
+                          POST("/v1/query", "application/json",
+                               "{\"lens\":7}") "GET /a HTTP/1.1\r\n"
+                                               "Host: t\r\n\r\n",
                           (size_t)10) > 0);
   CU_ASSERT_TRUE(asprintf(&cases[1],
                           "GET /a HTTP/1.1\r\nHost: t\r\n\r\n" POST(

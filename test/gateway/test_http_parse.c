@@ -80,8 +80,8 @@ static void test_h1_refuses_malformed_heads(void) {
     CU_ASSERT_STRING_EQUAL(rq.field, cases[i].field);
     if (r != STM_GW_H1_ERROR || rq.status != cases[i].status ||
         strcmp(rq.field, cases[i].field) != 0)
-      fprintf(stderr, "\ncase %zu: result %d status %d field '%s' (%s)\n", i,
-              r, rq.status, rq.field, rq.message);
+      fprintf(stderr, "\ncase %zu: result %d status %d field '%s' (%s)\n", i, r,
+              rq.status, rq.field, rq.message);
   }
 }
 
@@ -111,8 +111,7 @@ void gw_test_register_http_parse(void) {
   static const struct stm_test_case cases[] = {
       STM_TEST(test_h1_parses_a_request_head),
       STM_TEST(test_h1_refuses_malformed_heads),
-      STM_TEST(test_h1_limits_the_head),
-      STM_TEST(test_h1_tokens_and_reasons),
+      STM_TEST(test_h1_limits_the_head), STM_TEST(test_h1_tokens_and_reasons),
       STM_TEST_END};
   stm_test_suite("http_parse", cases);
 }

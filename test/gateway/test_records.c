@@ -2,9 +2,8 @@
  * issue-4 routes (votes.c, epochs.c, sources.c, history.c): request
  * builders and renderers. */
 #include "gateway/resources.h"
-#include "json/json.h"
-#include "gateway/resources.h"
 #include "gateway_test.h"
+#include "json/json.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -3,8 +3,8 @@
 #include "gateway/metrics.h"
 #include "gateway/routes.h"
 #include "gateway/status_map.h"
-#include "rpc/codec.h"
 #include "gateway_test.h"
+#include "rpc/codec.h"
 #include "stemedb/v1/stemedb.pb-c.h"
 
 #include <stdbool.h>
@@ -155,8 +155,8 @@ static void test_every_route_is_complete_and_unique(void) {
                    (r[i].build && r[i].request && r[i].reply &&
                     (r[i].render || r[i].respond)));
     CU_ASSERT_TRUE(r[i].rpc != NULL || r[i].respond != NULL);
-    CU_ASSERT_EQUAL(r[i].body, r[i].method == STM_GW_POST ||
-                                  r[i].method == STM_GW_PUT);
+    CU_ASSERT_EQUAL(r[i].body,
+                    r[i].method == STM_GW_POST || r[i].method == STM_GW_PUT);
     for (size_t k = 0; k < i; k++)
       CU_ASSERT_FALSE(r[k].listener == r[i].listener &&
                       r[k].method == r[i].method &&
@@ -510,7 +510,8 @@ static void test_openapi_matches_the_route_table(void) {
       found = strcmp(routes[k].pattern, ops[i].path) == 0 &&
               strcmp(stm_gw_method_name(routes[k].method), ops[i].method) == 0;
     if (!found) {
-      fprintf(stderr, "\napi/openapi.yaml documents %s %s, no route serves it\n",
+      fprintf(stderr,
+              "\napi/openapi.yaml documents %s %s, no route serves it\n",
               ops[i].method, ops[i].path);
       CU_FAIL("api/openapi.yaml documents an operation no route serves");
     }
