@@ -15,7 +15,7 @@
 #define BLOCK 512
 #define PATH_CAP 4096
 
-struct cli_tar_out {
+struct stm_tar_out {
   FILE *fp;
   ZSTD_CCtx *z;
   char path[PATH_CAP], partial[PATH_CAP + 16];
@@ -28,9 +28,9 @@ static int zerr(struct stm_error *err, const char *what, size_t code) {
                        ZSTD_getErrorName(code));
 }
 
-int cli_tar_out_open(const char *path, struct cli_tar_out **out,
+int stm_tar_out_open(const char *path, struct stm_tar_out **out,
                      struct stm_error *err) {
-  struct cli_tar_out *t = calloc(1, sizeof *t);
+  struct stm_tar_out *t = calloc(1, sizeof *t);
   if (t == NULL)
     return stm_error_set(err, STM_ENOMEM, NULL, "out of memory");
   snprintf(t->path, sizeof t->path, "%s", path);
@@ -41,7 +41,7 @@ int cli_tar_out_open(const char *path, struct cli_tar_out **out,
   t->fp = fopen(t->partial, "wb");
   if (t->fp == NULL || t->obuf == NULL || t->z == NULL) {
     int e = errno;
-    cli_tar_out_abort(t);
+    stm_tar_out_abort(t);
     return stm_error_set(err, STM_EIO, NULL, "cannot create %s.partial: %s",
                          path, strerror(e));
   }
@@ -51,7 +51,7 @@ int cli_tar_out_open(const char *path, struct cli_tar_out **out,
   return 0;
 }
 
-static int put(struct cli_tar_out *t, const void *data, size_t len,
+static int put(struct stm_tar_out *t, const void *data, size_t len,
                ZSTD_EndDirective mode, struct stm_error *err) {
   ZSTD_inBuffer in = {data, len, 0};
   for (;;) {
@@ -72,7 +72,7 @@ static void octal(char *field, size_t width, uint64_t v) {
   snprintf(field, width, "%0*llo", (int)width - 1, (unsigned long long)v);
 }
 
-int cli_tar_out_add(struct cli_tar_out *t, const char *name, const void *data,
+int stm_tar_out_add(struct stm_tar_out *t, const char *name, const void *data,
                     size_t len, struct stm_error *err) {
   if (strlen(name) >= 100)
     return stm_error_set(err, STM_EINVAL, NULL, "member name too long: %s",
@@ -101,7 +101,7 @@ int cli_tar_out_add(struct cli_tar_out *t, const char *name, const void *data,
   return rc;
 }
 
-int cli_tar_out_close(struct cli_tar_out *t, struct stm_error *err) {
+int stm_tar_out_close(struct stm_tar_out *t, struct stm_error *err) {
   static const char zero[2 * BLOCK];
   int rc = put(t, zero, sizeof zero, ZSTD_e_end, err);
   if (rc == 0 && (fflush(t->fp) != 0 || fsync(fileno(t->fp)) != 0))
@@ -111,11 +111,11 @@ int cli_tar_out_close(struct cli_tar_out *t, struct stm_error *err) {
     fclose(t->fp);
     t->fp = NULL;
     if (rename(t->partial, t->path) != 0)
-      rc = stm_error_set(err, STM_EIO, NULL, "cannot rename %s: %s",
-                         t->partial, strerror(errno));
+      rc = stm_error_set(err, STM_EIO, NULL, "cannot rename %s: %s", t->partial,
+                         strerror(errno));
   }
   if (rc) {
-    cli_tar_out_abort(t);
+    stm_tar_out_abort(t);
     return rc;
   }
   ZSTD_freeCCtx(t->z);
@@ -124,7 +124,7 @@ int cli_tar_out_close(struct cli_tar_out *t, struct stm_error *err) {
   return 0;
 }
 
-void cli_tar_out_abort(struct cli_tar_out *t) {
+void stm_tar_out_abort(struct stm_tar_out *t) {
   if (t == NULL)
     return;
   if (t->fp)
@@ -137,7 +137,7 @@ void cli_tar_out_abort(struct cli_tar_out *t) {
 
 /* ---- reading ------------------------------------------------------------- */
 
-struct cli_tar_in {
+struct stm_tar_in {
   FILE *fp;
   ZSTD_DCtx *z;
   char path[PATH_CAP];
@@ -151,9 +151,9 @@ struct cli_tar_in {
   char name[101];
 };
 
-int cli_tar_in_open(const char *path, struct cli_tar_in **out,
+int stm_tar_in_open(const char *path, struct stm_tar_in **out,
                     struct stm_error *err) {
-  struct cli_tar_in *t = calloc(1, sizeof *t);
+  struct stm_tar_in *t = calloc(1, sizeof *t);
   if (t == NULL)
     return stm_error_set(err, STM_ENOMEM, NULL, "out of memory");
   snprintf(t->path, sizeof t->path, "%s", path);
@@ -164,7 +164,7 @@ int cli_tar_in_open(const char *path, struct cli_tar_in **out,
   t->frame_left = 1;
   if (t->fp == NULL || t->ibuf == NULL || t->z == NULL) {
     int e = errno;
-    cli_tar_in_close(t);
+    stm_tar_in_close(t);
     return stm_error_set(err, STM_EIO, NULL, "cannot open %s: %s", path,
                          strerror(e));
   }
@@ -174,7 +174,7 @@ int cli_tar_in_open(const char *path, struct cli_tar_in **out,
 }
 
 /* Exactly len decompressed bytes into dst. */
-static int read_exact(struct cli_tar_in *t, void *dst, size_t len,
+static int read_exact(struct stm_tar_in *t, void *dst, size_t len,
                       struct stm_error *err) {
   ZSTD_outBuffer o = {dst, len, 0};
   while (o.pos < o.size) {
@@ -210,7 +210,7 @@ static uint64_t parse_octal(const char *p, size_t width, bool *ok) {
 
 /* After the first zero block: the second one, then the rest of the zstd
  * frame, whose content checksum zstd verifies as it reaches it. */
-static int finish(struct cli_tar_in *t, struct stm_error *err) {
+static int finish(struct stm_tar_in *t, struct stm_error *err) {
   char h[BLOCK];
   int rc = read_exact(t, h, sizeof h, err);
   if (rc)
@@ -242,7 +242,7 @@ static int finish(struct cli_tar_in *t, struct stm_error *err) {
   return 0;
 }
 
-int cli_tar_in_next(struct cli_tar_in *t, const char **name,
+int stm_tar_in_next(struct stm_tar_in *t, const char **name,
                     const uint8_t **data, size_t *len, struct stm_error *err) {
   char h[BLOCK];
   int rc = read_exact(t, h, sizeof h, err);
@@ -259,12 +259,12 @@ int cli_tar_in_next(struct cli_tar_in *t, const char **name,
   uint64_t size = parse_octal(h + 124, 12, &ok2);
   if (!ok1 || !ok2 || want != sum || memcmp(h + 257, "ustar", 5) != 0)
     return stm_error_set(err, STM_ECORRUPT, NULL,
-                         "%s: damaged tar header after member \"%s\"",
-                         t->path, t->name);
+                         "%s: damaged tar header after member \"%s\"", t->path,
+                         t->name);
   memcpy(t->name, h, 100);
   t->name[100] = '\0';
   if (h[156] == '5' && size == 0) /* a directory entry (GNU tar writes them) */
-    return cli_tar_in_next(t, name, data, len, err);
+    return stm_tar_in_next(t, name, data, len, err);
   size_t padded = (size_t)((size + BLOCK - 1) / BLOCK * BLOCK);
   if (padded + 1 > t->mcap) {
     uint8_t *p = realloc(t->member, padded + 1);
@@ -282,7 +282,7 @@ int cli_tar_in_next(struct cli_tar_in *t, const char **name,
   return 1;
 }
 
-void cli_tar_in_close(struct cli_tar_in *t) {
+void stm_tar_in_close(struct stm_tar_in *t) {
   if (t == NULL)
     return;
   if (t->fp)

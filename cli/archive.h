@@ -13,30 +13,30 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct cli_tar_out;
-struct cli_tar_in;
+struct stm_tar_out;
+struct stm_tar_in;
 
 /* Create FILE.partial. Returns 0 or STM_EIO/STM_ENOMEM with err. */
-int cli_tar_out_open(const char *path, struct cli_tar_out **out,
+int stm_tar_out_open(const char *path, struct stm_tar_out **out,
                      struct stm_error *err);
 /* Append one regular-file member (name < 100 bytes). */
-int cli_tar_out_add(struct cli_tar_out *t, const char *name, const void *data,
+int stm_tar_out_add(struct stm_tar_out *t, const char *name, const void *data,
                     size_t len, struct stm_error *err);
 /* Finish, fsync, rename to FILE, free. Returns 0 or an error (then the
  * partial file is removed). */
-int cli_tar_out_close(struct cli_tar_out *t, struct stm_error *err);
+int stm_tar_out_close(struct stm_tar_out *t, struct stm_error *err);
 /* Remove the partial file and free. NULL is a no-op. */
-void cli_tar_out_abort(struct cli_tar_out *t);
+void stm_tar_out_abort(struct stm_tar_out *t);
 
-int cli_tar_in_open(const char *path, struct cli_tar_in **out,
+int stm_tar_in_open(const char *path, struct stm_tar_in **out,
                     struct stm_error *err);
 /*
  * The next member: returns 1 and its name and bytes (borrowed; valid until
  * the next call), 0 after the end-of-archive blocks, or a negative code
  * with err saying what is wrong (truncated, zstd checksum, bad header).
  */
-int cli_tar_in_next(struct cli_tar_in *t, const char **name,
+int stm_tar_in_next(struct stm_tar_in *t, const char **name,
                     const uint8_t **data, size_t *len, struct stm_error *err);
-void cli_tar_in_close(struct cli_tar_in *t);
+void stm_tar_in_close(struct stm_tar_in *t);
 
 #endif

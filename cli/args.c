@@ -7,12 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-size_t cli_global_opts(struct cli *cli, struct stm_opt *out) {
+size_t stm_cli_global_opts(struct stm_cli *cli, struct stm_opt *out) {
   const struct stm_opt g[] = {
       {"server", "STEMEDB_SERVER", NULL, STM_OPT_STRING, &cli->server,
        "gRPC address of stemedb-server, host:port"},
-      {"timeout-ms", "STEMEDB_TIMEOUT_MS", NULL, STM_OPT_INT,
-       &cli->timeout_ms, "deadline of each call in milliseconds (0: none)"},
+      {"timeout-ms", "STEMEDB_TIMEOUT_MS", NULL, STM_OPT_INT, &cli->timeout_ms,
+       "deadline of each call in milliseconds (0: none)"},
       {"json", NULL, NULL, STM_OPT_BOOL, &cli->json,
        "print the result as one line of JSON"},
   };
@@ -20,17 +20,17 @@ size_t cli_global_opts(struct cli *cli, struct stm_opt *out) {
   return sizeof g / sizeof g[0];
 }
 
-int cli_usage_error(const char *cmd, const char *fmt, ...) {
+int stm_cli_usage_error(const char *cmd, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   fprintf(stderr, "stemedb %s: ", cmd);
   vfprintf(stderr, fmt, ap);
   fprintf(stderr, " (see stemedb %s --help)\n", cmd);
   va_end(ap);
-  return CLI_EUSAGE;
+  return STM_CLI_EUSAGE;
 }
 
-bool cli_parse_double(const char *s, double *out) {
+bool stm_cli_parse_double(const char *s, double *out) {
   char *end;
   if (s == NULL || *s == '\0' || *s == ' ' || *s == '\t')
     return false;
@@ -43,8 +43,8 @@ bool cli_parse_double(const char *s, double *out) {
   return true;
 }
 
-static void print_help(const struct cli_command *cmd, const struct stm_opt *all,
-                       size_t n) {
+static void print_help(const struct stm_cli_command *cmd,
+                       const struct stm_opt *all, size_t n) {
   char line[256];
   snprintf(line, sizeof line, "stemedb %s", cmd->usage);
   stm_opts_usage(stdout, line, all, n);
@@ -62,21 +62,22 @@ static bool is_option(const char *a) {
   return (a[0] == '-' && a[1] == '-' && a[2] != '\0') || strcmp(a, "-h") == 0;
 }
 
-static int take_positional(const struct cli_command *cmd, char *arg,
+static int take_positional(const struct stm_cli_command *cmd, char *arg,
                            char **pos, int max_pos, int *npos) {
   if (*npos >= max_pos)
-    return cli_usage_error(cmd->name, "unexpected argument \"%.100s\"", arg);
+    return stm_cli_usage_error(cmd->name, "unexpected argument \"%.100s\"",
+                               arg);
   pos[(*npos)++] = arg;
   return 0;
 }
 
-int cli_parse(struct cli *cli, const struct cli_command *cmd,
-              const struct stm_opt *opts, size_t n, int argc, char **argv,
-              char **pos, int min_pos, int max_pos, int *npos) {
-  struct stm_opt all[CLI_MAX_OPTS];
+int stm_cli_parse(struct stm_cli *cli, const struct stm_cli_command *cmd,
+                  const struct stm_opt *opts, size_t n, int argc, char **argv,
+                  char **pos, int min_pos, int max_pos, int *npos) {
+  struct stm_opt all[STM_CLI_MAX_OPTS];
   if (n)
     memcpy(all, opts, n * sizeof *opts);
-  size_t total = n + cli_global_opts(cli, all + n);
+  size_t total = n + stm_cli_global_opts(cli, all + n);
   int dd = find_dashdash(argc, argv), rc = 0;
   *npos = 0;
   for (int i = 1; rc == 0 && i < dd;) {
@@ -88,20 +89,20 @@ int cli_parse(struct cli *cli, const struct cli_command *cmd,
     struct stm_error err;
     stm_error_clear(&err);
     int first = 0;
-    int orc = stm_opts_apply_flags(all, total, dd - i + 1, argv + i - 1,
-                                   &first, &err);
+    int orc = stm_opts_apply_flags(all, total, dd - i + 1, argv + i - 1, &first,
+                                   &err);
     if (orc == STM_ENOTFOUND) {
       print_help(cmd, all, total);
-      return CLI_HELP;
+      return STM_CLI_HELP;
     }
     if (orc)
-      return cli_usage_error(cmd->name, "%s", err.message);
+      return stm_cli_usage_error(cmd->name, "%s", err.message);
     i += first - 1;
   }
   for (int i = dd + 1; rc == 0 && i < argc; i++)
     rc = take_positional(cmd, argv[i], pos, max_pos, npos);
   if (rc == 0 && *npos < min_pos)
-    rc = cli_usage_error(cmd->name, "missing arguments; usage: stemedb %s",
-                         cmd->usage);
+    rc = stm_cli_usage_error(cmd->name, "missing arguments; usage: stemedb %s",
+                             cmd->usage);
   return rc;
 }

@@ -17,9 +17,9 @@
 #include "cli.h"
 
 #include "common/clock.h"
+#include "stemedb/v1/admin.pb-c.h"
 #include "storage/backup.h"
 #include "storage/store.h"
-#include "stemedb/v1/admin.pb-c.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -49,8 +49,10 @@ struct progress {
 
 static void progress_init(struct progress *p, const char *verb,
                           uint64_t total) {
-  *p = (struct progress){.verb = verb, .total = total,
-                         .t0 = stm_clock_mono_ns(), .tty = isatty(2)};
+  *p = (struct progress){.verb = verb,
+                         .total = total,
+                         .t0 = stm_clock_mono_ns(),
+                         .tty = isatty(2)};
 }
 
 static void progress_show(struct progress *p, bool final) {
@@ -70,12 +72,12 @@ static void progress_show(struct progress *p, bool final) {
 
 static int fail(const char *cmd, const struct stm_error *err) {
   fprintf(stderr, "stemedb %s: %s\n", cmd, err->message);
-  return CLI_ESERVER;
+  return STM_CLI_ESERVER;
 }
 
 /* ---- backup -------------------------------------------------------------- */
 
-static int fetch(struct cli *cli, const Stemedb__V1__BackupFile *f,
+static int fetch(struct stm_cli *cli, const Stemedb__V1__BackupFile *f,
                  uint8_t *buf, struct progress *p, struct stm_error *err) {
   uint64_t off = 0;
   while (off < f->size) {
@@ -84,8 +86,8 @@ static int fetch(struct cli *cli, const Stemedb__V1__BackupFile *f,
     req.offset = off;
     req.length = (uint32_t)(f->size - off < CHUNK ? f->size - off : CHUNK);
     ProtobufCMessage *resp = NULL;
-    if (cli_call(cli, "/stemedb.v1.Admin/BackupRead", &req.base,
-                 &stemedb__v1__backup_read_response__descriptor, &resp))
+    if (stm_cli_call(cli, "/stemedb.v1.Admin/BackupRead", &req.base,
+                     &stemedb__v1__backup_read_response__descriptor, &resp))
       return stm_error_set(err, STM_EIO, NULL, "reading %s failed", f->name);
     Stemedb__V1__BackupReadResponse *r =
         (Stemedb__V1__BackupReadResponse *)resp;
@@ -115,10 +117,10 @@ static json_t *manifest_new(const Stemedb__V1__BackupBeginResponse *b) {
                    "assertion_count", (json_int_t)b->assertion_count, "files");
 }
 
-static int backup_files(struct cli *cli,
+static int backup_files(struct stm_cli *cli,
                         const Stemedb__V1__BackupBeginResponse *b,
-                        struct cli_tar_out *tar, json_t *manifest,
-                        struct cli_check *chk, struct stm_error *err) {
+                        struct stm_tar_out *tar, json_t *manifest,
+                        struct stm_backup_check *chk, struct stm_error *err) {
   uint64_t total = 0;
   for (size_t i = 0; i < b->n_files; i++)
     total += b->files[i]->size;
@@ -132,19 +134,19 @@ static int backup_files(struct cli *cli,
       return stm_error_set(err, STM_ENOMEM, NULL, "out of memory");
     bool sealed = false;
     rc = fetch(cli, f, buf, &p, err);
-    rc = rc ? rc : cli_check_segment(chk, f->name, buf, f->size, &sealed, err);
+    rc =
+        rc ? rc
+           : stm_backup_check_segment(chk, f->name, buf, f->size, &sealed, err);
     if (rc == 0 && !sealed && i + 1 < b->n_files)
-      rc = stm_error_set(err, STM_ECORRUPT, NULL, "%s is not sealed",
-                         f->name);
+      rc = stm_error_set(err, STM_ECORRUPT, NULL, "%s is not sealed", f->name);
     char member[64], hex[65];
     snprintf(member, sizeof member, "wal/%s", f->name);
-    rc = rc ? rc : cli_tar_out_add(tar, member, buf, f->size, err);
+    rc = rc ? rc : stm_tar_out_add(tar, member, buf, f->size, err);
     if (rc == 0) {
-      cli_blake2b_hex(buf, f->size, hex);
+      stm_backup_check_blake2b_hex(buf, f->size, hex);
       json_array_append_new(json_object_get(manifest, "files"),
-                            json_pack("{s:s, s:I, s:s}", "name", member,
-                                      "size", (json_int_t)f->size, "blake2b",
-                                      hex));
+                            json_pack("{s:s, s:I, s:s}", "name", member, "size",
+                                      (json_int_t)f->size, "blake2b", hex));
     }
     p.claims = chk->claims;
     free(buf);
@@ -153,25 +155,27 @@ static int backup_files(struct cli *cli,
   return rc;
 }
 
-int cli_cmd_backup(struct cli *cli, int argc, char **argv) {
-  static const struct cli_command cmd = {"backup", "backup --out FILE", NULL};
+int stm_cli_cmd_backup(struct stm_cli *cli, int argc, char **argv) {
+  static const struct stm_cli_command cmd = {"backup", "backup --out FILE",
+                                             NULL};
   char *out = NULL;
   const struct stm_opt opts[] = {
       {"out", NULL, NULL, STM_OPT_STRING, &out,
        "the archive to write (zstd-compressed tar)"}};
   char *pos[1];
-  int npos, rc = cli_parse(cli, &cmd, opts, 1, argc, argv, pos, 0, 0, &npos);
+  int npos,
+      rc = stm_cli_parse(cli, &cmd, opts, 1, argc, argv, pos, 0, 0, &npos);
   if (rc == 0 && out == NULL)
-    rc = cli_usage_error("backup", "--out FILE is required");
+    rc = stm_cli_usage_error("backup", "--out FILE is required");
   if (rc) {
     free(out);
-    return rc == CLI_HELP ? CLI_OK : rc;
+    return rc == STM_CLI_HELP ? STM_CLI_OK : rc;
   }
   int64_t t0 = stm_clock_mono_ns();
   Stemedb__V1__BackupBeginRequest req = STEMEDB__V1__BACKUP_BEGIN_REQUEST__INIT;
   ProtobufCMessage *resp = NULL;
-  rc = cli_call(cli, "/stemedb.v1.Admin/BackupBegin", &req.base,
-                &stemedb__v1__backup_begin_response__descriptor, &resp);
+  rc = stm_cli_call(cli, "/stemedb.v1.Admin/BackupBegin", &req.base,
+                    &stemedb__v1__backup_begin_response__descriptor, &resp);
   if (rc) {
     free(out);
     return rc;
@@ -180,11 +184,11 @@ int cli_cmd_backup(struct cli *cli, int argc, char **argv) {
       (Stemedb__V1__BackupBeginResponse *)resp;
   struct stm_error err;
   stm_error_clear(&err);
-  struct cli_tar_out *tar = NULL;
-  struct cli_check chk;
-  cli_check_init(&chk);
+  struct stm_tar_out *tar = NULL;
+  struct stm_backup_check chk;
+  stm_backup_check_init(&chk);
   json_t *manifest = manifest_new(b);
-  rc = cli_tar_out_open(out, &tar, &err);
+  rc = stm_tar_out_open(out, &tar, &err);
   rc = rc ? rc : backup_files(cli, b, tar, manifest, &chk, &err);
   if (rc == 0 && chk.next_sequence != b->last_sequence + 1)
     rc = stm_error_set(&err, STM_ECORRUPT, NULL,
@@ -192,16 +196,16 @@ int cli_cmd_backup(struct cli *cli, int argc, char **argv) {
                        ", the server pinned %" PRIu64,
                        chk.next_sequence - 1, b->last_sequence);
   char digest[65];
-  cli_check_digest_hex(&chk, digest);
+  stm_backup_check_digest_hex(&chk, digest);
   json_object_set_new(manifest, "claims", json_integer((json_int_t)chk.claims));
   json_object_set_new(manifest, "claims_digest", json_string(digest));
   char *text = json_dumps(manifest, JSON_INDENT(2) | JSON_SORT_KEYS);
-  rc = rc ? rc
-          : cli_tar_out_add(tar, "MANIFEST.json", text, strlen(text), &err);
+  rc =
+      rc ? rc : stm_tar_out_add(tar, "MANIFEST.json", text, strlen(text), &err);
   if (rc)
-    cli_tar_out_abort(tar);
+    stm_tar_out_abort(tar);
   else
-    rc = cli_tar_out_close(tar, &err); /* removes the partial file itself */
+    rc = stm_tar_out_close(tar, &err); /* removes the partial file itself */
   double secs = (double)(stm_clock_mono_ns() - t0) / 1e9;
   if (rc == 0)
     printf("backup %s: sequences 1..%" PRIu64 ", %" PRIu64 " claims, %zu WAL "
@@ -211,13 +215,13 @@ int cli_cmd_backup(struct cli *cli, int argc, char **argv) {
   json_decref(manifest);
   protobuf_c_message_free_unpacked(resp, NULL);
   free(out);
-  return rc ? fail("backup", &err) : CLI_OK;
+  return rc ? fail("backup", &err) : STM_CLI_OK;
 }
 
 /* ---- reading an archive (verify and restore) ------------------------------ */
 
 struct reader {
-  struct cli_check chk;
+  struct stm_backup_check chk;
   json_t *files; /* what the archive holds: name, size, blake2b */
   json_t *manifest;
   bool last_sealed;
@@ -250,36 +254,35 @@ static int write_file(const char *path, const void *data, size_t len,
                             strerror(e));
 }
 
-static int read_member(struct reader *r, const char *name,
-                       const uint8_t *data, size_t len,
-                       struct stm_error *err) {
+static int read_member(struct reader *r, const char *name, const uint8_t *data,
+                       size_t len, struct stm_error *err) {
   if (r->manifest)
     return stm_error_set(err, STM_ECORRUPT, NULL,
                          "member %s after MANIFEST.json", name);
   if (strcmp(name, "MANIFEST.json") == 0) {
     json_error_t je;
     r->manifest = json_loadb((const char *)data, len, 0, &je);
-    return r->manifest ? 0
-                       : stm_error_set(err, STM_ECORRUPT, NULL,
-                                       "MANIFEST.json: %s (line %d)", je.text,
-                                       je.line);
+    return r->manifest
+               ? 0
+               : stm_error_set(err, STM_ECORRUPT, NULL,
+                               "MANIFEST.json: %s (line %d)", je.text, je.line);
   }
   if (strncmp(name, "wal/", 4) != 0 || !stm_backup_segment_name_ok(name + 4))
-    return stm_error_set(err, STM_ECORRUPT, NULL, "unexpected member %s",
-                         name);
+    return stm_error_set(err, STM_ECORRUPT, NULL, "unexpected member %s", name);
   if (r->chk.segments > 0 && !r->last_sealed)
     return stm_error_set(err, STM_ECORRUPT, NULL,
                          "%s follows %s, which is not sealed", name,
                          r->last_name);
-  int rc = cli_check_segment(&r->chk, name, data, len, &r->last_sealed, err);
+  int rc =
+      stm_backup_check_segment(&r->chk, name, data, len, &r->last_sealed, err);
   if (rc)
     return rc;
   snprintf(r->last_name, sizeof r->last_name, "%s", name);
   char hex[65];
-  cli_blake2b_hex(data, len, hex);
-  json_array_append_new(r->files, json_pack("{s:s, s:I, s:s}", "name", name,
-                                            "size", (json_int_t)len,
-                                            "blake2b", hex));
+  stm_backup_check_blake2b_hex(data, len, hex);
+  json_array_append_new(r->files,
+                        json_pack("{s:s, s:I, s:s}", "name", name, "size",
+                                  (json_int_t)len, "blake2b", hex));
   if (r->restore_dir == NULL)
     return 0;
   char path[PATH_MAX];
@@ -318,7 +321,8 @@ static int check_manifest(struct reader *r, struct stm_error *err) {
           json_integer_value(json_object_get(b, "size")),
           json_string_value(json_object_get(b, "blake2b")));
   }
-  uint64_t last = (uint64_t)json_integer_value(json_object_get(m, "last_sequence"));
+  uint64_t last =
+      (uint64_t)json_integer_value(json_object_get(m, "last_sequence"));
   if (r->chk.next_sequence != last + 1)
     return stm_error_set(err, STM_ECORRUPT, NULL,
                          "the WAL ends at sequence %" PRIu64
@@ -331,7 +335,7 @@ static int check_manifest(struct reader *r, struct stm_error *err) {
                          "%" PRIu64,
                          r->chk.claims, claims);
   char digest[65];
-  cli_check_digest_hex(&r->chk, digest);
+  stm_backup_check_digest_hex(&r->chk, digest);
   const char *d = json_string_value(json_object_get(m, "claims_digest"));
   if (d == NULL || strcmp(d, digest) != 0)
     return stm_error_set(err, STM_ECORRUPT, NULL,
@@ -343,20 +347,20 @@ static int check_manifest(struct reader *r, struct stm_error *err) {
 /* Read, check and (for restore) extract the whole archive. */
 static int read_archive(const char *path, struct reader *r,
                         struct stm_error *err) {
-  cli_check_init(&r->chk);
+  stm_backup_check_init(&r->chk);
   r->files = json_array();
-  struct cli_tar_in *tar = NULL;
-  int rc = cli_tar_in_open(path, &tar, err);
+  struct stm_tar_in *tar = NULL;
+  int rc = stm_tar_in_open(path, &tar, err);
   while (rc == 0) {
     const char *name;
     const uint8_t *data;
     size_t len;
-    rc = cli_tar_in_next(tar, &name, &data, &len, err);
+    rc = stm_tar_in_next(tar, &name, &data, &len, err);
     if (rc <= 0)
       break;
     rc = read_member(r, name, data, len, err);
   }
-  cli_tar_in_close(tar);
+  stm_tar_in_close(tar);
   return rc ? rc : check_manifest(r, err);
 }
 
@@ -365,12 +369,13 @@ static void reader_destroy(struct reader *r) {
   json_decref(r->manifest);
 }
 
-int cli_cmd_verify(struct cli *cli, int argc, char **argv) {
-  static const struct cli_command cmd = {"verify", "verify FILE", NULL};
+int stm_cli_cmd_verify(struct stm_cli *cli, int argc, char **argv) {
+  static const struct stm_cli_command cmd = {"verify", "verify FILE", NULL};
   char *pos[1];
-  int npos, rc = cli_parse(cli, &cmd, NULL, 0, argc, argv, pos, 1, 1, &npos);
+  int npos,
+      rc = stm_cli_parse(cli, &cmd, NULL, 0, argc, argv, pos, 1, 1, &npos);
   if (rc)
-    return rc == CLI_HELP ? CLI_OK : rc;
+    return rc == STM_CLI_HELP ? STM_CLI_OK : rc;
   struct reader r = {.restore_dir = NULL};
   struct stm_error err;
   stm_error_clear(&err);
@@ -383,7 +388,7 @@ int cli_cmd_verify(struct cli *cli, int argc, char **argv) {
   else
     fprintf(stderr, "stemedb verify: %s: %s\n", pos[0], err.message);
   reader_destroy(&r);
-  return rc ? CLI_ESERVER : CLI_OK;
+  return rc ? STM_CLI_ESERVER : STM_CLI_OK;
 }
 
 /* ---- restore ------------------------------------------------------------- */
@@ -401,8 +406,8 @@ static int prepare_dir(const char *dir, bool force, struct stm_error *err) {
   if (d == NULL && errno == ENOENT)
     return mkdir(dir, 0755) == 0
                ? 0
-               : stm_error_set(err, STM_EIO, NULL, "cannot create %s: %s",
-                               dir, strerror(errno));
+               : stm_error_set(err, STM_EIO, NULL, "cannot create %s: %s", dir,
+                               strerror(errno));
   if (d == NULL)
     return stm_error_set(err, STM_EIO, NULL, "cannot open %s: %s", dir,
                          strerror(errno));
@@ -465,10 +470,10 @@ static int add_archived(const char *archive_dir, const char *wal_dir,
   }
   bool out_of_memory = e != NULL;
   closedir(d);
-  int rc = out_of_memory ? stm_error_set(err, STM_ENOMEM, NULL,
-                                         "out of memory listing %s",
-                                         archive_dir)
-                         : 0;
+  int rc = out_of_memory
+               ? stm_error_set(err, STM_ENOMEM, NULL,
+                               "out of memory listing %s", archive_dir)
+               : 0;
   /* qsort's pointer must be valid even for no elements (C11 7.22.5). */
   if (n > 1)
     qsort(names, n, sizeof *names, cmp_str);
@@ -495,8 +500,7 @@ static int add_archived(const char *archive_dir, const char *wal_dir,
                          "archived segment %s is damaged or truncated", src);
     }
     struct stm_backup_segment_info si;
-    rc = rc ? rc
-            : stm_backup_segment_verify(src, raw, raw_len, true, &si, err);
+    rc = rc ? rc : stm_backup_segment_verify(src, raw, raw_len, true, &si, err);
     if (rc == 0 && strncmp(names[i], last, 24) == 0) {
       /* The archived copy must extend what the backup holds. */
       int fd = open(dst, O_RDONLY);
@@ -511,9 +515,9 @@ static int add_archived(const char *archive_dir, const char *wal_dir,
       if (fd >= 0)
         close(fd);
       if (!same)
-        rc = stm_error_set(err, STM_ECORRUPT, NULL,
-                           "archived %s does not extend the backup's copy",
-                           src);
+        rc =
+            stm_error_set(err, STM_ECORRUPT, NULL,
+                          "archived %s does not extend the backup's copy", src);
     }
     rc = rc ? rc : write_file(dst, raw, raw_len, err);
     if (rc == 0)
@@ -575,11 +579,13 @@ static int restore(const char *file, const struct restore_args *a,
     rc = add_archived(a->wal_archive, wal_dir, r.last_name, &added, err);
   struct stm_backup_cut cut = {.last_sequence = 0};
   rc = rc ? rc
-          : stm_backup_cut_wal(wal_dir, (uint64_t)a->to_sequence, to_time,
-                               &cut, err);
-  if (rc == 0 && a->to_sequence > 0 && cut.last_sequence < (uint64_t)a->to_sequence)
-    fprintf(stderr, "stemedb restore: warning: the data ends at sequence "
-                    "%" PRIu64 ", before the target %" PRId64 "\n",
+          : stm_backup_cut_wal(wal_dir, (uint64_t)a->to_sequence, to_time, &cut,
+                               err);
+  if (rc == 0 && a->to_sequence > 0 &&
+      cut.last_sequence < (uint64_t)a->to_sequence)
+    fprintf(stderr,
+            "stemedb restore: warning: the data ends at sequence "
+            "%" PRIu64 ", before the target %" PRId64 "\n",
             cut.last_sequence, a->to_sequence);
   int64_t t1 = stm_clock_mono_ns();
   struct stm_store *store = NULL;
@@ -594,7 +600,7 @@ static int restore(const char *file, const struct restore_args *a,
   if (rc == 0) {
     char when[64] = "-";
     if (cut.last_commit_time_ns)
-      cli_time_text(cut.last_commit_time_ns, when, sizeof when);
+      stm_cli_time_text(cut.last_commit_time_ns, when, sizeof when);
     printf("restored %s: sequences 1..%" PRIu64 " (committed %s), %" PRIu64
            " claims; backup to %" PRIu64 " + %" PRIu64
            " archived segments; %" PRIu64 " segments dropped after the "
@@ -607,8 +613,8 @@ static int restore(const char *file, const struct restore_args *a,
   return rc;
 }
 
-int cli_cmd_restore(struct cli *cli, int argc, char **argv) {
-  static const struct cli_command cmd = {
+int stm_cli_cmd_restore(struct stm_cli *cli, int argc, char **argv) {
+  static const struct stm_cli_command cmd = {
       "restore",
       "restore FILE --data-dir DIR [--to-sequence N | --to-time T] "
       "[--wal-archive DIR] [--force]",
@@ -627,21 +633,24 @@ int cli_cmd_restore(struct cli *cli, int argc, char **argv) {
        "empty a non-empty data directory first"},
   };
   char *pos[1];
-  int npos, rc = cli_parse(cli, &cmd, opts, 5, argc, argv, pos, 1, 1, &npos);
+  int npos,
+      rc = stm_cli_parse(cli, &cmd, opts, 5, argc, argv, pos, 1, 1, &npos);
   int64_t to_time = 0;
   if (rc == 0 && a.data_dir == NULL)
-    rc = cli_usage_error("restore", "--data-dir DIR is required");
+    rc = stm_cli_usage_error("restore", "--data-dir DIR is required");
   if (rc == 0 && a.to_sequence < 0)
-    rc = cli_usage_error("restore", "--to-sequence must be >= 0");
+    rc = stm_cli_usage_error("restore", "--to-sequence must be >= 0");
   if (rc == 0 && a.to_time && !parse_time(a.to_time, &to_time))
-    rc = cli_usage_error("restore", "--to-time: \"%s\" is neither ns since "
-                                    "the epoch nor YYYY-MM-DDTHH:MM:SS[.f]Z",
-                         a.to_time);
+    rc = stm_cli_usage_error("restore",
+                             "--to-time: \"%s\" is neither ns since "
+                             "the epoch nor YYYY-MM-DDTHH:MM:SS[.f]Z",
+                             a.to_time);
   if (rc == 0) {
     struct stm_error err;
     stm_error_clear(&err);
-    rc = restore(pos[0], &a, to_time, &err) ? fail("restore", &err) : CLI_OK;
+    rc =
+        restore(pos[0], &a, to_time, &err) ? fail("restore", &err) : STM_CLI_OK;
   }
   stm_opts_free_strings(opts, 5);
-  return rc == CLI_HELP ? CLI_OK : rc;
+  return rc == STM_CLI_HELP ? STM_CLI_OK : rc;
 }

@@ -143,15 +143,15 @@ static double ms(uint64_t ns) { return round((double)ns / 1e3) / 1e3; }
 
 static double tenths(double v) { return round(v * 10.0) / 10.0; }
 
-static void report_text(const struct cli *cli, const char *kind,
+static void report_text(const struct stm_cli *cli, const char *kind,
                         const struct bench_args *a,
                         const struct bench_result *r) {
   const struct stm_hist *h = r->latency_ns;
   double el = r->elapsed_s > 0 ? r->elapsed_s : 1e-9;
   printf("bench %s: %" PRId64 " clients on %" PRId64 " channel%s, %" PRId64
          " threads, batch %" PRId64 ", %.1f s, server %s\n",
-         kind, a->clients, a->channels, a->channels == 1 ? "" : "s",
-         a->threads, a->batch, a->duration_s, cli->server);
+         kind, a->clients, a->channels, a->channels == 1 ? "" : "s", a->threads,
+         a->batch, a->duration_s, cli->server);
   printf("calls       %" PRIu64 " ok, %" PRIu64 " failed in %.2f s\n", r->ok,
          r->failed, r->elapsed_s);
   printf("throughput  %.1f ops/s\n", (double)r->ok / el);
@@ -176,16 +176,15 @@ static void report_text(const struct cli *cli, const char *kind,
 }
 
 static json_t *latency_json(const struct stm_hist *h) {
-  return json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:f}", "min",
-                   ms(h->total ? h->min : 0), "p50",
-                   ms(stm_hist_percentile(h, 50)), "p90",
-                   ms(stm_hist_percentile(h, 90)), "p99",
-                   ms(stm_hist_percentile(h, 99)), "p999",
-                   ms(stm_hist_percentile(h, 99.9)), "max", ms(h->max),
-                   "mean", ms((uint64_t)stm_hist_mean(h)));
+  return json_pack(
+      "{s:f,s:f,s:f,s:f,s:f,s:f,s:f}", "min", ms(h->total ? h->min : 0), "p50",
+      ms(stm_hist_percentile(h, 50)), "p90", ms(stm_hist_percentile(h, 90)),
+      "p99", ms(stm_hist_percentile(h, 99)), "p999",
+      ms(stm_hist_percentile(h, 99.9)), "max", ms(h->max), "mean",
+      ms((uint64_t)stm_hist_mean(h)));
 }
 
-static void report_json(const struct cli *cli, const char *kind,
+static void report_json(const struct stm_cli *cli, const char *kind,
                         const struct bench_args *a,
                         const struct bench_result *r) {
   double el = r->elapsed_s > 0 ? r->elapsed_s : 1e-9;
@@ -198,14 +197,14 @@ static void report_json(const struct cli *cli, const char *kind,
       "{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:I,s:I,s:f,s:I,s:f,s:o,s:o}",
       "bench", kind, "server", cli->server, "clients", (json_int_t)a->clients,
       "channels", (json_int_t)a->channels, "threads", (json_int_t)a->threads,
-      "batch", (json_int_t)a->batch, "value_bytes",
-      (json_int_t)a->value_bytes, "duration_s", a->duration_s, "elapsed_s",
-      r->elapsed_s, "ok", (json_int_t)r->ok, "failed", (json_int_t)r->failed,
-      "ops_per_s", tenths((double)r->ok / el), "records",
+      "batch", (json_int_t)a->batch, "value_bytes", (json_int_t)a->value_bytes,
+      "duration_s", a->duration_s, "elapsed_s", r->elapsed_s, "ok",
+      (json_int_t)r->ok, "failed", (json_int_t)r->failed, "ops_per_s",
+      tenths((double)r->ok / el), "records",
       (json_int_t)r->ok * (json_int_t)a->batch, "records_per_s",
       tenths((double)r->ok * (double)a->batch / el), "latency_ms",
       latency_json(r->latency_ns), "errors_by_code", codes);
-  cli_print_json(o);
+  stm_cli_print_json(o);
 }
 
 /* ------------------------------------------------------------------ */
@@ -217,17 +216,17 @@ static void on_sigint(int sig) {
 }
 
 /* The server must answer Status before we start hammering it. */
-static int check_reachable(struct cli *cli) {
+static int check_reachable(struct stm_cli *cli) {
   Stemedb__V1__StatusRequest req = STEMEDB__V1__STATUS_REQUEST__INIT;
   ProtobufCMessage *resp = NULL;
-  int rc = cli_call(cli, "/stemedb.v1.StemeDB/Status", &req.base,
-                    &stemedb__v1__status_response__descriptor, &resp);
+  int rc = stm_cli_call(cli, "/stemedb.v1.StemeDB/Status", &req.base,
+                        &stemedb__v1__status_response__descriptor, &resp);
   if (resp)
     protobuf_c_message_free_unpacked(resp, NULL);
   return rc;
 }
 
-static int run_and_report(struct cli *cli, const char *kind,
+static int run_and_report(struct stm_cli *cli, const char *kind,
                           const struct bench_args *a, struct bench_spec *spec) {
   /* etcd-put loads another server: it has no StemeDB Status. */
   int rc = strcmp(kind, "etcd-put") == 0 ? 0 : check_reachable(cli);
@@ -249,14 +248,14 @@ static int run_and_report(struct cli *cli, const char *kind,
   if (brc != 0) {
     fprintf(stderr, "stemedb bench: cannot start the load (threads or "
                     "memory)\n");
-    rc = CLI_ESERVER;
+    rc = STM_CLI_ESERVER;
   } else if (cli->json) {
     report_json(cli, kind, a, &r);
   } else {
     report_text(cli, kind, a, &r);
   }
   free(r.latency_ns);
-  return rc ? rc : (r.failed || r.ok == 0 ? CLI_ESERVER : CLI_OK);
+  return rc ? rc : (r.failed || r.ok == 0 ? STM_CLI_ESERVER : STM_CLI_OK);
 }
 
 /* ------------------------------------------------------------------ */
@@ -265,19 +264,20 @@ static int run_and_report(struct cli *cli, const char *kind,
 static int check_range(const char *name, int64_t v, int64_t lo, int64_t hi) {
   if (v >= lo && v <= hi)
     return 0;
-  return cli_usage_error("bench", "--%s must be between %" PRId64
-                                  " and %" PRId64 ", got %" PRId64,
-                         name, lo, hi, v);
+  return stm_cli_usage_error(
+      "bench", "--%s must be between %" PRId64 " and %" PRId64 ", got %" PRId64,
+      name, lo, hi, v);
 }
 
 static int check_args(const char *kind, struct bench_args *a) {
   int rc = 0;
   const char *duration = a->duration ? a->duration : "10";
-  if (!cli_parse_double(duration, &a->duration_s) || a->duration_s <= 0 ||
+  if (!stm_cli_parse_double(duration, &a->duration_s) || a->duration_s <= 0 ||
       a->duration_s > 86400)
-    return cli_usage_error("bench", "--duration must be a number of seconds "
-                                    "in (0, 86400], got \"%.40s\"",
-                           duration);
+    return stm_cli_usage_error("bench",
+                               "--duration must be a number of seconds "
+                               "in (0, 86400], got \"%.40s\"",
+                               duration);
   if ((rc = check_range("clients", a->clients, 1, MAX_CLIENTS)) ||
       (rc = check_range("channels", a->channels, 1, MAX_CHANNELS)) ||
       (rc = check_range("threads", a->threads, 1, MAX_THREADS)) ||
@@ -288,11 +288,12 @@ static int check_args(const char *kind, struct bench_args *a) {
     return rc;
   if (a->batch * (a->value_bytes + UNIQUE_BYTES + 64) >
       (int64_t)STM_MAX_REQUEST_BYTES)
-    return cli_usage_error("bench", "--batch %" PRId64 " x --value-bytes %"
-                                    PRId64 " exceeds the 1 MiB request limit",
-                           a->batch, a->value_bytes);
+    return stm_cli_usage_error("bench",
+                               "--batch %" PRId64 " x --value-bytes %" PRId64
+                               " exceeds the 1 MiB request limit",
+                               a->batch, a->value_bytes);
   if (strcmp(kind, "query") == 0 && a->concept == NULL)
-    return cli_usage_error("bench", "bench query needs --concept PATH");
+    return stm_cli_usage_error("bench", "bench query needs --concept PATH");
   return 0;
 }
 
@@ -303,7 +304,7 @@ static void new_run_id(char out[17]) {
   snprintf(out, 17, "%016" PRIx64, r);
 }
 
-static int bench_assert(struct cli *cli, const struct bench_args *a,
+static int bench_assert(struct stm_cli *cli, const struct bench_args *a,
                         const struct bench_spec *base) {
   struct assert_ctx ctx = {.batch = (int)a->batch,
                            .value_bytes = (size_t)a->value_bytes};
@@ -320,7 +321,7 @@ static int bench_assert(struct cli *cli, const struct bench_args *a,
   return run_and_report(cli, "assert", a, &spec);
 }
 
-static int bench_etcd_put(struct cli *cli, const struct bench_args *a,
+static int bench_etcd_put(struct stm_cli *cli, const struct bench_args *a,
                           const struct bench_spec *base) {
   struct assert_ctx ctx = {.batch = 1, .value_bytes = (size_t)a->value_bytes};
   new_run_id(ctx.run_id);
@@ -335,13 +336,13 @@ static int bench_etcd_put(struct cli *cli, const struct bench_args *a,
   return run_and_report(cli, "etcd-put", a, &spec);
 }
 
-static int bench_query(struct cli *cli, const struct bench_args *a,
+static int bench_query(struct stm_cli *cli, const struct bench_args *a,
                        const struct bench_spec *base) {
   struct stm_error err;
   stm_error_clear(&err);
   if (stm_validate_concept_path("concept", a->concept, strlen(a->concept),
                                 &err))
-    return cli_usage_error("bench", "%s", err.message);
+    return stm_cli_usage_error("bench", "%s", err.message);
   Stemedb__V1__QueryRequest req = STEMEDB__V1__QUERY_REQUEST__INIT;
   req.concept_path = a->concept;
   if (a->predicate)
@@ -358,14 +359,17 @@ static int bench_query(struct cli *cli, const struct bench_args *a,
   return rc;
 }
 
-int cli_cmd_bench(struct cli *cli, int argc, char **argv) {
+int stm_cli_cmd_bench(struct stm_cli *cli, int argc, char **argv) {
   /* bench watch has its own options (cli/bench_watch.c). */
   if (argc > 1 && strcmp(argv[1], "watch") == 0)
-    return cli_cmd_bench_watch(cli, argc - 1, argv + 1);
-  static const struct cli_command cmd = {
+    return stm_cli_cmd_bench_watch(cli, argc - 1, argv + 1);
+  static const struct stm_cli_command cmd = {
       "bench", "bench assert|query [options]", NULL};
-  struct bench_args a = {.clients = 16, .channels = 1, .threads = 2,
-                         .batch = 1, .value_bytes = 64};
+  struct bench_args a = {.clients = 16,
+                         .channels = 1,
+                         .threads = 2,
+                         .batch = 1,
+                         .value_bytes = 64};
   const struct stm_opt opts[] = {
       {"clients", NULL, NULL, STM_OPT_INT, &a.clients, "calls in flight"},
       {"duration", NULL, NULL, STM_OPT_STRING, &a.duration,
@@ -389,12 +393,13 @@ int cli_cmd_bench(struct cli *cli, int argc, char **argv) {
   size_t n = sizeof opts / sizeof opts[0];
   char *pos[1];
   int npos;
-  int rc = cli_parse(cli, &cmd, opts, n, argc, argv, pos, 1, 1, &npos);
+  int rc = stm_cli_parse(cli, &cmd, opts, n, argc, argv, pos, 1, 1, &npos);
   if (rc == 0 && strcmp(pos[0], "assert") != 0 &&
       strcmp(pos[0], "query") != 0 && strcmp(pos[0], "etcd-put") != 0)
-    rc = cli_usage_error("bench", "unknown benchmark \"%.40s\" (assert, "
-                                  "query or etcd-put)",
-                         pos[0]);
+    rc = stm_cli_usage_error("bench",
+                             "unknown benchmark \"%.40s\" (assert, "
+                             "query or etcd-put)",
+                             pos[0]);
   if (rc == 0)
     rc = check_args(pos[0], &a);
   struct bench_spec spec = {.clients = (int)a.clients,
@@ -408,5 +413,5 @@ int cli_cmd_bench(struct cli *cli, int argc, char **argv) {
     rc = strcmp(pos[0], "assert") == 0 ? bench_assert(cli, &a, &spec)
                                        : bench_query(cli, &a, &spec);
   stm_opts_free_strings(opts, n);
-  return rc == CLI_HELP ? CLI_OK : rc;
+  return rc == STM_CLI_HELP ? STM_CLI_OK : rc;
 }

@@ -313,8 +313,8 @@ static int64_t etcd_put(grpc_channel *ch, const char *key, uint64_t i,
   len += put_bytes(buf + len, 2, value, n);
   grpc_byte_buffer *send = raw(buf, len), *recv = NULL;
   int64_t t = 0;
-  if (stm_rpc_call_raw(ch, "/etcdserverpb.KV/Put", send, 10000, &recv,
-                       NULL) == GRPC_STATUS_OK)
+  if (stm_rpc_call_raw(ch, "/etcdserverpb.KV/Put", send, 10000, &recv, NULL) ==
+      GRPC_STATUS_OK)
     t = stm_clock_mono_ns();
   grpc_byte_buffer_destroy(send);
   if (recv)
@@ -492,7 +492,7 @@ static int64_t write_etcd(void *ctx, uint64_t i) {
   return etcd_put(c->ch, c->key, i, c->value_bytes);
 }
 
-static void report(struct cli *cli, const struct result *r, size_t n) {
+static void report(struct stm_cli *cli, const struct result *r, size_t n) {
   if (cli->json)
     printf("[");
   for (size_t i = 0; i < n; i++) {
@@ -521,8 +521,8 @@ static void report(struct cli *cli, const struct result *r, size_t n) {
     printf("]\n");
 }
 
-int cli_cmd_bench_watch(struct cli *cli, int argc, char **argv) {
-  static const struct cli_command cmd = {
+int stm_cli_cmd_bench_watch(struct stm_cli *cli, int argc, char **argv) {
+  static const struct stm_cli_command cmd = {
       "bench watch",
       "bench watch [--count N] [--gateway host:port] [--etcd host:port]", NULL};
   int64_t count = 2000, value_bytes = 64;
@@ -539,14 +539,14 @@ int cli_cmd_bench_watch(struct cli *cli, int argc, char **argv) {
   size_t nopt = sizeof opts / sizeof opts[0];
   int npos = 0;
   char *pos[1];
-  int rc = cli_parse(cli, &cmd, opts, nopt, argc, argv, pos, 0, 0, &npos);
+  int rc = stm_cli_parse(cli, &cmd, opts, nopt, argc, argv, pos, 0, 0, &npos);
   if (rc == 0 &&
       (count < 1 || count > 1000000 || value_bytes < 1 || value_bytes > 4000))
-    rc = cli_usage_error("bench watch",
-                         "--count 1..1000000, --value-bytes 1..4000");
+    rc = stm_cli_usage_error("bench watch",
+                             "--count 1..1000000, --value-bytes 1..4000");
   if (rc) {
     stm_opts_free_strings(opts, nopt);
-    return rc == CLI_HELP ? CLI_OK : rc;
+    return rc == STM_CLI_HELP ? STM_CLI_OK : rc;
   }
   uint64_t warmup = (uint64_t)count / 10 + 10;
   struct result res[3];
@@ -555,7 +555,7 @@ int cli_cmd_bench_watch(struct cli *cli, int argc, char **argv) {
   unsigned tag = (unsigned)(stm_clock_mono_ns() % 1000000);
 
   /* StemeDB over gRPC. */
-  struct stemedb_ctx sc = {.ch = cli_channel(cli),
+  struct stemedb_ctx sc = {.ch = stm_cli_channel(cli),
                            .value_bytes = (size_t)value_bytes};
   snprintf(sc.concept, sizeof sc.concept, "bench/watch/g%u", tag);
   Stemedb__V1__WatchRequest wr = STEMEDB__V1__WATCH_REQUEST__INIT;
@@ -568,7 +568,7 @@ int cli_cmd_bench_watch(struct cli *cli, int argc, char **argv) {
     run(&res[nres++], &g.w, write_stemedb, &sc, (uint64_t)count, warmup);
   } else {
     fprintf(stderr, "stemedb bench watch: cannot open the gRPC watch\n");
-    rc = CLI_ESERVER;
+    rc = STM_CLI_ESERVER;
   }
   gstream_close(&g);
 
@@ -583,7 +583,7 @@ int cli_cmd_bench_watch(struct cli *cli, int argc, char **argv) {
       ws_close(&r);
     } else {
       fprintf(stderr, "stemedb bench watch: no WebSocket at %s\n", gateway);
-      rc = CLI_ESERVER;
+      rc = STM_CLI_ESERVER;
     }
   }
 
@@ -606,7 +606,7 @@ int cli_cmd_bench_watch(struct cli *cli, int argc, char **argv) {
       run(&res[nres++], &e.w, write_etcd, &ec, (uint64_t)count, warmup);
     } else {
       fprintf(stderr, "stemedb bench watch: cannot open etcd's watch\n");
-      rc = CLI_ESERVER;
+      rc = STM_CLI_ESERVER;
     }
     gstream_close(&e);
     grpc_channel_destroy(ec.ch);

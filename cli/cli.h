@@ -3,8 +3,8 @@
  * program (main.c, args.c, output.c, commands.c, query.c, bench*.c).
  * Not a library interface: nothing outside cli/ includes it.
  *
- * Every command returns an exit code: CLI_OK (0), CLI_ESERVER (1: the
- * server answered with an error or could not be reached) or CLI_EUSAGE (2:
+ * Every command returns an exit code: STM_CLI_OK (0), STM_CLI_ESERVER (1: the
+ * server answered with an error or could not be reached) or STM_CLI_EUSAGE (2:
  * bad arguments, nothing was sent). Messages go to stderr; with --json the
  * result (or {"error":{...}}) is one line of JSON on stdout.
  */
@@ -13,37 +13,37 @@
 
 #include "../common/error.h"
 #include "../common/options.h"
-#include "json/json.h"
 #include "../rpc/codec.h"
 #include "stemedb/v1/stemedb.pb-c.h"
+#include "json/json.h"
 
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-enum { CLI_OK = 0, CLI_ESERVER = 1, CLI_EUSAGE = 2 };
+enum { STM_CLI_OK = 0, STM_CLI_ESERVER = 1, STM_CLI_EUSAGE = 2 };
 
-/* Returned by cli_parse when --help was asked for and printed. */
-#define CLI_HELP 100
+/* Returned by stm_cli_parse when --help was asked for and printed. */
+#define STM_CLI_HELP 100
 
-#define CLI_DEFAULT_SERVER "127.0.0.1:18182"
-#define CLI_DEFAULT_TIMEOUT_MS 10000
-#define CLI_MAX_OPTS 24
+#define STM_CLI_DEFAULT_SERVER "127.0.0.1:18182"
+#define STM_CLI_DEFAULT_TIMEOUT_MS 10000
+#define STM_CLI_MAX_OPTS 24
 
 /* Global settings: --server, --timeout-ms, --json. */
-struct cli {
+struct stm_cli {
   char *server;
   int64_t timeout_ms;
   bool json;
-  grpc_channel *channel; /* created on first use by cli_channel() */
+  grpc_channel *channel; /* created on first use by stm_cli_channel() */
 };
 
 /* A subcommand: name, one-line usage and the function that runs it with
  * argv[0] = the subcommand's name. */
-struct cli_command {
+struct stm_cli_command {
   const char *name;
   const char *usage;
-  int (*run)(struct cli *cli, int argc, char **argv);
+  int (*run)(struct stm_cli *cli, int argc, char **argv);
 };
 
 /* args.c */
@@ -52,61 +52,65 @@ struct cli_command {
  * Parse a subcommand's arguments: its own options plus the global ones, in
  * any order, with "--" ending the options. Positional arguments go to
  * pos[0..*npos), at most max_pos of them (the rest is a usage error), at
- * least min_pos. Returns 0, CLI_HELP (usage printed to stdout) or
- * CLI_EUSAGE (message printed to stderr).
+ * least min_pos. Returns 0, STM_CLI_HELP (usage printed to stdout) or
+ * STM_CLI_EUSAGE (message printed to stderr).
  */
-int cli_parse(struct cli *cli, const struct cli_command *cmd,
-              const struct stm_opt *opts, size_t n, int argc, char **argv,
-              char **pos, int min_pos, int max_pos, int *npos);
+int stm_cli_parse(struct stm_cli *cli, const struct stm_cli_command *cmd,
+                  const struct stm_opt *opts, size_t n, int argc, char **argv,
+                  char **pos, int min_pos, int max_pos, int *npos);
 /* The global options table pointing into `cli`; returns its length. */
-size_t cli_global_opts(struct cli *cli, struct stm_opt *out);
-/* Print "stemedb NAME: message" to stderr; returns CLI_EUSAGE. */
-int cli_usage_error(const char *cmd, const char *fmt, ...)
+size_t stm_cli_global_opts(struct stm_cli *cli, struct stm_opt *out);
+/* Print "stemedb NAME: message" to stderr; returns STM_CLI_EUSAGE. */
+int stm_cli_usage_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* A double from text (finite, whole string). */
-bool cli_parse_double(const char *s, double *out);
+bool stm_cli_parse_double(const char *s, double *out);
 
 /* keys.c */
 
-int cli_cmd_keygen(struct cli *cli, int argc, char **argv);
+int stm_cli_cmd_keygen(struct stm_cli *cli, int argc, char **argv);
 /* Sign the claim of `req` with the key file: sets req->signature and
  * req->public_key to sig_hex / pk_hex (the caller's buffers). */
-int cli_sign_assert(const char *key_file, Stemedb__V1__AssertRequest *req,
-                    char sig_hex[129], char pk_hex[65], struct stm_error *err);
+int stm_cli_sign_assert(const char *key_file, Stemedb__V1__AssertRequest *req,
+                        char sig_hex[129], char pk_hex[65],
+                        struct stm_error *err);
 
 /* output.c */
 
 /* Print one JSON value on one line to stdout and release it. */
-void cli_print_json(json_t *j);
+void stm_cli_print_json(json_t *j);
 /* Report a failed call (status and message) on stderr, or as JSON on
- * stdout with --json. Returns CLI_ESERVER. */
-int cli_report_status(const struct cli *cli, const struct stm_rpc_status *st);
+ * stdout with --json. Returns STM_CLI_ESERVER. */
+int stm_cli_report_status(const struct stm_cli *cli,
+                          const struct stm_rpc_status *st);
 /* Human form of a value: "text" quoted, 12.5, true, ref:path. */
-void cli_value_text(const Stemedb__V1__Value *v, char *buf, size_t cap);
+void stm_cli_value_text(const Stemedb__V1__Value *v, char *buf, size_t cap);
 /* "2026-11-25T11:37:42.123456789Z" for nanoseconds since the epoch. */
-void cli_time_text(int64_t ns, char *buf, size_t cap);
-void cli_print_assertion(const Stemedb__V1__Assertion *a, const char *indent);
+void stm_cli_time_text(int64_t ns, char *buf, size_t cap);
+void stm_cli_print_assertion(const Stemedb__V1__Assertion *a,
+                             const char *indent);
 
 /* commands.c */
 
 /* The channel to --server (created once). */
-grpc_channel *cli_channel(struct cli *cli);
+grpc_channel *stm_cli_channel(struct stm_cli *cli);
 /* One unary call with --timeout-ms; on failure reports it. Returns 0 or
- * CLI_ESERVER; *resp as stm_rpc_call. */
-int cli_call(struct cli *cli, const char *method, const ProtobufCMessage *req,
-             const ProtobufCMessageDescriptor *resp_desc,
-             ProtobufCMessage **resp);
+ * STM_CLI_ESERVER; *resp as stm_rpc_call. */
+int stm_cli_call(struct stm_cli *cli, const char *method,
+                 const ProtobufCMessage *req,
+                 const ProtobufCMessageDescriptor *resp_desc,
+                 ProtobufCMessage **resp);
 
-int cli_cmd_status(struct cli *cli, int argc, char **argv);
-int cli_cmd_assert(struct cli *cli, int argc, char **argv);
-int cli_cmd_get(struct cli *cli, int argc, char **argv);
-int cli_cmd_query(struct cli *cli, int argc, char **argv);
-int cli_cmd_bench(struct cli *cli, int argc, char **argv);
-int cli_cmd_bench_watch(struct cli *cli, int argc, char **argv);
+int stm_cli_cmd_status(struct stm_cli *cli, int argc, char **argv);
+int stm_cli_cmd_assert(struct stm_cli *cli, int argc, char **argv);
+int stm_cli_cmd_get(struct stm_cli *cli, int argc, char **argv);
+int stm_cli_cmd_query(struct stm_cli *cli, int argc, char **argv);
+int stm_cli_cmd_bench(struct stm_cli *cli, int argc, char **argv);
+int stm_cli_cmd_bench_watch(struct stm_cli *cli, int argc, char **argv);
 
 /* backup.c */
-int cli_cmd_backup(struct cli *cli, int argc, char **argv);
-int cli_cmd_verify(struct cli *cli, int argc, char **argv);
-int cli_cmd_restore(struct cli *cli, int argc, char **argv);
+int stm_cli_cmd_backup(struct stm_cli *cli, int argc, char **argv);
+int stm_cli_cmd_verify(struct stm_cli *cli, int argc, char **argv);
+int stm_cli_cmd_restore(struct stm_cli *cli, int argc, char **argv);
 
 #endif

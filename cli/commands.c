@@ -8,21 +8,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-grpc_channel *cli_channel(struct cli *cli) {
+grpc_channel *stm_cli_channel(struct stm_cli *cli) {
   if (cli->channel == NULL)
     cli->channel = stm_rpc_channel_new(cli->server);
   return cli->channel;
 }
 
-int cli_call(struct cli *cli, const char *method, const ProtobufCMessage *req,
-             const ProtobufCMessageDescriptor *resp_desc,
-             ProtobufCMessage **resp) {
+int stm_cli_call(struct stm_cli *cli, const char *method,
+                 const ProtobufCMessage *req,
+                 const ProtobufCMessageDescriptor *resp_desc,
+                 ProtobufCMessage **resp) {
   struct stm_rpc_status st;
   memset(&st, 0, sizeof st);
-  grpc_status_code code = stm_rpc_call(cli_channel(cli), method, req,
-                                       resp_desc, (int)cli->timeout_ms, resp,
-                                       &st);
-  return code == GRPC_STATUS_OK ? CLI_OK : cli_report_status(cli, &st);
+  grpc_status_code code =
+      stm_rpc_call(stm_cli_channel(cli), method, req, resp_desc,
+                   (int)cli->timeout_ms, resp, &st);
+  return code == GRPC_STATUS_OK ? STM_CLI_OK : stm_cli_report_status(cli, &st);
 }
 
 /* ------------------------------------------------------------------ */
@@ -38,25 +39,27 @@ static void print_status(const Stemedb__V1__StatusResponse *s) {
   printf("writable     %s\n", s->writable ? "yes" : "no");
 }
 
-int cli_cmd_status(struct cli *cli, int argc, char **argv) {
-  static const struct cli_command cmd = {"status", "status [options]", NULL};
+int stm_cli_cmd_status(struct stm_cli *cli, int argc, char **argv) {
+  static const struct stm_cli_command cmd = {"status", "status [options]",
+                                             NULL};
   char *pos[1];
-  int npos, rc = cli_parse(cli, &cmd, NULL, 0, argc, argv, pos, 0, 0, &npos);
+  int npos,
+      rc = stm_cli_parse(cli, &cmd, NULL, 0, argc, argv, pos, 0, 0, &npos);
   if (rc)
-    return rc == CLI_HELP ? CLI_OK : rc;
+    return rc == STM_CLI_HELP ? STM_CLI_OK : rc;
   Stemedb__V1__StatusRequest req = STEMEDB__V1__STATUS_REQUEST__INIT;
   ProtobufCMessage *resp = NULL;
-  rc = cli_call(cli, "/stemedb.v1.StemeDB/Status", &req.base,
-                &stemedb__v1__status_response__descriptor, &resp);
+  rc = stm_cli_call(cli, "/stemedb.v1.StemeDB/Status", &req.base,
+                    &stemedb__v1__status_response__descriptor, &resp);
   if (rc)
     return rc;
   Stemedb__V1__StatusResponse *s = (Stemedb__V1__StatusResponse *)resp;
   if (cli->json)
-    cli_print_json(stm_json_render_status_response(s));
+    stm_cli_print_json(stm_json_render_status_response(s));
   else
     print_status(s);
   protobuf_c_message_free_unpacked(resp, NULL);
-  return CLI_OK;
+  return STM_CLI_OK;
 }
 
 /* ------------------------------------------------------------------ */
@@ -77,7 +80,7 @@ static int build_value(const char *text, const char *type,
     v->kind_case = STEMEDB__V1__VALUE__KIND_BOOL_VALUE;
     v->bool_value = text[0] == 't';
   } else if ((guess || strcmp(type, "number") == 0) &&
-             cli_parse_double(text, &v->number_value)) {
+             stm_cli_parse_double(text, &v->number_value)) {
     v->kind_case = STEMEDB__V1__VALUE__KIND_NUMBER_VALUE;
   } else if (guess || strcmp(type, "string") == 0) {
     v->kind_case = STEMEDB__V1__VALUE__KIND_STRING_VALUE;
@@ -106,8 +109,8 @@ static int build_assert(char **pos, const struct assert_args *a,
   req->concept_path = pos[0];
   req->predicate = pos[1];
   req->value = value;
-  int rc = stm_validate_concept_path("concept_path", pos[0], strlen(pos[0]),
-                                     err);
+  int rc =
+      stm_validate_concept_path("concept_path", pos[0], strlen(pos[0]), err);
   if (rc == 0)
     rc = stm_validate_predicate("predicate", pos[1], strlen(pos[1]), err);
   if (rc == 0)
@@ -119,7 +122,7 @@ static int build_assert(char **pos, const struct assert_args *a,
   if (rc == 0 && a->confidence) {
     req->confidence_present_case =
         STEMEDB__V1__ASSERT_REQUEST__CONFIDENCE_PRESENT_CONFIDENCE;
-    rc = cli_parse_double(a->confidence, &req->confidence)
+    rc = stm_cli_parse_double(a->confidence, &req->confidence)
              ? stm_validate_unit_interval("confidence", req->confidence, err)
              : stm_error_set(err, STM_EINVAL, "confidence",
                              "confidence must be a number from 0 to 1");
@@ -133,17 +136,17 @@ static int build_assert(char **pos, const struct assert_args *a,
   return rc;
 }
 
-static void print_assert_response(const struct cli *cli,
+static void print_assert_response(const struct stm_cli *cli,
                                   const Stemedb__V1__AssertResponse *r) {
   if (cli->json)
-    cli_print_json(stm_json_render_assert_response(r));
+    stm_cli_print_json(stm_json_render_assert_response(r));
   else
-    printf("%s %s (sequence %" PRIu64 ")\n",
-           r->created ? "created" : "exists ", r->hash, r->sequence);
+    printf("%s %s (sequence %" PRIu64 ")\n", r->created ? "created" : "exists ",
+           r->hash, r->sequence);
 }
 
-int cli_cmd_assert(struct cli *cli, int argc, char **argv) {
-  static const struct cli_command cmd = {
+int stm_cli_cmd_assert(struct stm_cli *cli, int argc, char **argv) {
+  static const struct stm_cli_command cmd = {
       "assert", "assert PATH PREDICATE VALUE [options]", NULL};
   struct assert_args a = {0};
   const struct stm_opt opts[] = {
@@ -162,33 +165,34 @@ int cli_cmd_assert(struct cli *cli, int argc, char **argv) {
   size_t n = sizeof opts / sizeof opts[0];
   char *pos[3];
   int npos;
-  int rc = cli_parse(cli, &cmd, opts, n, argc, argv, pos, 3, 3, &npos);
+  int rc = stm_cli_parse(cli, &cmd, opts, n, argc, argv, pos, 3, 3, &npos);
   Stemedb__V1__AssertRequest req = STEMEDB__V1__ASSERT_REQUEST__INIT;
   Stemedb__V1__Value value = STEMEDB__V1__VALUE__INIT;
   struct stm_error err;
   stm_error_clear(&err);
   if (rc == 0 && build_assert(pos, &a, &req, &value, &err) != 0)
-    rc = cli_usage_error("assert", "%s", err.message);
+    rc = stm_cli_usage_error("assert", "%s", err.message);
   char sig[129], pk[65];
-  if (rc == 0 && a.sign && cli_sign_assert(a.sign, &req, sig, pk, &err) != 0)
-    rc = cli_usage_error("assert", "%s", err.message);
+  if (rc == 0 && a.sign &&
+      stm_cli_sign_assert(a.sign, &req, sig, pk, &err) != 0)
+    rc = stm_cli_usage_error("assert", "%s", err.message);
   ProtobufCMessage *resp = NULL;
   if (rc == 0)
-    rc = cli_call(cli, "/stemedb.v1.StemeDB/Assert", &req.base,
-                  &stemedb__v1__assert_response__descriptor, &resp);
+    rc = stm_cli_call(cli, "/stemedb.v1.StemeDB/Assert", &req.base,
+                      &stemedb__v1__assert_response__descriptor, &resp);
   if (rc == 0)
     print_assert_response(cli, (Stemedb__V1__AssertResponse *)resp);
   if (resp)
     protobuf_c_message_free_unpacked(resp, NULL);
   stm_opts_free_strings(opts, n);
-  return rc == CLI_HELP ? CLI_OK : rc;
+  return rc == STM_CLI_HELP ? STM_CLI_OK : rc;
 }
 
 /* ------------------------------------------------------------------ */
 /* get                                                                  */
 
-int cli_cmd_get(struct cli *cli, int argc, char **argv) {
-  static const struct cli_command cmd = {"get", "get HASH [options]", NULL};
+int stm_cli_cmd_get(struct stm_cli *cli, int argc, char **argv) {
+  static const struct stm_cli_command cmd = {"get", "get HASH [options]", NULL};
   int64_t as_of = 0;
   const struct stm_opt opts[] = {
       {"as-of-sequence", NULL, NULL, STM_OPT_INT, &as_of,
@@ -196,29 +200,29 @@ int cli_cmd_get(struct cli *cli, int argc, char **argv) {
   };
   char *pos[1];
   int npos;
-  int rc = cli_parse(cli, &cmd, opts, 1, argc, argv, pos, 1, 1, &npos);
+  int rc = stm_cli_parse(cli, &cmd, opts, 1, argc, argv, pos, 1, 1, &npos);
   struct stm_error err;
   stm_error_clear(&err);
   if (rc == 0 &&
       stm_validate_hash_hex("hash", pos[0], strlen(pos[0]), false, &err))
-    rc = cli_usage_error("get", "%s", err.message);
+    rc = stm_cli_usage_error("get", "%s", err.message);
   if (rc == 0 && as_of < 0)
-    rc = cli_usage_error("get", "--as-of-sequence must not be negative");
+    rc = stm_cli_usage_error("get", "--as-of-sequence must not be negative");
   if (rc)
-    return rc == CLI_HELP ? CLI_OK : rc;
+    return rc == STM_CLI_HELP ? STM_CLI_OK : rc;
   Stemedb__V1__GetRequest req = STEMEDB__V1__GET_REQUEST__INIT;
   req.hash = pos[0];
   req.as_of_sequence = (uint64_t)as_of;
   ProtobufCMessage *resp = NULL;
-  rc = cli_call(cli, "/stemedb.v1.StemeDB/Get", &req.base,
-                &stemedb__v1__assertion__descriptor, &resp);
+  rc = stm_cli_call(cli, "/stemedb.v1.StemeDB/Get", &req.base,
+                    &stemedb__v1__assertion__descriptor, &resp);
   if (rc)
     return rc;
   if (cli->json)
-    cli_print_json(
+    stm_cli_print_json(
         stm_json_render_assertion((Stemedb__V1__Assertion *)resp));
   else
-    cli_print_assertion((Stemedb__V1__Assertion *)resp, "");
+    stm_cli_print_assertion((Stemedb__V1__Assertion *)resp, "");
   protobuf_c_message_free_unpacked(resp, NULL);
-  return CLI_OK;
+  return STM_CLI_OK;
 }

@@ -22,9 +22,9 @@
 #include <string.h>
 #include <unistd.h>
 
-int cli_cmd_keygen(struct cli *cli, int argc, char **argv) {
-  static const struct cli_command cmd = {"keygen", "keygen --out KEYFILE",
-                                         NULL};
+int stm_cli_cmd_keygen(struct stm_cli *cli, int argc, char **argv) {
+  static const struct stm_cli_command cmd = {"keygen", "keygen --out KEYFILE",
+                                             NULL};
   char *out = NULL;
   const struct stm_opt opts[] = {
       {"out", NULL, NULL, STM_OPT_STRING, &out,
@@ -32,14 +32,14 @@ int cli_cmd_keygen(struct cli *cli, int argc, char **argv) {
   };
   char *pos[1];
   int npos;
-  int rc = cli_parse(cli, &cmd, opts, 1, argc, argv, pos, 0, 0, &npos);
+  int rc = stm_cli_parse(cli, &cmd, opts, 1, argc, argv, pos, 0, 0, &npos);
   if (rc == 0 && out == NULL)
-    rc = cli_usage_error("keygen", "--out KEYFILE is required");
+    rc = stm_cli_usage_error("keygen", "--out KEYFILE is required");
   if (rc == 0 && sodium_init() < 0)
-    rc = cli_usage_error("keygen", "libsodium cannot initialize");
+    rc = stm_cli_usage_error("keygen", "libsodium cannot initialize");
   if (rc) {
     stm_opts_free_strings(opts, 1);
-    return rc == CLI_HELP ? CLI_OK : rc;
+    return rc == STM_CLI_HELP ? STM_CLI_OK : rc;
   }
   uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
   crypto_sign_keypair(pk, sk);
@@ -54,12 +54,12 @@ int cli_cmd_keygen(struct cli *cli, int argc, char **argv) {
             strerror(errno));
     if (fd >= 0)
       close(fd);
-    rc = CLI_EUSAGE;
+    rc = STM_CLI_EUSAGE;
   } else {
     fprintf(f, "public_key %s\nsecret_key %s\n", pkh, skh);
     if (fclose(f) != 0) {
       fprintf(stderr, "stemedb keygen: cannot write %s\n", out);
-      rc = CLI_EUSAGE;
+      rc = STM_CLI_EUSAGE;
     }
   }
   sodium_memzero(skh, sizeof skh);
@@ -68,7 +68,7 @@ int cli_cmd_keygen(struct cli *cli, int argc, char **argv) {
       json_t *j = json_object();
       json_object_set_new(j, "public_key", json_string(pkh));
       json_object_set_new(j, "key_file", json_string(out));
-      cli_print_json(j);
+      stm_cli_print_json(j);
     } else {
       printf("%s\n", pkh);
     }
@@ -144,8 +144,9 @@ static int claim_of(const Stemedb__V1__AssertRequest *req,
   return rc ? rc : stm_claim_compute_hash(c);
 }
 
-int cli_sign_assert(const char *key_file, Stemedb__V1__AssertRequest *req,
-                    char sig_hex[129], char pk_hex[65], struct stm_error *err) {
+int stm_cli_sign_assert(const char *key_file, Stemedb__V1__AssertRequest *req,
+                        char sig_hex[129], char pk_hex[65],
+                        struct stm_error *err) {
   uint8_t pk[32], sk[64], sig[64];
   if (sodium_init() < 0)
     return stm_error_set(err, STM_EINVAL, "sign", "libsodium cannot start");

@@ -14,30 +14,33 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const struct cli_command commands[] = {
-    {"status", "status", cli_cmd_status},
-    {"assert", "assert PATH PREDICATE VALUE [--source S] [--confidence C] "
-               "[--parent HASH] [--timestamp-ns T] "
-               "[--type string|number|bool|ref] [--sign KEYFILE]",
-     cli_cmd_assert},
-    {"keygen", "keygen --out KEYFILE", cli_cmd_keygen},
-    {"query", "query PATH [--predicate P] [--lens L] [--as-of-sequence N] "
-              "[--descendants]",
-     cli_cmd_query},
-    {"get", "get HASH [--as-of-sequence N]", cli_cmd_get},
+static const struct stm_cli_command commands[] = {
+    {"status", "status", stm_cli_cmd_status},
+    {"assert",
+     "assert PATH PREDICATE VALUE [--source S] [--confidence C] "
+     "[--parent HASH] [--timestamp-ns T] "
+     "[--type string|number|bool|ref] [--sign KEYFILE]",
+     stm_cli_cmd_assert},
+    {"keygen", "keygen --out KEYFILE", stm_cli_cmd_keygen},
+    {"query",
+     "query PATH [--predicate P] [--lens L] [--as-of-sequence N] "
+     "[--descendants]",
+     stm_cli_cmd_query},
+    {"get", "get HASH [--as-of-sequence N]", stm_cli_cmd_get},
     {"bench", "bench assert|query --clients N --duration S [...]",
-     cli_cmd_bench},
-    {"backup", "backup --out FILE", cli_cmd_backup},
-    {"verify", "verify FILE", cli_cmd_verify},
-    {"restore", "restore FILE --data-dir DIR [--to-sequence N | --to-time T] "
-                "[--wal-archive DIR] [--force]",
-     cli_cmd_restore},
+     stm_cli_cmd_bench},
+    {"backup", "backup --out FILE", stm_cli_cmd_backup},
+    {"verify", "verify FILE", stm_cli_cmd_verify},
+    {"restore",
+     "restore FILE --data-dir DIR [--to-sequence N | --to-time T] "
+     "[--wal-archive DIR] [--force]",
+     stm_cli_cmd_restore},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
-static void usage(FILE *out, struct cli *cli) {
+static void usage(FILE *out, struct stm_cli *cli) {
   struct stm_opt g[4];
-  size_t n = cli_global_opts(cli, g);
+  size_t n = stm_cli_global_opts(cli, g);
   stm_opts_usage(out, "stemedb [options] COMMAND [ARGS]", g, n);
   fputs("\ncommands:\n", out);
   for (size_t i = 0; i < N_COMMANDS; i++)
@@ -49,9 +52,9 @@ static void usage(FILE *out, struct cli *cli) {
 
 /* Global options before the command; returns its index, or a negative
  * exit code to return at once. */
-static int parse_globals(struct cli *cli, int argc, char **argv) {
+static int parse_globals(struct stm_cli *cli, int argc, char **argv) {
   struct stm_opt g[4];
-  size_t n = cli_global_opts(cli, g);
+  size_t n = stm_cli_global_opts(cli, g);
   struct stm_error err;
   stm_error_clear(&err);
   int first = argc;
@@ -60,35 +63,35 @@ static int parse_globals(struct cli *cli, int argc, char **argv) {
     rc = stm_opts_apply_flags(g, n, argc, argv, &first, &err);
   if (rc == STM_ENOTFOUND) {
     usage(stdout, cli);
-    return -CLI_OK - 1;
+    return -STM_CLI_OK - 1;
   }
   if (rc) {
     fprintf(stderr, "stemedb: %s\n", err.message);
-    return -CLI_EUSAGE - 1;
+    return -STM_CLI_EUSAGE - 1;
   }
   if (first >= argc) {
     usage(stderr, cli);
-    return -CLI_EUSAGE - 1;
+    return -STM_CLI_EUSAGE - 1;
   }
   return first;
 }
 
-static int dispatch(struct cli *cli, int argc, char **argv) {
+static int dispatch(struct stm_cli *cli, int argc, char **argv) {
   for (size_t i = 0; i < N_COMMANDS; i++)
     if (strcmp(argv[0], commands[i].name) == 0)
       return commands[i].run(cli, argc, argv);
   if (strcmp(argv[0], "help") == 0) {
     usage(stdout, cli);
-    return CLI_OK;
+    return STM_CLI_OK;
   }
   fprintf(stderr, "stemedb: unknown command \"%.100s\" (see stemedb --help)\n",
           argv[0]);
-  return CLI_EUSAGE;
+  return STM_CLI_EUSAGE;
 }
 
 int main(int argc, char **argv) {
-  struct cli cli = {.server = strdup(CLI_DEFAULT_SERVER),
-                    .timeout_ms = CLI_DEFAULT_TIMEOUT_MS};
+  struct stm_cli cli = {.server = strdup(STM_CLI_DEFAULT_SERVER),
+                        .timeout_ms = STM_CLI_DEFAULT_TIMEOUT_MS};
   int first = parse_globals(&cli, argc, argv);
   if (first < 0) {
     free(cli.server);

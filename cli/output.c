@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-void cli_print_json(json_t *j) {
+void stm_cli_print_json(json_t *j) {
   char *s = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
   if (s) {
     fputs(s, stdout);
@@ -27,11 +27,11 @@ void cli_print_json(json_t *j) {
   json_decref(j);
 }
 
-int cli_report_status(const struct cli *cli, const struct stm_rpc_status *st) {
+int stm_cli_report_status(const struct stm_cli *cli, const struct stm_rpc_status *st) {
   const char *code = stm_rpc_code_name(st->code);
   if (cli->json) {
     json_t *e = json_pack("{s:s,s:s}", "code", code, "message", st->message);
-    cli_print_json(json_pack("{s:o}", "error", e));
+    stm_cli_print_json(json_pack("{s:o}", "error", e));
   } else if (st->code == GRPC_STATUS_UNAVAILABLE) {
     fprintf(stderr, "stemedb: cannot reach server at %s: %s (%s)\n",
             cli->server, code, st->message);
@@ -41,10 +41,10 @@ int cli_report_status(const struct cli *cli, const struct stm_rpc_status *st) {
   } else {
     fprintf(stderr, "stemedb: server error: %s: %s\n", code, st->message);
   }
-  return CLI_ESERVER;
+  return STM_CLI_ESERVER;
 }
 
-void cli_value_text(const Stemedb__V1__Value *v, char *buf, size_t cap) {
+void stm_cli_value_text(const Stemedb__V1__Value *v, char *buf, size_t cap) {
   if (v == NULL) {
     snprintf(buf, cap, "(none)");
     return;
@@ -67,7 +67,7 @@ void cli_value_text(const Stemedb__V1__Value *v, char *buf, size_t cap) {
   }
 }
 
-void cli_time_text(int64_t ns, char *buf, size_t cap) {
+void stm_cli_time_text(int64_t ns, char *buf, size_t cap) {
   time_t secs = (time_t)(ns / 1000000000);
   long frac = (long)(ns % 1000000000);
   if (frac < 0) {
@@ -84,11 +84,11 @@ void cli_time_text(int64_t ns, char *buf, size_t cap) {
   snprintf(buf, cap, "%s.%09ldZ", date, frac);
 }
 
-void cli_print_assertion(const Stemedb__V1__Assertion *a, const char *indent) {
+void stm_cli_print_assertion(const Stemedb__V1__Assertion *a, const char *indent) {
   char value[512], ts[64], committed[64];
-  cli_value_text(a->value, value, sizeof value);
-  cli_time_text(a->timestamp_ns, ts, sizeof ts);
-  cli_time_text(a->commit_time_ns, committed, sizeof committed);
+  stm_cli_value_text(a->value, value, sizeof value);
+  stm_cli_time_text(a->timestamp_ns, ts, sizeof ts);
+  stm_cli_time_text(a->commit_time_ns, committed, sizeof committed);
   printf("%shash        %s\n", indent, a->hash);
   printf("%sconcept     %s\n", indent, a->concept_path);
   printf("%spredicate   %s\n", indent, a->predicate);

@@ -7,10 +7,9 @@
 #include <stdio.h>
 #include <string.h>
 
-
 static void print_result(const Stemedb__V1__LensResult *r) {
   char value[512];
-  cli_value_text(r->winner ? r->winner->value : NULL, value, sizeof value);
+  stm_cli_value_text(r->winner ? r->winner->value : NULL, value, sizeof value);
   printf("%s  %s = %s\n", r->concept_path, r->predicate, value);
   printf("  lens %s, confidence %.3f, %u competing claim%s",
          r->lens[0] ? r->lens : "-", r->confidence, r->candidates_count,
@@ -23,13 +22,14 @@ static void print_result(const Stemedb__V1__LensResult *r) {
            r->winner->source_id[0] ? r->winner->source_id : "(no source)",
            r->winner->sequence);
   for (size_t i = 0; i < r->n_ranked; i++) {
-    cli_value_text(r->ranked[i]->value, value, sizeof value);
+    stm_cli_value_text(r->ranked[i]->value, value, sizeof value);
     printf("  %5.1f%%  %s (%u claim%s)\n", 100.0 * r->ranked[i]->share, value,
            r->ranked[i]->claims, r->ranked[i]->claims == 1 ? "" : "s");
   }
   for (size_t i = 0; i < r->n_tiers; i++) {
     const Stemedb__V1__TierResult *t = r->tiers[i];
-    cli_value_text(t->winner ? t->winner->value : NULL, value, sizeof value);
+    stm_cli_value_text(t->winner ? t->winner->value : NULL, value,
+                       sizeof value);
     printf("  tier %u: %s (confidence %.3f, %u claims)\n", t->tier, value,
            t->confidence, t->candidates_count);
   }
@@ -56,11 +56,11 @@ static int build_query(char *path, const struct query_args *a,
   if (stm_validate_concept_path("concept_path", path, strlen(path), &err) ||
       (a->predicate && stm_validate_predicate("predicate", a->predicate,
                                               strlen(a->predicate), &err)))
-    return cli_usage_error("query", "%s", err.message);
+    return stm_cli_usage_error("query", "%s", err.message);
   if (a->as_of_sequence < 0 || a->as_of_time_ns < 0 || a->limit < 0 ||
       a->limit > UINT32_MAX)
-    return cli_usage_error("query", "--as-of-sequence, --as-of-time-ns and "
-                                    "--limit must not be negative");
+    return stm_cli_usage_error("query", "--as-of-sequence, --as-of-time-ns and "
+                                        "--limit must not be negative");
   req->concept_path = path;
   if (a->predicate)
     req->predicate = a->predicate;
@@ -74,9 +74,9 @@ static int build_query(char *path, const struct query_args *a,
   return 0;
 }
 
-int cli_cmd_query(struct cli *cli, int argc, char **argv) {
-  static const struct cli_command cmd = {"query", "query PATH [options]",
-                                         NULL};
+int stm_cli_cmd_query(struct stm_cli *cli, int argc, char **argv) {
+  static const struct stm_cli_command cmd = {"query", "query PATH [options]",
+                                             NULL};
   struct query_args a = {0};
   const struct stm_opt opts[] = {
       {"predicate", NULL, NULL, STM_OPT_STRING, &a.predicate,
@@ -100,19 +100,19 @@ int cli_cmd_query(struct cli *cli, int argc, char **argv) {
   int npos;
   Stemedb__V1__QueryRequest req = STEMEDB__V1__QUERY_REQUEST__INIT;
   ProtobufCMessage *resp = NULL;
-  int rc = cli_parse(cli, &cmd, opts, n, argc, argv, pos, 1, 1, &npos);
+  int rc = stm_cli_parse(cli, &cmd, opts, n, argc, argv, pos, 1, 1, &npos);
   if (rc == 0)
     rc = build_query(pos[0], &a, &req);
   if (rc == 0)
-    rc = cli_call(cli, "/stemedb.v1.StemeDB/Query", &req.base,
-                  &stemedb__v1__query_response__descriptor, &resp);
+    rc = stm_cli_call(cli, "/stemedb.v1.StemeDB/Query", &req.base,
+                      &stemedb__v1__query_response__descriptor, &resp);
   if (rc == 0 && cli->json)
-    cli_print_json(
+    stm_cli_print_json(
         stm_json_render_query_response((Stemedb__V1__QueryResponse *)resp));
   else if (rc == 0)
     print_response((Stemedb__V1__QueryResponse *)resp);
   if (resp)
     protobuf_c_message_free_unpacked(resp, NULL);
   stm_opts_free_strings(opts, n);
-  return rc == CLI_HELP ? CLI_OK : rc;
+  return rc == STM_CLI_HELP ? STM_CLI_OK : rc;
 }
