@@ -51,6 +51,12 @@ static void test_swim_members_meet_through_one_seed_within_a_push_pull(void) {
     for (int i = 0; i < sizes[k]; i++)
       CU_ASSERT_EQUAL(stm_swim_member_count(sim_swim(s, i)),
                       (size_t)sizes[k]);
+    /* Full states of 50 members span several datagrams, none over 1400. */
+    struct stm_fake_net_stats ns;
+    stm_fake_net_stats(sim_net(s), &ns);
+    CU_ASSERT_TRUE(ns.max_len <= 1400);
+    if (sizes[k] == 50)
+      CU_ASSERT_TRUE(ns.max_len > 1000);
     sim_delete(s);
   }
 }

@@ -155,6 +155,8 @@ void stm_fake_net_send(void *from_handle, const char *to_addr,
   struct endpoint *from = from_handle;
   struct stm_fake_net *n = from->net;
   n->stats.sent++;
+  if (len > n->stats.max_len)
+    n->stats.max_len = len;
   struct endpoint *to = find(n, to_addr, false);
   /* Draw both numbers always, so one change of settings does not shift
    * every later random choice. */

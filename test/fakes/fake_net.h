@@ -55,6 +55,7 @@ void stm_fake_net_heal(struct stm_fake_net *n);
 
 struct stm_fake_net_stats {
   uint64_t sent, delivered, dropped;
+  size_t max_len; /* the longest datagram sent */
 };
 void stm_fake_net_stats(const struct stm_fake_net *n,
                         struct stm_fake_net_stats *out);
