@@ -195,7 +195,10 @@ static int advertised(struct stm_swim_node *n, const char *swim_addr,
   if (port == 0) {
     struct sockaddr_storage sa;
     socklen_t len = sizeof sa;
-    getsockname(n->fd, (struct sockaddr *)&sa, &len);
+    if (getsockname(n->fd, (struct sockaddr *)&sa, &len) != 0)
+      return stm_error_set(err, STM_EIO, "cluster.swim_addr",
+                           "cannot read the bound SWIM port: %s",
+                           strerror(errno));
     port = ntohs(sa.ss_family == AF_INET6
                      ? ((struct sockaddr_in6 *)&sa)->sin6_port
                      : ((struct sockaddr_in *)&sa)->sin_port);
