@@ -220,8 +220,8 @@ static int fill_signature(const json_t *obj, const char *prefix,
                           Stemedb__V1__AssertRequest *m,
                           struct stm_error *err) {
   char fs[FIELD_MAX], fk[FIELD_MAX];
-  const char *sig, *key;
-  size_t sig_len, key_len;
+  const char *sig = NULL, *key = NULL;
+  size_t sig_len = 0, key_len = 0;
   int rc = get_string(obj, "signature", field_name(fs, prefix, "signature"),
                       &sig, &sig_len, err);
   if (rc == 0)
@@ -315,7 +315,11 @@ int stm_gw_parse_assert_batch(const json_t *obj,
     return stm_gw_error_oom(err);
   stemedb__v1__assert_batch_request__init(m);
   m->assertions = calloc(n, sizeof *m->assertions);
-  int rc = m->assertions ? 0 : stm_gw_error_oom(err);
+  if (m->assertions == NULL) {
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+    return stm_gw_error_oom(err);
+  }
+  int rc = 0;
   for (size_t i = 0; rc == 0 && i < n; i++) {
     char prefix[48];
     stm_field_name_at(prefix, sizeof prefix, "assertions", i, "");

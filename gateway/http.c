@@ -267,6 +267,14 @@ static int context_new(struct stm_gw_http *gw, struct stm_error *err) {
                                  "cannot create the libwebsockets context");
 }
 
+/* A non-negative number from the environment; 0 when unset or malformed. */
+static long env_number(const char *name) {
+  const char *v = getenv(name);
+  char *end = NULL;
+  long n = v ? strtol(v, &end, 10) : 0;
+  return v && *v && end && *end == '\0' && n > 0 && n < 1000000000 ? n : 0;
+}
+
 static int watch_new(struct stm_gw_http *gw,
                      const struct stm_gw_http_options *o,
                      struct stm_error *err) {
@@ -276,12 +284,10 @@ static int watch_new(struct stm_gw_http *gw,
       .max_subs_per_client = (size_t)o->ws_max_subs_per_client,
       .max_subs_total = (size_t)o->ws_max_subs_total,
   };
-  const char *ping = getenv("STEMEDB_WS_PING_INTERVAL_MS");
-  wo.ping_interval_ms = ping ? atoi(ping) : 0;
-  const char *q = getenv("STEMEDB_WS_MAX_QUEUE_FRAMES");
-  wo.max_queue_frames = q ? (size_t)strtoul(q, NULL, 10) : 0;
-  const char *slow = getenv("STEMEDB_WS_SLOW_MS");
-  wo.slow_ms = slow ? atoi(slow) : 0;
+  /* Test overrides (api/watch.md); anything unparsable means the default. */
+  wo.ping_interval_ms = (int)env_number("STEMEDB_WS_PING_INTERVAL_MS");
+  wo.max_queue_frames = (size_t)env_number("STEMEDB_WS_MAX_QUEUE_FRAMES");
+  wo.slow_ms = (int)env_number("STEMEDB_WS_SLOW_MS");
   gw->conn.ws = stm_gw_ws_new(gw->ctx, &wo);
   return gw->conn.ws ? 0
                      : stm_error_set(err, STM_ENOMEM, NULL,

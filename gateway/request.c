@@ -100,7 +100,7 @@ int stm_gw_query_uint(const struct stm_gw_request *rq, const char *name,
   int rc = stm_gw_query_decoded(rq, name, buf, sizeof buf, &present, err);
   if (rc || !present)
     return rc;
-  uint64_t v;
+  uint64_t v = 0;
   rc = stm_gw_parse_uint(name, buf, strlen(buf), &v, err);
   if (rc == 0 && v > max)
     rc = stm_error_set(err, STM_EINVAL, name, "%s is out of range [0, %llu]",

@@ -179,7 +179,8 @@ void stm_gw_ws_client_message(struct conn *c, const char *text, size_t len) {
   }
   op = json_string_value(json_object_get(j, "op"));
   id = json_string_value(json_object_get(j, "id"));
-  if (op == NULL || (strcmp(op, "subscribe") && strcmp(op, "unsubscribe"))) {
+  if (op == NULL ||
+      (strcmp(op, "subscribe") != 0 && strcmp(op, "unsubscribe") != 0)) {
     snprintf(err, sizeof err, "op: must be \"subscribe\" or \"unsubscribe\"");
     goto fail;
   }
