@@ -114,7 +114,9 @@ static void *gstream_main(void *arg) {
     g->recv = NULL;
     if (n)
       waiter_event(&g->w, n);
-    grpc_op op = {.op = GRPC_OP_RECV_MESSAGE};
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_MESSAGE;
     op.data.recv_message.recv_message = &g->recv;
     pthread_mutex_lock(&g->mu);
     bool ok = !g->closing && grpc_call_start_batch(g->call, &op, 1, (void *)1,

@@ -382,7 +382,8 @@ static int recover_segment(struct stm_wal *w, size_t i, struct stm_buf *buf,
                          path, w->segs[i], w->last_sequence);
   if (!last)
     return recover_sealed(w, i, path, err);
-  int fd = w->io->open(w->io->ctx, path, last ? O_RDWR : O_RDONLY, 0);
+  /* The last segment: checked record by record, a torn tail cut. */
+  int fd = w->io->open(w->io->ctx, path, O_RDWR, 0);
   if (fd < 0)
     return io_error(err, fd, "cannot open", path);
   uint64_t size = 0;
@@ -396,18 +397,9 @@ static int recover_segment(struct stm_wal *w, size_t i, struct stm_buf *buf,
     rc = scan_records(&s, err);
   else
     s.good_end = STM_WAL_HEADER_LEN;
-  if (rc == 0 && s.why != NULL && !last)
-    rc = stm_error_set(err, STM_ECORRUPT, NULL,
-                       "WAL %s at offset %zu: %s in a sealed segment", path,
-                       s.good_end, s.why);
-  if (rc == 0 && !last && !s.sealed)
-    rc = stm_error_set(err, STM_ECORRUPT, NULL,
-                       "WAL %s at offset %zu: sealed segment has no seal "
-                       "record (truncated?)",
-                       path, s.good_end);
   if (rc == 0 && s.why != NULL)
     rc = cut_tail(w, fd, path, s.good_end, size, s.why, err);
-  if (rc || !last) {
+  if (rc) {
     w->io->close(w->io->ctx, fd);
   } else {
     w->fd = fd;
@@ -422,8 +414,6 @@ static int recover_segment(struct stm_wal *w, size_t i, struct stm_buf *buf,
     if (s.records > 0)
       w->last_commit_time_ns = s.last_commit_time_ns;
     w->records_scanned += s.records;
-    if (!last)
-      w->sealed_bytes += size;
   }
   return rc;
 }
