@@ -25,5 +25,6 @@ int main(void) {
   stm_test_register_swim_format();
   stm_test_register_swim();
   stm_test_register_swim_udp();
+  stm_test_register_placement();
   return stm_test_run_all();
 }

@@ -16,5 +16,6 @@ void stm_test_register_cluster_config(void);
 void stm_test_register_swim(void);
 void stm_test_register_swim_format(void);
 void stm_test_register_swim_udp(void);
+void stm_test_register_placement(void);
 
 #endif
