@@ -499,13 +499,16 @@ static int on_writeable(struct session *s) {
   size_t total = s->out_head_len + (s->head ? 0 : s->resp.len);
   size_t n = total - s->sent;
   n = n < STM_GW_WRITE_CHUNK ? n : STM_GW_WRITE_CHUNK;
+  /* The slice [sent, sent + n) of head + body. */
   unsigned char *p = s->g->wbuf + LWS_PRE;
-  for (size_t i = 0; i < n; i++) {
-    size_t at = s->sent + i;
-    p[i] = (unsigned char)(at < s->out_head_len
-                               ? s->out_head[at]
-                               : s->resp.body[at - s->out_head_len]);
-  }
+  size_t from_head = s->sent < s->out_head_len ? s->out_head_len - s->sent : 0;
+  from_head = from_head < n ? from_head : n;
+  if (from_head)
+    memcpy(p, s->out_head + s->sent, from_head);
+  if (n > from_head)
+    memcpy(p + from_head,
+           s->resp.body + (s->sent + from_head - s->out_head_len),
+           n - from_head);
   if (lws_write(s->wsi, p, n, LWS_WRITE_RAW) < (int)n)
     return -1;
   s->sent += n;

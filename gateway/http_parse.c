@@ -123,11 +123,26 @@ static enum stm_gw_h1_result parse_request_line(struct stm_gw_h1_request *rq,
       return fail(rq, 400, "path", "%s",
                   "the request target contains a character that must be "
                   "percent-encoded");
-  if (rq->target.p[0] != '/')
+  /* The absolute form (RFC 9112, 3.2.2) must be accepted too: its path
+   * is what counts. */
+  const char *t = rq->target.p, *tend = t + rq->target.len;
+  size_t scheme = rq->target.len > 7 && strncasecmp(t, "http://", 7) == 0 ? 7
+                  : rq->target.len > 8 && strncasecmp(t, "https://", 8) == 0
+                      ? 8
+                      : 0;
+  if (scheme) {
+    const char *slash = memchr(t + scheme, '/', (size_t)(tend - t - scheme));
+    const char *q = memchr(t + scheme, '?', (size_t)(tend - t - scheme));
+    if (slash == NULL || (q && q < slash))
+      return fail(rq, 400, "path", "%s",
+                  "the request target has no path after its authority");
+    t = slash;
+  }
+  if (t[0] != '/')
     return fail(rq, 400, "path", "%s", "the request target must start with /");
-  const char *qm = memchr(rq->target.p, '?', rq->target.len);
-  rq->path = (struct stm_gw_h1_span){
-      rq->target.p, qm ? (size_t)(qm - rq->target.p) : rq->target.len};
+  const char *qm = memchr(t, '?', (size_t)(tend - t));
+  rq->path =
+      (struct stm_gw_h1_span){t, qm ? (size_t)(qm - t) : (size_t)(tend - t)};
   rq->query = qm ? (struct stm_gw_h1_span){qm + 1, (size_t)(sp2 - qm - 1)}
                  : (struct stm_gw_h1_span){sp2, 0};
   return check_target(rq) ? STM_GW_H1_DONE : STM_GW_H1_ERROR;

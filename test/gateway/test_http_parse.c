@@ -37,6 +37,12 @@ static void test_h1_parses_a_request_head(void) {
   CU_ASSERT_FALSE(rq.keep_alive);
   CU_ASSERT_EQUAL(parse("GET / HTTP/1.1\r\nHost: t\r\n", &rq), STM_GW_H1_MORE);
   CU_ASSERT_EQUAL(parse("GE", &rq), STM_GW_H1_MORE);
+  /* The absolute form counts by its path. */
+  CU_ASSERT_EQUAL(
+      parse("GET http://h:1/v1/x?a=1 HTTP/1.1\r\nHost: h\r\n\r\n", &rq),
+      STM_GW_H1_DONE);
+  CU_ASSERT_TRUE(span_eq(rq.path, "/v1/x"));
+  CU_ASSERT_TRUE(span_eq(rq.query, "a=1"));
 }
 
 /* What each malformed head is answered with, and which field it names. */
@@ -57,7 +63,8 @@ static void test_h1_refuses_malformed_heads(void) {
       {"GET /v1/sources/%zz HTTP/1.1\r\nHost: t\r\n\r\n", 400, "path"},
       {"GET /v1/source?id=%4 HTTP/1.1\r\nHost: t\r\n\r\n", 400, "id"},
       {"GET /a\x01 HTTP/1.1\r\nHost: t\r\n\r\n", 400, "path"},
-      {"GET http://x/ HTTP/1.1\r\nHost: t\r\n\r\n", 400, "path"},
+      {"GET http://x HTTP/1.1\r\nHost: t\r\n\r\n", 400, "path"},
+      {"GET * HTTP/1.1\r\nHost: t\r\n\r\n", 400, "path"},
       {"GET  / HTTP/1.1\r\nHost: t\r\n\r\n", 400, ""},
       {"GET / HTTP/1.1 x\r\nHost: t\r\n\r\n", 400, ""},
       {"GET / HTTP/1.1\r\nHost : t\r\n\r\n", 400, ""},
