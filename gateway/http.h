@@ -15,9 +15,6 @@
 #ifndef STM_GW_HTTP_H
 #define STM_GW_HTTP_H
 
-/* Header bytes one request may carry (all headers together); a request
- * with more is dropped by libwebsockets. */
-#define STM_GW_MAX_HEADER_BYTES 16384
 
 #include "common/error.h"
 #include "gateway/routes.h"

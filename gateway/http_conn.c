@@ -3,7 +3,6 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/validate.h"
-#include "gateway/http.h"
 #include "gateway/http_parse.h"
 #include "gateway/metrics.h"
 #include "gateway/status_map.h"

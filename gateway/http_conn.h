@@ -27,6 +27,9 @@
 #include <stdbool.h>
 
 #define STM_GW_WRITE_CHUNK (32 * 1024)
+/* Header bytes one request may carry (all headers together); a request
+ * with more is answered 431. */
+#define STM_GW_MAX_HEADER_BYTES 16384
 
 struct stm_gw_ws;
 
