@@ -13,12 +13,18 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MAX_OPTS 32
+#define MAX_OPTS 48
 #define MAX_DATA_DIR 4096
 
-/* The option table points into cfg; *seeds_csv receives --seeds. */
-static size_t build_opts(struct stm_server_config *cfg, char **seeds_csv,
-                         struct stm_opt *o) {
+/* Cluster settings that need converting after all layers. */
+struct cluster_strings {
+  char *seeds_csv;    /* --seeds */
+  char *write_quorum; /* --write-quorum */
+};
+
+/* The option table points into cfg and *cs. */
+static size_t build_opts(struct stm_server_config *cfg,
+                         struct cluster_strings *cs, struct stm_opt *o) {
   struct stm_opt all[] = {
       {"data-dir", "STEMEDB_DATA_DIR", "server.data_dir", STM_OPT_STRING,
        &cfg->data_dir, "directory of the WAL and the indexes"},
@@ -102,11 +108,45 @@ static size_t build_opts(struct stm_server_config *cfg, char **seeds_csv,
        &cfg->cluster.rpc_addr, "gRPC address peers dial (cluster.rpc_addr)"},
       {"swim-addr", "STEMEDB_SWIM_ADDR", NULL, STM_OPT_STRING,
        &cfg->cluster.swim_addr, "SWIM UDP address (cluster.swim_addr)"},
-      {"seeds", "STEMEDB_SEEDS", NULL, STM_OPT_STRING, seeds_csv,
+      {"seeds", "STEMEDB_SEEDS", NULL, STM_OPT_STRING, &cs->seeds_csv,
        "comma-separated SWIM addresses of seed nodes (cluster.seeds)"},
       {"replication-factor", "STEMEDB_REPLICATION_FACTOR", NULL, STM_OPT_INT,
        &cfg->cluster.replication_factor,
        "copies of each claim (replication.factor)"},
+      {"bind-addr", "STEMEDB_BIND_ADDR", NULL, STM_OPT_STRING,
+       &cfg->cluster.bind_addr,
+       "the gateway's cluster address host:port, shown to peers "
+       "(cluster.bind_addr)"},
+      {"shards", "STEMEDB_SHARDS", NULL, STM_OPT_INT, &cfg->cluster.shards,
+       "shards of the cluster, fixed for its life (cluster.shards, 64)"},
+      {"write-quorum", "STEMEDB_WRITE_QUORUM", NULL, STM_OPT_STRING,
+       &cs->write_quorum,
+       "one, majority or all: replicas that must have a write before it is "
+       "acknowledged (replication.write_quorum, one)"},
+      {"cluster-key", "STEMEDB_CLUSTER_KEY", NULL, STM_OPT_STRING,
+       &cfg->cluster.cluster_key,
+       "shared secret authenticating SWIM datagrams (cluster.cluster_key); "
+       "prefer the variable or the file to a flag"},
+      {"cluster-name", "STEMEDB_CLUSTER_NAME", NULL, STM_OPT_STRING,
+       &cfg->cluster.name, "cluster name in every SWIM datagram "
+                           "(cluster.name, stemedb)"},
+      {"probe-interval-ms", "STEMEDB_PROBE_INTERVAL_MS", NULL, STM_OPT_INT,
+       &cfg->cluster.probe_interval_ms,
+       "SWIM probe interval (cluster.probe_interval_ms, 1000)"},
+      {"probe-timeout-ms", "STEMEDB_PROBE_TIMEOUT_MS", NULL, STM_OPT_INT,
+       &cfg->cluster.probe_timeout_ms,
+       "SWIM direct ack wait (cluster.probe_timeout_ms, 500)"},
+      {"suspicion-mult", "STEMEDB_SUSPICION_MULT", NULL, STM_OPT_INT,
+       &cfg->cluster.suspicion_mult,
+       "SWIM suspicion timeout multiplier (cluster.suspicion_mult, 4)"},
+      {"suspicion-max-mult", "STEMEDB_SUSPICION_MAX_MULT", NULL, STM_OPT_INT,
+       &cfg->cluster.suspicion_max_mult,
+       "SWIM suspicion maximum, times the minimum "
+       "(cluster.suspicion_max_mult, 6)"},
+      {"push-pull-interval-ms", "STEMEDB_PUSH_PULL_INTERVAL_MS", NULL,
+       STM_OPT_INT, &cfg->cluster.push_pull_interval_ms,
+       "SWIM full-state sync interval (cluster.push_pull_interval_ms, "
+       "30000)"},
   };
   size_t n = sizeof all / sizeof all[0];
   _Static_assert(sizeof all / sizeof all[0] <= MAX_OPTS, "MAX_OPTS too small");
@@ -157,11 +197,11 @@ void stm_server_config_destroy(struct stm_server_config *cfg) {
 
 void stm_server_config_usage(FILE *out) {
   struct stm_server_config cfg;
-  char *seeds = NULL;
+  struct cluster_strings cs = {NULL, NULL};
   struct stm_opt opts[MAX_OPTS];
   if (set_defaults(&cfg) == 0)
     cfg.grpc_listen = strdup(STM_SERVER_DEFAULT_GRPC_LISTEN);
-  size_t n = build_opts(&cfg, &seeds, opts);
+  size_t n = build_opts(&cfg, &cs, opts);
   stm_opts_usage(out, "stemedb-server [options]", opts, n);
   fputs("\nPrecedence: flags > STEMEDB_* environment > config file > "
         "defaults.\nThe config file is TOML with a [server] table (data_dir, "
@@ -330,8 +370,20 @@ static int derive_cluster_addrs(struct stm_server_config *cfg,
   return rc;
 }
 
-static int finish(struct stm_server_config *cfg, const char *seeds_csv,
-                  struct stm_error *err) {
+static int apply_write_quorum(struct stm_server_config *cfg, const char *q,
+                              struct stm_error *err) {
+  if (stm_write_quorum_parse(q, &cfg->cluster.write_quorum) == 0)
+    return 0;
+  return stm_error_set(err, STM_EINVAL, "write-quorum",
+                       "--write-quorum (STEMEDB_WRITE_QUORUM, "
+                       "replication.write_quorum) must be one, majority or "
+                       "all, got \"%.64s\"",
+                       q);
+}
+
+static int finish(struct stm_server_config *cfg,
+                  const struct cluster_strings *cs, struct stm_error *err) {
+  const char *seeds_csv = cs->seeds_csv;
   int rc = 0;
   if (cfg->grpc_listen == NULL)
     rc = set_string(&cfg->grpc_listen, STM_SERVER_DEFAULT_GRPC_LISTEN,
@@ -340,6 +392,8 @@ static int finish(struct stm_server_config *cfg, const char *seeds_csv,
     rc = host_name(&cfg->node_id, err);
   if (rc == 0 && seeds_csv)
     rc = apply_seeds_csv(cfg, seeds_csv, err);
+  if (rc == 0 && cs->write_quorum)
+    rc = apply_write_quorum(cfg, cs->write_quorum, err);
   if (rc == 0)
     rc = set_string(&cfg->cluster.node_id, cfg->node_id, "cluster.node_id",
                     err);
@@ -450,10 +504,10 @@ static int apply_flags(const struct stm_opt *opts, size_t n, int argc,
 
 int stm_server_config_load(struct stm_server_config *cfg, int argc,
                            char **argv, struct stm_error *err) {
-  char *seeds_csv = NULL;
+  struct cluster_strings cs = {NULL, NULL};
   struct stm_opt opts[MAX_OPTS];
   int rc = set_defaults(cfg);
-  size_t n = build_opts(cfg, &seeds_csv, opts);
+  size_t n = build_opts(cfg, &cs, opts);
   if (rc)
     return stm_error_set(err, rc, NULL, "out of memory");
   if (wants_help(argc, argv)) {
@@ -463,8 +517,9 @@ int stm_server_config_load(struct stm_server_config *cfg, int argc,
   if ((rc = load_file(cfg, opts, n, argc, argv, err)) == 0 &&
       (rc = stm_opts_apply_env(opts, n, err)) == 0 &&
       (rc = apply_flags(opts, n, argc, argv, err)) == 0 &&
-      (rc = finish(cfg, seeds_csv, err)) == 0)
+      (rc = finish(cfg, &cs, err)) == 0)
     rc = validate(cfg, opts, n, err);
-  free(seeds_csv);
+  free(cs.seeds_csv);
+  free(cs.write_quorum);
   return rc;
 }

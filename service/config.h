@@ -32,7 +32,17 @@
  *   --swim-addr          STEMEDB_SWIM_ADDR            cluster.swim_addr see below
  *   --seeds a:1,b:2      STEMEDB_SEEDS                cluster.seeds     none
  *   --replication-factor STEMEDB_REPLICATION_FACTOR   replication.factor 1
- *   -                    -                            cluster.bind_addr, cluster.shards
+ *   --bind-addr          STEMEDB_BIND_ADDR            cluster.bind_addr none
+ *   --shards             STEMEDB_SHARDS               cluster.shards    64
+ *   --write-quorum       STEMEDB_WRITE_QUORUM         replication.write_quorum one
+ *   --cluster-key        STEMEDB_CLUSTER_KEY          cluster.cluster_key none
+ *   --cluster-name       STEMEDB_CLUSTER_NAME         cluster.name      stemedb
+ *   --probe-interval-ms  STEMEDB_PROBE_INTERVAL_MS    cluster.probe_interval_ms 1000
+ *   --probe-timeout-ms   STEMEDB_PROBE_TIMEOUT_MS     cluster.probe_timeout_ms 500
+ *   --suspicion-mult     STEMEDB_SUSPICION_MULT       cluster.suspicion_mult 4
+ *   --suspicion-max-mult STEMEDB_SUSPICION_MAX_MULT   cluster.suspicion_max_mult 6
+ *   --push-pull-interval-ms STEMEDB_PUSH_PULL_INTERVAL_MS
+ *                                                     cluster.push_pull_interval_ms 30000
  *
  * The config file is TOML: a [server] table plus cluster.toml's [cluster]
  * and [replication] tables, so the runbook's cluster.toml is a complete

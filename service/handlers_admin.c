@@ -3,6 +3,7 @@
 #include "service_internal.h"
 
 #include "archiver.h"
+#include "cluster_node.h"
 
 #include "common/buf.h"
 #include "common/clock.h"
@@ -82,6 +83,7 @@ void stm__handle_metrics(struct stm_grpc_call *call,
   stm_buf_init(&b);
   store_metrics(&b, svc);
   stm_archiver_metrics(svc->archiver, &b);
+  stm_cluster_metrics_append(&b);
   char *grpc_text = svc->grpc ? stm_grpc_server_metrics(svc->grpc) : NULL;
   if (grpc_text)
     stm_buf_printf(&b, "%s", grpc_text);
@@ -112,8 +114,11 @@ void stm__handle_health_check(struct stm_grpc_call *call,
   stm_store_get_stats(svc->store, &st);
   Grpc__Health__V1__HealthCheckResponse resp =
       GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+  /* stemedb.v1.Cluster serves only as a member of a running cluster. */
+  bool cluster_off = strcmp(req->service, "stemedb.v1.Cluster") == 0 &&
+                     !stm_cluster_enabled();
   resp.status =
-      atomic_load(&svc->shutting_down) || !st.writable
+      atomic_load(&svc->shutting_down) || !st.writable || cluster_off
           ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING
           : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
   stm_grpc_call_reply(call, &resp.base);

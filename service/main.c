@@ -4,6 +4,7 @@
  * flush, exit 0).
  */
 #include "archiver.h"
+#include "cluster_node.h"
 #include "config.h"
 #include "listener_probe.h"
 #include "request_ids.h"
@@ -226,6 +227,15 @@ static int start_all(const struct stm_server_config *cfg, struct node *n) {
                                 .trusted_proxies = cfg->trusted_proxies,
                                 .trust_half_life_ns = cfg->trust_half_life_s *
                                                       INT64_C(1000000000)};
+  struct stm_error err;
+  stm_error_clear(&err);
+  /* The cluster before the gRPC port: a SWIM port in use refuses the start
+   * like a gRPC port in use. */
+  if (stm_cluster_start(&cfg->cluster, cfg->node_id, cfg->grpc_listen,
+                        cfg->data_dir, n->store, &err) != 0) {
+    stm_log_error("cannot join the cluster: %s", err.message);
+    return -1;
+  }
   return start_grpc(cfg, n);
 }
 
@@ -235,6 +245,8 @@ static void stop_all(const struct stm_server_config *cfg, struct node *n) {
   /* Health turns NOT_SERVING first, so load balancers stop sending new
    * work before the port closes. */
   atomic_store(&n->svc.shutting_down, true);
+  /* Peers hear LEFT at once instead of suspecting us for seconds. */
+  stm_cluster_leave(STM_CLUSTER_LEAVE_MS);
   if (n->server && cfg->shutdown_delay_ms > 0) {
     struct timespec delay = {.tv_sec = cfg->shutdown_delay_ms / 1000,
                              .tv_nsec =
@@ -250,6 +262,7 @@ static void stop_all(const struct stm_server_config *cfg, struct node *n) {
   /* Commits still queued complete (and answer their calls) before the
    * completion queues go away. */
   stm_archiver_stop(n->archiver);
+  stm_cluster_stop();
   stm_store_delete(n->store);
   stm_grpc_server_delete(n->server);
   stm_request_ids_delete(n->request_ids);

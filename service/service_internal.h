@@ -77,6 +77,17 @@ void stm__handle_backup_begin(struct stm_grpc_call *call,
                               const ProtobufCMessage *req, void *ctx);
 void stm__handle_backup_read(struct stm_grpc_call *call,
                              const ProtobufCMessage *req, void *ctx);
+/* handlers_cluster.c: the cluster administration RPCs. */
+void stm__handle_cluster_members(struct stm_grpc_call *call,
+                                 const ProtobufCMessage *req, void *ctx);
+void stm__handle_cluster_health(struct stm_grpc_call *call,
+                                const ProtobufCMessage *req, void *ctx);
+void stm__handle_cluster_shards(struct stm_grpc_call *call,
+                                const ProtobufCMessage *req, void *ctx);
+void stm__handle_cluster_rebalance(struct stm_grpc_call *call,
+                                   const ProtobufCMessage *req, void *ctx);
+void stm__handle_cluster_remove(struct stm_grpc_call *call,
+                                const ProtobufCMessage *req, void *ctx);
 void stm__handle_health_check(struct stm_grpc_call *call,
                               const ProtobufCMessage *req, void *ctx);
 
