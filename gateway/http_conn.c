@@ -36,6 +36,7 @@ struct session {
   struct stm_buf in;
   size_t consume; /* bytes of the active request (head + body) */
   bool continue_sent, closing, linger, paused, timing;
+  bool http10; /* the active request is HTTP/1.0 (keep-alive must be said) */
   /* The active request. */
   bool active;
   const struct stm_gw_route *route;
@@ -425,6 +426,7 @@ static int process(struct session *s) {
         s->consume = rq->head_len + body;
         if (!rq->keep_alive)
           s->closing = true;
+        s->http10 = rq->minor == 0;
         rc = handle(s, rq);
       }
     }
@@ -449,9 +451,10 @@ static void build_head(struct session *s) {
     used += (size_t)snprintf(
         s->out_head + used, sizeof s->out_head - used, "%s: %s\r\n",
         r->status == 426 ? "sec-websocket-version" : "allow", r->allow);
-  if (s->closing)
+  if (s->closing || s->http10)
     used += (size_t)snprintf(s->out_head + used, sizeof s->out_head - used,
-                             "connection: close\r\n");
+                             "connection: %s\r\n",
+                             s->closing ? "close" : "keep-alive");
   used +=
       (size_t)snprintf(s->out_head + used, sizeof s->out_head - used, "\r\n");
   s->out_head_len = used < sizeof s->out_head ? used : sizeof s->out_head - 1;

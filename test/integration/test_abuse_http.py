@@ -276,6 +276,18 @@ class AbuseHttpTest(unittest.TestCase):
                              capture_output=True, check=True).stdout
         self.assertTrue(out.startswith(b"HTTP/1.1 404 Not Found\r\n"), out[:80])
 
+    def test_http_1_0_keeps_alive_only_when_asked(self):
+        line, headers, _, closed = raw(self.port, req("GET", "/v1/health", version="HTTP/1.0"))
+        self.assertEqual((line, headers.get("connection"), closed),
+                         ("HTTP/1.1 200 OK", "close", True))
+        with connect(self.port) as s:
+            s.sendall(req("GET", "/v1/health", None, {"Connection": "keep-alive"},
+                          version="HTTP/1.0"))
+            line, headers, _, _ = read_response(s)
+            self.assertEqual(headers.get("connection"), "keep-alive")
+            s.sendall(req("GET", "/v1/health", version="HTTP/1.0"))
+            self.assertEqual(read_response(s)[0], "HTTP/1.1 200 OK")
+
     def test_websocket_handshake_needs_version_13(self):
         data = (b"GET /v1/watch HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n"
                 b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
