@@ -2,6 +2,7 @@
 
 #include "common/buf.h"
 #include "common/log.h"
+#include "gateway/cluster_routes.h"
 #include "gateway/metrics.h"
 #include "gateway/resources.h"
 #include "gateway/status_map.h"
@@ -234,18 +235,6 @@ static void respond_metrics(const struct stm_gw_route *route,
   out->len = b.len - 1;
 }
 
-/* Cluster-port routes: reserved for the cluster layer. */
-static void respond_unimplemented(const struct stm_gw_route *route,
-                                  const struct stm_gw_reply *rep,
-                                  const struct stm_gw_env *env,
-                                  struct stm_gw_response *out) {
-  char message[200];
-  snprintf(message, sizeof message,
-           "%s %s is not implemented yet in this version of stemedb-gateway",
-           stm_gw_method_name(route->method), route->pattern);
-  stm_gw_respond_error(out, 501, "UNIMPLEMENTED", message, NULL);
-}
-
 /* ---- the table ----------------------------------------------------------- */
 
 #define RPC(name) "/stemedb.v1.StemeDB/" name
@@ -308,19 +297,25 @@ static const struct stm_gw_route routes[] = {
     {STM_GW_LISTENER_API, STM_GW_GET, "/metrics", RPC("Metrics"),
      MSG(metrics_request), MSG(metrics_response), false, build_metrics, NULL,
      respond_metrics},
-    /* Port 18181: answered 501 until the cluster layer provides them. */
-    {STM_GW_LISTENER_CLUSTER, STM_GW_GET, "/cluster/members", NULL, NULL, NULL,
-     false, NULL, NULL, respond_unimplemented},
-    {STM_GW_LISTENER_CLUSTER, STM_GW_GET, "/cluster/health", NULL, NULL, NULL,
-     false, NULL, NULL, respond_unimplemented},
-    {STM_GW_LISTENER_CLUSTER, STM_GW_POST, "/cluster/sync", NULL, NULL, NULL,
-     true, NULL, NULL, respond_unimplemented},
-    {STM_GW_LISTENER_CLUSTER, STM_GW_GET, "/cluster/shards", NULL, NULL, NULL,
-     false, NULL, NULL, respond_unimplemented},
-    {STM_GW_LISTENER_CLUSTER, STM_GW_POST, "/admin/shards/rebalance", NULL,
-     NULL, NULL, true, NULL, NULL, respond_unimplemented},
-    {STM_GW_LISTENER_CLUSTER, STM_GW_POST, "/admin/cluster/remove", NULL, NULL,
-     NULL, true, NULL, NULL, respond_unimplemented},
+    /* Port 18181: the cluster gateway (cluster_routes.h). */
+#define CLU(name) "/stemedb.v1.Cluster/" name
+#define CLUSTER_ROUTE(m, pattern, rpc, req, rep, body, fn)                     \
+  {STM_GW_LISTENER_CLUSTER, m, pattern, CLU(rpc), MSG(req), MSG(rep), body,    \
+   stm_gw_build_cluster_##fn, stm_gw_render_cluster_##fn, NULL}
+    CLUSTER_ROUTE(STM_GW_GET, "/cluster/members", "Members", members_request,
+                  members_response, false, members),
+    CLUSTER_ROUTE(STM_GW_GET, "/cluster/health", "Health",
+                  cluster_health_request, cluster_health_response, false,
+                  health),
+    CLUSTER_ROUTE(STM_GW_POST, "/cluster/sync", "Sync", sync_request,
+                  sync_response, true, sync),
+    CLUSTER_ROUTE(STM_GW_GET, "/cluster/shards", "Shards", shards_request,
+                  shards_response, false, shards),
+    CLUSTER_ROUTE(STM_GW_POST, "/admin/shards/rebalance", "RebalanceShard",
+                  rebalance_shard_request, rebalance_shard_response, true,
+                  rebalance),
+    CLUSTER_ROUTE(STM_GW_POST, "/admin/cluster/remove", "RemoveNode",
+                  remove_node_request, remove_node_response, true, remove),
 };
 
 #define N_ROUTES (sizeof routes / sizeof routes[0])
