@@ -97,10 +97,11 @@ static int on_vote(void *ctx, size_t i, const struct stm_vote *v) {
   return 0;
 }
 
-/* The sequence of the newest epoch covering (path, predicate); 0: none. */
+/* The newest epoch covering (path, predicate), by the cluster-wide order
+ * (commit time, then hash; storage/store.h); *found false: none. */
 static int epoch_floor(struct fill *f, const struct stm_claim *c,
-                       uint64_t *floor) {
-  *floor = 0;
+                       struct stm_epoch *floor, bool *found) {
+  *found = false;
   const char *preds[2] = {c->predicate, ""};
   for (int i = 0; i < 2; i++) {
     struct stm_epoch e;
@@ -110,9 +111,14 @@ static int epoch_floor(struct fill *f, const struct stm_claim *c,
       continue;
     if (rc)
       return rc;
-    if (e.sequence > *floor)
-      *floor = e.sequence;
-    stm_epoch_destroy(&e);
+    if (*found && !stm_store_epoch_before(floor, e.commit_time_ns, e.hash)) {
+      stm_epoch_destroy(&e);
+      continue;
+    }
+    if (*found)
+      stm_epoch_destroy(floor);
+    *floor = e;
+    *found = true;
   }
   return 0;
 }
@@ -125,8 +131,9 @@ int stm__fill_candidates(struct stm_service *svc,
   struct fill f = {.svc = svc, .view = view, .err = err};
   f.now =
       view && view->as_of_time_ns ? view->as_of_time_ns : stm_clock_now_ns();
-  uint64_t floor = 0;
-  int rc = n ? epoch_floor(&f, &claims[0], &floor) : 0;
+  struct stm_epoch floor;
+  bool has_floor = false;
+  int rc = n ? epoch_floor(&f, &claims[0], &floor, &has_floor) : 0;
   for (size_t i = 0; rc == 0 && i < n; i++) {
     const struct stm_claim *c = &claims[i];
     stm_lens_candidate_init(&cands[i], c);
@@ -136,7 +143,9 @@ int stm__fill_candidates(struct stm_service *svc,
       break;
     cands[i].tier = src.tier;
     cands[i].source_trust = src.trust;
-    cands[i].in_current_epoch = c->sequence > floor;
+    cands[i].in_current_epoch =
+        !has_floor ||
+        stm_store_epoch_before(&floor, c->commit_time_ns, c->hash);
   }
   /* Every candidate's votes through one iterator. */
   uint8_t(*targets)[STM_HASH_LEN] = rc ? NULL : malloc(n * sizeof *targets);
@@ -149,6 +158,8 @@ int stm__fill_candidates(struct stm_service *svc,
     rc = stm_store_scan_votes_many(svc->store, (const void *)targets, n, view,
                                    on_vote, &vs, err);
   free(targets);
+  if (has_floor)
+    stm_epoch_destroy(&floor);
   for (size_t i = 0; i < f.ncache; i++)
     free(f.owned[i]);
   return rc;

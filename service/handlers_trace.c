@@ -47,7 +47,9 @@ static int superseding_epoch(struct stm_service *svc, const struct stm_claim *c,
                                view, &e[1], err);
   int best = -1, bad = 0;
   for (int i = 0; i < 2; i++) {
-    if (rc[i] == 0 && (best < 0 || e[i].sequence < e[best].sequence))
+    if (rc[i] == 0 &&
+        (best < 0 ||
+         stm_store_epoch_before(&e[i], e[best].commit_time_ns, e[best].hash)))
       best = i;
     else if (rc[i] != 0 && rc[i] != STM_ENOTFOUND)
       bad = rc[i];

@@ -3,6 +3,7 @@
  * The key layout is in index.h and docs/formats.md.
  */
 #include "index_internal.h"
+#include "index_records.h"
 
 #include "common/log.h"
 #include "wal_format.h"
@@ -21,6 +22,7 @@
 static const char META_LAST_APPLIED[] = "mlast_applied_sequence";
 static const char META_COUNT[] = "massertion_count";
 static const char META_VERSION[] = "mformat_version";
+static const char META_SHARDS[] = "mshards"; /* u32le: the 'h' shard count */
 
 /*
  * A batch collects its puts (u32 klen | u32 vlen | key | value records in
@@ -146,6 +148,9 @@ static int put_meta(struct stm_index *idx, leveldb_writebatch_t *wb,
   stm_buf_store_u32le(v, idx->meta.format_version);
   leveldb_writebatch_put(wb, META_VERSION, strlen(META_VERSION),
                          (const char *)v, 4);
+  stm_buf_store_u32le(v, idx->meta.shards);
+  leveldb_writebatch_put(wb, META_SHARDS, strlen(META_SHARDS), (const char *)v,
+                         4);
   return 0;
 }
 
@@ -156,11 +161,13 @@ static int write_batch(struct stm_index *idx, leveldb_writebatch_t *wb,
   return errmsg ? stm__index_ldb_error(err, errmsg, "write") : 0;
 }
 
-static int load_meta(struct stm_index *idx, struct stm_error *err) {
+static int load_meta(struct stm_index *idx, uint32_t shards,
+                     struct stm_error *err) {
   struct stm__index_rd r;
   stm__index_rd_begin(&r, idx, false);
-  uint64_t version = 0;
+  uint64_t version = 0, old_shards = 0;
   int rc = read_meta_u64(&r, META_VERSION, 4, &version, err);
+  rc = rc ? rc : read_meta_u64(&r, META_SHARDS, 4, &old_shards, err);
   rc = rc ? rc
           : read_meta_u64(&r, META_LAST_APPLIED, 8,
                           &idx->meta.last_applied_sequence, err);
@@ -171,6 +178,12 @@ static int load_meta(struct stm_index *idx, struct stm_error *err) {
     return rc;
   if (version != 0 && version < STM_INDEX_FORMAT_VERSION)
     return STALE_FORMAT;
+  /* The shard index is keyed by shard: another count means another layout,
+   * rebuilt from the WAL like an older format. */
+  if (version != 0 && version == STM_INDEX_FORMAT_VERSION &&
+      old_shards != shards)
+    return STALE_FORMAT;
+  idx->meta.shards = shards;
   if (version > STM_INDEX_FORMAT_VERSION)
     return stm_error_set(err, STM_EUNIMPL, NULL,
                          "index format version %u is not supported (this "
@@ -200,6 +213,11 @@ static int open_db(struct stm_index *idx, const char *path,
 
 int stm_index_open(const char *path, struct stm_index **out,
                    struct stm_error *err) {
+  return stm_index_open_shards(path, STM_INDEX_DEFAULT_SHARDS, out, err);
+}
+
+int stm_index_open_shards(const char *path, uint32_t shards,
+                          struct stm_index **out, struct stm_error *err) {
   *out = NULL;
   struct stm_index *idx = calloc(1, sizeof *idx);
   if (idx == NULL)
@@ -220,13 +238,13 @@ int stm_index_open(const char *path, struct stm_index **out,
   leveldb_options_set_write_buffer_size(idx->options, 16u << 20);
   leveldb_options_set_compression(idx->options, leveldb_no_compression);
   int rc = open_db(idx, path, err);
-  rc = rc ? rc : load_meta(idx, err);
+  rc = rc ? rc : load_meta(idx, shards, err);
   if (rc == STALE_FORMAT) {
     /* LevelDB is derived data: an index of an older layout is dropped and
      * rebuilt from the WAL by the store's recovery (meta starts at 0). */
-    stm_log_warn("index %s has an older format than %u: rebuilding it from "
-                 "the WAL",
-                 path, STM_INDEX_FORMAT_VERSION);
+    stm_log_warn("index %s has an older format than %u or another shard "
+                 "count than %u: rebuilding it from the WAL",
+                 path, STM_INDEX_FORMAT_VERSION, (unsigned)shards);
     leveldb_close(idx->db);
     idx->db = NULL;
     char *errmsg = NULL;
@@ -234,7 +252,7 @@ int stm_index_open(const char *path, struct stm_index **out,
     rc = errmsg ? stm__index_ldb_error(err, errmsg, "drop the old index") : 0;
     memset(&idx->meta, 0, sizeof idx->meta);
     rc = rc ? rc : open_db(idx, path, err);
-    rc = rc ? rc : load_meta(idx, err);
+    rc = rc ? rc : load_meta(idx, shards, err);
   }
   if (rc) {
     stm_index_delete(idx);
@@ -474,6 +492,38 @@ int stm_index_find(struct stm_index *idx, const uint8_t hash[STM_HASH_LEN],
   return rc;
 }
 
+int stm_index_find_time(struct stm_index *idx,
+                        const uint8_t hash[STM_HASH_LEN], uint64_t *sequence,
+                        int64_t *commit_time_ns, struct stm_error *err) {
+  struct reader r;
+  reader_begin_latest(&r, idx);
+  int rc = load_claim(&r, hash, err);
+  if (rc == 0) {
+    *sequence = r.claim.sequence;
+    *commit_time_ns = r.claim.commit_time_ns;
+  }
+  reader_end(&r);
+  return rc;
+}
+
+int stm__index_retime_claim(struct stm_index *idx, struct stm_index_batch *b,
+                            const uint8_t hash[STM_HASH_LEN], int64_t time_ns,
+                            bool *done, struct stm_error *err) {
+  *done = false;
+  struct reader r;
+  reader_begin_latest(&r, idx);
+  int rc = load_claim(&r, hash, err);
+  if (rc == 0 && time_ns < r.claim.commit_time_ns) {
+    r.claim.commit_time_ns = time_ns;
+    stm_buf_reset(&r.val);
+    rc = stm_claim_encode(&r.claim, &r.val);
+    rc = rc ? rc : stm_index_batch_put_claim(b, &r.claim, r.val.data, r.val.len);
+    *done = rc == 0;
+  }
+  reader_end(&r);
+  return rc;
+}
+
 int stm_index_get_claim(struct stm_index *idx, const uint8_t hash[STM_HASH_LEN],
                         const struct stm_read_view *view, struct stm_claim *out,
                         struct stm_error *err) {
@@ -482,6 +532,8 @@ int stm_index_get_claim(struct stm_index *idx, const uint8_t hash[STM_HASH_LEN],
   int rc = load_claim(&r, hash, err);
   if (rc == NOT_VISIBLE)
     rc = STM_ENOTFOUND;
+  if (rc == 0)
+    rc = stm__index_claim_epoch(&r.rd, &r.claim, view, &r.claim.epoch, err);
   if (rc == 0) {
     stm_claim_destroy(out);
     *out = r.claim; /* move: the reader's copy is re-inited below */
@@ -502,7 +554,37 @@ struct scan {
   stm_store_claim_cb cb;
   void *ctx;
   struct stm_error *err;
+  struct stm_buf scope; /* path 0 predicate of the last claim visited */
+  uint64_t scope_epochs; /* epochs seen in that scope (0: skip lookups) */
 };
+
+/* Assertion.epoch of the visited claim; a scope without epochs (the
+ * common case) is looked up once per scan, not once per claim. */
+static int claim_epoch(struct scan *s) {
+  struct stm_claim *c = &s->r.claim;
+  const char *pred = c->predicate ? c->predicate : "";
+  size_t pl = strlen(c->concept_path) + 1, ql = strlen(pred) + 1;
+  bool same = s->scope.len == pl + ql &&
+              memcmp(s->scope.data, c->concept_path, pl) == 0 &&
+              memcmp(s->scope.data + pl, pred, ql) == 0;
+  if (same && s->scope_epochs == 0) {
+    c->epoch = 0;
+    return 0;
+  }
+  int rc = stm__index_claim_epoch(&s->r.rd, c, s->r.view, &c->epoch, s->err);
+  if (rc == 0 && !same) {
+    stm_buf_reset(&s->scope);
+    rc = stm_buf_append(&s->scope, c->concept_path, pl);
+    rc = rc ? rc : stm_buf_append(&s->scope, pred, ql);
+    struct stm_claim last = *c; /* epochs of the scope, before anything */
+    last.commit_time_ns = INT64_MAX;
+    memset(last.hash, 0xff, STM_HASH_LEN);
+    uint64_t n = 0;
+    rc = rc ? rc : stm__index_claim_epoch(&s->r.rd, &last, NULL, &n, s->err);
+    s->scope_epochs = n;
+  }
+  return rc;
+}
 
 static int scan_corrupt(struct scan *s, const char *what) {
   return stm_error_set(s->err, STM_ECORRUPT, NULL, "index: %s", what);
@@ -517,6 +599,7 @@ static int visit(struct scan *s, const uint8_t *key_hash) {
     return 0;
   if (rc == STM_ENOTFOUND) /* index and claim are written in one batch */
     return scan_corrupt(s, "an index entry points to a missing claim");
+  rc = rc ? rc : claim_epoch(s);
   return rc ? rc : s->cb(s->ctx, &s->r.claim);
 }
 
@@ -581,6 +664,7 @@ int stm_index_scan_concept(struct stm_index *idx, const char *concept_path,
                    .cb = cb,
                    .ctx = ctx,
                    .err = err};
+  stm_buf_init(&s.scope);
   struct stm_buf prefix;
   stm_buf_init(&prefix);
   reader_begin(&s.r, idx, view);
@@ -594,6 +678,7 @@ int stm_index_scan_concept(struct stm_index *idx, const char *concept_path,
   if (rc == STM_ENOMEM)
     stm_error_set(err, rc, NULL, "index scan: out of memory");
   reader_end(&s.r);
+  stm_buf_destroy(&s.scope);
   stm_buf_destroy(&prefix);
   return rc;
 }

@@ -11,7 +11,9 @@
  *       for a vote/epoch/source, the record (index_records.h)
  *   'm' name                                      -> meta value
  *       "last_applied_sequence" u64le, "assertion_count" u64le,
- *       "format_version" u32le
+ *       "format_version" u32le, "shards" u32le
+ *   'h' shard[2, big-endian] hash[32]             -> u8 record kind: the
+ *       per-shard record-hash index (index_records.h)
  *
  * LevelDB is never the source of truth: it is written without sync, and
  * each commit carries the meta keys in the same write batch, so after any
@@ -31,7 +33,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STM_INDEX_FORMAT_VERSION 3u /* 2: records; 3: 'q' is the log */
+/* 2: records; 3: 'q' is the log; 4: the 'h' shard index (issue 12) */
+#define STM_INDEX_FORMAT_VERSION 4u
+#define STM_INDEX_DEFAULT_SHARDS 64u
 
 struct stm_index;
 struct stm_index_batch;
@@ -40,6 +44,7 @@ struct stm_index_meta {
   uint64_t last_applied_sequence;
   uint64_t assertion_count;
   uint32_t format_version;
+  uint32_t shards; /* of the 'h' keys; another count rebuilds the index */
 };
 
 /*
@@ -51,6 +56,9 @@ struct stm_index_meta {
  */
 int stm_index_open(const char *path, struct stm_index **out,
                    struct stm_error *err);
+/* The same with the shard count of the 'h' keys (stm_index_open: 64). */
+int stm_index_open_shards(const char *path, uint32_t shards,
+                          struct stm_index **out, struct stm_error *err);
 void stm_index_delete(struct stm_index *idx);
 
 /* The meta as of open or the last commit (writer thread only). */
@@ -90,6 +98,16 @@ int stm_index_commit(struct stm_index *idx, struct stm_index_batch *b,
  */
 int stm_index_find(struct stm_index *idx, const uint8_t hash[STM_HASH_LEN],
                    uint64_t *sequence, struct stm_error *err);
+
+/* stm_index_find plus the stored commit time. */
+int stm_index_find_time(struct stm_index *idx,
+                        const uint8_t hash[STM_HASH_LEN], uint64_t *sequence,
+                        int64_t *commit_time_ns, struct stm_error *err);
+/* Latest state (writer): when claim `hash` is stored with a commit time
+ * later than time_ns, queue its keys re-encoded with time_ns (*done). */
+int stm__index_retime_claim(struct stm_index *idx, struct stm_index_batch *b,
+                            const uint8_t hash[STM_HASH_LEN], int64_t time_ns,
+                            bool *done, struct stm_error *err);
 
 /* The claim `hash` visible in view into an init'ed *out: 0,
  * STM_ENOTFOUND or an error (stm_store_get_claim). */

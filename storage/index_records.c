@@ -21,6 +21,10 @@
 /* A scan callback's "stop here, no error" (never a stm error code). */
 #define STOP_SCAN 0x53544f50
 
+static int parse_log_value(uint64_t seq, const uint8_t *val, size_t vlen,
+                           struct stm_audit_entry *a, const uint8_t **rest,
+                           size_t *rest_len, struct stm_error *err);
+
 /* ---- writes -----------------------------------------------------------------
  */
 
@@ -144,12 +148,31 @@ static int epoch_prefix(struct stm_buf *p, const char *path, const char *pred) {
 
 struct epoch_find {
   const struct stm_read_view *view;
-  uint64_t after; /* 0: newest; else the first after this sequence */
-  struct stm_record rec;
+  bool has_after; /* else: the newest */
+  int64_t after_time;
+  uint8_t after_hash[STM_HASH_LEN];
+  struct stm_record rec; /* the best so far */
   bool found;
+  uint64_t visible; /* visible epochs of the scope */
+  struct stm_buf order; /* (i64le time, hash) of each visible epoch */
   struct stm_error *err;
 };
 
+/* The cluster-wide order of writes: commit time, then hash. */
+static int order_cmp(int64_t ta, const uint8_t *ha, int64_t tb,
+                     const uint8_t *hb) {
+  if (ta != tb)
+    return ta < tb ? -1 : 1;
+  return memcmp(ha, hb, STM_HASH_LEN);
+}
+
+bool stm_store_epoch_before(const struct stm_epoch *e, int64_t time_ns,
+                            const uint8_t hash[STM_HASH_LEN]) {
+  return order_cmp(e->commit_time_ns, e->hash, time_ns, hash) < 0;
+}
+
+/* Epoch keys are in local sequence order, which is arrival order: the scan
+ * reads the whole scope (a handful of epochs) and picks by (time, hash). */
 static int on_epoch(void *ctx, const uint8_t *key, size_t klen,
                     const uint8_t *val, size_t vlen) {
   (void)key;
@@ -159,47 +182,112 @@ static int on_epoch(void *ctx, const uint8_t *key, size_t klen,
   int rc = stm_record_decode(STM_RECORD_EPOCH, val, vlen, &rec, f->err);
   if (rc)
     return rc;
-  if (!stm_view_visible(f->view, rec.u.epoch.sequence,
-                        rec.u.epoch.commit_time_ns)) {
-    stm_record_destroy(&rec);
-    return 1; /* sequence order: nothing later is visible either */
+  const struct stm_epoch *e = &rec.u.epoch;
+  bool take = false;
+  if (stm_view_visible(f->view, e->sequence, e->commit_time_ns)) {
+    f->visible++;
+    rc = stm_buf_put_u64le(&f->order, (uint64_t)e->commit_time_ns);
+    rc = rc ? rc : stm_buf_append(&f->order, e->hash, STM_HASH_LEN);
+    const struct stm_epoch *b = f->found ? &f->rec.u.epoch : NULL;
+    int vs_b = b ? order_cmp(e->commit_time_ns, e->hash, b->commit_time_ns,
+                             b->hash)
+                 : 0;
+    if (!f->has_after)
+      take = b == NULL || vs_b > 0;
+    else if (order_cmp(e->commit_time_ns, e->hash, f->after_time,
+                       f->after_hash) > 0)
+      take = b == NULL || vs_b < 0;
   }
-  if (f->found)
-    stm_record_destroy(&f->rec);
-  f->rec = rec;
-  f->found = true;
-  return f->after ? 1 : 0;
+  if (take) {
+    if (f->found)
+      stm_record_destroy(&f->rec);
+    f->rec = rec;
+    f->found = true;
+  } else {
+    stm_record_destroy(&rec);
+  }
+  return rc;
+}
+
+/* The number of the chosen epoch: its rank among the visible ones. */
+static uint64_t epoch_rank(const struct epoch_find *f) {
+  const struct stm_epoch *b = &f->rec.u.epoch;
+  uint64_t n = 0;
+  for (size_t off = 0; off + 8 + STM_HASH_LEN <= f->order.len;
+       off += 8 + STM_HASH_LEN) {
+    int64_t t = (int64_t)stm_buf_load_u64le(f->order.data + off);
+    if (order_cmp(t, f->order.data + off + 8, b->commit_time_ns, b->hash) <= 0)
+      n++;
+  }
+  return n;
+}
+
+static int find_epoch_rd(const struct stm__index_rd *r, const char *path,
+                         const char *pred, struct epoch_find *f,
+                         struct stm_epoch *out, struct stm_error *err) {
+  struct stm_buf p;
+  stm_buf_init(&p);
+  stm_buf_init(&f->order);
+  int rc = epoch_prefix(&p, path, pred ? pred : "");
+  if (rc == 0)
+    rc = stm__index_iterate(r, p.data, p.len, p.data, p.len, on_epoch, f, err);
+  stm_buf_destroy(&p);
+  if (rc == 0 && f->found)
+    f->rec.u.epoch.number = epoch_rank(f);
+  stm_buf_destroy(&f->order);
+  if (rc < 0) {
+    if (f->found)
+      stm_record_destroy(&f->rec);
+    return rc;
+  }
+  if (!f->found)
+    return STM_ENOTFOUND;
+  *out = f->rec.u.epoch;
+  return 0;
+}
+
+/* The claim logged at `seq` (its time and hash order it). */
+static int claim_at(const struct stm__index_rd *r, uint64_t seq,
+                    struct epoch_find *f, struct stm_error *err) {
+  uint8_t key[9];
+  key[0] = KEY_SEQUENCE;
+  stm_buf_store_u64be(key + 1, seq);
+  struct stm_buf v;
+  stm_buf_init(&v);
+  int rc = stm__index_get(r, key, sizeof key, &v, err);
+  struct stm_audit_entry a;
+  const uint8_t *rest;
+  size_t rest_len;
+  rc = rc ? rc : parse_log_value(seq, v.data, v.len, &a, &rest, &rest_len, err);
+  stm_buf_destroy(&v);
+  struct stm_claim c;
+  stm_claim_init(&c);
+  if (rc == 0 && a.kind == STM_RECORD_CLAIM)
+    rc = stm__index_load_claim(r, a.target, &c, err);
+  f->has_after = true;
+  f->after_time = rc == 0 && a.kind == STM_RECORD_CLAIM ? c.commit_time_ns
+                                                         : a.time_ns;
+  memcpy(f->after_hash, rc == 0 ? a.target : f->after_hash, STM_HASH_LEN);
+  stm_claim_destroy(&c);
+  return rc;
 }
 
 static int find_epoch(struct stm_index *idx, bool snapshot, const char *path,
                       const char *pred, uint64_t after,
                       const struct stm_read_view *view, struct stm_epoch *out,
                       struct stm_error *err) {
-  struct stm_buf p, start;
-  stm_buf_init(&p);
-  stm_buf_init(&start);
-  struct epoch_find f = {.view = view, .after = after, .err = err};
-  int rc = epoch_prefix(&p, path, pred ? pred : "");
-  rc = rc ? rc : stm_buf_append(&start, p.data, p.len);
-  if (rc == 0 && after)
-    rc = stm_buf_put_u64be(&start, after + 1);
+  struct epoch_find f = {.view = view, .err = err};
   struct stm__index_rd r;
-  stm__index_rd_begin(&r, idx, snapshot);
-  if (rc == 0)
-    rc = stm__index_iterate(&r, p.data, p.len, start.data, start.len, on_epoch,
-                            &f, err);
+  if (snapshot)
+    stm__index_rd_begin(&r, idx, true);
+  else if (view == NULL && after == 0)
+    stm__index_rd_latest(&r, idx);
+  else
+    stm__index_rd_begin(&r, idx, false);
+  int rc = after ? claim_at(&r, after, &f, err) : 0;
+  rc = rc ? rc : find_epoch_rd(&r, path, pred, &f, out, err);
   stm__index_rd_end(&r);
-  stm_buf_destroy(&p);
-  stm_buf_destroy(&start);
-  if (rc < 0) {
-    if (f.found)
-      stm_record_destroy(&f.rec);
-    return rc;
-  }
-  if (!f.found)
-    return STM_ENOTFOUND;
-  *out = f.rec.u.epoch;
-  return 0;
+  return rc;
 }
 
 int stm__index_last_epoch(struct stm_index *idx, const char *path,
@@ -214,6 +302,35 @@ int stm_index_find_epoch(struct stm_index *idx, const char *concept_path,
                          struct stm_epoch *out, struct stm_error *err) {
   return find_epoch(idx, stm__index_needs_snapshot(view), concept_path,
                     predicate, after_sequence, view, out, err);
+}
+
+int stm__index_claim_epoch(const struct stm__index_rd *r,
+                           const struct stm_claim *c,
+                           const struct stm_read_view *view, uint64_t *number,
+                           struct stm_error *err) {
+  struct epoch_find f = {.view = view, .err = err, .has_after = false};
+  struct stm_epoch e;
+  *number = 0;
+  /* The newest epoch of the claim's scope that comes before the claim:
+   * visible epochs ordered before (time, hash) of the claim. */
+  struct stm_buf p;
+  stm_buf_init(&p);
+  stm_buf_init(&f.order);
+  int rc = epoch_prefix(&p, c->concept_path, c->predicate ? c->predicate : "");
+  if (rc == 0)
+    rc = stm__index_iterate(r, p.data, p.len, p.data, p.len, on_epoch, &f, err);
+  stm_buf_destroy(&p);
+  for (size_t off = 0; rc == 0 && off + 8 + STM_HASH_LEN <= f.order.len;
+       off += 8 + STM_HASH_LEN) {
+    int64_t t = (int64_t)stm_buf_load_u64le(f.order.data + off);
+    if (order_cmp(t, f.order.data + off + 8, c->commit_time_ns, c->hash) < 0)
+      (*number)++;
+  }
+  stm_buf_destroy(&f.order);
+  if (f.found)
+    stm_record_destroy(&f.rec);
+  (void)e;
+  return rc;
 }
 
 /* -- sources -- */
@@ -236,6 +353,15 @@ static int source_emit(struct source_walk *w) {
   return rc;
 }
 
+/* Which source version wins, the same on every node: the higher
+ * (timestamp_ns, commit_time_ns, hash). */
+static bool source_newer(const struct stm_source *a,
+                         const struct stm_source *b) {
+  if (a->timestamp_ns != b->timestamp_ns)
+    return a->timestamp_ns > b->timestamp_ns;
+  return order_cmp(a->commit_time_ns, a->hash, b->commit_time_ns, b->hash) > 0;
+}
+
 static int on_source(void *ctx, const uint8_t *key, size_t klen,
                      const uint8_t *val, size_t vlen) {
   (void)key;
@@ -254,6 +380,10 @@ static int on_source(void *ctx, const uint8_t *key, size_t klen,
       (rc = source_emit(w)) != 0) {
     stm_record_destroy(&rec);
     return rc;
+  }
+  if (w->have && !source_newer(&rec.u.source, &w->cur.u.source)) {
+    stm_record_destroy(&rec); /* arrival order is local: compare versions */
+    return 0;
   }
   if (w->have)
     stm_record_destroy(&w->cur);
@@ -494,6 +624,12 @@ int stm_index_list_concepts(struct stm_index *idx, const char *prefix,
  * Parse a 'q' value: the audit entry of the write at `seq`, and (for a
  * vote, epoch or source) the record's storage encoding that follows it.
  */
+int stm__index_parse_log(uint64_t seq, const uint8_t *val, size_t vlen,
+                         struct stm_audit_entry *a, const uint8_t **rest,
+                         size_t *rest_len, struct stm_error *err) {
+  return parse_log_value(seq, val, vlen, a, rest, rest_len, err);
+}
+
 static int parse_log_value(uint64_t seq, const uint8_t *val, size_t vlen,
                            struct stm_audit_entry *a, const uint8_t **rest,
                            size_t *rest_len, struct stm_error *err) {

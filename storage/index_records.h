@@ -12,6 +12,8 @@
  *        audit entry u8 kind | hash[32] | i64le time | u8 op_len | op |
  *        u16le caller_len | caller, then for a vote, epoch or source its
  *        storage encoding (so a change feed reads any write by sequence)
+ *   'h' shard[2be] hash[32]                 -> u8 kind: the per-shard
+ *        record-hash index (index_shard.c; sources in shard 0xffff)
  *
  * All written in the same batch as the group's claims and meta keys.
  */
@@ -20,6 +22,7 @@
 
 #include "storage/index.h"
 #include "storage/records.h"
+#include "storage/store.h"
 #include "storage/view.h"
 
 /* Queue the keys of a committed vote/epoch/source ('v'/'e'/'s', 'r'); its
@@ -44,6 +47,39 @@ int stm__index_find_record(struct stm_index *idx,
 int stm__index_last_epoch(struct stm_index *idx, const char *path,
                           const char *predicate, struct stm_epoch *out,
                           struct stm_error *err);
+
+/* ---- the shard index and replication (index_shard.c) ---- */
+
+int stm__index_put_shard(struct stm_index_batch *b, uint32_t shard,
+                         const uint8_t hash[STM_HASH_LEN],
+                         enum stm_record_kind kind);
+/* Latest state (writer): when record `hash` is stored with a later commit
+ * time than time_ns, queue its keys ('v'/'e'/'s', 'q') re-timed (*done). */
+int stm__index_retime_record(struct stm_index *idx, struct stm_index_batch *b,
+                             const uint8_t hash[STM_HASH_LEN], int64_t time_ns,
+                             bool *done, struct stm_error *err);
+/* Parse a 'q' value (the audit, then a record's encoding in *rest). */
+int stm__index_parse_log(uint64_t seq, const uint8_t *val, size_t vlen,
+                         struct stm_audit_entry *a, const uint8_t **rest,
+                         size_t *rest_len, struct stm_error *err);
+/* Assertion.epoch of claim c: how many visible epochs of its exact
+ * (concept, predicate) scope come before it in (time, hash) order. */
+struct stm__index_rd;
+int stm__index_claim_epoch(const struct stm__index_rd *r,
+                           const struct stm_claim *c,
+                           const struct stm_read_view *view, uint64_t *number,
+                           struct stm_error *err);
+int stm_index_merkle_children(struct stm_index *idx, uint32_t shard,
+                              const uint8_t *prefix, unsigned nibbles,
+                              struct stm_merkle_node out[STM_MERKLE_FANOUT],
+                              struct stm_error *err);
+int stm_index_shard_hashes(struct stm_index *idx, uint32_t shard,
+                           const uint8_t *prefix, unsigned nibbles,
+                           stm_store_hash_cb cb, void *ctx,
+                           struct stm_error *err);
+int stm_index_get_any(struct stm_index *idx, const uint8_t hash[STM_HASH_LEN],
+                      enum stm_record_kind *kind, struct stm_claim *claim,
+                      struct stm_record *rec, struct stm_error *err);
 
 /* ---- reads: each as its stm_store_* counterpart in store.h ---- */
 

@@ -85,7 +85,7 @@ static int open_parts(struct stm_store *s, const struct stm_store_options *opts,
     return rc;
   char path[PATH_MAX];
   snprintf(path, sizeof path, "%s/index", s->dir);
-  rc = stm_index_open(path, &s->index, err);
+  rc = stm_index_open_shards(path, s->shards, &s->index, err);
   if (rc)
     return rc;
   snprintf(path, sizeof path, "%s/wal", s->dir);
@@ -108,6 +108,8 @@ static int open_once(const struct stm_store_options *opts, bool read_only,
   }
   s->lock_fd = -1;
   s->read_only = read_only;
+  s->shards = opts->shards ? opts->shards : STM_INDEX_DEFAULT_SHARDS;
+  s->shard_of = opts->shard_of ? opts->shard_of : stm_store_shard_of;
   s->max_group_bytes =
       opts->max_group_bytes ? opts->max_group_bytes : DEFAULT_MAX_GROUP_BYTES;
   pthread_mutex_init(&s->mu, NULL);

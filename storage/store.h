@@ -34,6 +34,12 @@ struct stm_store_options {
   /* Bytes kept in DIR/reserve so that a store on a full disk can still be
    * opened: LevelDB needs room to open. 0: no reserve. */
   uint64_t reserve_bytes;
+  /* The shard count of the per-shard record-hash index (issue 12; 0: 64)
+   * and the rule that maps a concept path to a shard (NULL:
+   * stm_store_shard_of; a clustered server passes placement's). A change
+   * of the count rebuilds the index from the WAL at open. */
+  uint32_t shards;
+  uint32_t (*shard_of)(const char *concept_path, uint32_t shards);
 };
 
 /*
@@ -217,8 +223,11 @@ int stm_store_scan_votes_many(struct stm_store *s,
 /*
  * The newest visible epoch of exactly (concept_path, predicate); predicate
  * "" is the concept-wide epoch. With after_sequence > 0 instead the FIRST
- * visible epoch committed after that sequence. Returns 0 with *out
- * (uninitialized before; destroy after), STM_ENOTFOUND or an error.
+ * visible epoch ordered after the claim logged at that sequence. Order is
+ * (commit_time_ns, hash), the same on every node (issue 12), and *out's
+ * number is its rank among the scope's visible epochs (1, 2, ...), never
+ * arrival order. Returns 0 with *out (uninitialized before; destroy
+ * after), STM_ENOTFOUND or an error.
  */
 int stm_store_find_epoch(struct stm_store *s, const char *concept_path,
                          const char *predicate, uint64_t after_sequence,
@@ -270,5 +279,91 @@ int stm_store_scan_log(struct stm_store *s, uint64_t after_sequence,
 int stm_store_scan_audit(struct stm_store *s, uint64_t after_sequence,
                          stm_store_audit_cb cb, void *ctx,
                          struct stm_error *err);
+
+/* ==== replication (issue 12) ==============================================
+ *
+ * Claims, votes and epochs are immutable content-addressed records and a
+ * source version is one too: a grow-only set. A record that came from
+ * another node keeps its ORIGIN commit_time_ns (the earliest wins when the
+ * same content was committed on two nodes: a later-arriving earlier time
+ * re-times the stored copy), so as_of_time_ns means the same on every
+ * node; sequences stay local (this node's log order). Answers that depend
+ * on order use (commit_time_ns, hash): the epoch in force, epoch numbers
+ * (an epoch's number is its rank in its scope), Assertion.epoch, and the
+ * winning source version ((timestamp_ns, commit_time_ns, hash), highest).
+ *
+ * Every stored record is also listed in a per-shard hash index: claims and
+ * epochs in the shard of their concept, votes in their target's, sources
+ * in STM_STORE_SHARD_ALL (every node holds them).
+ */
+#define STM_STORE_SHARD_ALL 0xffffu
+
+/* The default shard rule: BLAKE2b-64 of the concept path (libsodium,
+ * 8-byte output, little-endian), modulo shards (>= 1). */
+uint32_t stm_store_shard_of(const char *concept_path, uint32_t shards);
+
+/*
+ * Apply n claims that another node committed (commit_time_ns set by the
+ * origin; 0 means "now"), audited as op/caller. A claim already stored
+ * reports created = false; when the incoming commit time is earlier the
+ * stored copy takes it (one WAL entry of kind 6, formats.md). Same
+ * ownership, callback and return contract as stm_store_submit_claims.
+ */
+int stm_store_apply_claims(struct stm_store *s, struct stm_claim *claims,
+                           size_t n, const char *op, const char *caller,
+                           stm_store_write_cb cb, void *ctx);
+
+/*
+ * Apply a vote, epoch or source version that another node committed, as
+ * is: its commit_time_ns and content (an epoch keeps its origin number in
+ * its content) are kept, duplicates (by hash) are idempotent and re-timed
+ * as for claims. A vote whose target claim is not stored here completes
+ * with STM_ENOTFOUND (send claims first; anti-entropy retries). Contract
+ * as stm_store_submit_record.
+ */
+int stm_store_apply_record(struct stm_store *s, struct stm_record *rec,
+                           const char *op, const char *caller,
+                           stm_store_record_cb cb, void *ctx);
+
+/* The Merkle fan-out: each level splits the hash space by one nibble. */
+#define STM_MERKLE_FANOUT 16
+
+struct stm_merkle_node {
+  uint8_t digest[STM_HASH_LEN]; /* XOR of the record hashes below */
+  uint64_t count;
+};
+
+/*
+ * The 16 children of the Merkle node `prefix` (its first `nibbles` nibbles
+ * of the record hash; 0: the root's children) of shard `shard`, computed
+ * from the shard index in one prefix scan. Two stores hold the same
+ * records of the shard below a node iff digest and count match (XOR over
+ * BLAKE2b hashes). Returns 0 or an error.
+ */
+int stm_store_merkle_children(struct stm_store *s, uint32_t shard,
+                              const uint8_t *prefix, unsigned nibbles,
+                              struct stm_merkle_node out[STM_MERKLE_FANOUT],
+                              struct stm_error *err);
+
+/* The hashes (and kinds) of shard `shard` under Merkle node prefix/nibbles,
+ * in hash order. Return non-zero from cb to stop. */
+typedef int (*stm_store_hash_cb)(void *ctx, enum stm_record_kind kind,
+                                 const uint8_t hash[STM_HASH_LEN]);
+int stm_store_shard_hashes(struct stm_store *s, uint32_t shard,
+                           const uint8_t *prefix, unsigned nibbles,
+                           stm_store_hash_cb cb, void *ctx,
+                           struct stm_error *err);
+
+/* Any stored record by hash (a replica's FetchMissing): *kind, and the
+ * claim (into an init'ed *claim) or the record (into an uninitialized
+ * *rec, destroy after) with its commit time. 0, STM_ENOTFOUND or error. */
+int stm_store_get_any(struct stm_store *s, const uint8_t hash[STM_HASH_LEN],
+                      enum stm_record_kind *kind, struct stm_claim *claim,
+                      struct stm_record *rec, struct stm_error *err);
+
+/* Does epoch e come before the write (time_ns, hash) in the cluster-wide
+ * order (commit_time_ns, then hash)? */
+bool stm_store_epoch_before(const struct stm_epoch *e, int64_t time_ns,
+                            const uint8_t hash[STM_HASH_LEN]);
 
 #endif

@@ -74,6 +74,10 @@ int stm__store_claim_extras(struct stm_store *s, const struct stm_claim *c,
                             const char *op, const char *caller) {
   int rc = stm__index_put_claim_extras(s->w.batch, c,
                                        !concept_known(&s->w, c->concept_path));
+  rc = rc ? rc
+          : stm__index_put_shard(s->w.batch,
+                                 s->shard_of(c->concept_path, s->shards),
+                                 c->hash, STM_RECORD_CLAIM);
   return rc ? rc
             : stm__store_put_audit(s, c->sequence, c->commit_time_ns,
                                    STM_RECORD_CLAIM, c->hash, op, caller, NULL,
@@ -149,10 +153,105 @@ static int number_epoch(struct stm_store *s, struct stm_store_sub *head,
   return 0;
 }
 
+static int put_record(struct stm_store *s, struct stm_store_sub *sub,
+                      struct stm_wal_txn_builder *txn, int64_t now,
+                      uint32_t shard);
+
 static int64_t *rec_timestamp(struct stm_record *r) {
   return r->kind == STM_RECORD_VOTE    ? &r->u.vote.timestamp_ns
          : r->kind == STM_RECORD_EPOCH ? &r->u.epoch.timestamp_ns
                                        : &r->u.source.timestamp_ns;
+}
+
+int stm__store_record_shard(struct stm_store *s,
+                            const struct stm_store_sub *group,
+                            const struct stm_record *r, uint32_t *shard,
+                            struct stm_error *err) {
+  if (r->kind == STM_RECORD_SOURCE) {
+    *shard = STM_STORE_SHARD_ALL;
+    return 0;
+  }
+  if (r->kind == STM_RECORD_EPOCH) {
+    *shard = s->shard_of(r->u.epoch.concept_path, s->shards);
+    return 0;
+  }
+  for (; group; group = group->next) /* a target earlier in this group */
+    for (size_t i = 0; group->claims && i < group->n; i++)
+      if (group->results[i].created &&
+          memcmp(group->claims[i].hash, r->u.vote.target, STM_HASH_LEN) ==
+              0) {
+        *shard = s->shard_of(group->claims[i].concept_path, s->shards);
+        return 0;
+      }
+  struct stm_claim c;
+  stm_claim_init(&c);
+  struct stm_read_view now = {0};
+  int rc = stm_index_get_claim(s->index, r->u.vote.target, &now, &c, err);
+  if (rc == 0)
+    *shard = s->shard_of(c.concept_path, s->shards);
+  stm_claim_destroy(&c);
+  return rc;
+}
+
+int stm__store_add_retime(struct stm_store *s, struct stm_wal_txn_builder *txn,
+                          enum stm_record_kind kind, const uint8_t *hash,
+                          int64_t time_ns) {
+  struct stm_store_writer *w = &s->w;
+  int rc = stm_wal_txn_entry_begin(txn, STM_WAL_ENTRY_RETIME);
+  rc = rc ? rc : stm_buf_put_u8(&w->wal_buf, (uint8_t)kind);
+  rc = rc ? rc : stm_buf_append(&w->wal_buf, hash, STM_HASH_LEN);
+  rc = rc ? rc : stm_buf_put_u64le(&w->wal_buf, (uint64_t)time_ns);
+  rc = rc ? rc : stm_wal_txn_entry_end(txn);
+  if (rc == 0)
+    w->next_sequence++;
+  return rc;
+}
+
+static int64_t rec_commit_time(const struct stm_record *r) {
+  return r->kind == STM_RECORD_VOTE    ? r->u.vote.commit_time_ns
+         : r->kind == STM_RECORD_EPOCH ? r->u.epoch.commit_time_ns
+                                       : r->u.source.commit_time_ns;
+}
+
+/* A replicated vote/epoch/source: content as the origin wrote it; a copy
+ * already stored is re-timed when this one is earlier. *done: handled
+ * (a duplicate, or a failure of this submission alone). */
+static int remote_record(struct stm_store *s, struct stm_store_sub *head,
+                         struct stm_store_sub *sub,
+                         struct stm_wal_txn_builder *txn, int64_t *t,
+                         uint32_t *shard, bool *done, struct stm_error *err) {
+  struct stm_store_writer *w = &s->w;
+  struct stm_record *rec = sub->rec;
+  struct stm_write_result *r = &sub->results[0];
+  *done = true;
+  if (rec_commit_time(rec) != 0) /* 0: the origin left it to us */
+    *t = rec_commit_time(rec);
+  int rc = stm_record_compute_hash(rec);
+  if (rc)
+    return rc;
+  memcpy(r->hash, stm_record_hash(rec), STM_HASH_LEN);
+  r->created = false;
+  if (stm_hashset_get(&w->pending, r->hash, &r->sequence))
+    return 0;
+  rc = stm__index_find_record(s->index, r->hash, &r->sequence, err);
+  if (rc == 0) {
+    bool retimed = false;
+    rc = stm__index_retime_record(s->index, w->batch, r->hash, *t, &retimed,
+                                  err);
+    if (rc == 0 && retimed)
+      rc = stm__store_add_retime(s, txn, rec->kind, r->hash, *t);
+    rc = rc ? rc : stm_hashset_put(&w->pending, r->hash, r->sequence);
+    return rc;
+  }
+  if (rc != STM_ENOTFOUND)
+    return rc;
+  rc = stm__store_record_shard(s, head, rec, shard, err);
+  if (rc == STM_ENOTFOUND) {
+    sub->fail_rc = STM_ENOTFOUND;
+    return 0;
+  }
+  *done = false;
+  return rc;
 }
 
 int stm__store_build_record(struct stm_store *s, struct stm_store_sub *head,
@@ -165,6 +264,14 @@ int stm__store_build_record(struct stm_store *s, struct stm_store_sub *head,
   /* A vote's content hash covers the time its client stated, 0 when none:
    * the same vote sent twice (a retry) is one vote. Epochs and sources
    * without a stated time take the commit's. */
+  uint32_t shard = 0;
+  if (sub->remote) {
+    bool done = false;
+    int rc = remote_record(s, head, sub, txn, &now, &shard, &done, err);
+    if (rc || done)
+      return rc;
+    return put_record(s, sub, txn, now, shard);
+  }
   int64_t *ts = rec_timestamp(rec);
   bool stated = *ts != 0;
   if (*ts == 0 && rec->kind != STM_RECORD_VOTE)
@@ -194,9 +301,20 @@ int stm__store_build_record(struct stm_store *s, struct stm_store_sub *head,
       return rc;
     }
   }
+  rc = stm__store_record_shard(s, head, rec, &shard, err);
+  return rc ? rc : put_record(s, sub, txn, now, shard);
+}
+
+/* The WAL entry and keys of a new record committed at `now`. */
+static int put_record(struct stm_store *s, struct stm_store_sub *sub,
+                      struct stm_wal_txn_builder *txn, int64_t now,
+                      uint32_t shard) {
+  struct stm_store_writer *w = &s->w;
+  struct stm_record *rec = sub->rec;
+  struct stm_write_result *r = &sub->results[0];
   uint64_t seq = w->next_sequence;
   set_commit(rec, seq, now);
-  rc = stm_wal_txn_entry_begin(txn, STM_WAL_ENTRY_AUDIT);
+  int rc = stm_wal_txn_entry_begin(txn, STM_WAL_ENTRY_AUDIT);
   rc = rc ? rc
           : stm_audit_wrap_header(&w->wal_buf, rec->kind, sub->op, sub->caller);
   size_t start = w->wal_buf.len;
@@ -210,6 +328,7 @@ int stm__store_build_record(struct stm_store *s, struct stm_store_sub *head,
                                  sub->caller, w->wal_buf.data + start,
                                  w->wal_buf.len - start);
   rc = rc ? rc : stm_hashset_put(&w->pending, r->hash, seq);
+  rc = rc ? rc : stm__index_put_shard(w->batch, shard, r->hash, rec->kind);
   rc = rc ? rc : stm__store_note_log(w, seq, NULL, rec);
   if (rc)
     return rc;

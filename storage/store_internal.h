@@ -30,6 +30,9 @@ struct stm_store_sub {
   struct stm_record *rec; /* owned */
   stm_store_record_cb rcb;
   bool audited; /* WAL entries carry op + caller (kind-5 wrapper) */
+  bool remote;  /* replicated: keep the origin's commit time and content */
+  int fail_rc;  /* this submission alone failed (a remote vote whose
+                   target is not stored): reported instead of rc 0 */
   char op[STM_AUDIT_OP_MAX];
   char caller[STM_AUDIT_CALLER_MAX];
   struct stm_write_result results[]; /* n */
@@ -70,6 +73,8 @@ struct stm_store {
   void *listener_ctx;
 
   struct stm_store_writer w;
+  uint32_t shards; /* of the shard index (store.h) */
+  uint32_t (*shard_of)(const char *concept_path, uint32_t shards);
 };
 
 int stm__store_writer_init(struct stm_store *s);
@@ -121,4 +126,15 @@ int stm__store_put_audit(struct stm_store *s, uint64_t seq, int64_t t,
                          enum stm_record_kind kind, const uint8_t *hash,
                          const char *op, const char *caller,
                          const void *record, size_t record_len);
+/* The shard of a vote, epoch or source (a vote: its target claim's, found
+ * in LevelDB or among the claims of `group`). STM_ENOTFOUND: the target is
+ * not stored (yet). */
+int stm__store_record_shard(struct stm_store *s,
+                            const struct stm_store_sub *group,
+                            const struct stm_record *r, uint32_t *shard,
+                            struct stm_error *err);
+/* Queue the RETIME WAL entry (wal_format.h) at the next sequence. */
+int stm__store_add_retime(struct stm_store *s, struct stm_wal_txn_builder *txn,
+                          enum stm_record_kind kind, const uint8_t *hash,
+                          int64_t time_ns);
 #endif

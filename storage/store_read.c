@@ -7,6 +7,9 @@
 
 #include "index_records.h"
 
+#include <sodium.h>
+#include <string.h>
+
 int stm_store_get_claim(struct stm_store *s, const uint8_t hash[STM_HASH_LEN],
                         const struct stm_read_view *view, struct stm_claim *out,
                         struct stm_error *err) {
@@ -83,4 +86,33 @@ int stm_store_scan_audit(struct stm_store *s, uint64_t after_sequence,
                          stm_store_audit_cb cb, void *ctx,
                          struct stm_error *err) {
   return stm_index_scan_audit(s->index, after_sequence, cb, ctx, err);
+}
+
+/* ---- replication (issue 12) ---- */
+
+uint32_t stm_store_shard_of(const char *concept_path, uint32_t shards) {
+  uint8_t h[8];
+  crypto_generichash(h, sizeof h, (const unsigned char *)concept_path,
+                     strlen(concept_path), NULL, 0);
+  return shards ? (uint32_t)(stm_buf_load_u64le(h) % shards) : 0;
+}
+
+int stm_store_merkle_children(struct stm_store *s, uint32_t shard,
+                              const uint8_t *prefix, unsigned nibbles,
+                              struct stm_merkle_node out[STM_MERKLE_FANOUT],
+                              struct stm_error *err) {
+  return stm_index_merkle_children(s->index, shard, prefix, nibbles, out, err);
+}
+
+int stm_store_shard_hashes(struct stm_store *s, uint32_t shard,
+                           const uint8_t *prefix, unsigned nibbles,
+                           stm_store_hash_cb cb, void *ctx,
+                           struct stm_error *err) {
+  return stm_index_shard_hashes(s->index, shard, prefix, nibbles, cb, ctx, err);
+}
+
+int stm_store_get_any(struct stm_store *s, const uint8_t hash[STM_HASH_LEN],
+                      enum stm_record_kind *kind, struct stm_claim *claim,
+                      struct stm_record *rec, struct stm_error *err) {
+  return stm_index_get_any(s->index, hash, kind, claim, rec, err);
 }

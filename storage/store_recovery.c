@@ -16,8 +16,32 @@
 /* Recovery applies the replayed WAL to LevelDB in batches of about this. */
 #define REPLAY_BATCH_BYTES (4u << 20)
 
-static int replay_record(struct stm_store *s, uint8_t kind, const uint8_t *data,
-                         size_t len, uint64_t sequence,
+struct replay;
+static int flush_replay(struct replay *r, struct stm_error *err);
+static int replay_retime(struct replay *r, const uint8_t *data, size_t len,
+                         uint64_t sequence, struct stm_error *err);
+
+/* The shard of a replayed record; a vote whose target claim sits in the
+ * unflushed batch flushes it first (LevelDB then has the claim). */
+static int replay_shard(struct replay *r, struct stm_store *s,
+                        const struct stm_record *rec, uint32_t *shard,
+                        struct stm_error *err) {
+  int rc = stm__store_record_shard(s, NULL, rec, shard, err);
+  uint64_t seq;
+  if (rc == STM_ENOTFOUND && rec->kind == STM_RECORD_VOTE &&
+      stm_hashset_get(&s->w.pending, rec->u.vote.target, &seq)) {
+    rc = flush_replay(r, err);
+    rc = rc ? rc : stm__store_record_shard(s, NULL, rec, shard, err);
+  }
+  if (rc == STM_ENOTFOUND) { /* an orphan vote: keep it unsharded */
+    *shard = STM_STORE_SHARD_ALL - 1;
+    rc = 0;
+  }
+  return rc;
+}
+
+static int replay_record(struct replay *rp, struct stm_store *s, uint8_t kind,
+                         const uint8_t *data, size_t len, uint64_t sequence,
                          const uint8_t **claim_payload, size_t *claim_len,
                          char *op, char *caller, struct stm_error *err) {
   *claim_payload = NULL;
@@ -32,6 +56,8 @@ static int replay_record(struct stm_store *s, uint8_t kind, const uint8_t *data,
       *claim_len = len;
       return 0;
     }
+  } else if (kind == STM_WAL_ENTRY_RETIME) {
+    return replay_retime(rp, data, len, sequence, err);
   } else if (kind < STM_WAL_ENTRY_VOTE || kind > STM_WAL_ENTRY_SOURCE) {
     return stm_error_set(err, STM_EUNIMPL, NULL,
                          "WAL entry of kind %u at sequence %" PRIu64
@@ -62,8 +88,12 @@ static int replay_record(struct stm_store *s, uint8_t kind, const uint8_t *data,
   const uint8_t *h = stm_record_hash(&rec);
   bool dup = rc == 0 && (stm_hashset_get(&s->w.pending, h, &old) ||
                          stm__index_find_record(s->index, h, &old, err) == 0);
+  uint32_t shard = 0;
+  if (rc == 0 && !dup)
+    rc = replay_shard(rp, s, &rec, &shard, err);
   if (rc == 0 && !dup) {
-    rc = stm__index_put_record(s->w.batch, &rec, data, len);
+    rc = stm__index_put_shard(s->w.batch, shard, h, inner);
+    rc = rc ? rc : stm__index_put_record(s->w.batch, &rec, data, len);
     rc = rc ? rc
             : stm__store_put_audit(s, seq, t, inner, h, op, caller, data, len);
     rc = rc ? rc : stm_hashset_put(&s->w.pending, h, seq);
@@ -90,6 +120,38 @@ static int flush_replay(struct replay *r, struct stm_error *err) {
   return rc;
 }
 
+/* A RETIME entry: the stored record takes the earlier origin time. */
+static int replay_retime(struct replay *r, const uint8_t *data, size_t len,
+                         uint64_t sequence, struct stm_error *err) {
+  if (len != STM_WAL_RETIME_LEN)
+    return stm_error_set(err, STM_ECORRUPT, NULL,
+                         "WAL retime entry at sequence %" PRIu64
+                         " has %zu bytes",
+                         sequence, len);
+  struct stm_store *s = r->s;
+  const uint8_t *hash = data + 1;
+  int64_t t = (int64_t)stm_buf_load_u64le(data + 1 + STM_HASH_LEN);
+  uint64_t seq;
+  int rc = 0;
+  if (stm_hashset_get(&s->w.pending, hash, &seq)) /* re-time what LevelDB */
+    rc = flush_replay(r, err);                    /* holds, not the batch */
+  bool done = false;
+  if (rc == 0)
+    rc = data[0] == STM_RECORD_CLAIM
+             ? stm__index_retime_claim(s->index, s->w.batch, hash, t, &done,
+                                       err)
+             : stm__index_retime_record(s->index, s->w.batch, hash, t, &done,
+                                        err);
+  if (rc == STM_ENOTFOUND) /* cannot be: it was stored before */
+    rc = stm_error_set(err, STM_ECORRUPT, NULL,
+                       "WAL retime at sequence %" PRIu64
+                       " names a record that is not stored",
+                       sequence);
+  /* no record of its own: a later entry re-timing it again must read it
+   * back from LevelDB, so the batch is flushed before that (pending) */
+  return rc ? rc : stm_hashset_put(&s->w.pending, hash, sequence);
+}
+
 static int replay_entry(struct replay *r, const struct stm_wal_entry *e,
                         struct stm_error *err) {
   struct stm_store_writer *w = &r->s->w;
@@ -97,8 +159,8 @@ static int replay_entry(struct replay *r, const struct stm_wal_entry *e,
   size_t len = e->len;
   char op[STM_AUDIT_OP_MAX] = "", caller[STM_AUDIT_CALLER_MAX] = "";
   if (e->kind != STM_WAL_ENTRY_CLAIM) { /* records, audited entries */
-    int rc = replay_record(r->s, e->kind, e->data, e->len, e->sequence, &data,
-                           &len, op, caller, err);
+    int rc = replay_record(r, r->s, e->kind, e->data, e->len, e->sequence,
+                           &data, &len, op, caller, err);
     if (rc || data == NULL)
       return rc;
   }

@@ -39,6 +39,13 @@ void stm__store_sub_free(struct stm_store_sub *sub) {
 
 /* ---- submit (any thread) --------------------------------------------------- */
 
+static int submit_claims(struct stm_store *s, struct stm_claim *claims,
+                         size_t n, const char *op, const char *caller,
+                         stm_store_write_cb cb, void *ctx, bool remote);
+static int submit_record(struct stm_store *s, struct stm_record *rec,
+                         const char *op, const char *caller,
+                         stm_store_record_cb cb, void *ctx, bool remote);
+
 /* Hash every claim not hashed yet (here, so hashing runs in parallel on
  * the callers; a signed claim was hashed to verify its signature) and size
  * the record. */
@@ -56,9 +63,9 @@ static int prepare(struct stm_claim *claims, size_t n, size_t *bytes) {
   return 0;
 }
 
-int stm_store_submit_claims(struct stm_store *s, struct stm_claim *claims,
-                            size_t n, const char *op, const char *caller,
-                            stm_store_write_cb cb, void *ctx) {
+static int submit_claims(struct stm_store *s, struct stm_claim *claims,
+                         size_t n, const char *op, const char *caller,
+                         stm_store_write_cb cb, void *ctx, bool remote) {
   size_t bytes = 0;
   int rc = (s && claims && n > 0 && cb) ? prepare(claims, n, &bytes)
                                         : STM_EINVAL;
@@ -78,14 +85,39 @@ int stm_store_submit_claims(struct stm_store *s, struct stm_claim *claims,
   sub->cb = cb;
   sub->ctx = ctx;
   sub->audited = true;
+  sub->remote = remote;
   stm__store_copy_cut(sub->op, sizeof sub->op, op);
   stm__store_copy_cut(sub->caller, sizeof sub->caller, caller);
   return stm__store_enqueue(s, sub);
 }
 
+int stm_store_apply_claims(struct stm_store *s, struct stm_claim *claims,
+                           size_t n, const char *op, const char *caller,
+                           stm_store_write_cb cb, void *ctx) {
+  return submit_claims(s, claims, n, op, caller, cb, ctx, true);
+}
+
+int stm_store_submit_claims(struct stm_store *s, struct stm_claim *claims,
+                            size_t n, const char *op, const char *caller,
+                            stm_store_write_cb cb, void *ctx) {
+  return submit_claims(s, claims, n, op, caller, cb, ctx, false);
+}
+
+int stm_store_apply_record(struct stm_store *s, struct stm_record *rec,
+                           const char *op, const char *caller,
+                           stm_store_record_cb cb, void *ctx) {
+  return submit_record(s, rec, op, caller, cb, ctx, true);
+}
+
 int stm_store_submit_record(struct stm_store *s, struct stm_record *rec,
                             const char *op, const char *caller,
                             stm_store_record_cb cb, void *ctx) {
+  return submit_record(s, rec, op, caller, cb, ctx, false);
+}
+
+static int submit_record(struct stm_store *s, struct stm_record *rec,
+                         const char *op, const char *caller,
+                         stm_store_record_cb cb, void *ctx, bool remote) {
   int rc = (s && rec && cb && rec->kind >= STM_RECORD_VOTE &&
             rec->kind <= STM_RECORD_SOURCE)
                ? 0
@@ -111,6 +143,7 @@ int stm_store_submit_record(struct stm_store *s, struct stm_record *rec,
   sub->rcb = cb;
   sub->ctx = ctx;
   sub->audited = true;
+  sub->remote = remote;
   stm__store_copy_cut(sub->op, sizeof sub->op, op);
   stm__store_copy_cut(sub->caller, sizeof sub->caller, caller);
   sub->bytes = STM_WAL_RECORD_HEADER_LEN + STM_WAL_TXN_HEADER_LEN +
@@ -141,6 +174,23 @@ int stm__store_enqueue(struct stm_store *s, struct stm_store_sub *sub) {
 
 /* ---- building a group (writer thread) -------------------------------------- */
 
+/* A replicated claim already stored: it takes an earlier origin time
+ * (the earliest wins). Returns 0 (stored), STM_ENOTFOUND (new) or error. */
+static int remote_dup(struct stm_store *s, struct stm_wal_txn_builder *txn,
+                      const struct stm_claim *c, struct stm_write_result *r,
+                      int64_t t, struct stm_error *err) {
+  int64_t stored = 0;
+  int rc = stm_index_find_time(s->index, c->hash, &r->sequence, &stored, err);
+  if (rc || stored <= t)
+    return rc;
+  bool done = false;
+  rc = stm__index_retime_claim(s->index, s->w.batch, c->hash, t, &done, err);
+  if (rc == 0 && done)
+    rc = stm__store_add_retime(s, txn, STM_RECORD_CLAIM, c->hash, t);
+  /* later copies in this group see it as pending, never re-time twice */
+  return rc ? rc : stm_hashset_put(&s->w.pending, c->hash, r->sequence);
+}
+
 /* One submission -> results and (unless all duplicates) one TXN record. */
 static int build_sub(struct stm_store *s, struct stm_store_sub *head,
                      struct stm_store_sub *sub, int64_t now,
@@ -157,12 +207,14 @@ static int build_sub(struct stm_store *s, struct stm_store_sub *head,
     r->created = false;
     if (stm_hashset_get(&w->pending, c->hash, &r->sequence))
       continue;
-    rc = stm_index_find(s->index, c->hash, &r->sequence, err);
+    int64_t t = sub->remote && c->commit_time_ns ? c->commit_time_ns : now;
+    rc = sub->remote ? remote_dup(s, &txn, c, r, t, err)
+                     : stm_index_find(s->index, c->hash, &r->sequence, err);
     if (rc != STM_ENOTFOUND)
       continue; /* 0: already stored; < 0: a read error ends the loop */
     r->sequence = w->next_sequence;
     r->created = true;
-    rc = stm__store_add_claim(s, sub, &txn, c, now);
+    rc = stm__store_add_claim(s, sub, &txn, c, t);
   }
   if (rc == 0 && txn.count > 0)
     rc = stm_wal_txn_finish(&txn);
@@ -187,6 +239,15 @@ static void complete_all(struct stm_store_sub *list, int rc,
                          const struct stm_error *err) {
   while (list) {
     struct stm_store_sub *next = list->next;
+    if (list->rec && rc == 0 && list->fail_rc) {
+      struct stm_error e;
+      stm_error_set(&e, list->fail_rc, NULL,
+                    "the vote's target claim is not stored on this node yet");
+      list->rcb(list->ctx, list->fail_rc, NULL, false, &e);
+      stm__store_sub_free(list);
+      list = next;
+      continue;
+    }
     if (list->rec) {
       list->rcb(list->ctx, rc, rc == 0 ? list->rec : NULL,
                 rc == 0 && list->results[0].created, rc == 0 ? NULL : err);

@@ -28,7 +28,11 @@
  *   first_sequence + i; count >= 1. Kind 1 is a claim in its storage
  *   encoding (storage/claim.h); 2 vote, 3 epoch and 4 source are records
  *   in theirs (storage/records.h); 5 is the audit wrapper, the caller and
- *   operation around one entry of another kind (docs/formats.md).
+ *   operation around one entry of another kind (docs/formats.md); 6 is a
+ *   RETIME (below). Each claim/record encoding carries its own sequence
+ *   and commit time: commit_time_ns of the TXN is when THIS node wrote
+ *   the group (what PITR cuts by), while an entry replicated from another
+ *   node keeps its origin's, earlier, commit time (issue 12).
  *
  * SEAL payload (type 2), the last record of every sealed segment, written
  * (and fdatasync'd) before the next segment is created:
@@ -77,7 +81,20 @@ enum stm_wal_entry_kind {
   STM_WAL_ENTRY_EPOCH = 3,  /* an epoch record */
   STM_WAL_ENTRY_SOURCE = 4, /* a source version */
   STM_WAL_ENTRY_AUDIT = 5,  /* op + caller wrapping one entry of 1-4 */
+  STM_WAL_ENTRY_RETIME = 6, /* an earlier origin time for a stored record */
 };
+
+/* RETIME entry (kind 6, issue 12): a record replicated from another node
+ * that this node already stores, committed there EARLIER: the stored copy
+ * takes the earlier commit time (the earliest wins everywhere). It uses a
+ * sequence like any entry but adds no record:
+ *
+ *   +--------+-----------+----------------+
+ *   | kind   | hash      | commit_time_ns |
+ *   | u8 1-4 | 32 bytes  | i64le          |
+ *   +--------+-----------+----------------+
+ */
+#define STM_WAL_RETIME_LEN (1 + 32 + 8)
 
 /* ---- segment header ---------------------------------------------------- */
 
