@@ -114,6 +114,10 @@ static struct stm_cluster_member *convert(struct cl *c,
     o->state = raw[i].state;
     o->incarnation = raw[i].incarnation;
     o->last_seen_ns = raw[i].last_seen_ns;
+    /* Learned UP through gossip, not yet heard directly: a peer saw it
+     * alive when we learned it, which beats "never". */
+    if (o->last_seen_ns == 0 && raw[i].state == STM_SWIM_UP)
+      o->last_seen_ns = raw[i].state_changed_ns;
     snprintf(o->rpc_addr, sizeof o->rpc_addr, "%s", raw[i].rpc_addr);
     snprintf(o->swim_addr, sizeof o->swim_addr, "%s", raw[i].swim_addr);
     meta_decode(&raw[i], o, &version);

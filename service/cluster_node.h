@@ -92,7 +92,9 @@ struct stm_cluster_member {
   enum stm_swim_state state;
   uint64_t incarnation;
   uint64_t assertion_count;      /* self: the store's; peers: gossiped */
-  int64_t last_seen_ns;          /* wall clock, ns since the epoch */
+  int64_t last_seen_ns;          /* wall clock, ns since the epoch, when
+                                    we last heard it directly (learned UP
+                                    by gossip only: when we learned it) */
   char rpc_addr[STM_ADDR_MAX + 1];
   char swim_addr[STM_ADDR_MAX + 1];
   char bind_addr[STM_ADDR_MAX + 1]; /* "" when not gossiped (too long) */

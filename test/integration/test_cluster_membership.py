@@ -51,6 +51,7 @@ class RunbookTest(unittest.TestCase):
             self.section1(c, n1, n2, n3)
             n4 = self.section2(c, n1, n2, n3)
             self.section3(c, n1, n2, n3, n4)
+            self.assertEqual(set(c.stop_all().values()), {0})
 
     # §1 Bootstrap 3-Node Cluster (From Single-Node)
     def section1(self, c, n1, n2, n3):
@@ -219,6 +220,7 @@ class FaultTest(unittest.TestCase):
                 r = health_pb2_grpc.HealthStub(ch).Check(
                     health_pb2.HealthCheckRequest(service="stemedb.v1.Cluster"), timeout=5)
                 self.assertEqual(r.status, health_pb2.HealthCheckResponse.SERVING)
+            self.assertEqual(set(c.stop_all().values()), {0})
 
 
 class ConfigTest(unittest.TestCase):
