@@ -115,7 +115,9 @@ bool stm_cluster_is_up(const char *id);
  * address). Borrowed: valid until stm_cluster_stop; never destroy it. */
 grpc_channel *stm_cluster_peer_channel(const char *id);
 
-/* Membership changes, called on the runtime's thread in order. */
+/* Membership changes, called on the runtime's thread in order (within a
+ * tick, 100 ms, of SWIM's change). A listener sees the changes after it
+ * was added; stm_cluster_members_snapshot gives the state before. */
 typedef void (*stm_cluster_listener)(void *arg, const char *id,
                                      enum stm_swim_state old_state,
                                      enum stm_swim_state new_state,
