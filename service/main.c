@@ -7,6 +7,7 @@
 #include "cluster_node.h"
 #include "config.h"
 #include "listener_probe.h"
+#include "replication.h"
 #include "request_ids.h"
 #include "service.h"
 #include "source_keys.h"
@@ -78,6 +79,10 @@ static struct stm_store *open_store(const struct stm_server_config *cfg) {
       .data_dir = cfg->data_dir,
       .segment_bytes = (uint64_t)cfg->wal_segment_bytes,
       .reserve_bytes = (uint64_t)cfg->disk_reserve_bytes};
+  if (cfg->cluster.enabled) { /* the shard index follows placement */
+    so.shards = (uint32_t)cfg->cluster.shards;
+    so.shard_of = stm_placement_shard_of;
+  }
   struct stm_store *store = NULL;
   int64_t t0 = stm_clock_mono_ns();
   int rc = stm_store_open(&so, &store, &err);
@@ -236,6 +241,10 @@ static int start_all(const struct stm_server_config *cfg, struct node *n) {
     stm_log_error("cannot join the cluster: %s", err.message);
     return -1;
   }
+  if (stm_repl_start(&n->svc, &err) != 0) {
+    stm_log_error("cannot start replication: %s", err.message);
+    return -1;
+  }
   return start_grpc(cfg, n);
 }
 
@@ -262,6 +271,7 @@ static void stop_all(const struct stm_server_config *cfg, struct node *n) {
   /* Commits still queued complete (and answer their calls) before the
    * completion queues go away. */
   stm_archiver_stop(n->archiver);
+  stm_repl_stop();
   stm_cluster_stop();
   stm_store_delete(n->store);
   stm_grpc_server_delete(n->server);

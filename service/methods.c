@@ -4,6 +4,7 @@
  * the file of its family (service_internal.h lists them). */
 #include "service.h"
 #include "service_internal.h"
+#include "replication.h"
 
 #include "grpc/health/v1/health.pb-c.h"
 #include "stemedb/v1/admin.pb-c.h"
@@ -35,14 +36,16 @@ static const struct stm_grpc_method methods[] = {
     M(SVC "Status", stemedb__v1__status_request, stm__handle_status),
     M(SVC "Metrics", stemedb__v1__metrics_request, stm__handle_metrics),
     M(SVC "Watch", stemedb__v1__watch_request, stm__handle_watch),
-    M(CLU "Replicate", stemedb__v1__replicate_request, NULL),
-    M(CLU "MerkleSummary", stemedb__v1__merkle_summary_request, NULL),
-    M(CLU "FetchMissing", stemedb__v1__fetch_missing_request, NULL),
+    M(CLU "Replicate", stemedb__v1__replicate_request, stm__handle_replicate),
+    M(CLU "MerkleSummary", stemedb__v1__merkle_summary_request,
+      stm__handle_merkle_summary),
+    M(CLU "FetchMissing", stemedb__v1__fetch_missing_request,
+      stm__handle_fetch_missing),
     M(CLU "Members", stemedb__v1__members_request,
       stm__handle_cluster_members),
     M(CLU "Health", stemedb__v1__cluster_health_request,
       stm__handle_cluster_health),
-    M(CLU "Sync", stemedb__v1__sync_request, NULL),
+    M(CLU "Sync", stemedb__v1__sync_request, stm__handle_sync),
     M(CLU "Shards", stemedb__v1__shards_request,
       stm__handle_cluster_shards),
     M(CLU "RebalanceShard", stemedb__v1__rebalance_shard_request,

@@ -77,6 +77,10 @@ int stm_index_shard_hashes(struct stm_index *idx, uint32_t shard,
                            const uint8_t *prefix, unsigned nibbles,
                            stm_store_hash_cb cb, void *ctx,
                            struct stm_error *err);
+int stm_index_shard_records(struct stm_index *idx, uint32_t shard,
+                            const uint8_t *prefix, unsigned nibbles,
+                            stm_store_encoded_cb cb, void *ctx,
+                            struct stm_error *err);
 int stm_index_get_any(struct stm_index *idx, const uint8_t hash[STM_HASH_LEN],
                       enum stm_record_kind *kind, struct stm_claim *claim,
                       struct stm_record *rec, struct stm_error *err);

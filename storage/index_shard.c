@@ -194,3 +194,63 @@ int stm__index_retime_record(struct stm_index *idx, struct stm_index_batch *b,
   stm_record_destroy(&rec);
   return rc;
 }
+
+struct records_walk {
+  const struct stm__index_rd *rd;
+  const uint8_t *prefix;
+  unsigned nibbles;
+  stm_store_encoded_cb cb;
+  void *ctx;
+  struct stm_buf val;
+  struct stm_error *err;
+};
+
+static int on_record_key(void *ctx, const uint8_t *key, size_t klen,
+                         const uint8_t *val, size_t vlen) {
+  struct records_walk *w = ctx;
+  if (klen != 3 + STM_HASH_LEN || vlen != 1)
+    return stm_error_set(w->err, STM_ECORRUPT, NULL,
+                         "index: a shard key is malformed");
+  const uint8_t *h = key + 3;
+  if (w->nibbles % 2 &&
+      nibble_at(h, w->nibbles - 1) != nibble_at(w->prefix, w->nibbles - 1))
+    return 0;
+  enum stm_record_kind kind = (enum stm_record_kind)val[0];
+  int rc;
+  if (kind == STM_RECORD_CLAIM) { /* 'c' holds the storage encoding */
+    uint8_t ck[1 + STM_HASH_LEN];
+    ck[0] = 'c';
+    memcpy(ck + 1, h, STM_HASH_LEN);
+    rc = stm__index_get(w->rd, ck, sizeof ck, &w->val, w->err);
+    return rc ? rc : w->cb(w->ctx, kind, h, w->val.data, w->val.len);
+  }
+  struct stm_record rec;
+  struct stm_audit_entry a;
+  rc = load_record(w->rd, h, &rec, &a, w->err);
+  if (rc)
+    return rc;
+  stm_buf_reset(&w->val);
+  rc = stm_record_encode(&rec, &w->val);
+  stm_record_destroy(&rec);
+  return rc ? rc : w->cb(w->ctx, kind, h, w->val.data, w->val.len);
+}
+
+int stm_index_shard_records(struct stm_index *idx, uint32_t shard,
+                            const uint8_t *prefix, unsigned nibbles,
+                            stm_store_encoded_cb cb, void *ctx,
+                            struct stm_error *err) {
+  if (nibbles >= 2 * STM_HASH_LEN)
+    return stm_error_set(err, STM_EINVAL, "nibbles", "at most %d nibbles",
+                         2 * STM_HASH_LEN - 1);
+  uint8_t key[3 + STM_HASH_LEN];
+  size_t klen = node_prefix(key, shard, prefix, nibbles);
+  struct stm__index_rd r;
+  stm__index_rd_begin(&r, idx, true);
+  struct records_walk w = {.rd = &r, .prefix = prefix, .nibbles = nibbles,
+                           .cb = cb, .ctx = ctx, .err = err};
+  stm_buf_init(&w.val);
+  int rc = stm__index_iterate(&r, key, klen, key, klen, on_record_key, &w, err);
+  stm_buf_destroy(&w.val);
+  stm__index_rd_end(&r);
+  return rc;
+}

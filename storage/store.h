@@ -354,6 +354,19 @@ int stm_store_shard_hashes(struct stm_store *s, uint32_t shard,
                            stm_store_hash_cb cb, void *ctx,
                            struct stm_error *err);
 
+/* The records of shard `shard` under Merkle node prefix/nibbles with their
+ * storage encodings (what stm_claim_encode / stm_record_encode write, with
+ * this node's sequence and the commit time), in hash order, from one
+ * snapshot: what anti-entropy sends. Borrowed for the call; non-zero from
+ * cb stops. */
+typedef int (*stm_store_encoded_cb)(void *ctx, enum stm_record_kind kind,
+                                    const uint8_t hash[STM_HASH_LEN],
+                                    const uint8_t *encoded, size_t len);
+int stm_store_shard_records(struct stm_store *s, uint32_t shard,
+                            const uint8_t *prefix, unsigned nibbles,
+                            stm_store_encoded_cb cb, void *ctx,
+                            struct stm_error *err);
+
 /* Any stored record by hash (a replica's FetchMissing): *kind, and the
  * claim (into an init'ed *claim) or the record (into an uninitialized
  * *rec, destroy after) with its commit time. 0, STM_ENOTFOUND or error. */

@@ -111,6 +111,14 @@ int stm_store_shard_hashes(struct stm_store *s, uint32_t shard,
   return stm_index_shard_hashes(s->index, shard, prefix, nibbles, cb, ctx, err);
 }
 
+int stm_store_shard_records(struct stm_store *s, uint32_t shard,
+                            const uint8_t *prefix, unsigned nibbles,
+                            stm_store_encoded_cb cb, void *ctx,
+                            struct stm_error *err) {
+  return stm_index_shard_records(s->index, shard, prefix, nibbles, cb, ctx,
+                                 err);
+}
+
 int stm_store_get_any(struct stm_store *s, const uint8_t hash[STM_HASH_LEN],
                       enum stm_record_kind *kind, struct stm_claim *claim,
                       struct stm_record *rec, struct stm_error *err) {

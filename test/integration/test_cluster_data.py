@@ -1,0 +1,145 @@
+"""Replication on real processes (issue 12): the data half of the runbook.
+
+§1 bootstrap: a single node that already holds claims, votes, epochs and
+   sources becomes node1 of a 3-node cluster (factor 2); POST /cluster/sync
+   {"force": true} on node1; then every claim is stored on >= 2 nodes
+   (Get on each node's own store), sources on every node, and the sum of
+   assertion_count is >= 2 x the claims.
+A new empty node receives 100 k claims through anti-entropy (timed; the
+   number goes to docs/benchmarks.md). STM_CLUSTER_BENCH_CLAIMS changes the
+   count (CI keeps the default small: 20 k).
+
+Nodes use the harness (cluster.py: 127.0.0.11.. with the runbook's fixed
+ports, RESOURCE_LOCK cluster_ports).
+"""
+
+import os
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cluster  # noqa: E402
+import stmtest  # noqa: E402
+
+UP3 = {"node1": "UP", "node2": "UP", "node3": "UP"}
+# The periodic pass is not what these tests wait for: Sync starts it.
+os.environ.setdefault("STEMEDB_ANTI_ENTROPY_INTERVAL_MS", "600000")
+
+
+def stubs():
+    pb, pbg, types, _, _ = stmtest.stubs()
+    return pb, pbg, types
+
+
+def write_claims(node, n, prefix, batch=1000):
+    """n claims over 50 concepts, in AssertBatch calls; their hashes."""
+    import grpc
+    pb, pbg, types = stubs()
+    hashes = []
+    with grpc.insecure_channel(node.rpc_addr) as ch:
+        stub = pbg.StemeDBStub(ch)
+        for start in range(0, n, batch):
+            req = pb.AssertBatchRequest(assertions=[
+                pb.AssertRequest(concept_path="%s/%d" % (prefix, i % 50),
+                                 predicate="p",
+                                 value=types.Value(number_value=i),
+                                 source_id="https://s%d" % (i % 3))
+                for i in range(start, min(n, start + batch))])
+            resp = stub.AssertBatch(req, timeout=60)
+            hashes.extend(r.hash for r in resp.results)
+    return hashes
+
+
+def holders(nodes, hashes):
+    """For each hash, how many nodes store it (Get is node-local)."""
+    import grpc
+    pb, pbg, _ = stubs()
+    counts = dict.fromkeys(hashes, 0)
+    for n in nodes:
+        with grpc.insecure_channel(n.rpc_addr) as ch:
+            stub = pbg.StemeDBStub(ch)
+            for h in hashes:
+                try:
+                    stub.Get(pb.GetRequest(hash=h), timeout=5)
+                    counts[h] += 1
+                except grpc.RpcError as e:
+                    if e.code() != grpc.StatusCode.NOT_FOUND:
+                        raise
+    return counts
+
+
+def count(node):
+    return node.health()[1]["assertion_count"]
+
+
+class ClusterDataTest(unittest.TestCase):
+    def test_bootstrap_from_a_single_full_node(self):
+        import grpc
+        pb, pbg, types = stubs()
+        with cluster.Cluster() as c:
+            n1 = c.add("node1", 1, seeds=[2, 3], clustered=False)
+            n2 = c.add("node2", 2, seeds=[1, 3])
+            n3 = c.add("node3", 3, seeds=[1, 2])
+            n1.start()
+            hashes = write_claims(n1, 600, "boot")
+            with grpc.insecure_channel(n1.rpc_addr) as ch:
+                stub = pbg.StemeDBStub(ch)
+                stub.PutSource(pb.PutSourceRequest(source=types.Source(
+                    id="https://s1", name="S1", tier=1)), timeout=10)
+                for h in hashes[:20]:
+                    stub.Vote(pb.VoteRequest(assertion_hash=h, voter_id="v",
+                                             weight=1.0), timeout=10)
+                stub.StartEpoch(pb.StartEpochRequest(concept_path="boot/3",
+                                                     reason="r"), timeout=10)
+            c.start_all([n2, n3])
+            self.assertEqual(n1.stop(), 0)
+            n1.clustered = True
+            n1.start()
+            for n in (n1, n2, n3):
+                c.wait_status(n, UP3)
+            status, body = n1.post("/cluster/sync",
+                                   {"target_nodes": ["node2", "node3"],
+                                    "force": True})
+            self.assertIn(status, (200, 202), body)
+            self.assertEqual(sorted(body["started"]), ["node2", "node3"])
+            # Every claim on >= factor nodes once the sync has run.
+            stmtest.wait_until(
+                lambda: count(n1) + count(n2) + count(n3) >= 2 * len(hashes),
+                60, "the sum of assertion_count to reach 2 x claims")
+            held = holders([n1, n2, n3], hashes)
+            self.assertEqual([h for h, k in held.items() if k < 2], [])
+            # Sources live on every node.
+            for n in (n2, n3):
+                with grpc.insecure_channel(n.rpc_addr) as ch:
+                    src = pbg.StemeDBStub(ch).GetSource(
+                        pb.GetSourceRequest(id="https://s1"), timeout=5)
+                    self.assertEqual(src.tier, 1)
+            self.assertEqual(set(c.stop_all().values()), {0})
+
+    def test_new_node_receives_claims_fast(self):
+        total = int(os.environ.get("STM_CLUSTER_BENCH_CLAIMS", "20000"))
+        with cluster.Cluster() as c:
+            n1 = c.add("node1", 1, seeds=[2])
+            n2 = c.add("node2", 2, seeds=[1])
+            n1.start()
+            write_claims(n1, total, "bench", batch=2000)
+            self.assertEqual(count(n1), total)
+            n2.start()
+            for n in (n1, n2):
+                c.wait_status(n, {"node1": "UP", "node2": "UP"})
+            t0 = time.monotonic()
+            status, body = n1.post("/cluster/sync", {"target_nodes": ["node2"]})
+            self.assertIn(status, (200, 202), body)
+            stmtest.wait_until(lambda: count(n2) >= total, 120,
+                               "node2 to hold every claim")
+            dt = time.monotonic() - t0
+            rate = total / dt
+            print("\nnew node received %d claims in %.2f s: %.0f claims/s"
+                  % (total, dt, rate), file=sys.stderr)
+            self.assertEqual(count(n2), total)
+            self.assertEqual(set(c.stop_all().values()), {0})
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
