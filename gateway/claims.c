@@ -80,38 +80,6 @@ static int get_bool(const json_t *obj, const char *key, protobuf_c_boolean *out,
   return 0;
 }
 
-static int json_int64(const json_t *v, const char *field, int64_t min,
-                      int64_t max, int64_t *out, struct stm_error *err) {
-  if (json_is_string(v))
-    return stm_gw_parse_int(field, json_string_value(v), json_string_length(v),
-                            min, max, out, err);
-  int64_t n;
-  if (json_is_integer(v)) {
-    n = json_integer_value(v);
-  } else if (json_is_real(v)) {
-    double d = json_real_value(v);
-    if (d != floor(d))
-      return stm_error_set(err, STM_EINVAL, field, "%s must be an integer",
-                           field);
-    if (d < -TWO_POW_63 || d >= TWO_POW_63)
-      return stm_error_set(err, STM_EINVAL, field,
-                           "%s is out of range [%lld, %lld]", field,
-                           (long long)min, (long long)max);
-    n = (int64_t)d;
-  } else {
-    return stm_error_set(err, STM_EINVAL, field,
-                         "%s must be an integer (a JSON number or a decimal "
-                         "string)",
-                         field);
-  }
-  if (n < min || n > max)
-    return stm_error_set(err, STM_EINVAL, field,
-                         "%s is out of range [%lld, %lld]", field,
-                         (long long)min, (long long)max);
-  *out = n;
-  return 0;
-}
-
 static int json_uint64(const json_t *v, const char *field, uint64_t max,
                        uint64_t *out, struct stm_error *err) {
   uint64_t n;
@@ -263,8 +231,14 @@ static int fill_assert(const json_t *obj, const char *prefix,
   if (rc || (rc = set_string(&m->parent_hash, s, len, err)))
     return rc;
   v = stm_gw_body_member(obj, "timestamp_ns");
-  if (v && (rc = json_int64(v, field_name(f, prefix, "timestamp_ns"), INT64_MIN,
+  if (v && (rc = stm_gw_json_int64(v, field_name(f, prefix, "timestamp_ns"), INT64_MIN,
                             INT64_MAX, &m->timestamp_ns, err)))
+    return rc;
+  /* Mapped inside a batch too, as gRPC carries it; the server ignores it
+   * there and honours the batch's. */
+  rc = get_string(obj, "request_id", field_name(f, prefix, "request_id"), &s,
+                  &len, err);
+  if (rc || (rc = set_string(&m->request_id, s, len, err)))
     return rc;
   return fill_signature(obj, prefix, m, err);
 }
@@ -319,7 +293,11 @@ int stm_gw_parse_assert_batch(const json_t *obj,
     protobuf_c_message_free_unpacked(&m->base, NULL);
     return stm_gw_error_oom(err);
   }
-  int rc = 0;
+  const char *rid;
+  size_t rid_len;
+  int rc = get_string(obj, "request_id", "request_id", &rid, &rid_len, err);
+  if (rc == 0)
+    rc = set_string(&m->request_id, rid, rid_len, err);
   for (size_t i = 0; rc == 0 && i < n; i++) {
     char prefix[48];
     stm_field_name_at(prefix, sizeof prefix, "assertions", i, "");
@@ -354,7 +332,7 @@ static int fill_query(const json_t *obj, Stemedb__V1__QueryRequest *m,
                              &m->as_of_sequence, err)))
     return rc;
   v = stm_gw_body_member(obj, "as_of_time_ns");
-  if (v && (rc = json_int64(v, "as_of_time_ns", INT64_MIN, INT64_MAX,
+  if (v && (rc = stm_gw_json_int64(v, "as_of_time_ns", INT64_MIN, INT64_MAX,
                             &m->as_of_time_ns, err)))
     return rc;
   uint64_t limit = 0;

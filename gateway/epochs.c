@@ -21,13 +21,20 @@ int stm_gw_build_start_epoch(const struct stm_gw_request *rq,
   rc = rc ? rc
           : stm_gw_body_string(rq->body, "reason", "reason", false, &m->reason,
                                err);
+  rc = rc ? rc
+          : stm_gw_body_int64(rq->body, "timestamp_ns", "timestamp_ns",
+                              &m->timestamp_ns, err);
+  rc = rc ? rc
+          : stm_gw_body_string(rq->body, "request_id", "request_id", false,
+                               &m->request_id, err);
   return stm_gw_message_finish(&m->base, rc, out);
 }
 
 json_t *stm_gw_render_start_epoch(const ProtobufCMessage *msg, int *status) {
   const Stemedb__V1__StartEpochResponse *r = (const void *)msg;
-  *status = 201;
+  *status = r->created ? 201 : 200;
   json_t *o = json_object();
   stm_json_put(o, "epoch", stm_json_render_epoch(r->epoch));
+  stm_json_put(o, "created", json_boolean(r->created));
   return o;
 }

@@ -3,11 +3,13 @@
 #include "common/hex.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define QVAL_MAX 1024
+#define STM_GW_TWO_POW_63 9223372036854775808.0 /* 2^63 as a double */
 
 int stm_gw_error_oom(struct stm_error *err) {
   return stm_error_set(err, STM_ENOMEM, NULL, "out of memory");
@@ -216,6 +218,44 @@ int stm_gw_body_number(const json_t *obj, const char *key, const char *field,
     return stm_error_set(err, STM_EINVAL, field, "%s must be a number", field);
   *out = json_number_value(v);
   return 0;
+}
+
+int stm_gw_json_int64(const json_t *v, const char *field, int64_t min,
+                      int64_t max, int64_t *out, struct stm_error *err) {
+  if (json_is_string(v))
+    return stm_gw_parse_int(field, json_string_value(v), json_string_length(v),
+                            min, max, out, err);
+  int64_t n;
+  if (json_is_integer(v)) {
+    n = json_integer_value(v);
+  } else if (json_is_real(v)) {
+    double d = json_real_value(v);
+    if (d != floor(d))
+      return stm_error_set(err, STM_EINVAL, field, "%s must be an integer",
+                           field);
+    if (d < -STM_GW_TWO_POW_63 || d >= STM_GW_TWO_POW_63)
+      return stm_error_set(err, STM_EINVAL, field,
+                           "%s is out of range [%lld, %lld]", field,
+                           (long long)min, (long long)max);
+    n = (int64_t)d;
+  } else {
+    return stm_error_set(err, STM_EINVAL, field,
+                         "%s must be an integer (a JSON number or a decimal "
+                         "string)",
+                         field);
+  }
+  if (n < min || n > max)
+    return stm_error_set(err, STM_EINVAL, field,
+                         "%s is out of range [%lld, %lld]", field,
+                         (long long)min, (long long)max);
+  *out = n;
+  return 0;
+}
+
+int stm_gw_body_int64(const json_t *obj, const char *key, const char *field,
+                      int64_t *out, struct stm_error *err) {
+  const json_t *v = stm_gw_body_member(obj, key);
+  return v ? stm_gw_json_int64(v, field, INT64_MIN, INT64_MAX, out, err) : 0;
 }
 
 int stm_gw_message_finish(ProtobufCMessage *m, int rc, ProtobufCMessage **out) {

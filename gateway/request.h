@@ -92,5 +92,13 @@ int stm_gw_body_string(const json_t *obj, const char *key, const char *field,
 int stm_gw_body_number(const json_t *obj, const char *key, const char *field,
                        bool required, double *out, bool *present,
                        struct stm_error *err);
+/* An integer in [min, max] from a JSON integer, an integral real or a
+ * decimal string (64-bit values do not survive every JSON client as
+ * numbers); anything else is STM_EINVAL naming `field`. */
+int stm_gw_json_int64(const json_t *v, const char *field, int64_t min,
+                      int64_t max, int64_t *out, struct stm_error *err);
+/* An optional int64 member: absent leaves *out as it is. */
+int stm_gw_body_int64(const json_t *obj, const char *key, const char *field,
+                      int64_t *out, struct stm_error *err);
 
 #endif

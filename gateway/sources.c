@@ -42,6 +42,9 @@ int stm_gw_build_put_source(const struct stm_gw_request *rq,
   rc = rc ? rc
           : stm_gw_body_string(rq->body, "public_key", "source.public_key",
                                false, &s->public_key, err);
+  rc = rc ? rc
+          : stm_gw_body_string(rq->body, "request_id", "request_id", false,
+                               &m->request_id, err);
   return stm_gw_message_finish(&m->base, rc, out);
 }
 

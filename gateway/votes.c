@@ -21,6 +21,12 @@ int stm_gw_build_vote(const struct stm_gw_request *rq, ProtobufCMessage **out,
   rc = rc ? rc
           : stm_gw_body_number(rq->body, "weight", "weight", true, &m->weight,
                                NULL, err);
+  rc = rc ? rc
+          : stm_gw_body_int64(rq->body, "timestamp_ns", "timestamp_ns",
+                              &m->timestamp_ns, err);
+  rc = rc ? rc
+          : stm_gw_body_string(rq->body, "request_id", "request_id", false,
+                               &m->request_id, err);
   return stm_gw_message_finish(&m->base, rc, out);
 }
 

@@ -2,9 +2,44 @@
 
 #include "common/validate.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/*
+ * The first string holding a NUL, depth first: true with its path
+ * ("assertions[2].value.ref") in field and the NUL's byte offset in *at.
+ * The path is built in place: each level appends its part and cuts it off
+ * again. Depth is bounded by jansson's own nesting limit.
+ */
+static bool find_nul(const json_t *j, char *field, size_t cap, size_t *at) {
+  if (json_is_string(j)) {
+    const char *s = json_string_value(j);
+    const char *nul = memchr(s, 0, json_string_length(j));
+    if (nul)
+      *at = (size_t)(nul - s);
+    return nul != NULL;
+  }
+  size_t used = strlen(field);
+  if (json_is_object(j)) {
+    const char *key;
+    const json_t *v;
+    json_object_foreach((json_t *)j, key, v) {
+      snprintf(field + used, cap - used, "%s%s", used ? "." : "", key);
+      if (find_nul(v, field, cap, at))
+        return true;
+    }
+  } else if (json_is_array(j)) {
+    for (size_t i = 0; i < json_array_size(j); i++) {
+      snprintf(field + used, cap - used, "[%zu]", i);
+      if (find_nul(json_array_get(j, i), field, cap, at))
+        return true;
+    }
+  }
+  field[used] = '\0';
+  return false;
+}
 
 int stm_json_parse(const char *body, size_t len, json_t **out,
                    struct stm_error *err) {
@@ -15,8 +50,12 @@ int stm_json_parse(const char *body, size_t len, json_t **out,
   if (!stm_utf8_valid(body, len))
     return stm_error_set(err, STM_EINVAL, NULL,
                          "request body is not valid UTF-8");
+  /* \u0000 is decoded (JSON_ALLOW_NUL) so that the refusal below can name
+   * the field, with the message the server gives a gRPC string with a NUL;
+   * jansson's own refusal names neither. */
   json_error_t je;
-  json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+  json_t *j =
+      json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
   if (j == NULL)
     return stm_error_set(err, STM_EINVAL, NULL,
                          "malformed JSON at line %d, column %d (byte %d): %s",
@@ -25,6 +64,16 @@ int stm_json_parse(const char *body, size_t len, json_t **out,
     json_decref(j);
     return stm_error_set(err, STM_EINVAL, NULL,
                          "request body must be a JSON object");
+  }
+  char field[256];
+  size_t at = 0;
+  field[0] = '\0';
+  if (find_nul(j, field, sizeof field, &at)) {
+    json_decref(j);
+    return stm_error_set(err, STM_EINVAL, field,
+                         "%s contains a NUL byte (at byte %zu); no string "
+                         "field may contain NUL",
+                         field, at);
   }
   *out = j;
   return 0;

@@ -25,7 +25,9 @@
 /*
  * Parse a request body that must be one JSON object. Rejects an empty
  * body, invalid UTF-8, malformed JSON (the message gives line, column and
- * byte offset), duplicate keys and non-objects, with STM_EINVAL. On success
+ * byte offset), duplicate keys, non-objects and a string holding a NUL
+ * (\u0000; the error names its field, "assertions[1].value", with the
+ * server's message for a NUL in a gRPC string) with STM_EINVAL. On success
  * *out is a new reference.
  */
 int stm_json_parse(const char *body, size_t len, json_t **out,

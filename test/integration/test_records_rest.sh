@@ -138,5 +138,64 @@ check "GET /v1/sources?as_of_sequence= lists that version" "200 1" \
 r=$(get "/v1/sources/ver-x?as_of_sequence=x")
 check "a bad as_of_sequence is 400 naming it" "400 as_of_sequence" "$(code "$r") $(body "$r" | jq -r .error.field)"
 
+# --- safe retries (issue 10 item 3): request_id and timestamp_ns over REST ---
+# A replayed request_id answers the first outcome, created included, so the
+# retry of a created vote is 201 created true with the same hash; without
+# the mapping it would be a content match (200, created false).
+VB="{\"assertion_hash\":\"$A\",\"voter_id\":\"retry-voter\",\"weight\":1,\"request_id\":\"rv-1\"}"
+r1=$(post /v1/votes "$VB")
+r2=$(post /v1/votes "$VB")
+check "a vote with a request_id is created" "201 true" "$(code "$r1") $(body "$r1" | jq -r .created)"
+check "its retry answers the first outcome" "201 true $(body "$r1" | jq -r .hash)" \
+  "$(code "$r2") $(body "$r2" | jq -r .created) $(body "$r2" | jq -r .hash)"
+r=$(get "/v1/trace/$A")
+check "the retried vote is one vote" 1 "$(body "$r" | jq '[.votes[]|select(.voter_id == "retry-voter")]|length')"
+r=$(post /v1/votes "{\"assertion_hash\":\"$A\",\"voter_id\":\"retry-voter\",\"weight\":0.5,\"request_id\":\"rv-1\"}")
+check "request_id reused for another vote is 400 naming it" "400 request_id" "$(code "$r") $(body "$r" | jq -r .error.field)"
+r=$(post /v1/votes "{\"assertion_hash\":\"$A\",\"voter_id\":\"ts-voter\",\"weight\":1,\"timestamp_ns\":\"1234567890123\"}")
+check "a vote's timestamp_ns is kept" "201" "$(code "$r")"
+r=$(get "/v1/trace/$A")
+check "the trace shows the stated time (sent as a decimal string)" 1234567890123 \
+  "$(body "$r" | jq -r '.votes[]|select(.voter_id == "ts-voter")|.timestamp_ns')"
+r=$(post /v1/votes "{\"assertion_hash\":\"$A\",\"voter_id\":\"ts-voter\",\"weight\":1,\"timestamp_ns\":1.5}")
+check "a fractional timestamp_ns is 400" "400 timestamp_ns" "$(code "$r") $(body "$r" | jq -r .error.field)"
+EB='{"concept_path":"rest/other","predicate":"p","reason":"recall","timestamp_ns":1700000000000000000}'
+r1=$(post /v1/epochs "$EB")
+r2=$(post /v1/epochs "$EB")
+check "an epoch with a stated time is created" "201 true" "$(code "$r1") $(body "$r1" | jq -r .created)"
+check "repeating it returns that epoch, created false" "200 false $(body "$r1" | jq -r .epoch.hash)" \
+  "$(code "$r2") $(body "$r2" | jq -r .created) $(body "$r2" | jq -r .epoch.hash)"
+r1=$(post /v1/epochs '{"concept_path":"rest/other","predicate":"q","reason":"r","request_id":"re-1"}')
+r2=$(post /v1/epochs '{"concept_path":"rest/other","predicate":"q","reason":"r","request_id":"re-1"}')
+check "an epoch retried by request_id opens one epoch" "201 $(body "$r1" | jq -r .epoch.hash) 1" \
+  "$(code "$r2") $(body "$r2" | jq -r .epoch.hash) $(body "$r2" | jq -r .epoch.number)"
+r=$(post /v1/epochs '{"concept_path":"rest/other","predicate":"q","reason":"other","request_id":"re-1"}')
+check "epoch request_id reuse is 400" "400 request_id" "$(code "$r") $(body "$r" | jq -r .error.field)"
+r1=$(put "/v1/sources/retry-src" '{"name":"n","tier":2,"request_id":"rs-1"}')
+r2=$(put "/v1/sources/retry-src" '{"name":"n","tier":2,"request_id":"rs-1"}')
+check "a source retried by request_id is one version" "200 $(body "$r1" | jq -r .source.sequence)" \
+  "$(code "$r2") $(body "$r2" | jq -r .source.sequence)"
+r=$(put "/v1/sources/retry-src" '{"name":"m","tier":2,"request_id":"rs-1"}')
+check "source request_id reuse is 400" "400 request_id" "$(code "$r") $(body "$r" | jq -r .error.field)"
+r=$(post /v1/assert '{"concept_path":"rest/rid","predicate":"p","value":1,"request_id":"ra-1"}')
+check "an assert with a request_id" 201 "$(code "$r")"
+r=$(post /v1/assert '{"concept_path":"rest/rid","predicate":"p","value":2,"request_id":"ra-1"}')
+check "assert request_id reuse is 400" "400 request_id" "$(code "$r") $(body "$r" | jq -r .error.field)"
+r=$(post /v1/assert/batch '{"request_id":"rb-1","assertions":[{"concept_path":"rest/rid","predicate":"b","value":1}]}')
+check "a batch with a request_id" 201 "$(code "$r")"
+r=$(post /v1/assert/batch '{"request_id":"rb-1","assertions":[{"concept_path":"rest/rid","predicate":"b","value":2}]}')
+check "batch request_id reuse is 400" "400 request_id" "$(code "$r") $(body "$r" | jq -r .error.field)"
+r=$(post /v1/votes "{\"assertion_hash\":\"$A\",\"voter_id\":\"x\",\"weight\":1,\"request_id\":\"bad id\"}")
+check "a request_id with a space is 400" "400 request_id" "$(code "$r") $(body "$r" | jq -r .error.field)"
+
+# --- a NUL in a JSON string: 400 naming the field, the server's message ---
+r=$(post /v1/votes "{\"assertion_hash\":\"$A\",\"voter_id\":\"a\\u0000b\",\"weight\":1}")
+check "a NUL in voter_id is 400 naming it" \
+  "400 voter_id voter_id contains a NUL byte (at byte 1); no string field may contain NUL" \
+  "$(code "$r") $(body "$r" | jq -r '.error.field + " " + .error.message')"
+r=$(post /v1/assert/batch '{"assertions":[{"concept_path":"a","predicate":"p","value":1},{"concept_path":"a","predicate":"p","value":{"ref":"x\u0000"}}]}')
+check "a NUL deep in a batch names its path" "400 assertions[1].value.ref" \
+  "$(code "$r") $(body "$r" | jq -r .error.field)"
+
 echo "records rest: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
