@@ -15,6 +15,9 @@ size_t stm_cli_global_opts(struct stm_cli *cli, struct stm_opt *out) {
        "deadline of each call in milliseconds (0: none)"},
       {"json", NULL, NULL, STM_OPT_BOOL, &cli->json,
        "print the result as one line of JSON"},
+      {"api-key", "STEMEDB_API_KEY", NULL, STM_OPT_STRING, &cli->api_key,
+       "API key sent as authorization: Bearer KEY (servers with auth "
+       "required)"},
   };
   memcpy(out, g, sizeof g);
   return sizeof g / sizeof g[0];

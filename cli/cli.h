@@ -30,11 +30,12 @@ enum { STM_CLI_OK = 0, STM_CLI_ESERVER = 1, STM_CLI_EUSAGE = 2 };
 #define STM_CLI_DEFAULT_TIMEOUT_MS 10000
 #define STM_CLI_MAX_OPTS 24
 
-/* Global settings: --server, --timeout-ms, --json. */
+/* Global settings: --server, --timeout-ms, --json, --api-key. */
 struct stm_cli {
   char *server;
   int64_t timeout_ms;
   bool json;
+  char *api_key; /* --api-key / STEMEDB_API_KEY, sent on every call */
   grpc_channel *channel; /* created on first use by stm_cli_channel() */
 };
 
@@ -74,6 +75,10 @@ int stm_cli_cmd_keygen(struct stm_cli *cli, int argc, char **argv);
 int stm_cli_sign_assert(const char *key_file, Stemedb__V1__AssertRequest *req,
                         char sig_hex[129], char pk_hex[65],
                         struct stm_error *err);
+
+/* keys_api.c */
+
+int stm_cli_cmd_keys(struct stm_cli *cli, int argc, char **argv);
 
 /* output.c */
 

@@ -9,8 +9,10 @@
 #include <string.h>
 
 grpc_channel *stm_cli_channel(struct stm_cli *cli) {
-  if (cli->channel == NULL)
+  if (cli->channel == NULL) {
+    stm_rpc_set_api_key(cli->api_key); /* before any call starts */
     cli->channel = stm_rpc_channel_new(cli->server);
+  }
   return cli->channel;
 }
 

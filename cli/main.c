@@ -1,7 +1,8 @@
 /*
  * stemedb: the command-line client of stemedb-server.
  *
- *   stemedb [--server ADDR] [--timeout-ms N] [--json] COMMAND [ARGS]
+ *   stemedb [--server ADDR] [--timeout-ms N] [--json] [--api-key KEY]
+ *           COMMAND [ARGS]
  *
  * Exit status: 0 success, 1 the server answered with an error or could not
  * be reached, 2 usage error (nothing was sent).
@@ -22,6 +23,10 @@ static const struct stm_cli_command commands[] = {
      "[--type string|number|bool|ref] [--sign KEYFILE]",
      stm_cli_cmd_assert},
     {"keygen", "keygen --out KEYFILE", stm_cli_cmd_keygen},
+    {"keys",
+     "keys create --role reader|writer|admin --name NAME | keys list | "
+     "keys revoke ID",
+     stm_cli_cmd_keys},
     {"query",
      "query PATH [--predicate P] [--lens L] [--as-of-sequence N] "
      "[--descendants]",
@@ -39,7 +44,7 @@ static const struct stm_cli_command commands[] = {
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
 static void usage(FILE *out, struct stm_cli *cli) {
-  struct stm_opt g[4];
+  struct stm_opt g[5];
   size_t n = stm_cli_global_opts(cli, g);
   stm_opts_usage(out, "stemedb [options] COMMAND [ARGS]", g, n);
   fputs("\ncommands:\n", out);
@@ -53,7 +58,7 @@ static void usage(FILE *out, struct stm_cli *cli) {
 /* Global options before the command; returns its index, or a negative
  * exit code to return at once. */
 static int parse_globals(struct stm_cli *cli, int argc, char **argv) {
-  struct stm_opt g[4];
+  struct stm_opt g[5];
   size_t n = stm_cli_global_opts(cli, g);
   struct stm_error err;
   stm_error_clear(&err);
@@ -105,5 +110,6 @@ int main(int argc, char **argv) {
     grpc_channel_destroy(cli.channel);
   grpc_shutdown();
   free(cli.server);
+  free(cli.api_key);
   return rc;
 }

@@ -3,6 +3,7 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/validate.h"
+#include "gateway/apikey.h"
 #include "gateway/http_parse.h"
 #include "gateway/metrics.h"
 #include "gateway/status_map.h"
@@ -45,6 +46,7 @@ struct session {
   lws_usec_t t0;
   char param[PARAM_MAX];
   char query[QUERY_MAX];
+  char authz[STM_GW_APIKEY_MAX]; /* "Bearer KEY" for the server, or "" */
   struct stm_gw_call *call;
   struct stm_gw_response resp;
   bool have_resp, head, before_stop;
@@ -159,8 +161,8 @@ static void dispatch(struct session *s, const char *body, size_t body_len) {
   }
   char client[64] = "";
   lws_get_peer_simple(s->wsi, client, sizeof client);
-  rc = stm_gw_upstream_start_for(g->up, r->rpc, req, g->timeout_ms, client, s,
-                                 &s->call);
+  rc = stm_gw_upstream_start_as(g->up, r->rpc, req, g->timeout_ms, client,
+                                s->authz, s, &s->call);
   protobuf_c_message_free_unpacked(req, NULL);
   if (rc) {
     respond_error(s, 500, "INTERNAL",
@@ -308,6 +310,7 @@ static int handle(struct session *s, const struct stm_gw_h1_request *rq) {
   }
   memcpy(path, rq->path.p, rq->path.len);
   path[rq->path.len] = '\0';
+  stm_gw_apikey_from_request(rq, s->authz, sizeof s->authz);
   s->route = stm_gw_route_match(s->kind, s->head ? STM_GW_GET : s->method, path,
                                 &param, &param_len, &allowed);
   if (s->route)

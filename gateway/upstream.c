@@ -22,8 +22,10 @@ struct stm_gw_call {
   grpc_status_code code;
   grpc_slice details;
   char message[512];
-  grpc_metadata fwd; /* x-forwarded-for, when a client address is known */
-  bool has_fwd;
+  /* x-forwarded-for when a client address is known, then authorization
+   * when the client sent a key. */
+  grpc_metadata md[2];
+  size_t n_md;
   void *owner;                       /* event-loop thread only */
   struct stm_gw_call *next;          /* done queue, under up->lock */
   struct stm_gw_call *aprev, *anext; /* active list, event-loop thread */
@@ -124,8 +126,8 @@ static void call_free(struct stm_gw_call *c) {
   grpc_metadata_array_destroy(&c->init_md);
   grpc_metadata_array_destroy(&c->trail_md);
   grpc_slice_unref(c->details);
-  if (c->has_fwd)
-    grpc_slice_unref(c->fwd.value);
+  for (size_t i = 0; i < c->n_md; i++)
+    grpc_slice_unref(c->md[i].value);
   free(c);
 }
 
@@ -140,6 +142,14 @@ int stm_gw_upstream_start_for(struct stm_gw_upstream *up, const char *method,
                               const ProtobufCMessage *req, int timeout_ms,
                               const char *client, void *owner,
                               struct stm_gw_call **out) {
+  return stm_gw_upstream_start_as(up, method, req, timeout_ms, client, NULL,
+                                  owner, out);
+}
+
+int stm_gw_upstream_start_as(struct stm_gw_upstream *up, const char *method,
+                             const ProtobufCMessage *req, int timeout_ms,
+                             const char *client, const char *authorization,
+                             void *owner, struct stm_gw_call **out) {
   *out = NULL;
   struct stm_gw_call *c = calloc(1, sizeof *c);
   if (c == NULL)
@@ -169,12 +179,15 @@ int stm_gw_upstream_start_for(struct stm_gw_upstream *up, const char *method,
   memset(ops, 0, sizeof ops);
   ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
   if (client && *client) { /* the audit log records who asked */
-    c->fwd.key = grpc_slice_from_static_string("x-forwarded-for");
-    c->fwd.value = grpc_slice_from_copied_string(client);
-    c->has_fwd = true;
-    ops[0].data.send_initial_metadata.count = 1;
-    ops[0].data.send_initial_metadata.metadata = &c->fwd;
+    c->md[c->n_md].key = grpc_slice_from_static_string("x-forwarded-for");
+    c->md[c->n_md++].value = grpc_slice_from_copied_string(client);
   }
+  if (authorization && *authorization) { /* the server checks the key */
+    c->md[c->n_md].key = grpc_slice_from_static_string("authorization");
+    c->md[c->n_md++].value = grpc_slice_from_copied_string(authorization);
+  }
+  ops[0].data.send_initial_metadata.count = c->n_md;
+  ops[0].data.send_initial_metadata.metadata = c->n_md ? c->md : NULL;
   ops[1].op = GRPC_OP_SEND_MESSAGE;
   ops[1].data.send_message.send_message = c->send;
   ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;

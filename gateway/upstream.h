@@ -73,6 +73,14 @@ int stm_gw_upstream_start_for(struct stm_gw_upstream *up, const char *method,
                               const char *client, void *owner,
                               struct stm_gw_call **out);
 
+/* As stm_gw_upstream_start_for, also sending `authorization` (copied;
+ * NULL or "": none) as metadata authorization ("Bearer KEY"): the server
+ * checks the HTTP client's own API key. */
+int stm_gw_upstream_start_as(struct stm_gw_upstream *up, const char *method,
+                             const ProtobufCMessage *req, int timeout_ms,
+                             const char *client, const char *authorization,
+                             void *owner, struct stm_gw_call **out);
+
 /*
  * The owner is gone (its connection closed): cancel the RPC. The call is
  * then freed by a later poll without calling back. Do not use `call`

@@ -42,6 +42,7 @@ static void on_established(struct stm_gw_ws *w, struct lws *wsi) {
   }
   c->wsi = wsi;
   lws_get_peer_simple(wsi, c->peer, sizeof c->peer);
+  stm_gw_apikey_from_ws(wsi, c->authz, sizeof c->authz);
   c->last_alive = lws_now_usecs();
   c->next = w->open;
   if (w->open)

@@ -8,6 +8,7 @@
 #ifndef STM_GW_WS_INTERNAL_H
 #define STM_GW_WS_INTERNAL_H
 
+#include "gateway/apikey.h"
 #include "gateway/upstream.h"
 #include "gateway/ws.h"
 
@@ -81,6 +82,7 @@ struct conn {
   /* Loop thread only. */
   struct lws *wsi;
   char peer[64];            /* the client's address, for its limit */
+  char authz[STM_GW_APIKEY_MAX]; /* forwarded on every Watch; "" none */
   struct conn *prev, *next; /* open list */
   bool ping_due;
   lws_usec_t last_alive;

@@ -241,6 +241,13 @@ int stm_gw_ws_start_call(struct conn *c, struct sub *s,
   grpc_op ops[4];
   memset(ops, 0, sizeof ops);
   ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  grpc_metadata auth; /* copied into the call when the batch starts */
+  if (c->authz[0]) {
+    auth.key = grpc_slice_from_static_string("authorization");
+    auth.value = grpc_slice_from_copied_string(c->authz);
+    ops[0].data.send_initial_metadata.count = 1;
+    ops[0].data.send_initial_metadata.metadata = &auth;
+  }
   ops[1].op = GRPC_OP_SEND_MESSAGE;
   ops[1].data.send_message.send_message = s->send;
   ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
@@ -257,6 +264,8 @@ int stm_gw_ws_start_call(struct conn *c, struct sub *s,
   int failed = 0;
   if (grpc_call_start_batch(call, ops, 4, &s->start_tag, NULL) != GRPC_CALL_OK)
     failed++;
+  if (c->authz[0])
+    grpc_slice_unref(auth.value);
   if (grpc_call_start_batch(call, &st, 1, &s->status_tag, NULL) != GRPC_CALL_OK)
     failed++;
   if (failed) {

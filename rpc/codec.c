@@ -90,6 +90,20 @@ const char *stm_rpc_code_name(grpc_status_code code) {
   return "UNKNOWN";
 }
 
+/* Set once before any call (CLI start, server start); read-only after. */
+static char *default_authorization;
+
+void stm_rpc_set_api_key(const char *key) {
+  free(default_authorization);
+  default_authorization = NULL;
+  if (key && *key) {
+    size_t n = strlen(key) + 8;
+    default_authorization = malloc(n);
+    if (default_authorization)
+      snprintf(default_authorization, n, "Bearer %s", key);
+  }
+}
+
 grpc_status_code stm_rpc_call_raw(grpc_channel *ch, const char *method,
                                   grpc_byte_buffer *send, int timeout_ms,
                                   grpc_byte_buffer **recv,
@@ -112,6 +126,13 @@ grpc_status_code stm_rpc_call_raw(grpc_channel *ch, const char *method,
   grpc_op ops[6];
   memset(ops, 0, sizeof ops);
   ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  grpc_metadata auth;
+  if (default_authorization) {
+    auth.key = grpc_slice_from_static_string("authorization");
+    auth.value = grpc_slice_from_static_string(default_authorization);
+    ops[0].data.send_initial_metadata.count = 1;
+    ops[0].data.send_initial_metadata.metadata = &auth;
+  }
   ops[1].op = GRPC_OP_SEND_MESSAGE;
   ops[1].data.send_message.send_message = send;
   ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;

@@ -38,6 +38,14 @@ struct stm_rpc_status {
 };
 
 /*
+ * The API key that every later stm_rpc_call / stm_rpc_call_raw sends as
+ * metadata "authorization: Bearer KEY" (NULL or "": none). Call before any
+ * call starts (not thread-safe against calls in flight): the CLI sets
+ * --api-key, the server its STEMEDB_ADMIN_KEY for calls to peers.
+ */
+void stm_rpc_set_api_key(const char *key);
+
+/*
  * One blocking unary call: `method` is "/pkg.Service/Method", `timeout_ms`
  * 0 means no deadline. On GRPC_STATUS_OK *resp receives the decoded reply
  * (caller frees with protobuf_c_message_free_unpacked). Returns the status

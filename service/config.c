@@ -94,6 +94,9 @@ static size_t build_opts(struct stm_server_config *cfg,
        STM_OPT_STRING, &cfg->trusted_proxies,
        "comma-separated peer IP addresses whose x-forwarded-for metadata the "
        "audit log believes (the gateway's); \"\": none"},
+      {"auth", "STEMEDB_AUTH", "server.auth", STM_OPT_STRING, &cfg->auth,
+       "off (every caller may do everything) or required (an API key with "
+       "the method's role; bootstrap admin key: STEMEDB_ADMIN_KEY)"},
       {"request-id-window-s", "STEMEDB_REQUEST_ID_WINDOW_S",
        "server.request_id_window_s", STM_OPT_INT, &cfg->request_id_window_s,
        "seconds a write's request_id is remembered, so a retry with it is "
@@ -173,9 +176,10 @@ static int set_defaults(struct stm_server_config *cfg) {
   cfg->disk_reserve_bytes = STM_SERVER_DEFAULT_DISK_RESERVE_BYTES;
   cfg->request_id_window_s = STM_SERVER_DEFAULT_REQUEST_ID_WINDOW_S;
   cfg->trusted_proxies = strdup(STM_SERVER_DEFAULT_TRUSTED_PROXIES);
+  cfg->auth = strdup("off");
   cfg->data_dir = strdup(STM_SERVER_DEFAULT_DATA_DIR);
   cfg->log_level = strdup(STM_SERVER_DEFAULT_LOG_LEVEL);
-  return cfg->data_dir && cfg->log_level && cfg->trusted_proxies
+  return cfg->data_dir && cfg->log_level && cfg->trusted_proxies && cfg->auth
              ? 0
              : STM_ENOMEM;
 }
@@ -188,6 +192,7 @@ void stm_server_config_destroy(struct stm_server_config *cfg) {
   free(cfg->log_level);
   free(cfg->wal_archive_command);
   free(cfg->trusted_proxies);
+  free(cfg->auth);
   for (size_t i = 0; i < cfg->unknown_key_count; i++)
     free(cfg->unknown_keys[i]);
   free(cfg->unknown_keys);
@@ -441,6 +446,12 @@ static int check_strings(const struct stm_server_config *cfg,
                        "--log-level (STEMEDB_LOG_LEVEL, server.log_level) "
                        "must be debug, info, warn or error, got \"%.64s\"",
                        cfg->log_level);
+  if (rc == 0 && strcmp(cfg->auth, "off") != 0 &&
+      strcmp(cfg->auth, "required") != 0)
+    rc = stm_error_set(err, STM_EINVAL, "auth",
+                       "--auth (STEMEDB_AUTH, server.auth) must be off or "
+                       "required, got \"%.64s\"",
+                       cfg->auth);
   return rc;
 }
 

@@ -148,6 +148,14 @@ void *stm_grpc_call_context(const struct stm_grpc_call *call) {
   return call->srv->ctx;
 }
 
+void stm_grpc_call_set_principal(struct stm_grpc_call *call, const char *who) {
+  snprintf(call->principal, sizeof call->principal, "%s", who ? who : "");
+}
+
+const char *stm_grpc_call_principal(const struct stm_grpc_call *call) {
+  return call->principal[0] ? call->principal : NULL;
+}
+
 const char *stm_grpc_call_peer(struct stm_grpc_call *call) {
   if (call->peer == NULL)
     call->peer = grpc_call_get_peer(call->call);

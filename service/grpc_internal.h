@@ -57,6 +57,7 @@ struct stm_grpc_server {
   /* Per method: its request's request_id field, NULL when it has none. */
   const ProtobufCFieldDescriptor **rid_fields;
   struct stm_request_ids *request_ids; /* borrowed; NULL: off */
+  stm_grpc_gate_cb gate;                 /* NULL: every call goes on */
   struct method_stats *stats; /* method_count + 1: the last is "unknown" */
   void *ctx;
   atomic_bool shutting_down;
@@ -103,6 +104,7 @@ struct stm_grpc_call {
   int64_t start_ns;
   char *peer;
   char *rid; /* the request_id this call reports to request_ids, or NULL */
+  char principal[128]; /* set by the gate; "" when none */
   /* Server streaming only. */
   stm_grpc_stream_cb stream_cb;
   void *stream_user;

@@ -177,6 +177,11 @@ static void on_request(struct request_slot *slot, bool ok) {
         m->path);
     return;
   }
+  if (srv->gate && !srv->gate(c, m->path, srv->ctx)) {
+    if (payload)
+      grpc_byte_buffer_destroy(payload);
+    return;
+  }
   struct stm_error err;
   stm_error_clear(&err);
   const ProtobufCFieldDescriptor *rid =
@@ -278,6 +283,7 @@ server_alloc(const struct stm_grpc_server_options *opts) {
   s->method_count = opts->method_count;
   s->ctx = opts->ctx;
   s->request_ids = opts->request_ids;
+  s->gate = opts->gate;
   s->workers = calloc((size_t)s->worker_count, sizeof *s->workers);
   s->handles = calloc(opts->method_count + 1, sizeof *s->handles);
   s->rid_fields = calloc(opts->method_count + 1, sizeof *s->rid_fields);

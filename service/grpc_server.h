@@ -37,6 +37,15 @@ struct stm_grpc_method {
   stm_grpc_unary_cb handler; /* NULL: answers UNIMPLEMENTED */
 };
 
+/*
+ * Called on the completion-queue thread for every call of a registered
+ * method before its request is decoded (authentication, rate limits).
+ * Returns true to go on; false after answering the call itself
+ * (stm_grpc_call_fail).
+ */
+typedef bool (*stm_grpc_gate_cb)(struct stm_grpc_call *call, const char *path,
+                                 void *ctx);
+
 struct stm_grpc_server_options {
   const char *listen; /* "host:port"; port 0 picks a free one */
   const struct stm_grpc_method *methods; /* borrowed; must outlive the server */
@@ -47,6 +56,7 @@ struct stm_grpc_server_options {
   /* Borrowed, nullable: remembers the outcome of requests whose message
    * has a non-empty `request_id` field (request_ids.h). */
   struct stm_request_ids *request_ids;
+  stm_grpc_gate_cb gate; /* nullable; ctx is its context too */
 };
 
 /*
@@ -79,6 +89,10 @@ void stm_grpc_call_fail(struct stm_grpc_call *call, grpc_status_code code,
     __attribute__((format(printf, 3, 4)));
 /* The server's user context (stm_grpc_server_options.ctx). */
 void *stm_grpc_call_context(const struct stm_grpc_call *call);
+/* Who the gate authenticated ("key:ID name"), or NULL; the value is
+ * copied (cut to 127 bytes). */
+void stm_grpc_call_set_principal(struct stm_grpc_call *call, const char *who);
+const char *stm_grpc_call_principal(const struct stm_grpc_call *call);
 /* Peer address ("ipv4:127.0.0.1:5555"), owned by the call. */
 const char *stm_grpc_call_peer(struct stm_grpc_call *call);
 /* Copy the first value of request metadata `key` (lowercase) into buf,

@@ -124,8 +124,14 @@ static bool peer_trusted(const char *peer, const char *list) {
 void stm__call_identity(struct stm_grpc_call *call, char *out, size_t len) {
   const char *peer = stm_grpc_call_peer(call);
   char who[128], fwd[128], auth[1024];
-  bool has_who =
-      stm_grpc_call_metadata(call, "x-stemedb-caller", who, sizeof who);
+  /* An authenticated key names the caller; claims cannot override it. */
+  const char *principal = stm_grpc_call_principal(call);
+  bool has_who = principal != NULL;
+  if (has_who)
+    snprintf(who, sizeof who, "%s", principal);
+  else
+    has_who =
+        stm_grpc_call_metadata(call, "x-stemedb-caller", who, sizeof who);
   if (!has_who &&
       stm_grpc_call_metadata(call, "authorization", auth, sizeof auth)) {
     /* Never log a credential: name it by a short hash instead. */

@@ -4,6 +4,7 @@
  * flush, exit 0).
  */
 #include "archiver.h"
+#include "auth.h"
 #include "cluster_node.h"
 #include "config.h"
 #include "listener_probe.h"
@@ -15,6 +16,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "rpc/codec.h"
 #include "storage/store.h"
 
 #include <errno.h>
@@ -176,7 +178,8 @@ static int start_grpc(const struct stm_server_config *cfg, struct node *n) {
       .methods = stm_service_methods(&method_count),
       .cq_threads = (int)cfg->cq_threads,
       .max_message_bytes = (int)cfg->max_message_bytes,
-      .ctx = &n->svc};
+      .ctx = &n->svc,
+      .gate = stm_auth_gate};
   go.method_count = method_count;
   if (cfg->request_id_window_s > 0) {
     n->request_ids =
@@ -217,6 +220,32 @@ static int start_grpc(const struct stm_server_config *cfg, struct node *n) {
   return 0;
 }
 
+/* The API key table; peers are called with STEMEDB_ADMIN_KEY, the one
+ * credential every node of a cluster shares (docs/security.md). */
+static int start_auth(const struct stm_server_config *cfg, struct node *n) {
+  struct stm_error err;
+  stm_error_clear(&err);
+  const char *admin = getenv("STEMEDB_ADMIN_KEY");
+  bool required = strcmp(cfg->auth, "required") == 0;
+  if (stm_auth_open(cfg->data_dir, required, admin, &n->svc.auth, &err)) {
+    stm_log_error("API keys: %s", err.message);
+    return -1;
+  }
+  stm_rpc_set_api_key(admin);
+  bool loopback = strncmp(cfg->grpc_listen, "127.", 4) == 0 ||
+                  strncmp(cfg->grpc_listen, "localhost:", 10) == 0 ||
+                  strncmp(cfg->grpc_listen, "[::1]:", 6) == 0;
+  if (!required && !loopback)
+    stm_log_warn("**** AUTH IS OFF on %s, a non-loopback address: anyone who "
+                 "reaches this port can read, write and take backups. Set "
+                 "--auth required (STEMEDB_AUTH) and STEMEDB_ADMIN_KEY ****",
+                 cfg->grpc_listen);
+  if (required && (admin == NULL || *admin == '\0'))
+    stm_log_warn("auth is required and STEMEDB_ADMIN_KEY is not set: only "
+                 "keys already in keys.log can call");
+  return 0;
+}
+
 static int start_all(const struct stm_server_config *cfg, struct node *n) {
   if ((n->store = open_store(cfg)) == NULL ||
       (n->hub = start_hub(cfg, n->store)) == NULL ||
@@ -232,6 +261,8 @@ static int start_all(const struct stm_server_config *cfg, struct node *n) {
                                 .trusted_proxies = cfg->trusted_proxies,
                                 .trust_half_life_ns = cfg->trust_half_life_s *
                                                       INT64_C(1000000000)};
+  if (start_auth(cfg, n) != 0)
+    return -1;
   struct stm_error err;
   stm_error_clear(&err);
   /* The cluster before the gRPC port: a SWIM port in use refuses the start
@@ -278,6 +309,7 @@ static void stop_all(const struct stm_server_config *cfg, struct node *n) {
   stm_request_ids_delete(n->request_ids);
   stm_watch_hub_delete(n->hub);
   stm_source_keys_delete(n->svc.source_keys);
+  stm_auth_delete(n->svc.auth);
 }
 
 static int serve(const struct stm_server_config *cfg) {

@@ -4,6 +4,7 @@
  * the file of its family (service_internal.h lists them). */
 #include "service.h"
 #include "service_internal.h"
+#include "auth.h"
 #include "replication.h"
 
 #include "grpc/health/v1/health.pb-c.h"
@@ -56,6 +57,12 @@ static const struct stm_grpc_method methods[] = {
       stm__handle_backup_begin),
     M("/stemedb.v1.Admin/BackupRead", stemedb__v1__backup_read_request,
       stm__handle_backup_read),
+    M("/stemedb.v1.Admin/CreateKey", stemedb__v1__create_key_request,
+      stm__handle_create_key),
+    M("/stemedb.v1.Admin/ListKeys", stemedb__v1__list_keys_request,
+      stm__handle_list_keys),
+    M("/stemedb.v1.Admin/RevokeKey", stemedb__v1__revoke_key_request,
+      stm__handle_revoke_key),
     M("/grpc.health.v1.Health/Check", grpc__health__v1__health_check_request,
       stm__handle_health_check),
     M("/grpc.health.v1.Health/Watch", grpc__health__v1__health_check_request,

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 struct stm_watch_hub;
+struct stm_auth;
 
 struct stm_service {
   struct stm_store *store;       /* borrowed */
@@ -30,6 +31,7 @@ struct stm_service {
   const char *trusted_proxies; /* borrowed; IPs whose x-forwarded-for
                                    the audit log believes */
   atomic_bool shutting_down;   /* health turns NOT_SERVING */
+  struct stm_auth *auth;       /* API keys (auth.h); NULL: none */
 };
 
 /* The full method table of every service (unimplemented RPCs have a NULL
