@@ -7,7 +7,9 @@ address 127.0.0.<10+i> with the runbook's real ports: 18180 (REST), 18181
 with `--config cluster.toml`, generated exactly in the seed's format (plus
 optional extra keys, e.g. short SWIM timings for fast tests). Because the
 ports are fixed, tests using this module must not run concurrently: give
-them the CTest property RESOURCE_LOCK cluster_ports.
+them the CTest property RESOURCE_LOCK cluster_ports. Across test runs
+(other build directories, other engineers on the machine) a Cluster also
+holds an flock on /tmp/stemedb-cluster-ports.lock while it lives.
 
     with cluster.Cluster() as c:
         n1 = c.add("node1", 1, seeds=[2, 3])
@@ -23,6 +25,7 @@ Readiness is polled (gRPC health SERVING, the gateway's /v1/health and
 temporary directory; a failed start prints the tail.
 """
 
+import fcntl
 import json
 import os
 import shutil
@@ -273,7 +276,19 @@ class Cluster:
     with-block) kills whatever still runs and removes the directory unless
     STM_KEEP_CLUSTER is set."""
 
-    def __init__(self):
+    LOCK_PATH = os.path.join(tempfile.gettempdir(), "stemedb-cluster-ports.lock")
+
+    def __init__(self, lock_timeout=240.0):
+        self._lock = open(self.LOCK_PATH, "a")
+        deadline = time.monotonic() + lock_timeout
+        while True:
+            try:
+                fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("another cluster test holds %s" % self.LOCK_PATH)
+                time.sleep(0.2)  # waiting for another process: no event to poll
         self.root = tempfile.mkdtemp(prefix="stm-cluster-")
         self.nodes = {}
 
@@ -346,3 +361,6 @@ class Cluster:
                 pass
         if not os.environ.get("STM_KEEP_CLUSTER"):
             shutil.rmtree(self.root, ignore_errors=True)
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
+            self._lock = None
