@@ -6,8 +6,8 @@ real processes (issue 12): nodes on 127.0.0.11.. with the runbook's ports
    quorum) becomes node1 of a three-node cluster: members all UP, the
    assertion_count it holds gossiped, /cluster/health healthy with quorum.
 §2 node4 joins through its seeds without restarting the others; shards are
-   listed; a rebalance moves a shard to node4 (pending -> copying -> done
-   once replication's copy exists).
+   listed; a rebalance moves a shard to node4 (pending -> copying -> done,
+   the copy made by replication) and the new map reaches every node.
 §3 SIGKILL node2: DOWN with last_seen on the others; /admin/cluster/remove
    makes it LEFT; node2-replacement joins.
 Faults: a frozen node (SIGSTOP) goes SUSPECT/DOWN and, thawed, refutes and
@@ -137,9 +137,22 @@ class RunbookTest(unittest.TestCase):
         for n in (n2, n3, n4):  # the shard map spreads to every node
             s = stmtest.wait_until(lambda n=n: moved(n), 10, "shard map on " + n.node_id)
             self.assertIn("node4", s["replicas"])
-        s = moved(n1)
-        if s["rebalance_status"] == "done":
-            self.assertEqual(len(s["replicas"]), 2, s)
+        # Replication's copy exists (replication.c registers it): the move
+        # completes, and the lowest-ranked old replica leaves the list.
+        def done(n):
+            s = moved(n)
+            return s if s and s["rebalance_status"] == "done" else None
+        t0 = time.monotonic()
+        s = stmtest.wait_until(lambda: done(n1), 20, "the move of %s done" % sid)
+        sys.stderr.write("%s moved to node4 in %.1f s\n" % (sid, time.monotonic() - t0))
+        self.assertEqual(len(s["replicas"]), 2, s)
+        self.assertIn("node4", s["replicas"])
+        for n in (n2, n3, n4):  # the final map spreads too
+            stmtest.wait_until(lambda n=n: done(n), 10, "done on " + n.node_id)
+        # Per-shard counts are what this node stores: they add up to its
+        # assertion_count.
+        total = sum(x["assertion_count"] for x in n1.get("/cluster/shards")[1]["shards"])
+        self.assertEqual(total, n1.health()[1]["assertion_count"])
         # Errors name the field, as every gateway error does.
         for body, field in (({"shard_id": "shard-abc123", "target_node": "node4"}, "shard_id"),
                             ({"shard_id": sid, "target_node": "node9"}, "target_node"),
