@@ -3,6 +3,7 @@
  * by hash. */
 #include "convert.h"
 #include "records_internal.h"
+#include "replication.h"
 #include "service_internal.h"
 
 #include "common/hex.h"
@@ -48,9 +49,10 @@ static void on_written(void *ctx, int rc, const struct stm_write_result *res,
           STEMEDB__V1__ASSERT_BATCH_RESPONSE__INIT;
       resp.n_results = n;
       resp.results = ptrs;
-      stm_grpc_call_reply(w->call, &resp.base);
+      stm_repl_reply_write(w->call, &resp.base, res[0].hash, sizeof *res, n);
     } else {
-      stm_grpc_call_reply(w->call, &items[0].base);
+      stm_repl_reply_write(w->call, &items[0].base, res[0].hash, sizeof *res,
+                           1);
     }
   }
   free(items);

@@ -3,6 +3,7 @@
  * identity for the audit log. */
 #include "convert.h"
 #include "records_internal.h"
+#include "replication.h"
 #include "service_internal.h"
 
 #include "common/hex.h"
@@ -31,20 +32,20 @@ static void on_record(void *ctx, int rc, const struct stm_record *rec,
     m.hash = stm_convert_hex(&a, rec->u.vote.hash, STM_HASH_LEN);
     m.sequence = rec->u.vote.sequence;
     m.created = created;
-    stm_grpc_call_reply(call, &m.base);
+    stm_repl_reply_write(call, &m.base, stm_record_hash(rec), 0, 1);
     break;
   }
   case STM_RECORD_EPOCH: {
     Stemedb__V1__StartEpochResponse m = STEMEDB__V1__START_EPOCH_RESPONSE__INIT;
     m.epoch = stm_convert_epoch(&rec->u.epoch, &a);
     m.created = created;
-    stm_grpc_call_reply(call, &m.base);
+    stm_repl_reply_write(call, &m.base, stm_record_hash(rec), 0, 1);
     break;
   }
   default: {
     Stemedb__V1__PutSourceResponse m = STEMEDB__V1__PUT_SOURCE_RESPONSE__INIT;
     m.source = stm_convert_source(&rec->u.source, &a);
-    stm_grpc_call_reply(call, &m.base);
+    stm_repl_reply_write(call, &m.base, stm_record_hash(rec), 0, 1);
   }
   }
   stm_arena_destroy(&a);

@@ -62,4 +62,12 @@ int stm__repl_queue_sync(const char *const *targets, size_t n, bool force,
 /* Records sent / received by anti-entropy since start. */
 void stm__repl_totals(struct stm_repl_progress *out);
 
+/* Write coordination (repl_write.c): its threads. */
+int stm__repl_write_start(struct stm_service *svc);
+void stm__repl_write_stop(void);
+/* A write to `peer` succeeded or failed: replication_lag_seconds{peer} is
+ * the age of the oldest write it missed, until anti-entropy toward it
+ * succeeds (replication.c retries a lagging UP peer every second). */
+void stm__repl_lag_note(const char *peer, bool ok);
+
 #endif

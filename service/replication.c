@@ -49,6 +49,61 @@ static void add_totals(uint64_t sent, uint64_t received) {
   pthread_mutex_unlock(&R.mu);
 }
 
+/* ---- replication lag ---- */
+
+struct lag {
+  char id[STM_NODE_ID_MAX + 1];
+  int64_t since_ns; /* wall clock of the oldest missed write; 0: none */
+};
+static struct lag lags[STM__REPL_MAX_PEERS];
+static size_t nlags;
+
+static struct lag *lag_of(const char *peer) { /* R.mu held */
+  for (size_t i = 0; i < nlags; i++)
+    if (strcmp(lags[i].id, peer) == 0)
+      return &lags[i];
+  if (nlags == STM__REPL_MAX_PEERS)
+    return NULL;
+  struct lag *l = &lags[nlags++];
+  snprintf(l->id, sizeof l->id, "%s", peer);
+  l->since_ns = 0;
+  return l;
+}
+
+void stm__repl_lag_note(const char *peer, bool ok) {
+  pthread_mutex_lock(&R.mu);
+  struct lag *l = lag_of(peer);
+  if (l && !ok && l->since_ns == 0)
+    l->since_ns = stm_clock_now_ns();
+  pthread_mutex_unlock(&R.mu);
+}
+
+/* Publish every peer's lag; return one lagging peer that is UP (to be
+ * caught up now) into `out`, or false. */
+static bool lag_publish(char out[STM_NODE_ID_MAX + 1]) {
+  int64_t now = stm_clock_now_ns();
+  bool found = false;
+  pthread_mutex_lock(&R.mu);
+  for (size_t i = 0; i < nlags; i++) {
+    double s = lags[i].since_ns ? (double)(now - lags[i].since_ns) / 1e9 : 0;
+    stm_cluster_set_peer_lag(lags[i].id, s);
+    if (!found && lags[i].since_ns && stm_cluster_is_up(lags[i].id)) {
+      memcpy(out, lags[i].id, STM_NODE_ID_MAX + 1);
+      found = true;
+    }
+  }
+  pthread_mutex_unlock(&R.mu);
+  return found;
+}
+
+static void lag_clear(const char *peer, int64_t since_before) {
+  pthread_mutex_lock(&R.mu);
+  struct lag *l = lag_of(peer);
+  if (l && l->since_ns && l->since_ns <= since_before)
+    l->since_ns = 0;
+  pthread_mutex_unlock(&R.mu);
+}
+
 static grpc_channel *peer(const char *target, struct stm_error *err) {
   grpc_channel *ch = stm_cluster_peer_channel(target);
   if (ch == NULL)
@@ -64,8 +119,8 @@ static int rpc_fail(struct stm_error *err, const char *what,
 }
 
 int stm_repl_push(const char *target, const struct stm_buf *records,
-                  const size_t *offsets, size_t n, uint64_t *applied,
-                  struct stm_error *err) {
+                  const size_t *offsets, size_t n, int timeout_ms,
+                  uint64_t *applied, struct stm_error *err) {
   grpc_channel *ch = peer(target, err);
   if (ch == NULL)
     return STM_EIO;
@@ -83,7 +138,7 @@ int stm_repl_push(const char *target, const struct stm_buf *records,
   grpc_status_code code =
       stm_rpc_call(ch, CLU "Replicate", &req.base,
                    &stemedb__v1__replicate_response__descriptor,
-                   PUSH_TIMEOUT_MS, &resp, &st);
+                   timeout_ms, &resp, &st);
   stm__repl_msgs_free(&m);
   if (code != GRPC_STATUS_OK)
     return rpc_fail(err, "Replicate", target, &st);
@@ -175,7 +230,7 @@ static void *push_worker(void *arg) {
     struct stm_error err;
     stm_error_clear(&err);
     int rc = stm_repl_push(j->y->target, &j->set->data, j->set->off + from, n,
-                           &applied, &err);
+                           PUSH_TIMEOUT_MS, &applied, &err);
     pthread_mutex_lock(&j->mu);
     if (rc && j->rc == 0) {
       j->rc = rc;
@@ -396,7 +451,7 @@ static uint64_t local_count(uint32_t shard) {
 
 /* Every shard target replicates: sync where we replicate too, push where
  * we do not (force only), and the sources. */
-static void sync_target(const char *target, bool force) {
+static bool sync_target(const char *target, bool force) {
   struct stm_repl_progress p = {0};
   struct stm_error err;
   int failures = 0;
@@ -413,13 +468,23 @@ static void sync_target(const char *target, bool force) {
                    err.message);
   }
   stm_error_clear(&err);
-  if (stm_repl_sync_shard(STM_STORE_SHARD_ALL, target, false, &p, &err) != 0)
+  if (stm_repl_sync_shard(STM_STORE_SHARD_ALL, target, false, &p, &err) != 0 &&
+      failures++ == 0)
     stm_log_warn("anti-entropy: sources toward %s: %s", target, err.message);
   if (p.sent || p.received)
     stm_log_info("anti-entropy toward %s: %llu records sent (%llu new there), "
                  "%llu received",
                  target, (unsigned long long)p.sent,
                  (unsigned long long)p.applied, (unsigned long long)p.received);
+  return failures == 0;
+}
+
+/* Anti-entropy toward `target`; when it all succeeds, every write it
+ * missed before the pass began is there: its lag is 0 again. */
+static void catch_up(const char *target, bool force) {
+  int64_t t0 = stm_clock_now_ns();
+  if (sync_target(target, force))
+    lag_clear(target, t0);
 }
 
 static size_t up_peers(char ids[][STM_NODE_ID_MAX + 1], size_t max) {
@@ -438,11 +503,19 @@ static void *repl_main(void *arg) {
   pthread_mutex_lock(&R.mu);
   while (!R.stopping) {
     if (R.njobs == 0) {
+      char lagging[STM_NODE_ID_MAX + 1];
+      pthread_mutex_unlock(&R.mu);
+      bool late = lag_publish(lagging);
+      if (late)
+        catch_up(lagging, true); /* what we hold of its shards */
+      pthread_mutex_lock(&R.mu);
       int64_t now = stm_clock_mono_ns();
       if (R.interval_ms <= 0 || now < next) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t wait = R.interval_ms > 0 ? next - now : 1000000000;
+        int64_t wait = R.interval_ms > 0 && next - now < 1000000000
+                           ? next - now
+                           : 1000000000; /* lag: every second */
         ts.tv_sec += wait / 1000000000;
         ts.tv_nsec += wait % 1000000000;
         if (ts.tv_nsec >= 1000000000) {
@@ -457,14 +530,14 @@ static void *repl_main(void *arg) {
       char ids[STM__REPL_MAX_PEERS][STM_NODE_ID_MAX + 1];
       size_t n = up_peers(ids, STM__REPL_MAX_PEERS);
       for (size_t i = 0; i < n; i++)
-        sync_target(ids[i], false);
+        catch_up(ids[i], false);
       pthread_mutex_lock(&R.mu);
       continue;
     }
     struct job j = R.jobs[0];
     memmove(R.jobs, R.jobs + 1, --R.njobs * sizeof *R.jobs);
     pthread_mutex_unlock(&R.mu);
-    sync_target(j.target, j.force);
+    catch_up(j.target, j.force);
     pthread_mutex_lock(&R.mu);
   }
   pthread_mutex_unlock(&R.mu);
@@ -529,6 +602,9 @@ int stm_repl_start(struct stm_service *svc, struct stm_error *err) {
     return stm_error_set(err, STM_ENOMEM, NULL,
                          "cannot start the anti-entropy thread");
   R.running = true;
+  if (stm__repl_write_start(svc) != 0)
+    return stm_error_set(err, STM_ENOMEM, NULL,
+                         "cannot start the replication threads");
   stm_log_info("replication: anti-entropy every %lld ms",
                (long long)R.interval_ms);
   return 0;
@@ -543,6 +619,7 @@ void stm_repl_stop(void) {
   pthread_mutex_unlock(&R.mu);
   pthread_join(R.thread, NULL);
   R.running = false;
+  stm__repl_write_stop();
   stm_cluster_set_sync_fn(NULL, NULL);
   stm_cluster_set_shard_count_fn(NULL, NULL);
 }

@@ -67,8 +67,25 @@ int stm_repl_sync_shard(uint32_t shard, const char *target, bool push_only,
 /* Push records (stored encodings, each a kind byte + encoding) to node
  * `target` with Cluster.Replicate. *applied: how many were new there. */
 int stm_repl_push(const char *target, const struct stm_buf *records,
-                  const size_t *offsets, size_t n, uint64_t *applied,
-                  struct stm_error *err);
+                  const size_t *offsets, size_t n, int timeout_ms,
+                  uint64_t *applied, struct stm_error *err);
+/* A client write waits this long for a replica (a frozen one fails it
+ * after this; SWIM then marks it DOWN and writes no longer wait). */
+#define STM_REPL_WRITE_TIMEOUT_MS 3000
+
+/*
+ * Answer a client write (Assert, AssertBatch, Vote, StartEpoch, PutSource)
+ * whose records hashes[0..n) (every `stride` bytes) are durable here:
+ * not clustered, reply at once; clustered, send them to the other
+ * replicas of their shards (a source: every UP node) on the replication
+ * threads and reply `msg` (packed now) once every live replica has them
+ * durable and at least write_quorum of `factor` copies exist, else
+ * UNAVAILABLE with a message (what was stored stays; anti-entropy
+ * completes it; a retry is safe). Any thread; never blocks.
+ */
+void stm_repl_reply_write(struct stm_grpc_call *call,
+                          const ProtobufCMessage *msg, const uint8_t *hashes,
+                          size_t stride, size_t n);
 
 /* Server side (methods.c). */
 void stm__handle_replicate(struct stm_grpc_call *call,
