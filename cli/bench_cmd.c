@@ -9,7 +9,7 @@
 #include "bench.h"
 #include "cli.h"
 
-#include "../common/validate.h"
+#include "common/validate.h"
 
 #include <grpc/grpc_security.h>
 #include <inttypes.h>

@@ -11,9 +11,9 @@
 #ifndef STM_CLI_H
 #define STM_CLI_H
 
-#include "../common/error.h"
-#include "../common/options.h"
-#include "../rpc/codec.h"
+#include "common/error.h"
+#include "common/options.h"
+#include "rpc/codec.h"
 #include "stemedb/v1/stemedb.pb-c.h"
 #include "json/json.h"
 

@@ -1,7 +1,7 @@
 /* The unary subcommands: status, assert, get. */
 #include "cli.h"
 
-#include "../common/validate.h"
+#include "common/validate.h"
 
 #include <inttypes.h>
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /* stemedb query: resolve a concept (and optionally a predicate) via a lens. */
 #include "cli.h"
 
-#include "../common/validate.h"
+#include "common/validate.h"
 
 #include <inttypes.h>
 #include <stdio.h>

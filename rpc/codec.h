@@ -78,8 +78,4 @@ void stm_rpc_cq_drain(grpc_completion_queue *cq);
 /* "OK", "INVALID_ARGUMENT", ... for a status code. */
 const char *stm_rpc_code_name(grpc_status_code code);
 
-/* The former names, until service/ (another owner's folder) switches. */
-#define stm_pb_pack stm_rpc_pack
-#define stm_pb_unpack stm_rpc_unpack
-
 #endif

@@ -131,7 +131,7 @@ void stm__grpc_start_answer(struct stm_grpc_call *c, grpc_status_code code,
 
 void stm_grpc_call_reply(struct stm_grpc_call *call,
                          const ProtobufCMessage *resp) {
-  stm__grpc_call_finish(call, GRPC_STATUS_OK, NULL, stm_pb_pack(resp));
+  stm__grpc_call_finish(call, GRPC_STATUS_OK, NULL, stm_rpc_pack(resp));
 }
 
 void stm_grpc_call_fail(struct stm_grpc_call *call, grpc_status_code code,
