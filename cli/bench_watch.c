@@ -21,6 +21,7 @@
 #include "stemedb/v1/stemedb.pb-c.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
@@ -365,11 +366,11 @@ static void *ws_main(void *arg) {
         len = len << 8 | x[i];
     }
     char *np = realloc(payload, len + 1);
-    if (np == NULL || !read_full(r->fd, np, len)) {
-      payload = np;
-      break;
-    }
+    if (np == NULL)
+      break; /* payload still holds the old buffer: freed below */
     payload = np;
+    if (!read_full(r->fd, payload, len))
+      break;
     payload[len] = '\0';
     int opcode = h[0] & 0x0f;
     if (opcode == 8)
@@ -391,8 +392,13 @@ static int ws_open(struct wsreader *r, const char *hostport,
   if (colon == NULL)
     return -1;
   *colon = '\0';
+  char *end = NULL;
+  errno = 0;
+  long port = strtol(colon + 1, &end, 10);
+  if (errno || end == colon + 1 || *end != '\0' || port < 1 || port > 65535)
+    return -1; /* "x" or "" is not silently port 0 */
   struct sockaddr_in sa = {.sin_family = AF_INET,
-                           .sin_port = htons((uint16_t)atoi(colon + 1))};
+                           .sin_port = htons((uint16_t)port)};
   if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
     return -1;
   r->fd = socket(AF_INET, SOCK_STREAM, 0);

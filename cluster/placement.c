@@ -293,7 +293,7 @@ static int parse_entry(char *line, uint32_t shards,
   memset(e, 0, sizeof *e);
   char *end;
   unsigned long v = strtoul(tok[1], &end, 10);
-  if (strcmp(tok[0], "shard") || *end || v >= shards ||
+  if (strcmp(tok[0], "shard") != 0 || *end || v >= shards ||
       status_parse(tok[2], &e->status) ||
       parse_id(tok[3], e->target, sizeof e->target) ||
       parse_id(tok[4], e->drop, sizeof e->drop))
@@ -310,21 +310,38 @@ static int parse_entry(char *line, uint32_t shards,
   return 0;
 }
 
+/* "NAME DIGITS" with the value in [0, max]; unlike sscanf's %llu, no sign,
+ * no trailing text and no silent wrap-around. */
+static bool parse_counter(const char *line, const char *name, uint64_t max,
+                          uint64_t *out) {
+  size_t n = strlen(name);
+  if (strncmp(line, name, n) != 0 || line[n] != ' ' || line[n + 1] < '0' ||
+      line[n + 1] > '9')
+    return false;
+  char *end = NULL;
+  errno = 0;
+  unsigned long long v = strtoull(line + n + 1, &end, 10);
+  if (errno != 0 || *end != '\0' || v > max)
+    return false;
+  *out = v;
+  return true;
+}
+
 static int parse_lines(struct stm_shard_map *m, char *text,
                        struct stm_error *err) {
   int lineno = 0;
   char *save = NULL;
-  unsigned long long version = 0;
-  unsigned long shards = 0;
+  uint64_t version = 0;
+  uint64_t shards = 0;
   for (char *line = strtok_r(text, "\n", &save); line;
        line = strtok_r(NULL, "\n", &save)) {
     lineno++;
     struct stm_shard_entry e;
     bool ok = lineno == 1   ? strcmp(line, "stemedb-shard-map 1") == 0
-              : lineno == 2 ? sscanf(line, "version %llu", &version) == 1
-              : lineno == 3 ? sscanf(line, "shards %lu", &shards) == 1 &&
-                                  shards >= 1 &&
-                                  shards <= STM_CLUSTER_MAX_SHARDS
+              : lineno == 2 ? parse_counter(line, "version", UINT64_MAX, &version)
+              : lineno == 3 ? parse_counter(line, "shards", STM_CLUSTER_MAX_SHARDS,
+                                            &shards) &&
+                                  shards >= 1
                             : (m->shards = (uint32_t)shards,
                                parse_entry(line, m->shards, &e) == 0 &&
                                    map_store(m, &e) == 0);

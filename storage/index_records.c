@@ -255,7 +255,9 @@ static int claim_at(const struct stm__index_rd *r, uint64_t seq,
   struct stm_buf v;
   stm_buf_init(&v);
   int rc = stm__index_get(r, key, sizeof key, &v, err);
+  /* Zeroed: on an error a.time_ns is still read below (and ignored). */
   struct stm_audit_entry a;
+  memset(&a, 0, sizeof a);
   const uint8_t *rest;
   size_t rest_len;
   rc = rc ? rc : parse_log_value(seq, v.data, v.len, &a, &rest, &rest_len, err);

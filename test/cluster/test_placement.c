@@ -157,7 +157,12 @@ static void test_placement_map_text_and_file_round_trip(void) {
       "", "stemedb-shard-map 2\nversion 1\nshards 64\n",
       "stemedb-shard-map 1\nversion 1\nshards 64\nshard 64 done - - a\n",
       "stemedb-shard-map 1\nversion 1\nshards 64\nshard 1 moving - - a\n",
-      "stemedb-shard-map 1\nversion 1\nshards 64\nshard 1 done - - a b\n"};
+      "stemedb-shard-map 1\nversion 1\nshards 64\nshard 1 done - - a b\n",
+      /* counters are digits only: sscanf took a sign, a tail, a wrap */
+      "stemedb-shard-map 1\nversion -1\nshards 64\n",
+      "stemedb-shard-map 1\nversion 3x\nshards 64\n",
+      "stemedb-shard-map 1\nversion 99999999999999999999\nshards 64\n",
+      "stemedb-shard-map 1\nversion 1\nshards 64 \n"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     CU_ASSERT_EQUAL(stm_shard_map_parse(&back, bad[i], strlen(bad[i]), &err),
                     STM_EINVAL);
