@@ -2,6 +2,7 @@
  * through the store's group commit, audited with the caller, and read back
  * by hash. */
 #include "convert.h"
+#include "forward.h"
 #include "records_internal.h"
 #include "replication.h"
 #include "service_internal.h"
@@ -177,7 +178,11 @@ void stm__handle_get(struct stm_grpc_call *call, const ProtobufCMessage *msg,
   struct stm_claim claim;
   stm_claim_init(&claim);
   rc = stm_store_get_claim(svc->store, hash, &view, &claim, &err);
-  if (rc == STM_ENOTFOUND) {
+  if (rc == STM_ENOTFOUND &&
+      stm_forward_to_any(call, msg, "/stemedb.v1.StemeDB/Get",
+                         &stemedb__v1__assertion__descriptor)) {
+    /* another node of the cluster stores it and answered */
+  } else if (rc == STM_ENOTFOUND) {
     stm_grpc_call_fail(
         call, GRPC_STATUS_NOT_FOUND, "no assertion with hash %s%s", req->hash,
         view.as_of_sequence || view.as_of_time_ns ? " as of the requested point"

@@ -1,6 +1,7 @@
 /* Query of stemedb.v1.StemeDB: the claims of a concept (and below) as of
  * a view, grouped per predicate and resolved by a lens. */
 #include "convert.h"
+#include "forward.h"
 #include "records_internal.h"
 #include "service_internal.h"
 
@@ -195,6 +196,11 @@ void stm__handle_query(struct stm_grpc_call *call, const ProtobufCMessage *msg,
                        void *ctx) {
   struct stm_service *svc = ctx;
   const Stemedb__V1__QueryRequest *req = (const Stemedb__V1__QueryRequest *)msg;
+  /* In a cluster a replica of the concept's shard answers (forward.h). */
+  if (stm_forward_to_shard(call, msg, "/stemedb.v1.StemeDB/Query",
+                           &stemedb__v1__query_response__descriptor,
+                           req->concept_path))
+    return;
   struct stm_error err;
   stm_error_clear(&err);
   struct query_state q = {.limit =

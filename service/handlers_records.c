@@ -2,6 +2,7 @@
  * through the store's group commit (storage/store.h) with the caller's
  * identity for the audit log. */
 #include "convert.h"
+#include "forward.h"
 #include "records_internal.h"
 #include "replication.h"
 #include "service_internal.h"
@@ -106,6 +107,15 @@ void stm__handle_vote(struct stm_grpc_call *call, const ProtobufCMessage *msg,
   if (rc == 0) {
     rc = stm_store_get_claim(svc->store, rec->u.vote.target, NULL, &target,
                              &err);
+    /* In a cluster the claim may live on other nodes only: the vote goes
+     * to one that stores it, which coordinates it (forward.h). */
+    if (rc == STM_ENOTFOUND &&
+        stm_forward_to_any(call, msg, "/stemedb.v1.StemeDB/Vote",
+                           &stemedb__v1__vote_response__descriptor)) {
+      stm_claim_destroy(&target);
+      record_free(rec);
+      return;
+    }
     if (rc == STM_ENOTFOUND)
       stm_error_set(&err, rc, "assertion_hash",
                     "no assertion with hash %s to vote on",

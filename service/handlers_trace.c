@@ -1,6 +1,7 @@
 /* Trace of stemedb.v1.StemeDB: a claim's provenance - its parent chain,
  * children, votes and the epoch that superseded it. */
 #include "convert.h"
+#include "forward.h"
 #include "records_internal.h"
 #include "service_internal.h"
 
@@ -121,6 +122,12 @@ void stm__handle_trace(struct stm_grpc_call *call, const ProtobufCMessage *msg,
   rc = rc ? rc : stm__check_as_of_time(req->as_of_time_ns, &err);
   if (rc == 0) {
     rc = stm_store_get_claim(svc->store, hash, &view, &claim, &err);
+    if (rc == STM_ENOTFOUND &&
+        stm_forward_to_any(call, msg, "/stemedb.v1.StemeDB/Trace",
+                           &stemedb__v1__trace_response__descriptor)) {
+      stm_claim_destroy(&claim); /* a node that stores it answered */
+      return;
+    }
     if (rc == STM_ENOTFOUND)
       stm_error_set(&err, rc, NULL, "no assertion with hash %s%s", req->hash,
                     view.as_of_sequence || view.as_of_time_ns

@@ -1,0 +1,38 @@
+/*
+ * forward.h - read forwarding in a cluster (issue 12): a node that holds
+ * no replica of a concept's shard sends the read to one that does, and a
+ * read by hash that misses here is asked of the other UP nodes. A
+ * forwarded call carries the metadata `x-stemedb-forwarded: <node id>`
+ * and is always answered locally, so forwarding never loops. The call
+ * blocks the handler's thread for the peer's answer (a forwarded call
+ * itself never waits on another node).
+ */
+#ifndef STM_SERVICE_FORWARD_H
+#define STM_SERVICE_FORWARD_H
+
+#include "grpc_server.h"
+
+#include <stdbool.h>
+
+#define STM_FORWARD_HEADER "x-stemedb-forwarded"
+#define STM_FORWARD_TIMEOUT_MS 10000
+
+/* Was this call forwarded by another node? */
+bool stm_forward_was_forwarded(const struct stm_grpc_call *call);
+
+/* When clustered, not forwarded, and this node is not a replica of the
+ * shard of concept_path: answer the call with a replica's answer to
+ * `method` and return true. Else false (answer it locally). */
+bool stm_forward_to_shard(struct stm_grpc_call *call,
+                          const ProtobufCMessage *msg, const char *method,
+                          const ProtobufCMessageDescriptor *resp_desc,
+                          const char *concept_path);
+
+/* After a local NOT_FOUND: ask each other UP node in turn; the first
+ * answer other than NOT_FOUND answers the call (true). False when not
+ * clustered, forwarded, or nobody has it (answer NOT_FOUND locally). */
+bool stm_forward_to_any(struct stm_grpc_call *call, const ProtobufCMessage *msg,
+                        const char *method,
+                        const ProtobufCMessageDescriptor *resp_desc);
+
+#endif
