@@ -23,7 +23,7 @@ size_t stm_cli_global_opts(struct stm_cli *cli, struct stm_opt *out) {
   return sizeof g / sizeof g[0];
 }
 
-int stm_cli_usage_error(const char *cmd, const char *fmt, ...) {
+int(stm_cli_usage_error)(const char *cmd, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   fprintf(stderr, "stemedb %s: ", cmd);

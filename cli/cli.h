@@ -64,6 +64,12 @@ size_t stm_cli_global_opts(struct stm_cli *cli, struct stm_opt *out);
 /* Print "stemedb NAME: message" to stderr; returns STM_CLI_EUSAGE. */
 int stm_cli_usage_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+#ifdef __clang_analyzer__
+/* As for stm_error_set (common/error.h): tell the analyzer what it
+ * returns, or it follows "success" paths after a usage error. */
+#define stm_cli_usage_error(...)                                               \
+  (stm_cli_usage_error(__VA_ARGS__), STM_CLI_EUSAGE)
+#endif
 /* A double from text (finite, whole string). */
 bool stm_cli_parse_double(const char *s, double *out);
 

@@ -194,6 +194,7 @@ static int advertised(struct stm_swim_node *n, const char *swim_addr,
     return rc;
   if (port == 0) {
     struct sockaddr_storage sa;
+    memset(&sa, 0, sizeof sa); /* the analyzer cannot see getsockname fill it */
     socklen_t len = sizeof sa;
     if (getsockname(n->fd, (struct sockaddr *)&sa, &len) != 0)
       return stm_error_set(err, STM_EIO, "cluster.swim_addr",

@@ -19,8 +19,8 @@ const char *stm_strerror(int code) {
   }
 }
 
-int stm_error_set(struct stm_error *err, int code, const char *field,
-                  const char *fmt, ...) {
+int(stm_error_set)(struct stm_error *err, int code, const char *field,
+                   const char *fmt, ...) {
   if (err == NULL)
     return code;
   err->code = code;

@@ -466,7 +466,7 @@ static size_t read_openapi(struct doc_op *ops) {
     else if (line[4] != ' ' && sscanf(line, "    %7[a-z]:", word) == 1) {
       char upper[8];
       size_t k = 0;
-      for (; word[k] && k < sizeof upper - 1; k++)
+      for (; k < sizeof upper - 1 && word[k]; k++)
         upper[k] = (char)(word[k] - 'a' + 'A');
       upper[k] = '\0';
       if (stm_gw_method_parse(upper) != STM_GW_OTHER && n < MAX_DOC_OPS) {

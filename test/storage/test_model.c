@@ -321,7 +321,7 @@ static void votes_sorted(struct dump *d, const uint8_t *target) {
       stm_store_scan_votes(d->svc.store, target, d->view, on_vote, &v, NULL),
       0);
   stm_buf_put_u8(&v.out, 0);
-  char *lines[NVOTES + 1];
+  char *lines[NVOTES + 1] = {0}; /* cppcheck cannot follow strtok_r */
   size_t n = 0;
   for (char *p = (char *)v.out.data, *save = NULL;
        n <= NVOTES && (p = strtok_r(n ? NULL : p, "\n", &save)) != NULL;)
