@@ -79,6 +79,7 @@ struct cl {
   size_t lag_count;
   struct cl_job jobs[CL_MAX_JOBS];
   size_t job_count;
+  int64_t active_move; /* the shard the worker is moving, or -1 */
 };
 
 /* The one runtime (NULL before stm_cluster_start / after stop). */
@@ -88,6 +89,9 @@ extern struct cl *stm__cl;
 void *stm__cl_worker(void *arg);
 /* Queue a job; mu held. 0 or STM_ENOMEM (queue full). */
 int stm__cl_queue(struct cl *c, const struct cl_job *job);
+/* Queue the moves this node drives (is the first UP old replica of) and
+ * has not queued yet; mu held. */
+void stm__cl_scan_moves(struct cl *c);
 /* Persist the map; mu held. Logs on failure. */
 void stm__cl_save_map(struct cl *c);
 /* The ids of the UP members (mu held); ids borrowed from the snapshot. */

@@ -61,11 +61,49 @@ static int copy_shard(struct cl *c, uint32_t shard, const char *target) {
   return rc;
 }
 
+/*
+ * Who copies a moving shard: the first old replica (in the entry's order)
+ * that is UP, so the copy comes from a node that holds the data, whichever
+ * node accepted the request. Every node learns the map and runs this
+ * check; two nodes that briefly both think they drive it do the same
+ * idempotent copy and the same status changes. mu held.
+ */
+static bool is_driver(struct cl *c, const struct stm_shard_entry *e) {
+  for (size_t i = 0; i < e->replica_count; i++) {
+    if (strcmp(e->replicas[i], e->target) == 0)
+      continue;
+    for (size_t j = 0; j < c->member_count; j++)
+      if (c->members[j].state == STM_SWIM_UP &&
+          strcmp(c->members[j].id, e->replicas[i]) == 0)
+        return strcmp(e->replicas[i], c->self) == 0;
+  }
+  return false;
+}
+
+static bool move_queued(const struct cl *c, uint32_t shard) {
+  if (c->active_move == (int64_t)shard)
+    return true;
+  for (size_t i = 0; i < c->job_count; i++)
+    if (c->jobs[i].kind == CL_JOB_MOVE && c->jobs[i].shard == shard)
+      return true;
+  return false;
+}
+
+void stm__cl_scan_moves(struct cl *c) {
+  for (size_t i = 0; i < c->map.count; i++) {
+    const struct stm_shard_entry *e = &c->map.entries[i];
+    struct cl_job job = {.kind = CL_JOB_MOVE, .shard = e->shard};
+    if (e->status != STM_SHARD_DONE && is_driver(c, e) &&
+        !move_queued(c, e->shard))
+      stm__cl_queue(c, &job);
+  }
+}
+
 /* A move: pending -> copying -> done. false: try again later. */
 static bool run_move(struct cl *c, uint32_t shard) {
   const struct stm_shard_entry *e = stm_shard_map_find(&c->map, shard);
-  if (e == NULL || e->status == STM_SHARD_DONE)
-    return true; /* superseded by a newer map */
+  if (e == NULL || e->status == STM_SHARD_DONE || !is_driver(c, e))
+    return true; /* superseded, or another replica drives it */
   if (c->sync_fn == NULL)
     return false; /* the copy plugs in here (repl's sync); stays pending */
   char target[STM_NODE_ID_MAX + 1];
@@ -160,8 +198,11 @@ void *stm__cl_worker(void *arg) {
     }
     struct cl_job job = c->jobs[0];
     memmove(&c->jobs[0], &c->jobs[1], --c->job_count * sizeof c->jobs[0]);
+    if (job.kind == CL_JOB_MOVE)
+      c->active_move = job.shard;
     bool done = job.kind == CL_JOB_MOVE ? run_move(c, job.shard)
                                         : run_remove(c, &job);
+    c->active_move = -1;
     if (!done && !c->stopping) {
       stm__cl_queue(c, &job); /* to the back: others go first */
       wait_ms(c, RETRY_MS);
@@ -264,12 +305,9 @@ int stm_cluster_rebalance(const char *shard_id, const char *target,
     size_t k = stm_placement_replicas(&c->map, shard, up, n, c->factor, cur,
                                       STM_PLACEMENT_MAX_REPLICAS);
     rc = stm_shard_map_move(&c->map, shard, target, cur, k, c->factor, err);
-    struct cl_job job = {.kind = CL_JOB_MOVE, .shard = shard};
     if (rc == 0) {
       stm__cl_save_map(c);
-      if (stm__cl_queue(c, &job) != 0)
-        rc = stm_error_set(err, STM_EUNAVAIL, "shard_id",
-                           "too many shard moves queued; try again later");
+      stm__cl_scan_moves(c); /* queued here when this node drives it */
       stm_log_info("cluster: moving shard %u to %s (%s), map version %llu",
                    (unsigned)shard, target, reason && *reason ? reason : "-",
                    (unsigned long long)c->map.version);

@@ -226,6 +226,7 @@ static void tick_once(struct cl *c, struct tick_state *t) {
     c->member_count = n;
   }
   uint64_t version = c->map.version;
+  stm__cl_scan_moves(c); /* a learned map may name this node the driver */
   c->best_peer_version = best;
   snprintf(c->best_peer, sizeof c->best_peer, "%s", best_peer);
   pthread_mutex_unlock(&c->mu);
@@ -330,6 +331,7 @@ int stm_cluster_start(const struct stm_cluster_config *cfg,
   c->shards = cfg->enabled ? (uint32_t)cfg->shards : 1;
   c->factor = cfg->enabled ? (size_t)cfg->replication_factor : 1;
   c->quorum = cfg->write_quorum;
+  c->active_move = -1;
   stm_shard_map_init(&c->map, c->shards);
   self_from(c, node_id, cfg->enabled && cfg->rpc_addr ? cfg->rpc_addr
                                                       : rpc_addr);

@@ -21,8 +21,9 @@
  *
  * Thread safety: every function may be called from any thread. Listeners
  * and the sync function are called on the runtime's own threads with no
- * lock held; they may call any stm_cluster_* query. Moves are driven by
- * the node that accepted them; run one operator's moves at a time (two
+ * lock held; they may call any stm_cluster_* query. A move is driven (the
+ * copy made, the status advanced) by the shard's first UP old replica,
+ * whichever node accepted it; run one operator's moves at a time (two
  * nodes changing the map at once may both reach the same version).
  */
 #ifndef STM_SERVICE_CLUSTER_NODE_H
@@ -161,8 +162,8 @@ void stm_cluster_set_shard_count_fn(stm_cluster_shard_count_fn fn, void *arg);
 size_t stm_cluster_shards(struct stm_cluster_shard_info **out,
                           uint64_t *map_version, struct stm_buf *map_text);
 
-/* Record a move of `shard_id` ("shard-17") to `target` and queue its copy
- * (this node drives it). STM_EINVAL naming shard_id / target_node (unknown
+/* Record a move of `shard_id` ("shard-17") to `target`; the shard's first
+ * UP old replica copies it (stm_cluster_set_sync_fn) and completes it. STM_EINVAL naming shard_id / target_node (unknown
  * or not UP target, a move already running; single node: no target). */
 int stm_cluster_rebalance(const char *shard_id, const char *target,
                           const char *reason,

@@ -104,6 +104,11 @@ class RunbookTest(unittest.TestCase):
         self.assertEqual(n1.get("/cluster/health")[1],
                          {"status": "healthy", "quorum": True,
                           "members_up": 3, "members_total": 3})
+        # Claims written through node1 land on their shards' replicas.
+        for i in range(128):
+            status, body = n1.post("/v1/assert", dict(claim(i), concept_path="test/node4/%d" % i),
+                                   port=cluster.PORT_HTTP)
+            self.assertEqual(status, 201, body)
         n4 = c.add("node4", 4, seeds=[1, 2, 3])
         n4.start()
         # "No restart of existing nodes required!"
@@ -117,8 +122,19 @@ class RunbookTest(unittest.TestCase):
         for s in shards.values():
             self.assertEqual(len(s["replicas"]), 2, s)
             self.assertEqual(s["rebalance_status"], "stable")
-        # A shard node4 does not hold yet.
-        sid = next(i for i, s in sorted(shards.items()) if "node4" not in s["replicas"])
+        # A shard that neither node4 nor node1 (which takes the request)
+        # holds, with claims on its replicas: the copy must come from them.
+        # node1 took the writes; the runbook's sync puts them on the shards'
+        # replicas.
+        def counts(n):
+            return {x["id"]: x["assertion_count"] for x in n.get("/cluster/shards")[1]["shards"]}
+        on1 = counts(n1)
+        sid = next(i for i, s in sorted(shards.items())
+                   if sorted(s["replicas"]) == ["node2", "node3"] and on1[i] > 0)
+        status, body = n1.post("/cluster/sync", {"target_nodes": ["node2", "node3"], "force": True})
+        self.assertEqual(status, 202, body)
+        stmtest.wait_until(lambda: counts(n2)[sid] == on1[sid], 20, "%s on node2" % sid)
+        on2 = counts(n2)
         status, body = n1.post("/admin/shards/rebalance",
                                {"shard_id": sid, "target_node": "node4",
                                 "reason": "add_capacity"})
@@ -149,6 +165,21 @@ class RunbookTest(unittest.TestCase):
         self.assertIn("node4", s["replicas"])
         for n in (n2, n3, n4):  # the final map spreads too
             stmtest.wait_until(lambda n=n: done(n), 10, "done on " + n.node_id)
+        # node4 has everything the old replicas had (they keep their copy).
+        s4 = {x["id"]: x for x in n4.get("/cluster/shards")[1]["shards"]}[sid]
+        self.assertEqual(s4["assertion_count"], on2[sid])
+        s2 = {x["id"]: x for x in n2.get("/cluster/shards")[1]["shards"]}[sid]
+        self.assertEqual(s2["assertion_count"], on2[sid])
+        # Asked of node4 itself (which holds nothing of it), a move is still
+        # copied from an old replica.
+        sid2 = next(i for i, s in sorted(shards.items())
+                    if sorted(s["replicas"]) == ["node2", "node3"] and on1[i] > 0 and i != sid)
+        stmtest.wait_until(lambda: counts(n2)[sid2] == on1[sid2], 20, "%s on node2" % sid2)
+        status, body = n4.post("/admin/shards/rebalance", {"shard_id": sid2, "target_node": "node4"})
+        self.assertEqual(status, 202, body)
+        stmtest.wait_until(lambda: counts(n4)[sid2] == on1[sid2], 20, "%s copied to node4" % sid2)
+        sid = sid2
+        stmtest.wait_until(lambda: done(n1), 20, "the move of %s done" % sid2)
         # Per-shard counts are what this node stores: they add up to its
         # assertion_count.
         total = sum(x["assertion_count"] for x in n1.get("/cluster/shards")[1]["shards"])
