@@ -7,6 +7,8 @@
 #include "cluster_internal.h"
 
 #include "common/log.h"
+#include "rpc/codec.h"
+#include "stemedb/v1/cluster.pb-c.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,8 +146,57 @@ static bool in_list(const char *const *ids, size_t n, const char *id) {
   return false;
 }
 
+#define MAX_ASKED 64
+struct asked {
+  char pair[MAX_ASKED][2 * STM_NODE_ID_MAX + 2]; /* "holder target" */
+  size_t n;
+};
+
+/* Ask `holder` to bring `target` up to date (Cluster.Sync; it runs its
+ * anti-entropy toward target for the shards they share), once per pair.
+ * mu held on entry and exit, released during the call. */
+static int ask_sync(struct cl *c, const char *holder, const char *target,
+                    struct asked *a) {
+  char pair[sizeof a->pair[0]];
+  snprintf(pair, sizeof pair, "%.128s %.128s", holder, target);
+  for (size_t i = 0; i < a->n; i++)
+    if (strcmp(a->pair[i], pair) == 0)
+      return 0;
+  char to[STM_NODE_ID_MAX + 1], from[STM_NODE_ID_MAX + 1];
+  snprintf(to, sizeof to, "%.128s", target);
+  snprintf(from, sizeof from, "%.128s", holder);
+  pthread_mutex_unlock(&c->mu);
+  grpc_channel *ch = stm_cluster_peer_channel(from);
+  Stemedb__V1__SyncRequest req = STEMEDB__V1__SYNC_REQUEST__INIT;
+  char *targets[1] = {to};
+  req.n_target_nodes = 1;
+  req.target_nodes = targets;
+  ProtobufCMessage *resp = NULL;
+  struct stm_rpc_status st = {.message = "no channel"};
+  grpc_status_code code =
+      ch ? stm_rpc_call(ch, "/stemedb.v1.Cluster/Sync", &req.base,
+                        &stemedb__v1__sync_response__descriptor, 5000, &resp,
+                        &st)
+         : GRPC_STATUS_UNAVAILABLE;
+  if (resp)
+    protobuf_c_message_free_unpacked(resp, NULL);
+  if (code != GRPC_STATUS_OK)
+    stm_log_warn("cluster: asking %s to sync %s failed (retrying): %s", from,
+                 to, st.message);
+  else
+    stm_log_info("cluster: asked %s to sync %s", from, to);
+  pthread_mutex_lock(&c->mu);
+  if (code != GRPC_STATUS_OK)
+    return STM_EIO;
+  if (a->n < MAX_ASKED)
+    memcpy(a->pair[a->n++], pair, sizeof pair);
+  return 0;
+}
+
 /* Re-replicate the shards `node` held from the survivors. mu held. */
 static bool drain(struct cl *c, const char *node) {
+  struct asked asked_pairs = {.n = 0};
+  struct asked *asked = &asked_pairs;
   if (c->sync_fn == NULL) {
     stm_log_warn("cluster: removing %s without re-replicating its shards: "
                  "no sync function (replication) in this build",
@@ -170,9 +221,20 @@ static bool drain(struct cl *c, const char *node) {
     for (size_t i = 0; i < nt; i++)
       if (!in_list(before, nb, after[i]))
         snprintf(targets[k++], sizeof targets[0], "%s", after[i]);
-    for (size_t i = 0; i < k; i++)
-      if (copy_shard(c, s, targets[i]) != 0)
+    /* The copy comes from a surviving old replica: this node when it is
+     * one, else the first survivor, asked with Cluster.Sync. */
+    const char *holder = NULL;
+    for (size_t i = 0; i < nb && holder == NULL; i++)
+      if (strcmp(before[i], node) != 0 && in_list(rest, nr, before[i]))
+        holder = before[i];
+    bool mine = holder && strcmp(holder, c->self) == 0;
+    char from[STM_NODE_ID_MAX + 1];
+    snprintf(from, sizeof from, "%s", holder ? holder : "");
+    for (size_t i = 0; i < k; i++) {
+      if (mine ? copy_shard(c, s, targets[i]) != 0
+               : from[0] && ask_sync(c, from, targets[i], asked) != 0)
         return false;
+    }
   }
   return true;
 }

@@ -361,6 +361,8 @@ class Cluster:
                 pass
         if not os.environ.get("STM_KEEP_CLUSTER"):
             shutil.rmtree(self.root, ignore_errors=True)
+        else:
+            sys.stderr.write("cluster kept in %s\n" % self.root)
         if self._lock is not None:
             self._lock.close()  # releases the flock
             self._lock = None

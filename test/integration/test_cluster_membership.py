@@ -195,6 +195,8 @@ class RunbookTest(unittest.TestCase):
 
     # §3 Replace Failed Node
     def section3(self, c, n1, n2, n3, n4):
+        nodes = {"node1": n1, "node3": n3, "node4": n4}
+        before = {x["id"]: x["replicas"] for x in n1.get("/cluster/shards")[1]["shards"]}
         n2.kill()
         t0 = time.monotonic()
         for n in (n1, n3, n4):
@@ -221,6 +223,24 @@ class RunbookTest(unittest.TestCase):
             c.wait_status(n, {"node1": "UP", "node2": "LEFT", "node3": "UP", "node4": "UP"},
                           timeout=20)
         self.assertEqual(n1.get("/cluster/health")[1]["status"], "healthy")
+        # The drain: each shard node2 held now has a new replica holding
+        # what the surviving replica holds (copied by the survivor).
+        counts = {i: {x["id"]: x["assertion_count"] for x in n.get("/cluster/shards")[1]["shards"]}
+                  for i, n in nodes.items()}
+        after = {x["id"]: x["replicas"] for x in n1.get("/cluster/shards")[1]["shards"]}
+        checked = 0
+        for sid, reps in before.items():
+            if "node2" not in reps:
+                continue
+            survivor = next(r for r in reps if r != "node2")
+            for t in set(after[sid]) - set(reps):
+                want = counts[survivor][sid]
+                checked += want > 0
+                stmtest.wait_until(
+                    lambda t=t, sid=sid, want=want: {x["id"]: x["assertion_count"] for x in
+                                                     nodes[t].get("/cluster/shards")[1]["shards"]}[sid] >= want,
+                    15, "%s re-replicated to %s" % (sid, t))
+        self.assertGreater(checked, 0)
         # Step 3-5: node2-replacement on a new address, seeds node1 and node3.
         r = c.add("node2-replacement", 5, seeds=[1, 3])
         r.start()
