@@ -42,6 +42,18 @@ void stm_gw_apikey_from_request(const struct stm_gw_h1_request *rq, char *out,
     out[0] = '\0';
 }
 
+void stm_gw_apikey_agent(const struct stm_gw_h1_request *rq, char *out,
+                         size_t len) {
+  const struct stm_gw_h1_span *a = stm_gw_h1_header(rq, "x-agent-id");
+  char tmp[STM_GW_AGENT_MAX + 8];
+  out[0] = '\0';
+  if (a == NULL)
+    return;
+  put(a->p, a->len, tmp, sizeof tmp); /* "Bearer " + the trimmed value */
+  if (tmp[0])
+    snprintf(out, len, "%s", tmp + 7);
+}
+
 void stm_gw_apikey_from_ws(struct lws *wsi, char *out, size_t len) {
   char v[STM_GW_APIKEY_MAX];
   out[0] = '\0';

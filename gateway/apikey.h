@@ -20,6 +20,11 @@ struct lws;
 /* The value to forward as authorization, or "" when the request has none. */
 void stm_gw_apikey_from_request(const struct stm_gw_h1_request *rq, char *out,
                                 size_t len);
+/* X-Agent-Id (printable, at most STM_GW_AGENT_MAX - 1 bytes) into out,
+ * or "": whom rate limits and quotas count when there is no key. */
+#define STM_GW_AGENT_MAX 128
+void stm_gw_apikey_agent(const struct stm_gw_h1_request *rq, char *out,
+                         size_t len);
 /* The same from a WebSocket handshake that lws parsed. */
 void stm_gw_apikey_from_ws(struct lws *wsi, char *out, size_t len);
 

@@ -47,6 +47,8 @@ struct session {
   char param[PARAM_MAX];
   char query[QUERY_MAX];
   char authz[STM_GW_APIKEY_MAX]; /* "Bearer KEY" for the server, or "" */
+  char agent[STM_GW_AGENT_MAX];  /* X-Agent-Id, or "" */
+  char limit_hdrs[512]; /* the server's x-ratelimit-* / x-quota-* lines */
   struct stm_gw_call *call;
   struct stm_gw_response resp;
   bool have_resp, head, before_stop;
@@ -78,7 +80,7 @@ static void begin(struct session *s, enum stm_gw_method method) {
   s->have_resp = false;
   s->sent = s->out_head_len = 0;
   s->call = NULL;
-  s->param[0] = s->query[0] = '\0';
+  s->param[0] = s->query[0] = s->limit_hdrs[0] = '\0';
   memset(&s->resp, 0, sizeof s->resp);
   s->before_stop = !atomic_load(&g->stop);
   if (s->before_stop)
@@ -161,8 +163,9 @@ static void dispatch(struct session *s, const char *body, size_t body_len) {
   }
   char client[64] = "";
   lws_get_peer_simple(s->wsi, client, sizeof client);
-  rc = stm_gw_upstream_start_as(g->up, r->rpc, req, g->timeout_ms, client,
-                                s->authz, s, &s->call);
+  struct stm_gw_forward fw = {client, s->authz, s->agent};
+  rc = stm_gw_upstream_start_as(g->up, r->rpc, req, g->timeout_ms, &fw, s,
+                                &s->call);
   protobuf_c_message_free_unpacked(req, NULL);
   if (rc) {
     respond_error(s, 500, "INTERNAL",
@@ -184,6 +187,7 @@ void stm_gw_conn_call_done(struct stm_gw_call *call, void *owner, void *arg) {
                                stm_rpc_code_name(code));
   ProtobufCMessage *msg =
       code == GRPC_STATUS_OK ? stm_gw_call_reply(call, s->route->reply) : NULL;
+  stm_gw_call_limit_headers(call, s->limit_hdrs, sizeof s->limit_hdrs);
   struct stm_gw_reply rep = {code, stm_gw_call_message(call), msg};
   stm_gw_respond(s->route, &rep, &g->env, &s->resp);
   if (msg)
@@ -311,6 +315,7 @@ static int handle(struct session *s, const struct stm_gw_h1_request *rq) {
   memcpy(path, rq->path.p, rq->path.len);
   path[rq->path.len] = '\0';
   stm_gw_apikey_from_request(rq, s->authz, sizeof s->authz);
+  stm_gw_apikey_agent(rq, s->agent, sizeof s->agent);
   s->route = stm_gw_route_match(s->kind, s->head ? STM_GW_GET : s->method, path,
                                 &param, &param_len, &allowed);
   if (s->route)
@@ -454,6 +459,9 @@ static void build_head(struct session *s) {
     used += (size_t)snprintf(
         s->out_head + used, sizeof s->out_head - used, "%s: %s\r\n",
         r->status == 426 ? "sec-websocket-version" : "allow", r->allow);
+  if (s->limit_hdrs[0])
+    used += (size_t)snprintf(s->out_head + used, sizeof s->out_head - used,
+                             "%s", s->limit_hdrs);
   if (s->closing || s->http10)
     used += (size_t)snprintf(s->out_head + used, sizeof s->out_head - used,
                              "connection: %s\r\n",

@@ -6,6 +6,8 @@
 #include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
 #include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,9 +24,9 @@ struct stm_gw_call {
   grpc_status_code code;
   grpc_slice details;
   char message[512];
-  /* x-forwarded-for when a client address is known, then authorization
-   * when the client sent a key. */
-  grpc_metadata md[2];
+  /* x-forwarded-for when a client address is known, authorization when
+   * the client sent a key, x-agent-id when it named itself. */
+  grpc_metadata md[3];
   size_t n_md;
   void *owner;                       /* event-loop thread only */
   struct stm_gw_call *next;          /* done queue, under up->lock */
@@ -142,14 +144,16 @@ int stm_gw_upstream_start_for(struct stm_gw_upstream *up, const char *method,
                               const ProtobufCMessage *req, int timeout_ms,
                               const char *client, void *owner,
                               struct stm_gw_call **out) {
-  return stm_gw_upstream_start_as(up, method, req, timeout_ms, client, NULL,
-                                  owner, out);
+  struct stm_gw_forward fw = {client, NULL, NULL};
+  return stm_gw_upstream_start_as(up, method, req, timeout_ms, &fw, owner,
+                                  out);
 }
 
 int stm_gw_upstream_start_as(struct stm_gw_upstream *up, const char *method,
                              const ProtobufCMessage *req, int timeout_ms,
-                             const char *client, const char *authorization,
-                             void *owner, struct stm_gw_call **out) {
+                             const struct stm_gw_forward *fw, void *owner,
+                             struct stm_gw_call **out) {
+  const char *client = fw->client, *authorization = fw->authorization;
   *out = NULL;
   struct stm_gw_call *c = calloc(1, sizeof *c);
   if (c == NULL)
@@ -185,6 +189,10 @@ int stm_gw_upstream_start_as(struct stm_gw_upstream *up, const char *method,
   if (authorization && *authorization) { /* the server checks the key */
     c->md[c->n_md].key = grpc_slice_from_static_string("authorization");
     c->md[c->n_md++].value = grpc_slice_from_copied_string(authorization);
+  }
+  if (fw->agent && *fw->agent) { /* whom rate limits and quotas count */
+    c->md[c->n_md].key = grpc_slice_from_static_string("x-agent-id");
+    c->md[c->n_md++].value = grpc_slice_from_copied_string(fw->agent);
   }
   ops[0].data.send_initial_metadata.count = c->n_md;
   ops[0].data.send_initial_metadata.metadata = c->n_md ? c->md : NULL;
@@ -277,6 +285,38 @@ grpc_status_code stm_gw_call_code(const struct stm_gw_call *call) {
 
 const char *stm_gw_call_message(const struct stm_gw_call *call) {
   return call->message;
+}
+
+/* A header may carry printable ASCII only (RFC 9110 5.5). */
+static bool header_safe(grpc_slice v) {
+  const uint8_t *p = GRPC_SLICE_START_PTR(v);
+  for (size_t i = 0; i < GRPC_SLICE_LENGTH(v); i++)
+    if (p[i] < 0x20 || p[i] > 0x7e)
+      return false;
+  return true;
+}
+
+size_t stm_gw_call_limit_headers(const struct stm_gw_call *call, char *out,
+                                 size_t len) {
+  static const char *const prefixes[] = {"x-ratelimit-", "x-quota-",
+                                         "retry-after"};
+  size_t used = 0;
+  out[0] = '\0';
+  for (size_t i = 0; i < call->trail_md.count; i++) {
+    const grpc_metadata *m = &call->trail_md.metadata[i];
+    size_t kl = GRPC_SLICE_LENGTH(m->key), vl = GRPC_SLICE_LENGTH(m->value);
+    const char *k = (const char *)GRPC_SLICE_START_PTR(m->key);
+    bool wanted = false;
+    for (size_t j = 0; j < 3 && !wanted; j++)
+      wanted = kl >= strlen(prefixes[j]) &&
+               memcmp(k, prefixes[j], strlen(prefixes[j])) == 0;
+    if (!wanted || !header_safe(m->value) || used + kl + vl + 5 > len)
+      continue;
+    used += (size_t)snprintf(out + used, len - used, "%.*s: %.*s\r\n", (int)kl,
+                             k, (int)vl,
+                             (const char *)GRPC_SLICE_START_PTR(m->value));
+  }
+  return used;
 }
 
 ProtobufCMessage *stm_gw_call_reply(const struct stm_gw_call *call,

@@ -73,13 +73,18 @@ int stm_gw_upstream_start_for(struct stm_gw_upstream *up, const char *method,
                               const char *client, void *owner,
                               struct stm_gw_call **out);
 
-/* As stm_gw_upstream_start_for, also sending `authorization` (copied;
- * NULL or "": none) as metadata authorization ("Bearer KEY"): the server
- * checks the HTTP client's own API key. */
+/* What the gateway forwards of its HTTP client (each copied; NULL or "":
+ * none): its address as x-forwarded-for, its API key as authorization
+ * ("Bearer KEY", checked by the server), its X-Agent-Id as x-agent-id. */
+struct stm_gw_forward {
+  const char *client, *authorization, *agent;
+};
+
+/* As stm_gw_upstream_start, forwarding `fw`. */
 int stm_gw_upstream_start_as(struct stm_gw_upstream *up, const char *method,
                              const ProtobufCMessage *req, int timeout_ms,
-                             const char *client, const char *authorization,
-                             void *owner, struct stm_gw_call **out);
+                             const struct stm_gw_forward *fw, void *owner,
+                             struct stm_gw_call **out);
 
 /*
  * The owner is gone (its connection closed): cancel the RPC. The call is
@@ -108,6 +113,11 @@ size_t stm_gw_upstream_active(const struct stm_gw_upstream *up);
 /* Accessors, valid inside the done callback. */
 const char *stm_gw_call_method(const struct stm_gw_call *call);
 grpc_status_code stm_gw_call_code(const struct stm_gw_call *call);
+/* The server's rate-limit and quota trailers (x-ratelimit-*, x-quota-*,
+ * retry-after) as HTTP header lines "name: value\r\n" into out; returns
+ * the bytes written (lines that do not fit are left out). */
+size_t stm_gw_call_limit_headers(const struct stm_gw_call *call, char *out,
+                                 size_t len);
 /* The status details (server message or transport error); "" if none. */
 const char *stm_gw_call_message(const struct stm_gw_call *call);
 /*

@@ -5,6 +5,7 @@
  * the log is small, appended with fsync, and read whole at start.
  */
 #include "auth.h"
+#include "ratelimit.h"
 #include "service.h"
 
 #include "common/clock.h"
@@ -327,6 +328,9 @@ int stm_auth_list(struct stm_auth *a, struct stm_auth_key_info **out,
   return *out ? 0 : STM_ENOMEM;
 }
 
+static bool authenticate(struct stm_grpc_call *call, const char *path,
+                         struct stm_service *svc);
+
 /* ---- the gate --------------------------------------------------------------- */
 
 /* The key of a call: "authorization: Bearer KEY", else "x-api-key". */
@@ -345,8 +349,104 @@ static bool call_key(struct stm_grpc_call *call, char *key, size_t len) {
   return stm_grpc_call_metadata(call, "x-api-key", key, len) && *key;
 }
 
+/* Is the peer ("ipv4:1.2.3.4:5", "ipv6:[::1]:5") one of `list`'s hosts?
+ * `host` receives its host part. */
+static bool peer_host_trusted(const char *peer, const char *list, char *host,
+                              size_t len) {
+  const char *p = peer ? strchr(peer, ':') : NULL;
+  p = p ? p + 1 : (peer ? peer : "");
+  size_t n = strlen(p);
+  const char *colon = strrchr(p, ':');
+  if (colon && strncmp(peer, "unix:", 5) != 0)
+    n = (size_t)(colon - p);
+  if (n >= 2 && p[0] == '[' && p[n - 1] == ']')
+    p++, n -= 2;
+  snprintf(host, len, "%.*s", (int)n, p);
+  size_t hl = strlen(host);
+  for (const char *q = list ? list : ""; *q;) {
+    q += strspn(q, ", \t");
+    size_t m = strcspn(q, ", \t");
+    if (m && m == hl && memcmp(q, host, m) == 0)
+      return true;
+    q += m;
+  }
+  return false;
+}
+
+/* Whom a rate limit counts: the key, else x-agent-id, else the client
+ * address (a trusted proxy's x-forwarded-for, else the peer's host). */
+static void client_identity(struct stm_grpc_call *call,
+                            const struct stm_service *svc, char *out,
+                            size_t len) {
+  const char *who = stm_grpc_call_principal(call);
+  char v[128], host[80];
+  if (who) {
+    snprintf(out, len, "%s", who);
+  } else if (stm_grpc_call_metadata(call, "x-agent-id", v, sizeof v) && *v) {
+    snprintf(out, len, "agent:%s", v);
+  } else if (peer_host_trusted(stm_grpc_call_peer(call), svc->trusted_proxies,
+                               host, sizeof host) &&
+             stm_grpc_call_metadata(call, "x-forwarded-for", v, sizeof v) &&
+             *v) {
+    v[strcspn(v, ", ")] = '\0'; /* the first hop is the client */
+    snprintf(out, len, "addr:%s", v);
+  } else {
+    snprintf(out, len, "addr:%s", host);
+  }
+}
+
+/* Node-to-node replication is bounded by its own batching, and health
+ * probes must never be refused. */
+static bool rate_exempt(const char *path) {
+  return strncmp(path, "/grpc.health.v1.Health/", 23) == 0 ||
+         strcmp(path, "/stemedb.v1.Cluster/Replicate") == 0 ||
+         strcmp(path, "/stemedb.v1.Cluster/MerkleSummary") == 0 ||
+         strcmp(path, "/stemedb.v1.Cluster/FetchMissing") == 0;
+}
+
+static void add_trailer_u32(struct stm_grpc_call *call, const char *key,
+                            uint32_t v) {
+  char buf[16];
+  snprintf(buf, sizeof buf, "%u", v);
+  stm_grpc_call_add_trailer(call, key, buf);
+}
+
+/* Take a token; false after answering RESOURCE_EXHAUSTED. */
+static bool rate_check(struct stm_grpc_call *call, const char *path,
+                       struct stm_service *svc) {
+  if (svc->ratelimit == NULL || rate_exempt(path))
+    return true;
+  const char *method = strrchr(path, '/');
+  method = method ? method + 1 : path;
+  char who[160];
+  client_identity(call, svc, who, sizeof who);
+  struct stm_ratelimit_verdict v;
+  if (!stm_ratelimit_take(svc->ratelimit, method, who, stm_clock_mono_ns(),
+                          &v))
+    return true;
+  add_trailer_u32(call, "x-ratelimit-limit", v.limit);
+  add_trailer_u32(call, "x-ratelimit-remaining", v.remaining);
+  add_trailer_u32(call, "x-ratelimit-reset", v.reset_s);
+  if (v.allowed)
+    return true;
+  add_trailer_u32(call, "retry-after", v.retry_after_s);
+  stm_grpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                     "rate limit exceeded: %s may make %u %s calls at once "
+                     "(--rate-limits); retry after %u s",
+                     who, v.limit, method, v.retry_after_s);
+  return false;
+}
+
 bool stm_auth_gate(struct stm_grpc_call *call, const char *path, void *ctx) {
   struct stm_service *svc = ctx;
+  if (!authenticate(call, path, svc))
+    return false;
+  return rate_check(call, path, svc);
+}
+
+/* Check the call's key against the method's role; false after answering. */
+static bool authenticate(struct stm_grpc_call *call, const char *path,
+                         struct stm_service *svc) {
   struct stm_auth *a = svc->auth;
   if (!stm_auth_required(a))
     return true;

@@ -4,6 +4,7 @@
  * cluster fallbacks and validation.
  */
 #include "config.h"
+#include "ratelimit.h"
 
 #include "cluster/toml.h"
 #include "common/log.h"
@@ -97,6 +98,10 @@ static size_t build_opts(struct stm_server_config *cfg,
       {"auth", "STEMEDB_AUTH", "server.auth", STM_OPT_STRING, &cfg->auth,
        "off (every caller may do everything) or required (an API key with "
        "the method's role; bootstrap admin key: STEMEDB_ADMIN_KEY)"},
+      {"rate-limits", "STEMEDB_RATE_LIMITS", "server.rate_limits",
+       STM_OPT_STRING, &cfg->rate_limits,
+       "token buckets per gRPC method and client: Method=RATE:BURST,... "
+       "(\"*\": every other method; off: none)"},
       {"request-id-window-s", "STEMEDB_REQUEST_ID_WINDOW_S",
        "server.request_id_window_s", STM_OPT_INT, &cfg->request_id_window_s,
        "seconds a write's request_id is remembered, so a retry with it is "
@@ -177,9 +182,11 @@ static int set_defaults(struct stm_server_config *cfg) {
   cfg->request_id_window_s = STM_SERVER_DEFAULT_REQUEST_ID_WINDOW_S;
   cfg->trusted_proxies = strdup(STM_SERVER_DEFAULT_TRUSTED_PROXIES);
   cfg->auth = strdup("off");
+  cfg->rate_limits = strdup(STM_RATELIMIT_DEFAULT);
   cfg->data_dir = strdup(STM_SERVER_DEFAULT_DATA_DIR);
   cfg->log_level = strdup(STM_SERVER_DEFAULT_LOG_LEVEL);
-  return cfg->data_dir && cfg->log_level && cfg->trusted_proxies && cfg->auth
+  return cfg->data_dir && cfg->log_level && cfg->trusted_proxies && cfg->auth &&
+                     cfg->rate_limits
              ? 0
              : STM_ENOMEM;
 }
@@ -193,6 +200,7 @@ void stm_server_config_destroy(struct stm_server_config *cfg) {
   free(cfg->wal_archive_command);
   free(cfg->trusted_proxies);
   free(cfg->auth);
+  free(cfg->rate_limits);
   for (size_t i = 0; i < cfg->unknown_key_count; i++)
     free(cfg->unknown_keys[i]);
   free(cfg->unknown_keys);

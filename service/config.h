@@ -26,6 +26,7 @@
  *   --listener-probe-ms  STEMEDB_LISTENER_PROBE_MS    server.listener_probe_ms 5000
  *   --trusted-proxies    STEMEDB_TRUSTED_PROXIES      server.trusted_proxies 127.0.0.1,::1
  *   --auth off|required  STEMEDB_AUTH                 server.auth       off
+ *   --rate-limits        STEMEDB_RATE_LIMITS          server.rate_limits *=5000:10000
  *   --request-id-window-s STEMEDB_REQUEST_ID_WINDOW_S server.request_id_window_s 600
  *   --disk-reserve-bytes STEMEDB_DISK_RESERVE_BYTES   server.disk_reserve_bytes 32 MiB
  *   --cluster            STEMEDB_CLUSTER_ENABLED      cluster.enabled   false
@@ -123,6 +124,7 @@ struct stm_server_config {
   int64_t listener_probe_ms;   /* 0 (off) or 10 .. 3600000 */
   char *trusted_proxies;       /* comma-separated IPs; "" none */
   char *auth;                  /* "off" or "required" (auth.h) */
+  char *rate_limits;           /* ratelimit.h spec; "off": none */
   int64_t request_id_window_s; /* 0 (off) .. 7 days */
   int64_t disk_reserve_bytes;  /* 0 (none) .. 1 TiB */
   struct stm_cluster_config cluster;

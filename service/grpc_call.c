@@ -57,6 +57,8 @@ void stm__grpc_call_free(struct stm_grpc_call *c) {
     protobuf_c_message_free_unpacked(c->req, NULL);
   if (c->resp)
     grpc_byte_buffer_destroy(c->resp);
+  for (size_t i = 0; i < c->n_trailers; i++)
+    grpc_slice_unref(c->trailers[i].value);
   grpc_metadata_array_destroy(&c->md);
   if (c->generic)
     grpc_call_details_destroy(&c->details);
@@ -117,7 +119,9 @@ void stm__grpc_start_answer(struct stm_grpc_call *c, grpc_status_code code,
   }
   ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
   ops[n].data.send_status_from_server.status = code;
-  ops[n++].data.send_status_from_server.status_details = &details;
+  ops[n].data.send_status_from_server.status_details = &details;
+  ops[n].data.send_status_from_server.trailing_metadata_count = c->n_trailers;
+  ops[n++].data.send_status_from_server.trailing_metadata = c->trailers;
   ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
   ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
   c->kind = TAG_CALL_DONE;
@@ -154,6 +158,15 @@ void stm_grpc_call_set_principal(struct stm_grpc_call *call, const char *who) {
 
 const char *stm_grpc_call_principal(const struct stm_grpc_call *call) {
   return call->principal[0] ? call->principal : NULL;
+}
+
+void stm_grpc_call_add_trailer(struct stm_grpc_call *call, const char *key,
+                               const char *value) {
+  if (call->n_trailers == STM_GRPC_MAX_TRAILERS)
+    return;
+  grpc_metadata *m = &call->trailers[call->n_trailers++];
+  m->key = grpc_slice_from_static_string(key);
+  m->value = grpc_slice_from_copied_string(value);
 }
 
 const char *stm_grpc_call_peer(struct stm_grpc_call *call) {
@@ -254,7 +267,10 @@ void stm_grpc_stream_finish(struct stm_grpc_call *call, grpc_status_code code,
     ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
   ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
   ops[n].data.send_status_from_server.status = code;
-  ops[n++].data.send_status_from_server.status_details = &details;
+  ops[n].data.send_status_from_server.status_details = &details;
+  ops[n].data.send_status_from_server.trailing_metadata_count =
+      call->n_trailers;
+  ops[n++].data.send_status_from_server.trailing_metadata = call->trailers;
   call->sent_initial = true;
   grpc_call_error e =
       grpc_call_start_batch(call->call, ops, n, &call->status_tag, NULL);

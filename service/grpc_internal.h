@@ -105,6 +105,8 @@ struct stm_grpc_call {
   char *peer;
   char *rid; /* the request_id this call reports to request_ids, or NULL */
   char principal[128]; /* set by the gate; "" when none */
+  grpc_metadata trailers[STM_GRPC_MAX_TRAILERS]; /* sent with the status */
+  size_t n_trailers;
   /* Server streaming only. */
   stm_grpc_stream_cb stream_cb;
   void *stream_user;

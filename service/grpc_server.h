@@ -93,6 +93,13 @@ void *stm_grpc_call_context(const struct stm_grpc_call *call);
  * copied (cut to 127 bytes). */
 void stm_grpc_call_set_principal(struct stm_grpc_call *call, const char *who);
 const char *stm_grpc_call_principal(const struct stm_grpc_call *call);
+/* Add trailing metadata sent with the call's status, whatever it is
+ * (rate-limit and quota counters). `key` is a static lowercase string,
+ * `value` is copied; beyond STM_GRPC_MAX_TRAILERS entries it is dropped.
+ * Only before the call is answered, from the thread that owns it. */
+#define STM_GRPC_MAX_TRAILERS 8
+void stm_grpc_call_add_trailer(struct stm_grpc_call *call, const char *key,
+                               const char *value);
 /* Peer address ("ipv4:127.0.0.1:5555"), owned by the call. */
 const char *stm_grpc_call_peer(struct stm_grpc_call *call);
 /* Copy the first value of request metadata `key` (lowercase) into buf,

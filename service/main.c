@@ -5,6 +5,7 @@
  */
 #include "archiver.h"
 #include "auth.h"
+#include "ratelimit.h"
 #include "cluster_node.h"
 #include "config.h"
 #include "listener_probe.h"
@@ -232,6 +233,10 @@ static int start_auth(const struct stm_server_config *cfg, struct node *n) {
     return -1;
   }
   stm_rpc_set_api_key(admin);
+  if (stm_ratelimit_new(cfg->rate_limits, &n->svc.ratelimit, &err)) {
+    stm_log_error("%s", err.message);
+    return -1;
+  }
   bool loopback = strncmp(cfg->grpc_listen, "127.", 4) == 0 ||
                   strncmp(cfg->grpc_listen, "localhost:", 10) == 0 ||
                   strncmp(cfg->grpc_listen, "[::1]:", 6) == 0;
@@ -310,6 +315,7 @@ static void stop_all(const struct stm_server_config *cfg, struct node *n) {
   stm_watch_hub_delete(n->hub);
   stm_source_keys_delete(n->svc.source_keys);
   stm_auth_delete(n->svc.auth);
+  stm_ratelimit_delete(n->svc.ratelimit);
 }
 
 static int serve(const struct stm_server_config *cfg) {

@@ -17,6 +17,7 @@
 
 struct stm_watch_hub;
 struct stm_auth;
+struct stm_ratelimit;
 
 struct stm_service {
   struct stm_store *store;       /* borrowed */
@@ -32,6 +33,7 @@ struct stm_service {
                                    the audit log believes */
   atomic_bool shutting_down;   /* health turns NOT_SERVING */
   struct stm_auth *auth;       /* API keys (auth.h); NULL: none */
+  struct stm_ratelimit *ratelimit; /* ratelimit.h; NULL: no limits */
 };
 
 /* The full method table of every service (unimplemented RPCs have a NULL
