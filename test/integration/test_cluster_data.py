@@ -3,8 +3,15 @@
 §1 bootstrap: a single node that already holds claims, votes, epochs and
    sources becomes node1 of a 3-node cluster (factor 2); POST /cluster/sync
    {"force": true} on node1; then every claim is stored on >= 2 nodes
-   (Get on each node's own store), sources on every node, and the sum of
-   assertion_count is >= 2 x the claims.
+   (Get on each node's own store), readable from every node, sources on
+   every node, and a write on node1 is queryable on node2 at once.
+Writes: acknowledged means on every live replica; reads (Get, Trace,
+   Query) and votes work from any node.
+Faults: a frozen replica (SIGSTOP) catches up after thaw with nothing
+   lost; SIGKILL of the coordinating node mid-writes with write_quorum =
+   all loses no acknowledged write.
+Differential: the same workload on one node and on a 3-node cluster gives
+   the same Query answers under every lens, asked of every node.
 A new empty node receives 100 k claims through anti-entropy (timed; the
    number goes to docs/benchmarks.md). STM_CLUSTER_BENCH_CLAIMS changes the
    count (CI keeps the default small: 20 k).
@@ -84,6 +91,61 @@ def local_fields_cleared(msg):
     return msg
 
 
+def comparable(msg):
+    """local_fields_cleared, plus commit times (each deployment commits at
+    its own moment) and floats rounded (vote trust decays with the clock
+    between two calls)."""
+    for fd, value in list(msg.ListFields()):
+        if fd.name in ("sequence", "as_of_sequence", "commit_time_ns"):
+            msg.ClearField(fd.name)
+        elif fd.type == fd.TYPE_DOUBLE and fd.label != fd.LABEL_REPEATED:
+            setattr(msg, fd.name, float("%.6g" % value))
+        elif fd.type == fd.TYPE_MESSAGE:
+            if fd.label == fd.LABEL_REPEATED:
+                for v in value:
+                    comparable(v)
+            else:
+                comparable(value)
+    return msg
+
+
+LENSES = ["recency", "consensus", "confidence", "vote", "authority", "epoch",
+          "skeptic", "layered"]
+
+
+def workload(stubs_by_step, pb, types):
+    """The same writes, in the same order, each through the stub its step
+    picks: claims with competing values and sources, votes, epochs in the
+    middle, registered sources."""
+    hashes = []
+    for i in range(120):
+        stub = stubs_by_step(i)
+        if i == 60:
+            stub.StartEpoch(pb.StartEpochRequest(concept_path="d/1",
+                                                 reason="recall",
+                                                 timestamp_ns=5), timeout=10)
+            stub.StartEpoch(pb.StartEpochRequest(concept_path="d/2",
+                                                 predicate="p",
+                                                 reason="rev",
+                                                 timestamp_ns=6), timeout=10)
+        if i == 30:
+            stub.PutSource(pb.PutSourceRequest(source=types.Source(
+                id="https://a", name="A", tier=1, trust=0.5)), timeout=10)
+        r = stub.Assert(pb.AssertRequest(
+            concept_path="d/%d" % (i % 6), predicate="pq"[i % 2],
+            value=types.Value(number_value=i % 4),
+            source_id=["https://a", "blog://b", "fda://c"][i % 3],
+            confidence=0.5 + (i % 5) / 10.0,
+            timestamp_ns=1000 + i), timeout=10)
+        hashes.append(r.hash)
+        if i % 9 == 0 and i:
+            stub.Vote(pb.VoteRequest(assertion_hash=hashes[i // 2],
+                                     voter_id="v%d" % (i % 4),
+                                     weight=[1.0, -0.5][i % 2],
+                                     timestamp_ns=7000 + i), timeout=10)
+    return hashes
+
+
 def count(node):
     return node.health()[1]["assertion_count"]
 
@@ -124,6 +186,22 @@ class ClusterDataTest(unittest.TestCase):
                 60, "the sum of assertion_count to reach 2 x claims")
             held = holders([n1, n2, n3], hashes)
             self.assertEqual([h for h, k in held.items() if k < 2], [])
+            # Every claim readable from every node (forwarded where needed),
+            # and a write on node1 queryable on node2 at once.
+            for n in (n1, n2, n3):
+                with grpc.insecure_channel(n.rpc_addr) as ch:
+                    stub = pbg.StemeDBStub(ch)
+                    for h in hashes:
+                        self.assertEqual(stub.Get(pb.GetRequest(hash=h),
+                                                  timeout=10).hash, h)
+            with grpc.insecure_channel(n1.rpc_addr) as ch:
+                h = pbg.StemeDBStub(ch).Assert(pb.AssertRequest(
+                    concept_path="boot/new", predicate="p",
+                    value=types.Value(bool_value=True)), timeout=10).hash
+            with grpc.insecure_channel(n2.rpc_addr) as ch:
+                r = pbg.StemeDBStub(ch).Query(pb.QueryRequest(
+                    concept_path="boot/new", lens="recency"), timeout=10)
+                self.assertEqual(r.results[0].winner.hash, h)
             # Sources live on every node.
             for n in (n2, n3):
                 with grpc.insecure_channel(n.rpc_addr) as ch:
@@ -216,6 +294,84 @@ class ClusterDataTest(unittest.TestCase):
             stmtest.wait_until(lambda: not under(), 60,
                                "every claim on 2 nodes again")
             self.assertEqual(set(c.stop_all().values()), {0})
+
+    def test_same_answers_as_one_node_under_every_lens(self):
+        """The differential test: the same workload on one node and on a
+        3-node cluster (writes spread over its nodes) gives the same
+        Query answers under every lens, asked of every node."""
+        import grpc
+        pb, pbg, types = stubs()
+        with cluster.Cluster() as c:
+            single = c.add("single", 4, clustered=False)
+            single.start()
+            nodes = self.three_nodes(c)
+            chans = [grpc.insecure_channel(n.rpc_addr) for n in [single] + nodes]
+            try:
+                stubs_ = [pbg.StemeDBStub(ch) for ch in chans]
+                workload(lambda i: stubs_[0], pb, types)
+                workload(lambda i: stubs_[1 + i % 3], pb, types)
+
+                def answers(stub):
+                    out = []
+                    for k in range(6):
+                        for lens in LENSES:
+                            r = stub.Query(pb.QueryRequest(
+                                concept_path="d/%d" % k, lens=lens), timeout=10)
+                            out.append((k, lens, comparable(r)))
+                    return out
+                want = answers(stubs_[0])
+                self.assertTrue(any(r.results for _, _, r in want))
+                for n, stub in zip(nodes, stubs_[1:]):
+                    got = answers(stub)
+                    for a, b in zip(want, got):
+                        self.assertEqual(a, b, "%s: concept d/%d lens %s" %
+                                         (n.node_id, a[0], a[1]))
+            finally:
+                for ch in chans:
+                    ch.close()
+            self.assertEqual(set(c.stop_all().values()), {0})
+
+    def test_killed_coordinator_loses_no_acknowledged_write(self):
+        """write_quorum = all: SIGKILL the node the client writes through,
+        mid-writes; every write it acknowledged is readable from the
+        others."""
+        import grpc
+        import threading
+        pb, pbg, types = stubs()
+        with cluster.Cluster() as c:
+            n1, n2, n3 = self.three_nodes(c, quorum="all")
+            acked, stop = [], threading.Event()
+
+            def writer():
+                with grpc.insecure_channel(n1.rpc_addr) as ch:
+                    stub = pbg.StemeDBStub(ch)
+                    for i in range(100000):
+                        if stop.is_set():
+                            return
+                        try:
+                            r = stub.Assert(pb.AssertRequest(
+                                concept_path="k/%d" % (i % 40), predicate="p",
+                                value=types.Value(number_value=i)), timeout=5)
+                            acked.append(r.hash)
+                        except grpc.RpcError:
+                            return
+            t = threading.Thread(target=writer)
+            t.start()
+            stmtest.wait_until(lambda: len(acked) >= 200, 30, "200 writes")
+            n1.kill()
+            t.join(30)
+            stop.set()
+            self.assertGreaterEqual(len(acked), 200)
+            c.wait_status(n2, {"node1": "DOWN", "node2": "UP", "node3": "UP"},
+                          timeout=30)
+            held = holders([n2, n3], acked)
+            self.assertEqual([h for h, k in held.items() if k < 1], [])
+            with grpc.insecure_channel(n2.rpc_addr) as ch:
+                stub = pbg.StemeDBStub(ch)
+                for h in acked[-50:]:
+                    self.assertEqual(stub.Get(pb.GetRequest(hash=h),
+                                              timeout=10).hash, h)
+            c.stop_all()
 
     def test_new_node_receives_claims_fast(self):
         total = int(os.environ.get("STM_CLUSTER_BENCH_CLAIMS", "20000"))
