@@ -4,6 +4,7 @@
 
 #include "cluster_node.h"
 #include "rpc/codec.h"
+#include "stemedb/v1/stemedb.pb-c.h"
 
 #include <grpc/byte_buffer.h>
 #include <stdio.h>
@@ -178,4 +179,141 @@ bool stm_forward_to_any(struct stm_grpc_call *call, const ProtobufCMessage *msg,
   }
   free(m);
   return done;
+}
+
+/* ---- fan-out: ListConcepts and Query with include_descendants ---------- */
+
+/* The answers of every other UP node to `msg` (forwarded), unpacked; the
+ * caller frees each with protobuf_c_message_free_unpacked. A node that
+ * fails is skipped: its shards have other replicas. */
+static size_t gather(const ProtobufCMessage *msg, const char *method,
+                     const ProtobufCMessageDescriptor *desc,
+                     ProtobufCMessage **out, size_t max) {
+  struct stm_cluster_member *m = NULL;
+  size_t n = stm_cluster_members_snapshot(&m), k = 0;
+  for (size_t i = 0; i < n && k < max; i++) {
+    if (m[i].self || m[i].state != STM_SWIM_UP)
+      continue;
+    grpc_channel *ch = stm_cluster_peer_channel(m[i].id);
+    if (ch == NULL)
+      continue;
+    struct stm_rpc_status st;
+    grpc_byte_buffer *send = stm_rpc_pack(msg), *recv = NULL;
+    if (call_peer(ch, method, send, &recv, &st) == GRPC_STATUS_OK &&
+        (out[k] = stm_rpc_unpack(desc, recv)) != NULL)
+      k++;
+    grpc_byte_buffer_destroy(send);
+    if (recv)
+      grpc_byte_buffer_destroy(recv);
+  }
+  free(m);
+  return k;
+}
+
+#define MAX_FAN 64
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+bool stm_forward_list_concepts(struct stm_grpc_call *call,
+                               const ProtobufCMessage *msg, char **local,
+                               size_t n, bool more, size_t limit) {
+  if (!stm_cluster_enabled() || stm_forward_was_forwarded(call))
+    return false;
+  ProtobufCMessage *got[MAX_FAN];
+  size_t k = gather(msg, "/stemedb.v1.StemeDB/ListConcepts",
+                    &stemedb__v1__list_concepts_response__descriptor, got,
+                    MAX_FAN);
+  size_t total = n;
+  for (size_t i = 0; i < k; i++)
+    total += ((Stemedb__V1__ListConceptsResponse *)got[i])->n_concepts;
+  char **all = malloc((total ? total : 1) * sizeof *all);
+  if (all == NULL) {
+    for (size_t i = 0; i < k; i++)
+      protobuf_c_message_free_unpacked(got[i], NULL);
+    return false;
+  }
+  size_t c = 0;
+  for (size_t i = 0; i < n; i++)
+    all[c++] = local[i];
+  for (size_t i = 0; i < k; i++) {
+    Stemedb__V1__ListConceptsResponse *r =
+        (Stemedb__V1__ListConceptsResponse *)got[i];
+    more = more || r->next_page_token[0] != '\0';
+    for (size_t j = 0; j < r->n_concepts; j++)
+      all[c++] = r->concepts[j];
+  }
+  qsort(all, c, sizeof *all, cmp_str);
+  size_t u = 0; /* every concept lives on factor nodes: dedupe */
+  for (size_t i = 0; i < c; i++)
+    if (u == 0 || strcmp(all[u - 1], all[i]) != 0)
+      all[u++] = all[i];
+  if (u > limit) {
+    u = limit;
+    more = true;
+  }
+  Stemedb__V1__ListConceptsResponse resp =
+      STEMEDB__V1__LIST_CONCEPTS_RESPONSE__INIT;
+  resp.concepts = all;
+  resp.n_concepts = u;
+  resp.next_page_token = more && u ? all[u - 1] : "";
+  stm_grpc_call_reply(call, &resp.base);
+  free(all);
+  for (size_t i = 0; i < k; i++)
+    protobuf_c_message_free_unpacked(got[i], NULL);
+  return true;
+}
+
+static int cmp_result(const void *a, const void *b) {
+  const Stemedb__V1__LensResult *x = *(Stemedb__V1__LensResult *const *)a;
+  const Stemedb__V1__LensResult *y = *(Stemedb__V1__LensResult *const *)b;
+  int c = strcmp(x->concept_path, y->concept_path);
+  return c ? c : strcmp(x->predicate, y->predicate);
+}
+
+bool stm_forward_merge_query(struct stm_grpc_call *call,
+                             const ProtobufCMessage *msg,
+                             const ProtobufCMessage *local_resp,
+                             size_t limit) {
+  if (!stm_cluster_enabled() || stm_forward_was_forwarded(call))
+    return false;
+  const Stemedb__V1__QueryResponse *mine =
+      (const Stemedb__V1__QueryResponse *)local_resp;
+  ProtobufCMessage *got[MAX_FAN];
+  size_t k = gather(msg, "/stemedb.v1.StemeDB/Query",
+                    &stemedb__v1__query_response__descriptor, got, MAX_FAN);
+  size_t total = mine->n_results;
+  for (size_t i = 0; i < k; i++)
+    total += ((Stemedb__V1__QueryResponse *)got[i])->n_results;
+  Stemedb__V1__LensResult **all = malloc((total ? total : 1) * sizeof *all);
+  if (all == NULL) {
+    for (size_t i = 0; i < k; i++)
+      protobuf_c_message_free_unpacked(got[i], NULL);
+    return false;
+  }
+  size_t c = 0;
+  for (size_t i = 0; i < mine->n_results; i++)
+    all[c++] = mine->results[i];
+  for (size_t i = 0; i < k; i++) {
+    Stemedb__V1__QueryResponse *r = (Stemedb__V1__QueryResponse *)got[i];
+    for (size_t j = 0; j < r->n_results; j++)
+      all[c++] = r->results[j];
+  }
+  /* A (concept, predicate) is answered alike by each of its replicas:
+   * keep one, in the order a single node answers (path, predicate). */
+  qsort(all, c, sizeof *all, cmp_result);
+  size_t u = 0;
+  for (size_t i = 0; i < c; i++)
+    if (u == 0 || cmp_result(&all[u - 1], &all[i]) != 0)
+      all[u++] = all[i];
+  Stemedb__V1__QueryResponse resp = STEMEDB__V1__QUERY_RESPONSE__INIT;
+  resp.results = all;
+  resp.n_results = u < limit ? u : limit;
+  resp.sequence = mine->sequence; /* this node's: sequences are local */
+  stm_grpc_call_reply(call, &resp.base);
+  free(all);
+  for (size_t i = 0; i < k; i++)
+    protobuf_c_message_free_unpacked(got[i], NULL);
+  return true;
 }

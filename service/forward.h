@@ -35,4 +35,18 @@ bool stm_forward_to_any(struct stm_grpc_call *call, const ProtobufCMessage *msg,
                         const char *method,
                         const ProtobufCMessageDescriptor *resp_desc);
 
+/* ListConcepts in a cluster: this node's page (local[0..n), more) merged
+ * with every other UP node's answer to the same request (sorted, unique,
+ * cut to limit). True when it answered the call. */
+bool stm_forward_list_concepts(struct stm_grpc_call *call,
+                               const ProtobufCMessage *msg, char **local,
+                               size_t n, bool more, size_t limit);
+
+/* Query with include_descendants in a cluster: the descendants live in
+ * other shards, so every UP node is asked and the results merged, one per
+ * (concept, predicate), in path order, cut to limit. True when answered. */
+bool stm_forward_merge_query(struct stm_grpc_call *call,
+                             const ProtobufCMessage *msg,
+                             const ProtobufCMessage *local_resp, size_t limit);
+
 #endif

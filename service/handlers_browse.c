@@ -1,6 +1,7 @@
 /* GetSource, ListSources, ListConcepts and Audit of stemedb.v1.StemeDB:
  * reads of sources, concepts and the audit log, paged. */
 #include "convert.h"
+#include "forward.h"
 #include "records_internal.h"
 #include "service_internal.h"
 
@@ -133,7 +134,9 @@ void stm__handle_list_concepts(struct stm_grpc_call *call,
     m.concepts = (char **)l.items;
     m.n_concepts = l.n;
     m.next_page_token = l.more && l.n ? m.concepts[l.n - 1] : "";
-    stm_grpc_call_reply(call, &m.base);
+    /* in a cluster every node holds some concepts: merge (forward.h) */
+    if (!stm_forward_list_concepts(call, msg, m.concepts, l.n, l.more, limit))
+      stm_grpc_call_reply(call, &m.base);
   }
   stm__list_destroy(&l);
 }

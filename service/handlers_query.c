@@ -197,7 +197,8 @@ void stm__handle_query(struct stm_grpc_call *call, const ProtobufCMessage *msg,
   struct stm_service *svc = ctx;
   const Stemedb__V1__QueryRequest *req = (const Stemedb__V1__QueryRequest *)msg;
   /* In a cluster a replica of the concept's shard answers (forward.h). */
-  if (stm_forward_to_shard(call, msg, "/stemedb.v1.StemeDB/Query",
+  if (!req->include_descendants &&
+      stm_forward_to_shard(call, msg, "/stemedb.v1.StemeDB/Query",
                            &stemedb__v1__query_response__descriptor,
                            req->concept_path))
     return;
@@ -241,7 +242,10 @@ void stm__handle_query(struct stm_grpc_call *call, const ProtobufCMessage *msg,
         view.as_of_sequence && view.as_of_sequence < stats.last_sequence
             ? view.as_of_sequence
             : stats.last_sequence;
-    stm_grpc_call_reply(call, &resp.base);
+    /* descendants live in other shards: every node is asked (forward.h) */
+    if (!req->include_descendants ||
+        !stm_forward_merge_query(call, msg, &resp.base, q.limit))
+      stm_grpc_call_reply(call, &resp.base);
   }
   group_clear(&q);
   free(q.group);

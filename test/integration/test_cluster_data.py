@@ -318,13 +318,26 @@ class ClusterDataTest(unittest.TestCase):
                             r = stub.Query(pb.QueryRequest(
                                 concept_path="d/%d" % k, lens=lens), timeout=10)
                             out.append((k, lens, comparable(r)))
+                    # Descendants span shards: every node is asked.
+                    for lens in LENSES:
+                        r = stub.Query(pb.QueryRequest(
+                            concept_path="d", lens=lens,
+                            include_descendants=True), timeout=10)
+                        out.append(("d/*", lens, comparable(r)))
+                    r = stub.ListConcepts(pb.ListConceptsRequest(prefix="d",
+                                                                 limit=4))
+                    out.append(("concepts", list(r.concepts), r.next_page_token))
+                    r = stub.ListConcepts(pb.ListConceptsRequest(
+                        prefix="d", limit=4, page_token=r.next_page_token))
+                    out.append(("concepts2", list(r.concepts), r.next_page_token))
                     return out
                 want = answers(stubs_[0])
-                self.assertTrue(any(r.results for _, _, r in want))
+                self.assertTrue(any(r.results for _, _, r in want[:48]))
+                self.assertEqual(len(want[48][2].results), 6)  # d/0 .. d/5
                 for n, stub in zip(nodes, stubs_[1:]):
                     got = answers(stub)
                     for a, b in zip(want, got):
-                        self.assertEqual(a, b, "%s: concept d/%d lens %s" %
+                        self.assertEqual(a, b, "%s: concept d/%s lens %s" %
                                          (n.node_id, a[0], a[1]))
             finally:
                 for ch in chans:
