@@ -21,6 +21,7 @@ ports, RESOURCE_LOCK cluster_ports).
 """
 
 import os
+import re
 import sys
 import time
 import unittest
@@ -281,6 +282,13 @@ class ClusterDataTest(unittest.TestCase):
             # frozen (the first ones wait for its timeout, then SWIM says
             # DOWN and placement skips it).
             during = write_claims(n1, 400, "f2", batch=50)
+
+            def lag():
+                m = re.search(r'replication_lag_seconds\{peer="node3"\} ([0-9.e+-]+)',
+                              n1.metrics())
+                return float(m.group(1)) if m else None
+            # node3 missed writes: its lag is the age of the oldest.
+            stmtest.wait_until(lambda: (lag() or 0) > 0, 10, "a lag for node3")
             n3.thaw()
             c.wait_status(n1, UP3, timeout=30)
             hashes = before + during
@@ -293,6 +301,7 @@ class ClusterDataTest(unittest.TestCase):
             # the periodic pass.
             stmtest.wait_until(lambda: not under(), 60,
                                "every claim on 2 nodes again")
+            stmtest.wait_until(lambda: lag() == 0, 30, "node3's lag back to 0")
             self.assertEqual(set(c.stop_all().values()), {0})
 
     def test_same_answers_as_one_node_under_every_lens(self):
