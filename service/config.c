@@ -4,6 +4,7 @@
  * cluster fallbacks and validation.
  */
 #include "config.h"
+#include "quota.h"
 #include "ratelimit.h"
 
 #include "cluster/toml.h"
@@ -102,6 +103,14 @@ static size_t build_opts(struct stm_server_config *cfg,
        STM_OPT_STRING, &cfg->rate_limits,
        "token buckets per gRPC method and client: Method=RATE:BURST,... "
        "(\"*\": every other method; off: none)"},
+      {"quota-per-hour", "STEMEDB_QUOTA_PER_HOUR", "server.quota_per_hour",
+       STM_OPT_INT, &cfg->quota_per_hour,
+       "units each agent (key id, else x-agent-id) may use per clock hour: "
+       "assert 10 per claim, vote 1, query 5; 0: off"},
+      {"quota-overrides", "STEMEDB_QUOTA_OVERRIDES", "server.quota_overrides",
+       STM_OPT_STRING, &cfg->quota_overrides,
+       "per-agent hourly units: AGENT=UNITS,... (AGENT: key:ID or "
+       "agent:X-AGENT-ID)"},
       {"request-id-window-s", "STEMEDB_REQUEST_ID_WINDOW_S",
        "server.request_id_window_s", STM_OPT_INT, &cfg->request_id_window_s,
        "seconds a write's request_id is remembered, so a retry with it is "
@@ -183,6 +192,7 @@ static int set_defaults(struct stm_server_config *cfg) {
   cfg->trusted_proxies = strdup(STM_SERVER_DEFAULT_TRUSTED_PROXIES);
   cfg->auth = strdup("off");
   cfg->rate_limits = strdup(STM_RATELIMIT_DEFAULT);
+  cfg->quota_per_hour = STM_QUOTA_DEFAULT_PER_HOUR;
   cfg->data_dir = strdup(STM_SERVER_DEFAULT_DATA_DIR);
   cfg->log_level = strdup(STM_SERVER_DEFAULT_LOG_LEVEL);
   return cfg->data_dir && cfg->log_level && cfg->trusted_proxies && cfg->auth &&
@@ -201,6 +211,7 @@ void stm_server_config_destroy(struct stm_server_config *cfg) {
   free(cfg->trusted_proxies);
   free(cfg->auth);
   free(cfg->rate_limits);
+  free(cfg->quota_overrides);
   for (size_t i = 0; i < cfg->unknown_key_count; i++)
     free(cfg->unknown_keys[i]);
   free(cfg->unknown_keys);

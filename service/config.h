@@ -27,6 +27,8 @@
  *   --trusted-proxies    STEMEDB_TRUSTED_PROXIES      server.trusted_proxies 127.0.0.1,::1
  *   --auth off|required  STEMEDB_AUTH                 server.auth       off
  *   --rate-limits        STEMEDB_RATE_LIMITS          server.rate_limits *=5000:10000
+ *   --quota-per-hour     STEMEDB_QUOTA_PER_HOUR       server.quota_per_hour 10000
+ *   --quota-overrides    STEMEDB_QUOTA_OVERRIDES      server.quota_overrides none
  *   --request-id-window-s STEMEDB_REQUEST_ID_WINDOW_S server.request_id_window_s 600
  *   --disk-reserve-bytes STEMEDB_DISK_RESERVE_BYTES   server.disk_reserve_bytes 32 MiB
  *   --cluster            STEMEDB_CLUSTER_ENABLED      cluster.enabled   false
@@ -125,6 +127,8 @@ struct stm_server_config {
   char *trusted_proxies;       /* comma-separated IPs; "" none */
   char *auth;                  /* "off" or "required" (auth.h) */
   char *rate_limits;           /* ratelimit.h spec; "off": none */
+  int64_t quota_per_hour;      /* quota.h; 0: off */
+  char *quota_overrides;       /* "AGENT=UNITS,..." or NULL */
   int64_t request_id_window_s; /* 0 (off) .. 7 days */
   int64_t disk_reserve_bytes;  /* 0 (none) .. 1 TiB */
   struct stm_cluster_config cluster;

@@ -58,6 +58,7 @@ struct stm_grpc_server {
   const ProtobufCFieldDescriptor **rid_fields;
   struct stm_request_ids *request_ids; /* borrowed; NULL: off */
   stm_grpc_gate_cb gate;                 /* NULL: every call goes on */
+  stm_grpc_admit_cb admit;               /* NULL: every call goes on */
   struct method_stats *stats; /* method_count + 1: the last is "unknown" */
   void *ctx;
   atomic_bool shutting_down;

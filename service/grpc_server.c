@@ -200,6 +200,8 @@ static void on_request(struct request_slot *slot, bool ok) {
   }
   if (rid && !check_request_id(c, rid, digest))
     return;
+  if (srv->admit && !srv->admit(c, m->path, c->req, srv->ctx))
+    return;
   m->handler(c, c->req, srv->ctx);
 }
 
@@ -284,6 +286,7 @@ server_alloc(const struct stm_grpc_server_options *opts) {
   s->ctx = opts->ctx;
   s->request_ids = opts->request_ids;
   s->gate = opts->gate;
+  s->admit = opts->admit;
   s->workers = calloc((size_t)s->worker_count, sizeof *s->workers);
   s->handles = calloc(opts->method_count + 1, sizeof *s->handles);
   s->rid_fields = calloc(opts->method_count + 1, sizeof *s->rid_fields);

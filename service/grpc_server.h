@@ -46,6 +46,14 @@ struct stm_grpc_method {
 typedef bool (*stm_grpc_gate_cb)(struct stm_grpc_call *call, const char *path,
                                  void *ctx);
 
+/*
+ * Called like the gate, after the request is decoded (`req`) and a retried
+ * request_id was answered from memory (quotas that depend on the request).
+ * Returns true to go on; false after answering the call itself.
+ */
+typedef bool (*stm_grpc_admit_cb)(struct stm_grpc_call *call, const char *path,
+                                  const ProtobufCMessage *req, void *ctx);
+
 struct stm_grpc_server_options {
   const char *listen; /* "host:port"; port 0 picks a free one */
   const struct stm_grpc_method *methods; /* borrowed; must outlive the server */
@@ -57,6 +65,7 @@ struct stm_grpc_server_options {
    * has a non-empty `request_id` field (request_ids.h). */
   struct stm_request_ids *request_ids;
   stm_grpc_gate_cb gate; /* nullable; ctx is its context too */
+  stm_grpc_admit_cb admit; /* nullable */
 };
 
 /*

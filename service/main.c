@@ -5,6 +5,7 @@
  */
 #include "archiver.h"
 #include "auth.h"
+#include "quota.h"
 #include "ratelimit.h"
 #include "cluster_node.h"
 #include "config.h"
@@ -180,7 +181,8 @@ static int start_grpc(const struct stm_server_config *cfg, struct node *n) {
       .cq_threads = (int)cfg->cq_threads,
       .max_message_bytes = (int)cfg->max_message_bytes,
       .ctx = &n->svc,
-      .gate = stm_auth_gate};
+      .gate = stm_auth_gate,
+      .admit = stm_quota_admit};
   go.method_count = method_count;
   if (cfg->request_id_window_s > 0) {
     n->request_ids =
@@ -233,6 +235,11 @@ static int start_auth(const struct stm_server_config *cfg, struct node *n) {
     return -1;
   }
   stm_rpc_set_api_key(admin);
+  if (stm_quota_open(cfg->data_dir, cfg->quota_per_hour, cfg->quota_overrides,
+                     &n->svc.quota, &err)) {
+    stm_log_error("%s", err.message);
+    return -1;
+  }
   if (stm_ratelimit_new(cfg->rate_limits, &n->svc.ratelimit, &err)) {
     stm_log_error("%s", err.message);
     return -1;
@@ -316,6 +323,7 @@ static void stop_all(const struct stm_server_config *cfg, struct node *n) {
   stm_source_keys_delete(n->svc.source_keys);
   stm_auth_delete(n->svc.auth);
   stm_ratelimit_delete(n->svc.ratelimit);
+  stm_quota_close(n->svc.quota);
 }
 
 static int serve(const struct stm_server_config *cfg) {

@@ -18,6 +18,7 @@
 struct stm_watch_hub;
 struct stm_auth;
 struct stm_ratelimit;
+struct stm_quota;
 
 struct stm_service {
   struct stm_store *store;       /* borrowed */
@@ -34,6 +35,7 @@ struct stm_service {
   atomic_bool shutting_down;   /* health turns NOT_SERVING */
   struct stm_auth *auth;       /* API keys (auth.h); NULL: none */
   struct stm_ratelimit *ratelimit; /* ratelimit.h; NULL: no limits */
+  struct stm_quota *quota;         /* quota.h; NULL: no quotas */
 };
 
 /* The full method table of every service (unimplemented RPCs have a NULL
