@@ -303,6 +303,51 @@ class ConfigTest(unittest.TestCase):
             s.stop()
             s.cleanup()
 
+    def test_host_names_resolve_through_dns(self):
+        # rpc_addr / swim_addr / seeds as names (Kubernetes headless
+        # services): "localhost" here, on free ports.
+        import grpc
+        stmtest.stubs()
+        from stemedb.v1 import cluster_pb2, cluster_pb2_grpc
+        rpc = [stmtest.free_port(), stmtest.free_port()]
+        swim = [stmtest.free_port(), stmtest.free_port()]
+        servers = []
+        try:
+            for i in range(2):
+                s = stmtest.Server(extra_args=[
+                    "--cluster", "--node-id", "dns%d" % i, "--rpc-addr", "localhost:%d" % rpc[i],
+                    "--swim-addr", "localhost:%d" % swim[i],
+                    "--seeds", "localhost:%d" % swim[1 - i], "--replication-factor", "1",
+                    "--probe-interval-ms", "200", "--probe-timeout-ms", "100"])
+                s.port, s.addr = rpc[i], "127.0.0.1:%d" % rpc[i]
+                servers.append(s.start())
+
+            def both_up():
+                with grpc.insecure_channel(servers[0].addr) as ch:
+                    r = cluster_pb2_grpc.ClusterStub(ch).Members(cluster_pb2.MembersRequest(), timeout=5)
+                    return [(m.status, m.rpc_addr) for m in r.members] == [
+                        ("UP", "localhost:%d" % rpc[0]), ("UP", "localhost:%d" % rpc[1])]
+            stmtest.wait_until(both_up, 15, "two members by host name")
+            # Peers dial each other's rpc_addr by name too: a move recorded
+            # on dns0 is fetched by dns1 (Cluster.Shards) and completed.
+            with grpc.insecure_channel(servers[0].addr) as ch:
+                stub = cluster_pb2_grpc.ClusterStub(ch)
+                shard = next(x for x in stub.Shards(cluster_pb2.ShardsRequest(), timeout=5).shards
+                             if list(x.replicas) == ["dns0"])
+                stub.RebalanceShard(cluster_pb2.RebalanceShardRequest(
+                    shard_id=shard.id, target_node="dns1"), timeout=5)
+
+            def learned():
+                with grpc.insecure_channel(servers[1].addr) as ch:
+                    r = cluster_pb2_grpc.ClusterStub(ch).Shards(cluster_pb2.ShardsRequest(), timeout=5)
+                    s = {x.id: x for x in r.shards}[shard.id]
+                    return s.rebalance_status == "done" and list(s.replicas) == ["dns1"]
+            stmtest.wait_until(learned, 15, "the move learned by dns1")
+        finally:
+            for s in servers:
+                self.assertEqual(s.stop(), 0)
+                s.cleanup()
+
     def test_contradictory_config_refuses_to_start_naming_the_key(self):
         import subprocess
         import tempfile
