@@ -412,6 +412,12 @@ static int finish(struct stm_server_config *cfg,
   if (cfg->grpc_listen == NULL)
     rc = set_string(&cfg->grpc_listen, STM_SERVER_DEFAULT_GRPC_LISTEN,
                     "grpc-listen", err);
+  /* A member's id must not change with the host name (a replaced VM would
+   * join as a stranger): clustered, it is given explicitly. */
+  if (rc == 0 && cfg->node_id == NULL && cfg->cluster.enabled)
+    rc = stm_error_set(err, STM_EINVAL, "cluster.node_id",
+                       "cluster.node_id (or --node-id, STEMEDB_NODE_ID) is "
+                       "required when cluster.enabled = true");
   if (rc == 0 && cfg->node_id == NULL)
     rc = host_name(&cfg->node_id, err);
   if (rc == 0 && seeds_csv)

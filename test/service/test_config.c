@@ -198,8 +198,8 @@ static void test_config_server_table_wins_over_cluster_keys(void) {
 static void test_config_cluster_flags_derive_addresses(void) {
   clear_env();
   setenv("STEMEDB_SEEDS", "10.0.0.2:18183, 10.0.0.3:18183", 1);
-  char *argv[] = {"stemedb-server", "--cluster", "--grpc-listen",
-                  "10.0.0.1:18182", NULL};
+  char *argv[] = {"stemedb-server", "--cluster", "--node-id", "n1",
+                  "--grpc-listen", "10.0.0.1:18182", NULL};
   struct stm_server_config cfg;
   struct stm_error err;
   CU_ASSERT_EQUAL_FATAL(load(&cfg, ARGC(argv), argv, &err), 0);
@@ -210,8 +210,13 @@ static void test_config_cluster_flags_derive_addresses(void) {
   CU_ASSERT_STRING_EQUAL(cfg.cluster.seeds[1], "10.0.0.3:18183");
   stm_server_config_destroy(&cfg);
   clear_env();
-  char *wild[] = {"stemedb-server", "--cluster", NULL};
+  char *wild[] = {"stemedb-server", "--cluster", "--node-id", "n1", NULL};
   expect_error(ARGC(wild), wild, STM_EINVAL, "cluster.rpc_addr",
+               "required when cluster.enabled = true");
+  /* Clustered, the id is never the host name by default. */
+  char *anon[] = {"stemedb-server", "--cluster", "--grpc-listen",
+                  "10.0.0.1:18182", NULL};
+  expect_error(ARGC(anon), anon, STM_EINVAL, "cluster.node_id",
                "required when cluster.enabled = true");
 }
 
