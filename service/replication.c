@@ -158,6 +158,7 @@ struct syncer {
   bool push_only;
   struct stm_repl_progress *p;
   struct stm_error *err;
+  struct stm__repl_set out; /* buckets to push, sent by flush_out */
 };
 
 static void path_prefix(const uint32_t *path, unsigned depth, uint8_t *prefix) {
@@ -245,35 +246,45 @@ static void *push_worker(void *arg) {
   }
 }
 
+/* Push what collect_bucket gathered, up to PUSH_STREAMS batches in
+ * flight. A vote whose claim travels in a concurrent batch may be refused
+ * (STM_ENOTFOUND there): the second walk of stm_repl_sync_shard sends it
+ * again. */
+static int flush_out(struct syncer *y) {
+  struct stm__repl_set *set = &y->out;
+  if (set->n == 0)
+    return 0;
+  struct push_job j = {.y = y, .set = set};
+  pthread_mutex_init(&j.mu, NULL);
+  stm_error_clear(&j.err);
+  size_t batches = (set->n + STM_REPL_BATCH - 1) / STM_REPL_BATCH;
+  pthread_t t[PUSH_STREAMS];
+  size_t started = 0;
+  while (started + 1 < PUSH_STREAMS && started + 1 < batches &&
+         pthread_create(&t[started], NULL, push_worker, &j) == 0)
+    started++;
+  push_worker(&j);
+  for (size_t i = 0; i < started; i++)
+    pthread_join(t[i], NULL);
+  int rc = j.rc;
+  if (rc && y->err)
+    *y->err = j.err;
+  pthread_mutex_destroy(&j.mu);
+  stm__repl_set_free(set);
+  stm__repl_set_init(set);
+  return rc;
+}
+
+/* Gather the records under Merkle node (path, depth) to push; small
+ * buckets of many shards travel together (one Replicate, one fdatasync
+ * on the target per batch instead of one per bucket). */
 static int push_bucket(struct syncer *y, const uint32_t *path, unsigned depth) {
   uint8_t prefix[STM_HASH_LEN];
   path_prefix(path, depth, prefix);
-  struct stm__repl_set set;
-  stm__repl_set_init(&set);
-  int rc = stm__repl_set_bucket(&set, y->store, y->shard, prefix, depth,
+  int rc = stm__repl_set_bucket(&y->out, y->store, y->shard, prefix, depth,
                                 y->err);
-  struct push_job j = {.y = y, .set = &set};
-  pthread_mutex_init(&j.mu, NULL);
-  stm_error_clear(&j.err);
-  size_t batches = (set.n + STM_REPL_BATCH - 1) / STM_REPL_BATCH;
-  pthread_t t[PUSH_STREAMS];
-  size_t started = 0;
-  /* Claims before records: a vote must find its claim, so batches with
-   * records wait for the claims' batches (the last batch goes last). */
-  while (rc == 0 && started + 1 < PUSH_STREAMS && started + 1 < batches &&
-         pthread_create(&t[started], NULL, push_worker, &j) == 0)
-    started++;
-  if (rc == 0)
-    push_worker(&j);
-  for (size_t i = 0; i < started; i++)
-    pthread_join(t[i], NULL);
-  if (rc == 0 && j.rc) {
-    rc = j.rc;
-    if (y->err)
-      *y->err = j.err;
-  }
-  pthread_mutex_destroy(&j.mu);
-  stm__repl_set_free(&set);
+  if (rc == 0 && y->out.n >= STM_REPL_BATCH * PUSH_STREAMS)
+    rc = flush_out(y);
   return rc;
 }
 
@@ -417,11 +428,16 @@ int stm_repl_sync_shard(uint32_t shard, const char *target, bool push_only,
     return STM_EIO;
   uint32_t path[MAX_DEPTH + 1] = {0};
   uint64_t applied_before = y.p->applied, sent_before = y.p->sent;
+  stm__repl_set_init(&y.out);
   int rc = sync_level(&y, path, 0);
-  /* Votes pushed before their claim (another bucket) were skipped by the
+  rc = rc ? rc : flush_out(&y);
+  /* Votes pushed before their claim (another batch) were skipped by the
    * target: one more walk sends them now that the claims are there. */
-  if (rc == 0 && y.p->sent - sent_before > y.p->applied - applied_before)
+  if (rc == 0 && y.p->sent - sent_before > y.p->applied - applied_before) {
     rc = sync_level(&y, path, 0);
+    rc = rc ? rc : flush_out(&y);
+  }
+  stm__repl_set_free(&y.out);
   return rc;
 }
 

@@ -35,7 +35,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define STM_REPL_BATCH 2048 /* records per Replicate call */
+#define STM_REPL_BATCH 8192 /* records per Replicate call */
 #define STM_REPL_LEAF 4096  /* a Merkle bucket this small is exchanged */
 
 /* Start the anti-entropy thread and plug into the cluster runtime (sync
