@@ -116,7 +116,11 @@ static bool on_message(struct sub *s) {
   if (ev)
     protobuf_c_message_free_unpacked(&ev->base, NULL);
   pthread_mutex_lock(&c->mu);
-  bool ok = f && !c->gone && stm_gw_ws_enqueue(c, f, false);
+  bool ok = false;
+  if (f && c->gone)
+    free(f); /* the client closed: nobody will send it (was leaked) */
+  else if (f)
+    ok = stm_gw_ws_enqueue(c, f, false); /* frees f itself when full */
   if (!ok && s->first_dropped == 0)
     s->first_dropped = seq;
   bool more = ok && s->call && !s->unsubscribing;
