@@ -85,6 +85,8 @@ struct cl {
 /* The one runtime (NULL before stm_cluster_start / after stop). */
 extern struct cl *stm__cl;
 
+/* The store's assertion_count (0 without a store). */
+uint64_t stm__cl_store_count(const struct cl *c);
 /* The worker thread (cluster_jobs.c). */
 void *stm__cl_worker(void *arg);
 /* Queue a job; mu held. 0 or STM_ENOMEM (queue full). */

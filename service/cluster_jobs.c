@@ -332,6 +332,8 @@ size_t stm_cluster_shards(struct stm_cluster_shard_info **out,
   free(up);
   for (uint32_t s = 0; fn && s < c->shards; s++)
     info[s].assertion_count = fn(arg, s);
+  if (!c->enabled) /* one shard: everything this node stores */
+    info[0].assertion_count = stm__cl_store_count(c);
   *out = info;
   return c->shards;
 }

@@ -82,7 +82,7 @@ static void meta_decode(const struct stm_swim_member *m,
   }
 }
 
-static uint64_t store_count(const struct cl *c) {
+uint64_t stm__cl_store_count(const struct cl *c) {
   if (c->store == NULL)
     return 0;
   struct stm_store_stats st;
@@ -213,7 +213,7 @@ static void publish_meta(struct cl *c, struct tick_state *t, uint64_t count,
 static void tick_once(struct cl *c, struct tick_state *t) {
   struct stm_swim_member *raw = NULL;
   size_t n = stm_swim_node_members(c->swim, &raw);
-  uint64_t count = store_count(c), best = 0;
+  uint64_t count = stm__cl_store_count(c), best = 0;
   char best_peer[STM_NODE_ID_MAX + 1] = "";
   pthread_mutex_lock(&c->mu);
   struct stm_cluster_member *snap =
@@ -486,7 +486,7 @@ size_t stm_cluster_members_snapshot(struct stm_cluster_member **out) {
       return 0;
     snprintf(m->id, sizeof m->id, "%s", c->self);
     m->state = c->swim || !c->enabled ? STM_SWIM_UP : STM_SWIM_LEFT;
-    m->assertion_count = store_count(c);
+    m->assertion_count = stm__cl_store_count(c);
     m->last_seen_ns = stm_clock_now_ns();
     snprintf(m->rpc_addr, sizeof m->rpc_addr, "%s", c->self_rpc);
     snprintf(m->bind_addr, sizeof m->bind_addr, "%s", c->self_bind);
@@ -503,7 +503,7 @@ size_t stm_cluster_members_snapshot(struct stm_cluster_member **out) {
   if (copy == NULL)
     return 0;
   /* The snapshot is up to a tick old; self's count is read now. */
-  copy[0].assertion_count = store_count(c);
+  copy[0].assertion_count = stm__cl_store_count(c);
   copy[0].last_seen_ns = stm_clock_now_ns();
   *out = copy;
   return n;

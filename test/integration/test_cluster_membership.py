@@ -71,6 +71,10 @@ class RunbookTest(unittest.TestCase):
         self.assertEqual(n1.get("/cluster/health"),
                          (200, {"status": "healthy", "quorum": True,
                                 "members_up": 1, "members_total": 1}))
+        status, body = n1.get("/cluster/shards")
+        self.assertEqual((status, len(body["shards"])), (200, 1))
+        self.assertEqual(body["shards"][0], {"id": "shard-0", "replicas": ["node1"],
+                                             "assertion_count": 5, "rebalance_status": "stable"})
         # Step 4: start the new nodes first (empty), Step 5: restart node1
         # with the cluster config.
         c.start_all([n2, n3])
