@@ -499,11 +499,90 @@ static void test_model_earliest_commit_time_wins_and_survives(void) {
   free(sp);
 }
 
+static int count_hash(void *ctx, enum stm_record_kind kind,
+                      const uint8_t hash[STM_HASH_LEN]) {
+  (void)kind;
+  (void)hash;
+  (*(size_t *)ctx)++;
+  return 0;
+}
+
+static int count_encoded(void *ctx, enum stm_record_kind kind,
+                         const uint8_t hash[STM_HASH_LEN], const uint8_t *enc,
+                         size_t len) {
+  (void)hash;
+  if (kind == STM_RECORD_CLAIM) { /* the encoding decodes to its hash */
+    struct stm_claim c;
+    stm_claim_init(&c);
+    CU_ASSERT_EQUAL(stm_claim_decode(enc, len, &c, NULL), 0);
+    CU_ASSERT_EQUAL(memcmp(c.hash, hash, STM_HASH_LEN), 0);
+    stm_claim_destroy(&c);
+  }
+  (*(size_t *)ctx)++;
+  return 0;
+}
+
+/* The Merkle summary finds exactly what one store lacks: a store without
+ * one claim differs in one root child of that claim's shard and nowhere
+ * else; listing that child's hashes (and encodings) finds it, and the
+ * levels below narrow it to one bucket. */
+static void test_model_merkle_finds_the_missing_record(void) {
+  rng_state = 7;
+  struct spec *sp = malloc(sizeof *sp);
+  spec_make(sp);
+  char *da = stm_test_tmpdir("merkle-a"), *db = stm_test_tmpdir("merkle-b");
+  struct stm_store *a = open_store(da), *b = open_store(db);
+  for (unsigned i = 0; i < NCLAIMS; i++) {
+    CU_ASSERT_EQUAL(apply(a, sp, &sp->items[i]), 0);
+    if (i != 5)
+      CU_ASSERT_EQUAL(apply(b, sp, &sp->items[i]), 0);
+  }
+  uint32_t shard = stm_store_shard_of(paths[sp->c[5].path], SHARDS);
+  unsigned top = sp->hash[5][0] >> 4;
+  for (uint32_t sh = 0; sh < SHARDS; sh++) {
+    struct stm_merkle_node ka[STM_MERKLE_FANOUT], kb[STM_MERKLE_FANOUT];
+    CU_ASSERT_EQUAL(stm_store_merkle_children(a, sh, NULL, 0, ka, NULL), 0);
+    CU_ASSERT_EQUAL(stm_store_merkle_children(b, sh, NULL, 0, kb, NULL), 0);
+    for (unsigned k = 0; k < STM_MERKLE_FANOUT; k++) {
+      bool differs = ka[k].count != kb[k].count ||
+                     memcmp(ka[k].digest, kb[k].digest, STM_HASH_LEN) != 0;
+      CU_ASSERT_EQUAL(differs, sh == shard && k == top);
+    }
+  }
+  /* one level down, under the differing child: one bucket again */
+  uint8_t prefix[STM_HASH_LEN] = {0};
+  prefix[0] = sp->hash[5][0];
+  struct stm_merkle_node ka[STM_MERKLE_FANOUT], kb[STM_MERKLE_FANOUT];
+  CU_ASSERT_EQUAL(stm_store_merkle_children(a, shard, prefix, 1, ka, NULL), 0);
+  CU_ASSERT_EQUAL(stm_store_merkle_children(b, shard, prefix, 1, kb, NULL), 0);
+  for (unsigned k = 0; k < STM_MERKLE_FANOUT; k++)
+    CU_ASSERT_EQUAL(ka[k].count != kb[k].count,
+                    k == (unsigned)(sp->hash[5][0] & 0x0f));
+  size_t na = 0, nb = 0, ne = 0;
+  CU_ASSERT_EQUAL(
+      stm_store_shard_hashes(a, shard, prefix, 2, count_hash, &na, NULL), 0);
+  CU_ASSERT_EQUAL(
+      stm_store_shard_hashes(b, shard, prefix, 2, count_hash, &nb, NULL), 0);
+  CU_ASSERT_EQUAL(na, nb + 1);
+  CU_ASSERT_EQUAL(stm_store_shard_records(a, shard, prefix, 2, count_encoded,
+                                          &ne, NULL),
+                  0);
+  CU_ASSERT_EQUAL(ne, na);
+  stm_store_delete(a);
+  stm_store_delete(b);
+  stm_test_rmrf(da);
+  stm_test_rmrf(db);
+  free(da);
+  free(db);
+  free(sp);
+}
+
 int main(void) {
   stm_log_set_level((enum stm_log_level)(STM_LOG_ERROR + 1));
   static const struct stm_test_case cases[] = {
       STM_TEST(test_model_any_order_same_answers),
       STM_TEST(test_model_earliest_commit_time_wins_and_survives),
+      STM_TEST(test_model_merkle_finds_the_missing_record),
       STM_TEST_END};
   stm_test_suite("model", cases);
   return stm_test_run_all();
