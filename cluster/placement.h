@@ -29,9 +29,9 @@
 #ifndef STM_CLUSTER_PLACEMENT_H
 #define STM_CLUSTER_PLACEMENT_H
 
-#include "cluster_config.h"
 #include "../common/buf.h"
 #include "../common/error.h"
+#include "cluster_config.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -100,8 +100,7 @@ const struct stm_shard_entry *stm_shard_map_find(const struct stm_shard_map *m,
 
 /* Insert or replace e (by e->shard) and bump the version. 0, STM_EINVAL
  * (shard out of range) or STM_ENOMEM. */
-int stm_shard_map_put(struct stm_shard_map *m,
-                      const struct stm_shard_entry *e);
+int stm_shard_map_put(struct stm_shard_map *m, const struct stm_shard_entry *e);
 
 /*
  * The replicas of `shard` among the live nodes up[0..n): an explicit
@@ -134,8 +133,8 @@ int stm_shard_map_set_status(struct stm_shard_map *m, uint32_t shard,
 int stm_shard_map_format(const struct stm_shard_map *m, struct stm_buf *out);
 /* Parse the text form into m (initialized; replaced on success). 0 or
  * STM_EINVAL naming the line. */
-int stm_shard_map_parse(struct stm_shard_map *m, const char *text,
-                        size_t len, struct stm_error *err);
+int stm_shard_map_parse(struct stm_shard_map *m, const char *text, size_t len,
+                        struct stm_error *err);
 
 /* Load from a file: a missing file leaves m as is (returns 0). Save:
  * write path.tmp, fsync, rename. 0, STM_EIO or STM_EINVAL. */

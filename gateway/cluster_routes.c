@@ -31,8 +31,7 @@ static int body_bool(const json_t *obj, const char *key,
   if (v == NULL)
     return 0;
   if (!json_is_boolean(v))
-    return stm_error_set(err, STM_EINVAL, key, "%s must be true or false",
-                         key);
+    return stm_error_set(err, STM_EINVAL, key, "%s must be true or false", key);
   *out = json_is_true(v);
   return 0;
 }
@@ -92,8 +91,8 @@ int stm_gw_build_cluster_remove(const struct stm_gw_request *rq,
                                 ProtobufCMessage **out, struct stm_error *err) {
   STM_GW_NEW_MSG(Stemedb__V1__RemoveNodeRequest,
                  stemedb__v1__remove_node_request__init, m, err);
-  int rc = stm_gw_body_string(rq->body, "node_id", "node_id", true,
-                              &m->node_id, err);
+  int rc = stm_gw_body_string(rq->body, "node_id", "node_id", true, &m->node_id,
+                              err);
   if (rc == 0)
     rc = body_bool(rq->body, "force", &m->force, err);
   return stm_gw_message_finish(&m->base, rc, out);
@@ -139,8 +138,7 @@ json_t *stm_gw_render_cluster_members(const ProtobufCMessage *msg,
   return o;
 }
 
-json_t *stm_gw_render_cluster_health(const ProtobufCMessage *msg,
-                                     int *status) {
+json_t *stm_gw_render_cluster_health(const ProtobufCMessage *msg, int *status) {
   const Stemedb__V1__ClusterHealthResponse *r = (const void *)msg;
   json_t *o = json_object();
   stm_json_put(o, "status", stm_json_str(r->status));
@@ -176,8 +174,7 @@ static json_t *shard_json(const Stemedb__V1__Shard *s) {
   return o;
 }
 
-json_t *stm_gw_render_cluster_shards(const ProtobufCMessage *msg,
-                                     int *status) {
+json_t *stm_gw_render_cluster_shards(const ProtobufCMessage *msg, int *status) {
   const Stemedb__V1__ShardsResponse *r = (const void *)msg;
   json_t *a = json_array();
   for (size_t i = 0; i < r->n_shards; i++)
@@ -197,8 +194,7 @@ json_t *stm_gw_render_cluster_rebalance(const ProtobufCMessage *msg,
   return o;
 }
 
-json_t *stm_gw_render_cluster_remove(const ProtobufCMessage *msg,
-                                     int *status) {
+json_t *stm_gw_render_cluster_remove(const ProtobufCMessage *msg, int *status) {
   const Stemedb__V1__RemoveNodeResponse *r = (const void *)msg;
   json_t *o = json_object();
   stm_json_put(o, "status", stm_json_str(r->status));

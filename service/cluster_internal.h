@@ -34,8 +34,8 @@ enum cl_job_kind { CL_JOB_MOVE = 1, CL_JOB_REMOVE = 2 };
 
 struct cl_job {
   enum cl_job_kind kind;
-  uint32_t shard;                   /* MOVE */
-  char node[STM_NODE_ID_MAX + 1];   /* REMOVE */
+  uint32_t shard;                 /* MOVE */
+  char node[STM_NODE_ID_MAX + 1]; /* REMOVE */
   bool force;
 };
 

@@ -210,12 +210,12 @@ static bool drain(struct cl *c, const char *node) {
         *after[STM_PLACEMENT_MAX_REPLICAS];
     size_t na = live_ids(c, all, 256, NULL, false);
     size_t nr = live_ids(c, rest, 256, node, true);
-    size_t nb = stm_placement_replicas(&c->map, s, all, na, c->factor,
-                                       before, STM_PLACEMENT_MAX_REPLICAS);
+    size_t nb = stm_placement_replicas(&c->map, s, all, na, c->factor, before,
+                                       STM_PLACEMENT_MAX_REPLICAS);
     if (!in_list(before, nb, node))
       continue;
-    size_t nt = stm_placement_replicas(&c->map, s, rest, nr, c->factor,
-                                       after, STM_PLACEMENT_MAX_REPLICAS);
+    size_t nt = stm_placement_replicas(&c->map, s, rest, nr, c->factor, after,
+                                       STM_PLACEMENT_MAX_REPLICAS);
     char targets[STM_PLACEMENT_MAX_REPLICAS][STM_NODE_ID_MAX + 1];
     size_t k = 0;
     for (size_t i = 0; i < nt; i++)
@@ -262,8 +262,8 @@ void *stm__cl_worker(void *arg) {
     memmove(&c->jobs[0], &c->jobs[1], --c->job_count * sizeof c->jobs[0]);
     if (job.kind == CL_JOB_MOVE)
       c->active_move = job.shard;
-    bool done = job.kind == CL_JOB_MOVE ? run_move(c, job.shard)
-                                        : run_remove(c, &job);
+    bool done =
+        job.kind == CL_JOB_MOVE ? run_move(c, job.shard) : run_remove(c, &job);
     c->active_move = -1;
     if (!done && !c->stopping) {
       stm__cl_queue(c, &job); /* to the back: others go first */
@@ -293,12 +293,12 @@ void stm_cluster_health(struct stm_cluster_health *out) {
                                                     : "unhealthy";
 }
 
-static void fill_info(struct cl *c, uint32_t s, const char *const *up,
-                      size_t n, struct stm_cluster_shard_info *o) {
+static void fill_info(struct cl *c, uint32_t s, const char *const *up, size_t n,
+                      struct stm_cluster_shard_info *o) {
   const char *picked[STM_PLACEMENT_MAX_REPLICAS];
   o->shard = s;
-  o->replica_count = stm_placement_replicas(
-      &c->map, s, up, n, c->factor, picked, STM_PLACEMENT_MAX_REPLICAS);
+  o->replica_count = stm_placement_replicas(&c->map, s, up, n, c->factor,
+                                            picked, STM_PLACEMENT_MAX_REPLICAS);
   for (size_t i = 0; i < o->replica_count; i++)
     snprintf(o->replicas[i], sizeof o->replicas[i], "%s", picked[i]);
   const struct stm_shard_entry *e = stm_shard_map_find(&c->map, s);
@@ -348,8 +348,8 @@ int stm_cluster_rebalance(const char *shard_id, const char *target,
                          "target_node: this node is not clustered; there is "
                          "no other node to move a shard to");
   uint32_t shard;
-  int rc = stm_placement_shard_parse("shard_id", shard_id, c->shards, &shard,
-                                     err);
+  int rc =
+      stm_placement_shard_parse("shard_id", shard_id, c->shards, &shard, err);
   if (rc)
     return rc;
   if (target[0] == '\0')

@@ -39,8 +39,8 @@ static void on_member(void *arg, const struct stm_swim_member *m,
       c->ev_head = (c->ev_head + 1) % CL_EVENT_RING;
       c->ev_count--;
     }
-    struct cl_event *e = &c->events[(c->ev_head + c->ev_count++) %
-                                    CL_EVENT_RING];
+    struct cl_event *e =
+        &c->events[(c->ev_head + c->ev_count++) % CL_EVENT_RING];
     snprintf(e->id, sizeof e->id, "%s", m->id);
     e->old_state = old_state;
     e->new_state = m->state;
@@ -55,8 +55,8 @@ static void on_member(void *arg, const struct stm_swim_member *m,
 
 /* ---- metadata ----------------------------------------------------------- */
 
-static size_t meta_encode(const struct cl *c, uint64_t count,
-                          uint64_t version, uint8_t *out) {
+static size_t meta_encode(const struct cl *c, uint64_t count, uint64_t version,
+                          uint8_t *out) {
   out[0] = 1;
   stm_buf_store_u64le(out + 1, count);
   stm_buf_store_u64le(out + 9, version);
@@ -100,11 +100,9 @@ static double lag_of(const struct cl *c, const char *id) {
 }
 
 /* Convert SWIM's members; self gets the store's count. */
-static struct stm_cluster_member *convert(struct cl *c,
-                                          const struct stm_swim_member *raw,
-                                          size_t n, uint64_t self_count,
-                                          uint64_t *best_version,
-                                          char *best_peer) {
+static struct stm_cluster_member *
+convert(struct cl *c, const struct stm_swim_member *raw, size_t n,
+        uint64_t self_count, uint64_t *best_version, char *best_peer) {
   struct stm_cluster_member *out = calloc(n ? n : 1, sizeof *out);
   *best_version = 0;
   for (size_t i = 0; out && i < n; i++) {
@@ -269,8 +267,7 @@ static void self_from(struct cl *c, const char *node_id, const char *rpc) {
   snprintf(c->self_rpc, sizeof c->self_rpc, "%s", rpc ? rpc : "");
 }
 
-static int load_map(struct cl *c, const char *data_dir,
-                    struct stm_error *err) {
+static int load_map(struct cl *c, const char *data_dir, struct stm_error *err) {
   char dir[4100];
   snprintf(dir, sizeof dir, "%s/cluster", data_dir);
   if (mkdir(dir, 0755) != 0 && errno != EEXIST)
@@ -311,16 +308,15 @@ static int start_swim(struct cl *c, const struct stm_cluster_config *cfg,
   stm_log_info("cluster: node %s, SWIM on %s, gRPC peers dial %s, %u shards, "
                "factor %zu, write_quorum %s, %zu seeds%s",
                c->self, stm_swim_node_addr(c->swim), c->self_rpc,
-               (unsigned)c->shards, c->factor,
-               stm_write_quorum_name(c->quorum), cfg->seed_count,
+               (unsigned)c->shards, c->factor, stm_write_quorum_name(c->quorum),
+               cfg->seed_count,
                cfg->cluster_key ? "" : " (no cluster_key: unauthenticated)");
   return 0;
 }
 
-int stm_cluster_start(const struct stm_cluster_config *cfg,
-                      const char *node_id, const char *rpc_addr,
-                      const char *data_dir, struct stm_store *store,
-                      struct stm_error *err) {
+int stm_cluster_start(const struct stm_cluster_config *cfg, const char *node_id,
+                      const char *rpc_addr, const char *data_dir,
+                      struct stm_store *store, struct stm_error *err) {
   struct cl *c = calloc(1, sizeof *c);
   if (c == NULL)
     return stm_error_set(err, STM_ENOMEM, NULL, "out of memory");
@@ -333,8 +329,8 @@ int stm_cluster_start(const struct stm_cluster_config *cfg,
   c->quorum = cfg->write_quorum;
   c->active_move = -1;
   stm_shard_map_init(&c->map, c->shards);
-  self_from(c, node_id, cfg->enabled && cfg->rpc_addr ? cfg->rpc_addr
-                                                      : rpc_addr);
+  self_from(c, node_id,
+            cfg->enabled && cfg->rpc_addr ? cfg->rpc_addr : rpc_addr);
   snprintf(c->self_bind, sizeof c->self_bind, "%s",
            cfg->bind_addr ? cfg->bind_addr : "");
   int rc = 0;
@@ -397,9 +393,7 @@ bool stm_cluster_enabled(void) { return stm__cl && stm__cl->enabled; }
 
 const char *stm_cluster_self_id(void) { return stm__cl ? stm__cl->self : ""; }
 
-uint32_t stm_cluster_shard_count(void) {
-  return stm__cl ? stm__cl->shards : 1;
-}
+uint32_t stm_cluster_shard_count(void) { return stm__cl ? stm__cl->shards : 1; }
 
 uint32_t stm_cluster_shard_of(const char *concept_path) {
   return stm_placement_shard_of(concept_path, stm_cluster_shard_count());
@@ -458,10 +452,9 @@ size_t stm_cluster_replicas(uint32_t shard, struct stm_cluster_peer *out,
   size_t k = 0;
   if (up) {
     size_t n = stm__cl_up_ids(c, up, c->member_count);
-    k = stm_placement_replicas(&c->map, shard, up, n, c->factor, picked,
-                               max < STM_PLACEMENT_MAX_REPLICAS
-                                   ? max
-                                   : STM_PLACEMENT_MAX_REPLICAS);
+    k = stm_placement_replicas(
+        &c->map, shard, up, n, c->factor, picked,
+        max < STM_PLACEMENT_MAX_REPLICAS ? max : STM_PLACEMENT_MAX_REPLICAS);
   }
   for (size_t i = 0; i < k; i++) {
     const struct stm_cluster_member *m = find_member(c, picked[i]);
@@ -541,8 +534,7 @@ grpc_channel *stm_cluster_peer_channel(const char *id) {
     }
     /* Moved (a restarted pod): keep the old channel until stop, since
      * callers may still hold it. */
-    grpc_channel **g = realloc(c->graveyard,
-                               (c->grave_count + 1) * sizeof *g);
+    grpc_channel **g = realloc(c->graveyard, (c->grave_count + 1) * sizeof *g);
     if (g == NULL)
       goto out;
     c->graveyard = g;
@@ -551,7 +543,8 @@ grpc_channel *stm_cluster_peer_channel(const char *id) {
     ch = cc->ch = stm_rpc_channel_new(cc->addr);
     goto out;
   }
-  struct cl_chan *grown = realloc(c->chans, (c->chan_count + 1) * sizeof *grown);
+  struct cl_chan *grown =
+      realloc(c->chans, (c->chan_count + 1) * sizeof *grown);
   if (grown == NULL)
     goto out;
   c->chans = grown;
@@ -593,8 +586,7 @@ void stm_cluster_set_sync_fn(stm_cluster_sync_fn fn, void *arg) {
   pthread_mutex_unlock(&c->mu);
 }
 
-void stm_cluster_set_shard_count_fn(stm_cluster_shard_count_fn fn,
-                                    void *arg) {
+void stm_cluster_set_shard_count_fn(stm_cluster_shard_count_fn fn, void *arg) {
   struct cl *c = stm__cl;
   if (c == NULL)
     return;

@@ -53,10 +53,9 @@ struct stm_store;
  * stm_cluster_stop. Returns 0 or an error naming the config key
  * (STM_EINVAL), the socket (STM_EIO) or STM_ENOMEM.
  */
-int stm_cluster_start(const struct stm_cluster_config *cfg,
-                      const char *node_id, const char *rpc_addr,
-                      const char *data_dir, struct stm_store *store,
-                      struct stm_error *err);
+int stm_cluster_start(const struct stm_cluster_config *cfg, const char *node_id,
+                      const char *rpc_addr, const char *data_dir,
+                      struct stm_store *store, struct stm_error *err);
 
 /* Stop gossiping: announce LEFT for up to leave_ms (SIGTERM), stop the
  * threads and SWIM. Queries keep answering from the last snapshot and
@@ -92,14 +91,14 @@ struct stm_cluster_member {
   char id[STM_NODE_ID_MAX + 1];
   enum stm_swim_state state;
   uint64_t incarnation;
-  uint64_t assertion_count;      /* self: the store's; peers: gossiped */
-  int64_t last_seen_ns;          /* wall clock, ns since the epoch, when
+  uint64_t assertion_count; /* self: the store's; peers: gossiped */
+  int64_t last_seen_ns;     /* wall clock, ns since the epoch, when
                                     we last heard it directly (learned UP
                                     by gossip only: when we learned it) */
   char rpc_addr[STM_ADDR_MAX + 1];
   char swim_addr[STM_ADDR_MAX + 1];
   char bind_addr[STM_ADDR_MAX + 1]; /* "" when not gossiped (too long) */
-  double lag_seconds;            /* from stm_cluster_set_peer_lag; 0 */
+  double lag_seconds;               /* from stm_cluster_set_peer_lag; 0 */
   bool self;
 };
 
@@ -121,8 +120,7 @@ grpc_channel *stm_cluster_peer_channel(const char *id);
  * was added; stm_cluster_members_snapshot gives the state before. */
 typedef void (*stm_cluster_listener)(void *arg, const char *id,
                                      enum stm_swim_state old_state,
-                                     enum stm_swim_state new_state,
-                                     bool added);
+                                     enum stm_swim_state new_state, bool added);
 /* At most 8 listeners. 0 or STM_ENOMEM. */
 int stm_cluster_add_listener(stm_cluster_listener fn, void *arg);
 

@@ -155,7 +155,8 @@ void stm__handle_cluster_remove(struct stm_grpc_call *call,
     stm__fail_rc(call, rc, &err);
     return;
   }
-  Stemedb__V1__RemoveNodeResponse resp = STEMEDB__V1__REMOVE_NODE_RESPONSE__INIT;
+  Stemedb__V1__RemoveNodeResponse resp =
+      STEMEDB__V1__REMOVE_NODE_RESPONSE__INIT;
   resp.status = (char *)status;
   stm_grpc_call_reply(call, &resp.base);
 }

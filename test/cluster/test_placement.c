@@ -7,8 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const five[] = {"node1", "node2", "node3", "node4",
-                                   "node5"};
+static const char *const five[] = {"node1", "node2", "node3", "node4", "node5"};
 
 static void test_placement_shard_of_is_stable_and_in_range(void) {
   uint32_t a = stm_placement_shard_of("test/cluster", 64);
@@ -35,14 +34,13 @@ static void test_placement_shard_names_round_trip(void) {
   uint32_t s = 99;
   struct stm_error err;
   stm_error_clear(&err);
-  CU_ASSERT_EQUAL(stm_placement_shard_parse("shard_id", name, 64, &s, &err),
-                  0);
+  CU_ASSERT_EQUAL(stm_placement_shard_parse("shard_id", name, 64, &s, &err), 0);
   CU_ASSERT_EQUAL(s, 17);
   CU_ASSERT_EQUAL(stm_placement_shard_parse("shard_id", "3", 64, &s, &err), 0);
   CU_ASSERT_EQUAL(s, 3);
-  CU_ASSERT_EQUAL(stm_placement_shard_parse("shard_id", "shard-64", 64, &s,
-                                            &err),
-                  STM_EINVAL);
+  CU_ASSERT_EQUAL(
+      stm_placement_shard_parse("shard_id", "shard-64", 64, &s, &err),
+      STM_EINVAL);
   CU_ASSERT_STRING_EQUAL(err.field, "shard_id");
   CU_ASSERT_EQUAL(
       stm_placement_shard_parse("shard_id", "shard-abc123", 64, &s, &err),
@@ -79,8 +77,8 @@ static void test_placement_leaving_node_moves_only_its_shards(void) {
     size_t na = stm_placement_replicas(NULL, shard, five, 4, 2, after, 2);
     CU_ASSERT_EQUAL(nb, 2);
     CU_ASSERT_EQUAL(na, 2);
-    bool held = strcmp(before[0], "node5") == 0 ||
-                strcmp(before[1], "node5") == 0;
+    bool held =
+        strcmp(before[0], "node5") == 0 || strcmp(before[1], "node5") == 0;
     if (!held) {
       CU_ASSERT_STRING_EQUAL(before[0], after[0]);
       CU_ASSERT_STRING_EQUAL(before[1], after[1]);

@@ -25,8 +25,8 @@ static const struct stm_gw_route *route(enum stm_gw_method m,
                             &allowed);
 }
 
-static void test_cluster_routes_are_on_18181_and_call_the_cluster_service(
-    void) {
+static void
+test_cluster_routes_are_on_18181_and_call_the_cluster_service(void) {
   static const struct {
     enum stm_gw_method m;
     const char *path, *rpc;
@@ -181,8 +181,7 @@ int main(void) {
       STM_TEST(test_cluster_routes_are_on_18181_and_call_the_cluster_service),
       STM_TEST(test_cluster_routes_last_seen_is_rfc3339_utc),
       STM_TEST(test_cluster_routes_render_the_runbook_shapes),
-      STM_TEST(test_cluster_routes_bad_bodies_name_the_field),
-      STM_TEST_END};
+      STM_TEST(test_cluster_routes_bad_bodies_name_the_field), STM_TEST_END};
   stm_test_suite("cluster_routes", cases);
   return stm_test_run_all();
 }

@@ -83,7 +83,8 @@ static bool b_state(void *arg) {
   size_t n = stm_cluster_members_snapshot(&m);
   bool ok = false;
   for (size_t i = 0; i < n; i++)
-    ok |= strcmp(m[i].id, "b") == 0 && m[i].state == *(enum stm_swim_state *)arg;
+    ok |=
+        strcmp(m[i].id, "b") == 0 && m[i].state == *(enum stm_swim_state *)arg;
   free(m);
   return ok;
 }
@@ -111,9 +112,8 @@ static void test_cluster_node_move_and_remove_with_a_real_peer(void) {
   CU_ASSERT_EQUAL_FATAL(stm_swim_node_start(&cb, NULL, &b, &err), 0);
   fast(&ca, "a", stm_swim_node_addr(b));
   char *dir = stm_test_tmpdir("cluster-node");
-  CU_ASSERT_EQUAL_FATAL(stm_cluster_start(&ca, "a", "127.0.0.1:1", dir, NULL,
-                                          &err),
-                        0);
+  CU_ASSERT_EQUAL_FATAL(
+      stm_cluster_start(&ca, "a", "127.0.0.1:1", dir, NULL, &err), 0);
   CU_ASSERT_TRUE(stm_cluster_enabled());
   CU_ASSERT_STRING_EQUAL(stm_cluster_self_id(), "a");
   CU_ASSERT_TRUE_FATAL(eventually(b_is_up, NULL));
