@@ -5,6 +5,7 @@
  */
 #include "common/log.h"
 #include "common/options.h"
+#include "gateway/tls_client.h"
 #include "gateway/http.h"
 #include "gateway/ws.h"
 
@@ -22,6 +23,7 @@
 
 struct config {
   char *http_listen, *cluster_listen, *server, *log_level;
+  char *server_ca, *server_cert, *server_key; /* TLS to the server */
   int64_t timeout_ms, grace_ms;
   int64_t request_timeout_s, idle_timeout_s;
   int64_t ws_subs_per_socket, ws_subs_per_client, ws_subs_total;
@@ -135,6 +137,14 @@ static int serve(const struct config *cfg) {
   lws_set_log_level(LLL_ERR | LLL_WARN | (debug ? LLL_NOTICE : 0),
                     lws_log_emit);
   grpc_init();
+  struct stm_error err;
+  stm_error_clear(&err);
+  if (stm_gw_tls_client_setup(cfg->server_ca, cfg->server_cert,
+                              cfg->server_key, &err) != 0) {
+    stm_log_error("stemedb-gateway: %s", err.message);
+    grpc_shutdown();
+    return 2;
+  }
   struct stm_gw_http_options o = {
       .http_listen = cfg->http_listen,
       .cluster_listen = cfg->cluster_listen,
@@ -147,8 +157,6 @@ static int serve(const struct config *cfg) {
       .ws_max_subs_per_client = (int)cfg->ws_subs_per_client,
       .ws_max_subs_total = (int)cfg->ws_subs_total,
   };
-  struct stm_error err;
-  stm_error_clear(&err);
   struct stm_gw_http *gw = NULL;
   if (stm_gw_http_new(&o, &gw, &err) != 0) {
     stm_log_error("stemedb-gateway: %s", err.message);
@@ -202,6 +210,14 @@ int main(int argc, char **argv) {
        "cluster gateway address, host:port; empty: do not listen"},
       {"server", "STEMEDB_SERVER", NULL, STM_OPT_STRING, &cfg.server,
        "stemedb-server gRPC address, host:port"},
+      {"server-ca", "STEMEDB_SERVER_CA", NULL, STM_OPT_STRING, &cfg.server_ca,
+       "PEM CA that signed the server's certificate: reach it over TLS"},
+      {"server-cert", "STEMEDB_SERVER_CERT", NULL, STM_OPT_STRING,
+       &cfg.server_cert,
+       "PEM certificate the gateway presents to a server that requires "
+       "client certificates (with --server-key)"},
+      {"server-key", "STEMEDB_SERVER_KEY", NULL, STM_OPT_STRING,
+       &cfg.server_key, "PEM private key of --server-cert"},
       {"log-level", "STEMEDB_LOG_LEVEL", NULL, STM_OPT_STRING, &cfg.log_level,
        "debug, info, warn or error"},
       {"upstream-timeout-ms", "STEMEDB_UPSTREAM_TIMEOUT_MS", NULL, STM_OPT_INT,

@@ -31,8 +31,19 @@ ProtobufCMessage *stm_rpc_unpack(const ProtobufCMessageDescriptor *desc,
   return m;
 }
 
+/* Set once at start (stm_rpc_set_channel_credentials); NULL: plaintext. */
+static grpc_channel_credentials *default_channel_creds;
+
+void stm_rpc_set_channel_credentials(grpc_channel_credentials *creds) {
+  if (default_channel_creds)
+    grpc_channel_credentials_release(default_channel_creds);
+  default_channel_creds = creds;
+}
+
 static grpc_channel *channel_new(const char *target, bool own_connection) {
-  grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+  grpc_channel_credentials *creds = default_channel_creds
+                                        ? default_channel_creds
+                                        : grpc_insecure_credentials_create();
   grpc_arg args[] = {
       {.type = GRPC_ARG_INTEGER,
        .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
@@ -55,7 +66,8 @@ static grpc_channel *channel_new(const char *target, bool own_connection) {
                                       (own_connection ? 0 : 1),
                           .args = args};
   grpc_channel *ch = grpc_channel_create(target, creds, &ca);
-  grpc_channel_credentials_release(creds);
+  if (creds != default_channel_creds)
+    grpc_channel_credentials_release(creds);
   return ch;
 }
 

@@ -46,6 +46,13 @@ struct stm_rpc_status {
 void stm_rpc_set_api_key(const char *key);
 
 /*
+ * Credentials of every channel made afterwards by stm_rpc_channel_new*
+ * (taken; NULL: plaintext again), e.g. TLS to a server (the gateway's
+ * --server-ca). Call before any channel is made.
+ */
+void stm_rpc_set_channel_credentials(grpc_channel_credentials *creds);
+
+/*
  * One blocking unary call: `method` is "/pkg.Service/Method", `timeout_ms`
  * 0 means no deadline. On GRPC_STATUS_OK *resp receives the decoded reply
  * (caller frees with protobuf_c_message_free_unpacked). Returns the status

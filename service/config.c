@@ -96,6 +96,15 @@ static size_t build_opts(struct stm_server_config *cfg,
        STM_OPT_STRING, &cfg->trusted_proxies,
        "comma-separated peer IP addresses whose x-forwarded-for metadata the "
        "audit log believes (the gateway's); \"\": none"},
+      {"tls-cert", "STEMEDB_TLS_CERT", "server.tls_cert", STM_OPT_STRING,
+       &cfg->tls_cert,
+       "PEM certificate chain: serve gRPC over TLS only (with --tls-key; "
+       "SIGHUP reloads both)"},
+      {"tls-key", "STEMEDB_TLS_KEY", "server.tls_key", STM_OPT_STRING,
+       &cfg->tls_key, "PEM private key of --tls-cert"},
+      {"tls-client-ca", "STEMEDB_TLS_CLIENT_CA", "server.tls_client_ca",
+       STM_OPT_STRING, &cfg->tls_client_ca,
+       "PEM CA bundle: require client certificates signed by it (mTLS)"},
       {"auth", "STEMEDB_AUTH", "server.auth", STM_OPT_STRING, &cfg->auth,
        "off (every caller may do everything) or required (an API key with "
        "the method's role; bootstrap admin key: STEMEDB_ADMIN_KEY)"},
@@ -212,6 +221,9 @@ void stm_server_config_destroy(struct stm_server_config *cfg) {
   free(cfg->auth);
   free(cfg->rate_limits);
   free(cfg->quota_overrides);
+  free(cfg->tls_cert);
+  free(cfg->tls_key);
+  free(cfg->tls_client_ca);
   for (size_t i = 0; i < cfg->unknown_key_count; i++)
     free(cfg->unknown_keys[i]);
   free(cfg->unknown_keys);
@@ -471,6 +483,16 @@ static int check_strings(const struct stm_server_config *cfg,
                        "--log-level (STEMEDB_LOG_LEVEL, server.log_level) "
                        "must be debug, info, warn or error, got \"%.64s\"",
                        cfg->log_level);
+  bool cert = cfg->tls_cert && *cfg->tls_cert,
+       key = cfg->tls_key && *cfg->tls_key;
+  if (rc == 0 && cert != key)
+    rc = stm_error_set(err, STM_EINVAL, cert ? "tls-key" : "tls-cert",
+                       "--tls-cert (STEMEDB_TLS_CERT) and --tls-key "
+                       "(STEMEDB_TLS_KEY) go together");
+  if (rc == 0 && !cert && cfg->tls_client_ca && *cfg->tls_client_ca)
+    rc = stm_error_set(err, STM_EINVAL, "tls-client-ca",
+                       "--tls-client-ca (STEMEDB_TLS_CLIENT_CA) needs "
+                       "--tls-cert and --tls-key");
   if (rc == 0 && strcmp(cfg->auth, "off") != 0 &&
       strcmp(cfg->auth, "required") != 0)
     rc = stm_error_set(err, STM_EINVAL, "auth",

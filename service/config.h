@@ -25,6 +25,9 @@
  *   --trust-half-life-s  STEMEDB_TRUST_HALF_LIFE_S    server.trust_half_life_s 2592000 (30 days)
  *   --listener-probe-ms  STEMEDB_LISTENER_PROBE_MS    server.listener_probe_ms 5000
  *   --trusted-proxies    STEMEDB_TRUSTED_PROXIES      server.trusted_proxies 127.0.0.1,::1
+ *   --tls-cert FILE      STEMEDB_TLS_CERT             server.tls_cert   none
+ *   --tls-key FILE       STEMEDB_TLS_KEY              server.tls_key    none
+ *   --tls-client-ca FILE STEMEDB_TLS_CLIENT_CA        server.tls_client_ca none
  *   --auth off|required  STEMEDB_AUTH                 server.auth       off
  *   --rate-limits        STEMEDB_RATE_LIMITS          server.rate_limits *=5000:10000
  *   --quota-per-hour     STEMEDB_QUOTA_PER_HOUR       server.quota_per_hour 10000
@@ -126,6 +129,8 @@ struct stm_server_config {
   int64_t listener_probe_ms;   /* 0 (off) or 10 .. 3600000 */
   char *trusted_proxies;       /* comma-separated IPs; "" none */
   char *auth;                  /* "off" or "required" (auth.h) */
+  char *tls_cert, *tls_key;    /* PEM files (tls.h); NULL: plaintext */
+  char *tls_client_ca;         /* PEM CA: mTLS; NULL: none */
   char *rate_limits;           /* ratelimit.h spec; "off": none */
   int64_t quota_per_hour;      /* quota.h; 0: off */
   char *quota_overrides;       /* "AGENT=UNITS,..." or NULL */

@@ -359,9 +359,11 @@ int stm_grpc_server_start(const struct stm_grpc_server_options *opts,
   if (s == NULL)
     return stm_error_set(err, STM_ENOMEM, NULL, "out of memory");
   server_create(s, opts->max_message_bytes);
-  grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+  grpc_server_credentials *creds =
+      opts->creds ? opts->creds : grpc_insecure_server_credentials_create();
   int port = grpc_server_add_http2_port(s->server, opts->listen, creds);
-  grpc_server_credentials_release(creds);
+  if (creds != opts->creds)
+    grpc_server_credentials_release(creds);
   if (port == 0) {
     server_uncreate(s);
     server_free(s);

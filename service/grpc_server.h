@@ -66,6 +66,8 @@ struct stm_grpc_server_options {
   struct stm_request_ids *request_ids;
   stm_grpc_gate_cb gate; /* nullable; ctx is its context too */
   stm_grpc_admit_cb admit; /* nullable */
+  /* Borrowed, nullable: the listener's credentials (TLS); NULL: insecure. */
+  grpc_server_credentials *creds;
 };
 
 /*

@@ -7,6 +7,7 @@
 #include "auth.h"
 #include "quota.h"
 #include "ratelimit.h"
+#include "tls.h"
 #include "cluster_node.h"
 #include "config.h"
 #include "listener_probe.h"
@@ -48,8 +49,13 @@ static int wait_for_signal(void) {
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
   int sig = 0;
-  sigwait(&set, &sig);
+  while (sigwait(&set, &sig) == 0 && sig == SIGHUP) {
+    stm_log_info("received SIGHUP: TLS certificates are read again at the "
+                 "next handshake");
+    stm_tls_request_reload();
+  }
   return sig;
 }
 
@@ -184,6 +190,13 @@ static int start_grpc(const struct stm_server_config *cfg, struct node *n) {
       .gate = stm_auth_gate,
       .admit = stm_quota_admit};
   go.method_count = method_count;
+  bool tls = cfg->tls_cert && *cfg->tls_cert;
+  if (tls && stm_tls_server_credentials(cfg->tls_cert, cfg->tls_key,
+                                        cfg->tls_client_ca, &go.creds,
+                                        &err) != 0) {
+    stm_log_error("%s", err.message);
+    return -1;
+  }
   if (cfg->request_id_window_s > 0) {
     n->request_ids =
         stm_request_ids_new(cfg->request_id_window_s * INT64_C(1000000000),
@@ -195,12 +208,19 @@ static int start_grpc(const struct stm_server_config *cfg, struct node *n) {
     go.request_ids = n->request_ids;
   }
   int port = 0;
-  if (stm_grpc_server_start(&go, &n->server, &port, &err) != 0) {
+  int started = stm_grpc_server_start(&go, &n->server, &port, &err);
+  if (go.creds)
+    grpc_server_credentials_release(go.creds);
+  if (started != 0) {
     stm_log_error("%s", err.message);
     return -1;
   }
   n->svc.grpc = n->server;
-  if (cfg->listener_probe_ms > 0) {
+  /* The probe dials in plaintext, which a TLS listener refuses. */
+  if (tls && cfg->listener_probe_ms > 0)
+    stm_log_info("gRPC over TLS%s: the listener self-probe is off",
+                 cfg->tls_client_ca ? " with client certificates" : "");
+  if (!tls && cfg->listener_probe_ms > 0) {
     struct stm_listener_probe_options po = {
         .listen = cfg->grpc_listen,
         .port = port,
@@ -349,6 +369,7 @@ int main(int argc, char **argv) {
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, NULL);
   signal(SIGPIPE, SIG_IGN);
 
