@@ -17,7 +17,12 @@ static const char *const env_names[] = {
     "STEMEDB_CQ_THREADS",        "STEMEDB_MAX_MESSAGE_BYTES",
     "STEMEDB_SHUTDOWN_GRACE_MS", "STEMEDB_CLUSTER_ENABLED",
     "STEMEDB_RPC_ADDR",          "STEMEDB_SWIM_ADDR",
-    "STEMEDB_SEEDS",             "STEMEDB_REPLICATION_FACTOR"};
+    "STEMEDB_SEEDS",             "STEMEDB_REPLICATION_FACTOR",
+    "STEMEDB_BIND_ADDR",         "STEMEDB_SHARDS",
+    "STEMEDB_WRITE_QUORUM",      "STEMEDB_CLUSTER_KEY",
+    "STEMEDB_CLUSTER_NAME",      "STEMEDB_PROBE_INTERVAL_MS",
+    "STEMEDB_PROBE_TIMEOUT_MS",  "STEMEDB_SUSPICION_MULT",
+    "STEMEDB_SUSPICION_MAX_MULT", "STEMEDB_PUSH_PULL_INTERVAL_MS"};
 
 static char *tmpdir;
 
@@ -220,6 +225,51 @@ static void test_config_cluster_flags_derive_addresses(void) {
                "required when cluster.enabled = true");
 }
 
+/* Every cluster.toml key is also a STEMEDB_* variable, above the file and
+ * below the flags. */
+static void test_config_every_cluster_key_has_a_variable(void) {
+  clear_env();
+  const char *path = write_file("c.toml", stm_test_seed_node1_toml);
+  static const char *const vars[][2] = {
+      {"STEMEDB_BIND_ADDR", "10.0.0.9:18181"},
+      {"STEMEDB_SHARDS", "128"},
+      {"STEMEDB_WRITE_QUORUM", "majority"},
+      {"STEMEDB_CLUSTER_KEY", "s3cret"},
+      {"STEMEDB_CLUSTER_NAME", "prod"},
+      {"STEMEDB_PROBE_INTERVAL_MS", "300"},
+      {"STEMEDB_PROBE_TIMEOUT_MS", "150"},
+      {"STEMEDB_SUSPICION_MULT", "5"},
+      {"STEMEDB_SUSPICION_MAX_MULT", "7"},
+      {"STEMEDB_PUSH_PULL_INTERVAL_MS", "9000"},
+      {"STEMEDB_REPLICATION_FACTOR", "3"}};
+  for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+    setenv(vars[i][0], vars[i][1], 1);
+  char *argv[] = {"stemedb-server", "--config", (char *)path,
+                  "--write-quorum", "all", NULL};
+  struct stm_server_config cfg;
+  struct stm_error err;
+  CU_ASSERT_EQUAL_FATAL(load(&cfg, ARGC(argv), argv, &err), 0);
+  const struct stm_cluster_config *c = &cfg.cluster;
+  CU_ASSERT_STRING_EQUAL(c->bind_addr, "10.0.0.9:18181");
+  CU_ASSERT_EQUAL(c->shards, 128);
+  CU_ASSERT_EQUAL(c->write_quorum, STM_WRITE_QUORUM_ALL); /* the flag */
+  CU_ASSERT_STRING_EQUAL(c->cluster_key, "s3cret");
+  CU_ASSERT_STRING_EQUAL(c->name, "prod");
+  CU_ASSERT_EQUAL(c->probe_interval_ms, 300);
+  CU_ASSERT_EQUAL(c->probe_timeout_ms, 150);
+  CU_ASSERT_EQUAL(c->suspicion_mult, 5);
+  CU_ASSERT_EQUAL(c->suspicion_max_mult, 7);
+  CU_ASSERT_EQUAL(c->push_pull_interval_ms, 9000);
+  CU_ASSERT_EQUAL(c->replication_factor, 3);
+  CU_ASSERT_STRING_EQUAL(c->node_id, "node1"); /* from the file */
+  stm_server_config_destroy(&cfg);
+  setenv("STEMEDB_WRITE_QUORUM", "most", 1);
+  char *bad[] = {"stemedb-server", "--config", (char *)path, NULL};
+  expect_error(ARGC(bad), bad, STM_EINVAL, "write-quorum",
+               "must be one, majority or all, got \"most\"");
+  clear_env();
+}
+
 static void test_config_bad_values_are_named(void) {
   clear_env();
   char *a[] = {"stemedb-server", "--cq-threads", "0", NULL};
@@ -314,6 +364,7 @@ static const struct stm_test_case config_cases[] = {
     STM_TEST(test_config_reads_the_seed_cluster_toml_verbatim),
     STM_TEST(test_config_server_table_wins_over_cluster_keys),
     STM_TEST(test_config_cluster_flags_derive_addresses),
+    STM_TEST(test_config_every_cluster_key_has_a_variable),
     STM_TEST(test_config_bad_values_are_named),
     STM_TEST(test_config_file_errors_name_file_key_and_line),
     STM_TEST(test_config_unknown_keys_are_listed_not_fatal),
