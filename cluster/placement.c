@@ -250,6 +250,21 @@ int stm_shard_map_set_status(struct stm_shard_map *m, uint32_t shard,
   return stm_shard_map_put(m, &e);
 }
 
+int stm_shard_map_cancel(struct stm_shard_map *m, uint32_t shard) {
+  const struct stm_shard_entry *found = stm_shard_map_find(m, shard);
+  if (found == NULL || found->status == STM_SHARD_DONE)
+    return STM_ENOTFOUND;
+  struct stm_shard_entry e = *found;
+  size_t k = 0;
+  for (size_t i = 0; i < e.replica_count; i++)
+    if (strcmp(e.replicas[i], e.target) != 0)
+      memmove(e.replicas[k++], e.replicas[i], sizeof e.replicas[0]);
+  e.replica_count = k;
+  e.status = STM_SHARD_DONE;
+  e.target[0] = e.drop[0] = '\0';
+  return stm_shard_map_put(m, &e);
+}
+
 int stm_shard_map_format(const struct stm_shard_map *m, struct stm_buf *out) {
   int rc = stm_buf_printf(out,
                           "stemedb-shard-map 1\nversion %" PRIu64

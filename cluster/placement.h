@@ -129,6 +129,11 @@ int stm_shard_map_move(struct stm_shard_map *m, uint32_t shard,
 int stm_shard_map_set_status(struct stm_shard_map *m, uint32_t shard,
                              enum stm_shard_status status);
 
+/* Abandon a move that is not done (its target died): the entry keeps the
+ * old replicas only, done, with no target; bumps the version.
+ * STM_ENOTFOUND when no move of the shard is running. */
+int stm_shard_map_cancel(struct stm_shard_map *m, uint32_t shard);
+
 /* The text form (appended to out). 0 or STM_ENOMEM. */
 int stm_shard_map_format(const struct stm_shard_map *m, struct stm_buf *out);
 /* Parse the text form into m (initialized; replaced on success). 0 or

@@ -37,6 +37,7 @@ struct cl_job {
   uint32_t shard;                 /* MOVE */
   char node[STM_NODE_ID_MAX + 1]; /* REMOVE */
   bool force;
+  int attempts; /* failed runs so far (backoff) */
 };
 
 struct cl {

@@ -266,8 +266,12 @@ void *stm__cl_worker(void *arg) {
         job.kind == CL_JOB_MOVE ? run_move(c, job.shard) : run_remove(c, &job);
     c->active_move = -1;
     if (!done && !c->stopping) {
-      stm__cl_queue(c, &job); /* to the back: others go first */
-      wait_ms(c, RETRY_MS);
+      /* To the back (others go first), and back off: a target that stays
+       * unreachable is retried every 30 s, not every second. */
+      int delay = RETRY_MS << (job.attempts < 5 ? job.attempts : 5);
+      job.attempts++;
+      stm__cl_queue(c, &job);
+      wait_ms(c, delay < 30000 ? delay : 30000);
     }
   }
   pthread_mutex_unlock(&c->mu);
@@ -366,6 +370,14 @@ int stm_cluster_rebalance(const char *shard_id, const char *target,
   if (rc == 0) {
     const char *cur[STM_PLACEMENT_MAX_REPLICAS];
     size_t n = stm__cl_up_ids(c, up, c->member_count);
+    /* A move whose target is gone would retry forever: a new request
+     * replaces it. */
+    const struct stm_shard_entry *old = stm_shard_map_find(&c->map, shard);
+    if (old && old->status != STM_SHARD_DONE && !in_list(up, n, old->target)) {
+      stm_log_warn("cluster: abandoning the move of shard %u to %s (not UP)",
+                   (unsigned)shard, old->target);
+      stm_shard_map_cancel(&c->map, shard);
+    }
     size_t k = stm_placement_replicas(&c->map, shard, up, n, c->factor, cur,
                                       STM_PLACEMENT_MAX_REPLICAS);
     rc = stm_shard_map_move(&c->map, shard, target, cur, k, c->factor, err);

@@ -125,6 +125,17 @@ static void test_placement_move_pending_to_done(void) {
   CU_ASSERT_STRING_EQUAL(err.field, "target_node");
   CU_ASSERT_EQUAL(stm_shard_map_set_status(&m, 6, STM_SHARD_DONE),
                   STM_ENOTFOUND);
+  /* A move whose target died is abandoned: old replicas only. */
+  const char *two[] = {"node1", "node2"};
+  CU_ASSERT_EQUAL(stm_shard_map_move(&m, 7, "node5", two, 2, 2, &err), 0);
+  CU_ASSERT_EQUAL(stm_shard_map_cancel(&m, 7), 0);
+  e = stm_shard_map_find(&m, 7);
+  CU_ASSERT_EQUAL(e->status, STM_SHARD_DONE);
+  CU_ASSERT_EQUAL(e->replica_count, 2);
+  CU_ASSERT_STRING_EQUAL(e->replicas[1], "node2");
+  CU_ASSERT_STRING_EQUAL(e->target, "");
+  CU_ASSERT_EQUAL(stm_shard_map_cancel(&m, 7), STM_ENOTFOUND);
+  CU_ASSERT_EQUAL(stm_shard_map_move(&m, 7, "node4", two, 2, 2, &err), 0);
   stm_shard_map_destroy(&m);
 }
 
