@@ -71,8 +71,8 @@ size_t stm_placement_rendezvous(uint32_t shard, const char *const *nodes,
   for (size_t i = 0; i < n; i++) {
     uint64_t s = stm_placement_score(shard, nodes[i]);
     size_t pos = k;
-    while (pos > 0 && ranks_before(s, nodes[i], best[pos - 1],
-                                   nodes[out[pos - 1]]))
+    while (pos > 0 &&
+           ranks_before(s, nodes[i], best[pos - 1], nodes[out[pos - 1]]))
       pos--;
     if (pos >= factor)
       continue;
@@ -266,10 +266,9 @@ int stm_shard_map_cancel(struct stm_shard_map *m, uint32_t shard) {
 }
 
 int stm_shard_map_format(const struct stm_shard_map *m, struct stm_buf *out) {
-  int rc = stm_buf_printf(out,
-                          "stemedb-shard-map 1\nversion %" PRIu64
-                          "\nshards %" PRIu32 "\n",
-                          m->version, m->shards);
+  int rc = stm_buf_printf(
+      out, "stemedb-shard-map 1\nversion %" PRIu64 "\nshards %" PRIu32 "\n",
+      m->version, m->shards);
   for (size_t i = 0; rc == 0 && i < m->count; i++) {
     const struct stm_shard_entry *e = &m->entries[i];
     rc = stm_buf_printf(out, "shard %" PRIu32 " %s %s %s ", e->shard,
@@ -296,8 +295,7 @@ static int parse_id(const char *s, char *out, size_t len) {
   return 0;
 }
 
-static int parse_entry(char *line, uint32_t shards,
-                       struct stm_shard_entry *e) {
+static int parse_entry(char *line, uint32_t shards, struct stm_shard_entry *e) {
   char *save = NULL;
   char *tok[6];
   for (int i = 0; i < 6; i++)
@@ -352,14 +350,14 @@ static int parse_lines(struct stm_shard_map *m, char *text,
        line = strtok_r(NULL, "\n", &save)) {
     lineno++;
     struct stm_shard_entry e;
-    bool ok = lineno == 1   ? strcmp(line, "stemedb-shard-map 1") == 0
-              : lineno == 2 ? parse_counter(line, "version", UINT64_MAX, &version)
-              : lineno == 3 ? parse_counter(line, "shards", STM_CLUSTER_MAX_SHARDS,
-                                            &shards) &&
-                                  shards >= 1
-                            : (m->shards = (uint32_t)shards,
-                               parse_entry(line, m->shards, &e) == 0 &&
-                                   map_store(m, &e) == 0);
+    bool ok =
+        lineno == 1   ? strcmp(line, "stemedb-shard-map 1") == 0
+        : lineno == 2 ? parse_counter(line, "version", UINT64_MAX, &version)
+        : lineno == 3
+            ? parse_counter(line, "shards", STM_CLUSTER_MAX_SHARDS, &shards) &&
+                  shards >= 1
+            : (m->shards = (uint32_t)shards,
+               parse_entry(line, m->shards, &e) == 0 && map_store(m, &e) == 0);
     if (!ok)
       return stm_error_set(err, STM_EINVAL, "shard_map",
                            "shard map line %d is malformed", lineno);
@@ -381,10 +379,9 @@ int stm_shard_map_parse(struct stm_shard_map *m, const char *text, size_t len,
   copy[len] = '\0';
   struct stm_shard_map tmp;
   stm_shard_map_init(&tmp, m->shards);
-  int rc = memchr(text, '\0', len)
-               ? stm_error_set(err, STM_EINVAL, "shard_map",
-                               "shard map holds a NUL byte")
-               : parse_lines(&tmp, copy, err);
+  int rc = memchr(text, '\0', len) ? stm_error_set(err, STM_EINVAL, "shard_map",
+                                                   "shard map holds a NUL byte")
+                                   : parse_lines(&tmp, copy, err);
   free(copy);
   if (rc == 0) {
     stm_shard_map_destroy(m);
@@ -399,10 +396,10 @@ int stm_shard_map_load(struct stm_shard_map *m, const char *path,
                        struct stm_error *err) {
   FILE *f = fopen(path, "rb");
   if (f == NULL)
-    return errno == ENOENT ? 0
-                           : stm_error_set(err, STM_EIO, "shard_map",
-                                           "cannot open %s: %s", path,
-                                           strerror(errno));
+    return errno == ENOENT
+               ? 0
+               : stm_error_set(err, STM_EIO, "shard_map", "cannot open %s: %s",
+                               path, strerror(errno));
   char buf[1 << 16];
   struct stm_buf b;
   stm_buf_init(&b);
@@ -430,8 +427,8 @@ int stm_shard_map_save(const struct stm_shard_map *m, const char *path,
   stm_buf_init(&b);
   int rc = stm_shard_map_format(m, &b);
   int fd = rc ? -1 : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  bool ok = fd >= 0 && write(fd, b.data, b.len) == (ssize_t)b.len &&
-            fsync(fd) == 0;
+  bool ok =
+      fd >= 0 && write(fd, b.data, b.len) == (ssize_t)b.len && fsync(fd) == 0;
   if (fd >= 0 && close(fd) != 0)
     ok = false;
   ok = ok && rename(tmp, path) == 0;
@@ -439,7 +436,7 @@ int stm_shard_map_save(const struct stm_shard_map *m, const char *path,
   if (rc)
     return stm_error_set(err, rc, "shard_map", "out of memory");
   if (!ok)
-    return stm_error_set(err, STM_EIO, "shard_map", "cannot write %s: %s",
-                         path, strerror(errno));
+    return stm_error_set(err, STM_EIO, "shard_map", "cannot write %s: %s", path,
+                         strerror(errno));
   return 0;
 }
