@@ -4,6 +4,7 @@
 #include "common/log.h"
 #include "common/validate.h"
 #include "gateway/apikey.h"
+#include "gateway/cors.h"
 #include "gateway/http_parse.h"
 #include "gateway/metrics.h"
 #include "gateway/status_map.h"
@@ -49,6 +50,7 @@ struct session {
   char authz[STM_GW_APIKEY_MAX]; /* "Bearer KEY" for the server, or "" */
   char agent[STM_GW_AGENT_MAX];  /* X-Agent-Id, or "" */
   char limit_hdrs[512]; /* the server's x-ratelimit-* / x-quota-* lines */
+  char cors_hdrs[512];  /* access-control-* lines for an allowed Origin */
   struct stm_gw_call *call;
   struct stm_gw_response resp;
   bool have_resp, head, before_stop;
@@ -80,7 +82,7 @@ static void begin(struct session *s, enum stm_gw_method method) {
   s->have_resp = false;
   s->sent = s->out_head_len = 0;
   s->call = NULL;
-  s->param[0] = s->query[0] = s->limit_hdrs[0] = '\0';
+  s->param[0] = s->query[0] = s->limit_hdrs[0] = s->cors_hdrs[0] = '\0';
   memset(&s->resp, 0, sizeof s->resp);
   s->before_stop = !atomic_load(&g->stop);
   if (s->before_stop)
@@ -316,6 +318,24 @@ static int handle(struct session *s, const struct stm_gw_h1_request *rq) {
   path[rq->path.len] = '\0';
   stm_gw_apikey_from_request(rq, s->authz, sizeof s->authz);
   stm_gw_apikey_agent(rq, s->agent, sizeof s->agent);
+  bool preflight = stm_gw_cors_is_preflight(rq);
+  bool origin_ok =
+      stm_gw_cors_headers(rq, preflight, s->cors_hdrs, sizeof s->cors_hdrs);
+  if (preflight) { /* answered here: no route is called */
+    s->label = "preflight";
+    if (!origin_ok) {
+      respond_error(s, 403, "PERMISSION_DENIED",
+                    "this Origin is not in the gateway's allowed origins "
+                    "(STEMEDB_ALLOWED_ORIGINS)",
+                    "Origin");
+      return 0;
+    }
+    stm_gw_response_destroy(&s->resp);
+    s->resp.status = 200;
+    s->resp.content_type = "text/plain";
+    respond(s);
+    return 0;
+  }
   s->route = stm_gw_route_match(s->kind, s->head ? STM_GW_GET : s->method, path,
                                 &param, &param_len, &allowed);
   if (s->route)
@@ -462,6 +482,15 @@ static void build_head(struct session *s) {
   if (s->limit_hdrs[0])
     used += (size_t)snprintf(s->out_head + used, sizeof s->out_head - used,
                              "%s", s->limit_hdrs);
+  if (s->cors_hdrs[0] && used < sizeof s->out_head)
+    used += (size_t)snprintf(s->out_head + used, sizeof s->out_head - used,
+                             "%s", s->cors_hdrs);
+  /* The server is away (restarting, unreachable): the channel retries
+   * within a second (rpc/codec.c), so say when to come back. */
+  if (r->status == 503 && strstr(s->limit_hdrs, "retry-after") == NULL &&
+      used < sizeof s->out_head)
+    used += (size_t)snprintf(s->out_head + used, sizeof s->out_head - used,
+                             "retry-after: 1\r\n");
   if (s->closing || s->http10)
     used += (size_t)snprintf(s->out_head + used, sizeof s->out_head - used,
                              "connection: %s\r\n",

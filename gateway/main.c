@@ -5,6 +5,7 @@
  */
 #include "common/log.h"
 #include "common/options.h"
+#include "gateway/cors.h"
 #include "gateway/tls_client.h"
 #include "gateway/http.h"
 #include "gateway/ws.h"
@@ -24,6 +25,7 @@
 struct config {
   char *http_listen, *cluster_listen, *server, *log_level;
   char *server_ca, *server_cert, *server_key; /* TLS to the server */
+  char *allowed_origins;                      /* CORS (cors.h) */
   int64_t timeout_ms, grace_ms;
   int64_t request_timeout_s, idle_timeout_s;
   int64_t ws_subs_per_socket, ws_subs_per_client, ws_subs_total;
@@ -145,6 +147,7 @@ static int serve(const struct config *cfg) {
     grpc_shutdown();
     return 2;
   }
+  stm_gw_cors_configure(cfg->allowed_origins);
   struct stm_gw_http_options o = {
       .http_listen = cfg->http_listen,
       .cluster_listen = cfg->cluster_listen,
@@ -218,6 +221,10 @@ int main(int argc, char **argv) {
        "client certificates (with --server-key)"},
       {"server-key", "STEMEDB_SERVER_KEY", NULL, STM_OPT_STRING,
        &cfg.server_key, "PEM private key of --server-cert"},
+      {"allowed-origins", "STEMEDB_ALLOWED_ORIGINS", NULL, STM_OPT_STRING,
+       &cfg.allowed_origins,
+       "comma-separated browser origins allowed by CORS "
+       "(https://app.example.com); none by default"},
       {"log-level", "STEMEDB_LOG_LEVEL", NULL, STM_OPT_STRING, &cfg.log_level,
        "debug, info, warn or error"},
       {"upstream-timeout-ms", "STEMEDB_UPSTREAM_TIMEOUT_MS", NULL, STM_OPT_INT,

@@ -47,8 +47,9 @@ typedef void (*stm_gw_done_cb)(struct stm_gw_call *call, void *owner,
                                void *arg);
 
 /*
- * Open an insecure channel to `target` ("host:port") with short reconnect
- * backoff (so a restarted server is seen within about 2 s) and start the cq
+ * Open a channel to `target` ("host:port"; TLS when rpc/codec.h's channel
+ * credentials are set) with short reconnect backoff (so a restarted server
+ * is seen within a second) and start the cq
  * thread. Returns NULL when out of memory or the thread cannot start.
  * Connecting is lazy: an unreachable server shows up as UNAVAILABLE calls.
  */

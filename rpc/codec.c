@@ -54,9 +54,12 @@ static grpc_channel *channel_new(const char *target, bool own_connection) {
       {.type = GRPC_ARG_INTEGER,
        .key = GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
        .value.integer = 250},
+      /* A restarted server is reached again within a second (the gateway
+       * answers 503 + Retry-After: 1 meanwhile); 800 ms + gRPC's 20 %
+       * jitter stays under it. */
       {.type = GRPC_ARG_INTEGER,
        .key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
-       .value.integer = 2000},
+       .value.integer = 800},
       {.type = GRPC_ARG_INTEGER,
        .key = GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL,
        .value.integer = 1},
