@@ -311,7 +311,6 @@ int stm__index_claim_epoch(const struct stm__index_rd *r,
                            const struct stm_read_view *view, uint64_t *number,
                            struct stm_error *err) {
   struct epoch_find f = {.view = view, .err = err, .has_after = false};
-  struct stm_epoch e;
   *number = 0;
   /* The newest epoch of the claim's scope that comes before the claim:
    * visible epochs ordered before (time, hash) of the claim. */
@@ -331,7 +330,6 @@ int stm__index_claim_epoch(const struct stm__index_rd *r,
   stm_buf_destroy(&f.order);
   if (f.found)
     stm_record_destroy(&f.rec);
-  (void)e;
   return rc;
 }
 
