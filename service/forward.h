@@ -3,9 +3,10 @@
  * no replica of a concept's shard sends the read to one that does, and a
  * read by hash that misses here is asked of the other UP nodes. A
  * forwarded call carries the metadata `x-stemedb-forwarded: <node id>`
- * and is always answered locally, so forwarding never loops. The call
- * blocks the handler's thread for the peer's answer (a forwarded call
- * itself never waits on another node).
+ * and is always answered locally, so forwarding never loops. The peers
+ * are called on forwarding threads (never on the handler's
+ * completion-queue thread); a function that returns true has taken the
+ * call and answers it from there.
  */
 #ifndef STM_SERVICE_FORWARD_H
 #define STM_SERVICE_FORWARD_H
@@ -29,8 +30,9 @@ bool stm_forward_to_shard(struct stm_grpc_call *call,
                           const char *concept_path);
 
 /* After a local NOT_FOUND: ask each other UP node in turn; the first
- * answer other than NOT_FOUND answers the call (true). False when not
- * clustered, forwarded, or nobody has it (answer NOT_FOUND locally). */
+ * answer other than NOT_FOUND answers the call, else NOT_FOUND with a
+ * peer's message (true). False when not clustered, forwarded, or no other
+ * node is UP (answer NOT_FOUND locally). */
 bool stm_forward_to_any(struct stm_grpc_call *call, const ProtobufCMessage *msg,
                         const char *method,
                         const ProtobufCMessageDescriptor *resp_desc);
@@ -48,5 +50,8 @@ bool stm_forward_list_concepts(struct stm_grpc_call *call,
 bool stm_forward_merge_query(struct stm_grpc_call *call,
                              const ProtobufCMessage *msg,
                              const ProtobufCMessage *local_resp, size_t limit);
+
+/* Stop the forwarding threads (the jobs queued are answered first). */
+void stm_forward_stop(void);
 
 #endif

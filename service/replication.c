@@ -3,6 +3,8 @@
  * Cluster.Sync queues. */
 #include "repl_internal.h"
 
+#include "forward.h"
+
 #include "common/clock.h"
 #include "common/hex.h"
 #include "common/log.h"
@@ -627,6 +629,7 @@ int stm_repl_start(struct stm_service *svc, struct stm_error *err) {
 }
 
 void stm_repl_stop(void) {
+  stm_forward_stop();
   if (!R.running)
     return;
   pthread_mutex_lock(&R.mu);
