@@ -395,6 +395,57 @@ class ClusterDataTest(unittest.TestCase):
                                               timeout=10).hash, h)
             c.stop_all()
 
+    def test_nodes_forwarding_to_each_other_do_not_stall(self):
+        """node1 and node2 each forward queries to the other, many at once:
+        a forward must not hold the handler's completion-queue thread
+        (with 2 of them per server, both nodes would wait on each other
+        until the forward timed out)."""
+        import grpc
+        import hashlib
+        import threading
+        pb, pbg, _ = stubs()
+        with cluster.Cluster() as c:
+            n1, n2, n3 = self.three_nodes(c)
+            status, body = n1.get("/cluster/shards")
+            self.assertEqual(status, 200)
+            reps = {int(x["id"].split("-")[1]): x["replicas"]
+                    for x in body["shards"]}
+
+            def concept(first, absent):
+                for i in range(10000):
+                    path = "x/%d" % i
+                    h = hashlib.blake2b(path.encode(), digest_size=8).digest()
+                    r = reps[int.from_bytes(h, "little") % len(reps)]
+                    if r[0] == first and absent not in r:
+                        return path
+                raise AssertionError("no concept for %s" % first)
+            jobs = [(n1, concept("node2", "node1")),
+                    (n2, concept("node1", "node2"))]
+            errors = []
+
+            def run(node, path):
+                with grpc.insecure_channel(node.rpc_addr) as ch:
+                    stub = pbg.StemeDBStub(ch)
+                    for _ in range(10):
+                        try:
+                            stub.Query(pb.QueryRequest(concept_path=path,
+                                                       lens="recency"),
+                                       timeout=5)
+                        except grpc.RpcError as e:
+                            errors.append((node.node_id, e.code()))
+                            return
+            threads = [threading.Thread(target=run, args=j)
+                       for j in jobs for _ in range(8)]
+            t0 = time.monotonic()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            print("\n160 cross-forwarded queries in %.2f s"
+                  % (time.monotonic() - t0), file=sys.stderr)
+            self.assertEqual(errors, [])
+            self.assertEqual(set(c.stop_all().values()), {0})
+
     def test_new_node_receives_claims_fast(self):
         total = int(os.environ.get("STM_CLUSTER_BENCH_CLAIMS", "20000"))
         with cluster.Cluster() as c:
