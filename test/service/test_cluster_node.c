@@ -54,6 +54,7 @@ static struct {
   char target[32];
 } calls[256];
 static size_t n_calls;
+static bool fail_to_b; /* copies to "b" fail (a target that died) */
 
 static int fake_sync(void *arg, uint32_t shard, const char *target,
                      struct stm_error *err) {
@@ -63,8 +64,9 @@ static int fake_sync(void *arg, uint32_t shard, const char *target,
     snprintf(calls[n_calls].target, sizeof calls[0].target, "%s", target);
     n_calls++;
   }
+  bool fail = strcmp(target, "b") == 0 && fail_to_b;
   pthread_mutex_unlock(&calls_mu);
-  return 0;
+  return fail ? stm_error_set(err, STM_EIO, NULL, "b unreachable") : 0;
 }
 
 static bool called(uint32_t shard, const char *target) {
@@ -234,11 +236,70 @@ static void test_cluster_node_single_node_answers_as_one_member(void) {
   stm_cluster_config_destroy(&c);
 }
 
+static bool c_is_up(void *arg) { return stm_cluster_is_up("c"); }
+
+static bool copying(void *arg) {
+  struct stm_cluster_shard_info o;
+  return strcmp(status_of(*(uint32_t *)arg, &o), "copying") == 0;
+}
+
+/* A move whose target dies is not stuck: a new request for the shard
+ * abandons it and moves the shard elsewhere. */
+static void test_cluster_node_a_move_to_a_dead_target_can_be_replaced(void) {
+  struct stm_cluster_config cb, cc, ca;
+  struct stm_error err;
+  stm_error_clear(&err);
+  fast(&cb, "b", "127.0.0.1:9");
+  struct stm_swim_node *b = NULL, *cn = NULL;
+  CU_ASSERT_EQUAL_FATAL(stm_swim_node_start(&cb, NULL, &b, &err), 0);
+  fast(&cc, "c", stm_swim_node_addr(b));
+  CU_ASSERT_EQUAL_FATAL(stm_swim_node_start(&cc, NULL, &cn, &err), 0);
+  fast(&ca, "a", stm_swim_node_addr(b));
+  char *dir = stm_test_tmpdir("cluster-node-dead");
+  CU_ASSERT_EQUAL_FATAL(
+      stm_cluster_start(&ca, "a", "127.0.0.1:1", dir, NULL, &err), 0);
+  CU_ASSERT_TRUE_FATAL(eventually(b_is_up, NULL));
+  CU_ASSERT_TRUE_FATAL(eventually(c_is_up, NULL));
+  pthread_mutex_lock(&calls_mu);
+  fail_to_b = true;
+  pthread_mutex_unlock(&calls_mu);
+  stm_cluster_set_sync_fn(fake_sync, NULL);
+  uint32_t s = 0;
+  struct stm_cluster_peer p[4];
+  while (s < 16 && (stm_cluster_replicas(s, p, 4) != 1 || !p[0].self))
+    s++;
+  CU_ASSERT_FATAL(s < 16);
+  char sid[STM_SHARD_NAME_MAX];
+  stm_placement_shard_name(s, sid, sizeof sid);
+  struct stm_cluster_shard_info o;
+  CU_ASSERT_EQUAL(stm_cluster_rebalance(sid, "b", "", &o, &err), 0);
+  CU_ASSERT_TRUE_FATAL(eventually(copying, &s));
+  /* While b is UP, the running move blocks another. */
+  CU_ASSERT_EQUAL(stm_cluster_rebalance(sid, "c", "", &o, &err), STM_EINVAL);
+  stm_swim_node_stop(b, 0);
+  enum stm_swim_state down = STM_SWIM_DOWN;
+  CU_ASSERT_TRUE_FATAL(eventually(b_state, &down));
+  CU_ASSERT_EQUAL(stm_cluster_rebalance(sid, "c", "", &o, &err), 0);
+  CU_ASSERT_TRUE_FATAL(eventually(move_done, &s));
+  status_of(s, &o);
+  CU_ASSERT_EQUAL(o.replica_count, 1);
+  CU_ASSERT_STRING_EQUAL(o.replicas[0], "c");
+  CU_ASSERT_TRUE(called(s, "c"));
+  stm_cluster_stop();
+  stm_swim_node_stop(cn, 0);
+  stm_cluster_config_destroy(&ca);
+  stm_cluster_config_destroy(&cb);
+  stm_cluster_config_destroy(&cc);
+  stm_test_rmrf(dir);
+  free(dir);
+}
+
 int main(void) {
   grpc_init();
   static const struct stm_test_case cases[] = {
       STM_TEST(test_cluster_node_single_node_answers_as_one_member),
       STM_TEST(test_cluster_node_move_and_remove_with_a_real_peer),
+      STM_TEST(test_cluster_node_a_move_to_a_dead_target_can_be_replaced),
       STM_TEST_END};
   stm_test_suite("cluster_node", cases);
   int rc = stm_test_run_all();
