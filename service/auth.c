@@ -119,16 +119,28 @@ static struct key_entry *find_id(struct stm_auth *a, const char *id) {
   return NULL;
 }
 
+/* A whole decimal int64 (sscanf's %lld would take "12x" and wrap). */
+static bool parse_time(const char *s, long long *out) {
+  char *end = NULL;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0')
+    return false;
+  *out = v;
+  return true;
+}
+
 /* One complete line of the log; unreadable lines are skipped with a
  * warning (a later version may add kinds). */
 static void load_line(struct stm_auth *a, char *line) {
-  char id[32], role[16], hash[80], name[STM_AUTH_NAME_MAX + 1];
-  long long created;
+  char id[32], role[16], hash[80], when[24], name[STM_AUTH_NAME_MAX + 1];
   struct key_entry e;
   memset(&e, 0, sizeof e);
-  if (sscanf(line, "key %31s %15s %79s %lld %64s", id, role, hash, &created,
+  long long created = 0;
+  if (sscanf(line, "key %31s %15s %79s %23s %64s", id, role, hash, when,
              name) == 5 &&
-      strlen(id) == STM_AUTH_ID_LEN && strlen(hash) == 2 * HASH_LEN &&
+      parse_time(when, &created) && strlen(id) == STM_AUTH_ID_LEN &&
+      strlen(hash) == 2 * HASH_LEN &&
       stm_auth_role_parse(role) != STM_AUTH_OPEN) {
     snprintf(e.info.id, sizeof e.info.id, "%s", id);
     snprintf(e.info.name, sizeof e.info.name, "%s", name);
@@ -357,7 +369,7 @@ static bool peer_host_trusted(const char *peer, const char *list, char *host,
   p = p ? p + 1 : (peer ? peer : "");
   size_t n = strlen(p);
   const char *colon = strrchr(p, ':');
-  if (colon && strncmp(peer, "unix:", 5) != 0)
+  if (colon && peer && strncmp(peer, "unix:", 5) != 0)
     n = (size_t)(colon - p);
   if (n >= 2 && p[0] == '[' && p[n - 1] == ']')
     p++, n -= 2;

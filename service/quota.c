@@ -120,9 +120,13 @@ static void load(struct stm_quota *q) {
   if (f == NULL)
     return;
   char line[AGENT_MAX + 64];
-  long long window;
-  if (fgets(line, sizeof line, f) && sscanf(line, "window %lld", &window) == 1)
-    q->window = window;
+  if (fgets(line, sizeof line, f) && strncmp(line, "window ", 7) == 0) {
+    char *end = NULL;
+    errno = 0;
+    long long window = strtoll(line + 7, &end, 10);
+    if (errno == 0 && end != line + 7 && (*end == '\n' || *end == '\0'))
+      q->window = window;
+  }
   while (fgets(line, sizeof line, f)) {
     line[strcspn(line, "\n")] = '\0';
     char *sp = strchr(line, ' ');

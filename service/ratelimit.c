@@ -163,7 +163,7 @@ static struct bucket *lookup(struct stm_ratelimit *rl, int rule,
     sweep(rl, now_ns);
   /* Still full: every known identity is busy; the newcomer shares one
    * bucket per rule rather than growing the table. */
-  if (rl->n_buckets >= STM_RATELIMIT_MAX_BUCKETS && strcmp(identity, "*"))
+  if (rl->n_buckets >= STM_RATELIMIT_MAX_BUCKETS && strcmp(identity, "*") != 0)
     return lookup(rl, rule, "*", now_ns);
   size_t len = strlen(identity);
   struct bucket *b = malloc(sizeof *b + len + 1);

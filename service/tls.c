@@ -38,8 +38,10 @@ static char *read_pem(const char *path, const char *option,
   char *buf = malloc(PEM_MAX + 1);
   size_t n = buf ? fread(buf, 1, PEM_MAX, f) : 0;
   fclose(f);
+  if (buf)
+    buf[n] = '\0';
   if (buf == NULL || n == 0 || n == PEM_MAX ||
-      strstr((buf[n] = '\0', buf), "-----BEGIN ") == NULL) {
+      strstr(buf, "-----BEGIN ") == NULL) {
     free(buf);
     stm_error_set(err, STM_EINVAL, option, "--%s: %s is not a PEM file",
                   option, path);
