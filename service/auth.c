@@ -142,7 +142,8 @@ static void load_line(struct stm_auth *a, char *line) {
       parse_time(when, &created) && strlen(id) == STM_AUTH_ID_LEN &&
       strlen(hash) == 2 * HASH_LEN &&
       stm_auth_role_parse(role) != STM_AUTH_OPEN) {
-    snprintf(e.info.id, sizeof e.info.id, "%s", id);
+    memcpy(e.info.id, id, STM_AUTH_ID_LEN); /* length checked above */
+    e.info.id[STM_AUTH_ID_LEN] = '\0';
     snprintf(e.info.name, sizeof e.info.name, "%s", name);
     e.info.role = stm_auth_role_parse(role);
     e.info.created_ns = created;
