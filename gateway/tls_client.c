@@ -1,5 +1,6 @@
 #include "gateway/tls_client.h"
 
+#include "common/pem.h"
 #include "rpc/codec.h"
 
 #include <errno.h>
@@ -7,31 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define PEM_MAX (1024 * 1024)
-
-static char *read_pem(const char *path, const char *option,
-                      struct stm_error *err) {
-  FILE *f = fopen(path, "rb");
-  if (f == NULL) {
-    stm_error_set(err, STM_EINVAL, option, "--%s: cannot read %s: %s", option,
-                  path, strerror(errno));
-    return NULL;
-  }
-  char *buf = malloc(PEM_MAX + 1);
-  size_t n = buf ? fread(buf, 1, PEM_MAX, f) : 0;
-  fclose(f);
-  if (buf)
-    buf[n] = '\0';
-  if (buf == NULL || n == 0 || n == PEM_MAX ||
-      strstr(buf, "-----BEGIN ") == NULL) {
-    free(buf);
-    stm_error_set(err, STM_EINVAL, option, "--%s: %s is not a PEM file",
-                  option, path);
-    return NULL;
-  }
-  return buf;
-}
 
 int stm_gw_tls_client_setup(const char *ca, const char *cert, const char *key,
                             struct stm_error *err) {
@@ -44,9 +20,9 @@ int stm_gw_tls_client_setup(const char *ca, const char *cert, const char *key,
                          "--server-cert needs --server-ca");
   if (ca == NULL || *ca == '\0')
     return 0;
-  char *ca_pem = read_pem(ca, "server-ca", err);
-  char *cert_pem = ca_pem && has_cert ? read_pem(cert, "server-cert", err) : NULL;
-  char *key_pem = cert_pem ? read_pem(key, "server-key", err) : NULL;
+  char *ca_pem = stm_pem_read(ca, "server-ca", err);
+  char *cert_pem = ca_pem && has_cert ? stm_pem_read(cert, "server-cert", err) : NULL;
+  char *key_pem = cert_pem ? stm_pem_read(key, "server-key", err) : NULL;
   int rc = err->code;
   if (rc == 0) {
     grpc_ssl_pem_key_cert_pair pair = {key_pem, cert_pem};

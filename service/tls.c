@@ -6,6 +6,7 @@
 #include "tls.h"
 
 #include "common/log.h"
+#include "common/pem.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -13,8 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define PEM_MAX (1024 * 1024)
 
 struct tls_files {
   char *cert, *key, *client_ca; /* paths */
@@ -26,35 +25,11 @@ static atomic_bool fetched; /* the first fetch always loads */
 
 void stm_tls_request_reload(void) { atomic_store(&reload_wanted, true); }
 
-/* The whole file, NUL-terminated; NULL with err naming `option`. */
-static char *read_pem(const char *path, const char *option,
-                      struct stm_error *err) {
-  FILE *f = fopen(path, "rb");
-  if (f == NULL) {
-    stm_error_set(err, STM_EINVAL, option, "--%s: cannot read %s: %s", option,
-                  path, strerror(errno));
-    return NULL;
-  }
-  char *buf = malloc(PEM_MAX + 1);
-  size_t n = buf ? fread(buf, 1, PEM_MAX, f) : 0;
-  fclose(f);
-  if (buf)
-    buf[n] = '\0';
-  if (buf == NULL || n == 0 || n == PEM_MAX ||
-      strstr(buf, "-----BEGIN ") == NULL) {
-    free(buf);
-    stm_error_set(err, STM_EINVAL, option, "--%s: %s is not a PEM file",
-                  option, path);
-    return NULL;
-  }
-  return buf;
-}
-
 static grpc_ssl_server_certificate_config *load(struct stm_error *err) {
-  char *cert = read_pem(files.cert, "tls-cert", err);
-  char *key = cert ? read_pem(files.key, "tls-key", err) : NULL;
+  char *cert = stm_pem_read(files.cert, "tls-cert", err);
+  char *key = cert ? stm_pem_read(files.key, "tls-key", err) : NULL;
   char *ca = key && files.client_ca
-                 ? read_pem(files.client_ca, "tls-client-ca", err)
+                 ? stm_pem_read(files.client_ca, "tls-client-ca", err)
                  : NULL;
   grpc_ssl_server_certificate_config *cfg = NULL;
   if (key && (files.client_ca == NULL || ca)) {
