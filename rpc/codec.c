@@ -123,7 +123,17 @@ grpc_status_code stm_rpc_call_raw(grpc_channel *ch, const char *method,
                                   grpc_byte_buffer *send, int timeout_ms,
                                   grpc_byte_buffer **recv,
                                   struct stm_rpc_status *st) {
+  return stm_rpc_call_raw_md(ch, method, NULL, 0, send, timeout_ms, recv, st);
+}
+
+grpc_status_code stm_rpc_call_raw_md(grpc_channel *ch, const char *method,
+                                     const grpc_metadata *md, size_t nmd,
+                                     grpc_byte_buffer *send, int timeout_ms,
+                                     grpc_byte_buffer **recv,
+                                     struct stm_rpc_status *st) {
   *recv = NULL;
+  if (nmd > STM_RPC_MAX_METADATA)
+    nmd = STM_RPC_MAX_METADATA;
   grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
   gpr_timespec deadline =
       timeout_ms > 0
@@ -141,13 +151,21 @@ grpc_status_code stm_rpc_call_raw(grpc_channel *ch, const char *method,
   grpc_op ops[6];
   memset(ops, 0, sizeof ops);
   ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-  grpc_metadata auth;
-  if (default_authorization) {
-    auth.key = grpc_slice_from_static_string("authorization");
-    auth.value = grpc_slice_from_static_string(default_authorization);
-    ops[0].data.send_initial_metadata.count = 1;
-    ops[0].data.send_initial_metadata.metadata = &auth;
+  /* The caller's metadata, then the process's default key unless the
+   * caller sent an authorization of its own. */
+  grpc_metadata all[STM_RPC_MAX_METADATA + 1];
+  size_t n_all = 0;
+  bool has_auth = false;
+  for (size_t i = 0; i < nmd; i++) {
+    has_auth |= grpc_slice_str_cmp(md[i].key, "authorization") == 0;
+    all[n_all++] = md[i];
   }
+  if (default_authorization && !has_auth) {
+    all[n_all].key = grpc_slice_from_static_string("authorization");
+    all[n_all++].value = grpc_slice_from_static_string(default_authorization);
+  }
+  ops[0].data.send_initial_metadata.count = n_all;
+  ops[0].data.send_initial_metadata.metadata = n_all ? all : NULL;
   ops[1].op = GRPC_OP_SEND_MESSAGE;
   ops[1].data.send_message.send_message = send;
   ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;

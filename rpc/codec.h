@@ -75,6 +75,20 @@ grpc_status_code stm_rpc_call_raw(grpc_channel *ch, const char *method,
                                   grpc_byte_buffer **recv,
                                   struct stm_rpc_status *st);
 
+/* Metadata entries stm_rpc_call_raw_md sends at most (more are dropped). */
+#define STM_RPC_MAX_METADATA 8
+
+/*
+ * stm_rpc_call_raw with `nmd` extra metadata entries (borrowed for the
+ * call). The process's default key (stm_rpc_set_api_key) is added unless
+ * `md` carries an "authorization" entry of its own.
+ */
+grpc_status_code stm_rpc_call_raw_md(grpc_channel *ch, const char *method,
+                                     const grpc_metadata *md, size_t nmd,
+                                     grpc_byte_buffer *send, int timeout_ms,
+                                     grpc_byte_buffer **recv,
+                                     struct stm_rpc_status *st);
+
 /* Block for the next completed operation on cq: true with *ev, false
  * once the queue is shut down and empty (the end of a serving loop). */
 bool stm_rpc_cq_next(grpc_completion_queue *cq, grpc_event *ev);

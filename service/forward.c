@@ -23,14 +23,6 @@ static grpc_status_code call_peer(grpc_channel *ch, const char *method,
                                   grpc_byte_buffer *send,
                                   grpc_byte_buffer **recv,
                                   struct stm_rpc_status *st) {
-  *recv = NULL;
-  grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
-  gpr_timespec deadline =
-      gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                   gpr_time_from_millis(STM_FORWARD_TIMEOUT_MS, GPR_TIMESPAN));
-  grpc_call *c = grpc_channel_create_call(
-      ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
-      grpc_slice_from_static_string(method), NULL, deadline, NULL);
   grpc_metadata md[2];
   size_t nmd = 0;
   md[nmd].key = grpc_slice_from_static_string(STM_FORWARD_HEADER);
@@ -42,55 +34,10 @@ static grpc_status_code call_peer(grpc_channel *ch, const char *method,
     md[nmd].key = grpc_slice_from_static_string("authorization");
     md[nmd++].value = grpc_slice_from_copied_string(auth);
   }
-  grpc_metadata_array init_md, trail_md;
-  grpc_metadata_array_init(&init_md);
-  grpc_metadata_array_init(&trail_md);
-  grpc_status_code code = GRPC_STATUS_UNKNOWN;
-  grpc_slice details = grpc_empty_slice();
-  grpc_op ops[6];
-  memset(ops, 0, sizeof ops);
-  ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-  ops[0].data.send_initial_metadata.count = nmd;
-  ops[0].data.send_initial_metadata.metadata = md;
-  ops[1].op = GRPC_OP_SEND_MESSAGE;
-  ops[1].data.send_message.send_message = send;
-  ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-  ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-  ops[3].data.recv_initial_metadata.recv_initial_metadata = &init_md;
-  ops[4].op = GRPC_OP_RECV_MESSAGE;
-  ops[4].data.recv_message.recv_message = recv;
-  ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-  ops[5].data.recv_status_on_client.trailing_metadata = &trail_md;
-  ops[5].data.recv_status_on_client.status = &code;
-  ops[5].data.recv_status_on_client.status_details = &details;
-  int tag = 0;
-  if (grpc_call_start_batch(c, ops, 6, &tag, NULL) == GRPC_CALL_OK)
-    grpc_completion_queue_pluck(cq, &tag, gpr_inf_future(GPR_CLOCK_REALTIME),
-                                NULL);
-  else
-    code = GRPC_STATUS_INTERNAL;
-  size_t n = GRPC_SLICE_LENGTH(details);
-  if (n >= sizeof st->message)
-    n = sizeof st->message - 1;
-  memcpy(st->message, GRPC_SLICE_START_PTR(details), n);
-  st->message[n] = '\0';
-  st->code = code;
-  if (code != GRPC_STATUS_OK && *recv) {
-    grpc_byte_buffer_destroy(*recv);
-    *recv = NULL;
-  }
+  grpc_status_code code = stm_rpc_call_raw_md(
+      ch, method, md, nmd, send, STM_FORWARD_TIMEOUT_MS, recv, st);
   for (size_t i = 0; i < nmd; i++)
     grpc_slice_unref(md[i].value);
-  grpc_slice_unref(details);
-  grpc_metadata_array_destroy(&init_md);
-  grpc_metadata_array_destroy(&trail_md);
-  grpc_call_unref(c);
-  grpc_completion_queue_shutdown(cq);
-  while (grpc_completion_queue_pluck(cq, NULL,
-                                     gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
-             .type != GRPC_QUEUE_SHUTDOWN) {
-  }
-  grpc_completion_queue_destroy(cq);
   return code;
 }
 
