@@ -267,14 +267,6 @@ static int context_new(struct stm_gw_http *gw, struct stm_error *err) {
                                  "cannot create the libwebsockets context");
 }
 
-/* A non-negative number from the environment; 0 when unset or malformed. */
-static long env_number(const char *name) {
-  const char *v = getenv(name);
-  char *end = NULL;
-  long n = v ? strtol(v, &end, 10) : 0;
-  return v && *v && end && *end == '\0' && n > 0 && n < 1000000000 ? n : 0;
-}
-
 static int watch_new(struct stm_gw_http *gw,
                      const struct stm_gw_http_options *o,
                      struct stm_error *err) {
@@ -284,10 +276,9 @@ static int watch_new(struct stm_gw_http *gw,
       .max_subs_per_client = (size_t)o->ws_max_subs_per_client,
       .max_subs_total = (size_t)o->ws_max_subs_total,
   };
-  /* Test overrides (api/watch.md); anything unparsable means the default. */
-  wo.ping_interval_ms = (int)env_number("STEMEDB_WS_PING_INTERVAL_MS");
-  wo.max_queue_frames = (size_t)env_number("STEMEDB_WS_MAX_QUEUE_FRAMES");
-  wo.slow_ms = (int)env_number("STEMEDB_WS_SLOW_MS");
+  wo.ping_interval_ms = o->ws_ping_interval_ms;
+  wo.max_queue_frames = (size_t)o->ws_max_queue_frames;
+  wo.slow_ms = o->ws_slow_ms;
   gw->conn.ws = stm_gw_ws_new(gw->ctx, &wo);
   return gw->conn.ws ? 0
                      : stm_error_set(err, STM_ENOMEM, NULL,

@@ -33,6 +33,7 @@ struct stm_gw_http_options {
   int idle_timeout_s;         /* keep-alive idle limit; 0: 60 */
   /* WebSocket subscription limits (ws.h); 0: the defaults there. */
   int ws_max_subs_per_socket, ws_max_subs_per_client, ws_max_subs_total;
+  int ws_ping_interval_ms, ws_max_queue_frames, ws_slow_ms;
 };
 
 /*

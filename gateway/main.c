@@ -29,6 +29,7 @@ struct config {
   int64_t timeout_ms, grace_ms;
   int64_t request_timeout_s, idle_timeout_s;
   int64_t ws_subs_per_socket, ws_subs_per_client, ws_subs_total;
+  int64_t ws_ping_interval_ms, ws_max_queue_frames, ws_slow_ms;
 };
 
 struct signal_waiter {
@@ -85,6 +86,14 @@ static int check_limits(const struct config *cfg, struct stm_error *err) {
                      1000000, err);
   if (rc == 0)
     rc = check_range("ws-max-subs-total", cfg->ws_subs_total, 1, 1000000, err);
+  if (rc == 0)
+    rc = check_range("ws-ping-interval-ms", cfg->ws_ping_interval_ms, 1,
+                     3600000, err);
+  if (rc == 0)
+    rc = check_range("ws-max-queue-frames", cfg->ws_max_queue_frames, 1,
+                     1000000, err);
+  if (rc == 0)
+    rc = check_range("ws-slow-ms", cfg->ws_slow_ms, 1, 3600000, err);
   return rc;
 }
 
@@ -159,6 +168,9 @@ static int serve(const struct config *cfg) {
       .ws_max_subs_per_socket = (int)cfg->ws_subs_per_socket,
       .ws_max_subs_per_client = (int)cfg->ws_subs_per_client,
       .ws_max_subs_total = (int)cfg->ws_subs_total,
+      .ws_ping_interval_ms = (int)cfg->ws_ping_interval_ms,
+      .ws_max_queue_frames = (int)cfg->ws_max_queue_frames,
+      .ws_slow_ms = (int)cfg->ws_slow_ms,
   };
   struct stm_gw_http *gw = NULL;
   if (stm_gw_http_new(&o, &gw, &err) != 0) {
@@ -204,6 +216,9 @@ int main(int argc, char **argv) {
       .ws_subs_per_socket = STM_GW_WS_MAX_SUBS,
       .ws_subs_per_client = STM_GW_WS_DEFAULT_SUBS_PER_CLIENT,
       .ws_subs_total = STM_GW_WS_DEFAULT_SUBS_TOTAL,
+      .ws_ping_interval_ms = 20000,
+      .ws_max_queue_frames = 4096,
+      .ws_slow_ms = 10000,
   };
   const struct stm_opt opts[] = {
       {"http-listen", "STEMEDB_HTTP_LISTEN", NULL, STM_OPT_STRING,
@@ -248,6 +263,13 @@ int main(int argc, char **argv) {
        &cfg.ws_subs_total,
        "WebSocket subscriptions in the whole gateway (keep it at most the "
        "server's --watch-max-per-connection)"},
+      {"ws-ping-interval-ms", "STEMEDB_WS_PING_INTERVAL_MS", NULL, STM_OPT_INT,
+       &cfg.ws_ping_interval_ms, "WebSocket ping interval"},
+      {"ws-max-queue-frames", "STEMEDB_WS_MAX_QUEUE_FRAMES", NULL, STM_OPT_INT,
+       &cfg.ws_max_queue_frames,
+       "frames queued per WebSocket before the client counts as slow"},
+      {"ws-slow-ms", "STEMEDB_WS_SLOW_MS", NULL, STM_OPT_INT, &cfg.ws_slow_ms,
+       "how long a WebSocket client may stay slow before it is closed"},
   };
   size_t n = sizeof opts / sizeof opts[0];
   int rc = parse_config(argc, argv, &cfg, opts, n);
