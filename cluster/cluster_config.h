@@ -47,7 +47,7 @@
 #define STM_CLUSTER_CONFIG_H
 
 #include "toml.h"
-#include "../common/error.h"
+#include "common/error.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -29,8 +29,8 @@
 #ifndef STM_CLUSTER_PLACEMENT_H
 #define STM_CLUSTER_PLACEMENT_H
 
-#include "../common/buf.h"
-#include "../common/error.h"
+#include "common/buf.h"
+#include "common/error.h"
 #include "cluster_config.h"
 
 #include <stdbool.h>

@@ -28,7 +28,7 @@
 #define STM_SWIM_H
 
 #include "cluster_config.h"
-#include "../common/error.h"
+#include "common/error.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -5,7 +5,7 @@
 
 #include "swim.h"
 #include "swim_format.h"
-#include "../common/rand.h"
+#include "common/rand.h"
 
 #define SWIM_MAX_CONFIRM 8
 #define SWIM_MAX_RELAYS 64

@@ -6,9 +6,9 @@
 
 #include "swim_format.h"
 
-#include "../common/clock.h"
-#include "../common/log.h"
-#include "../common/rand.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/rand.h"
 
 #include <errno.h>
 #include <netdb.h>

@@ -29,7 +29,7 @@
 #ifndef STM_CLUSTER_TOML_H
 #define STM_CLUSTER_TOML_H
 
-#include "../common/error.h"
+#include "common/error.h"
 
 #include <stdbool.h>
 #include <stddef.h>
