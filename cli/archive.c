@@ -2,6 +2,7 @@
  * archive.c - ustar members in one zstd frame (archive.h).
  */
 #include "archive.h"
+#include "common/clock.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -84,7 +85,7 @@ int stm_tar_out_add(struct stm_tar_out *t, const char *name, const void *data,
   octal(h + 108, 8, 0);
   octal(h + 116, 8, 0);
   octal(h + 124, 12, len);
-  octal(h + 136, 12, (uint64_t)time(NULL));
+  octal(h + 136, 12, (uint64_t)stm_clock_now_s());
   memset(h + 148, ' ', 8);
   h[156] = '0';
   memcpy(h + 257, "ustar", 6);

@@ -69,9 +69,7 @@ static void waiter_dead(struct waiter *w) {
 
 /* Wait (5 s at most) until `want` events; returns the arrival time or 0. */
 static int64_t waiter_wait(struct waiter *w, uint64_t want) {
-  struct timespec until;
-  clock_gettime(CLOCK_REALTIME, &until);
-  until.tv_sec += 5;
+  struct timespec until = stm_clock_deadline(CLOCK_REALTIME, 5000000000);
   pthread_mutex_lock(&w->mu);
   while (w->events < want && !w->dead)
     if (pthread_cond_timedwait(&w->cv, &w->mu, &until) != 0)

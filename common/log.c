@@ -1,5 +1,6 @@
 #include "log.h"
 
+#include "clock.h"
 #include "error.h"
 
 #include <stdarg.h>
@@ -35,8 +36,9 @@ void stm_log(enum stm_log_level level, const char *fmt, ...) {
   if ((int)level < current_level)
     return;
   static const char *const tags[] = {"DEBUG", "INFO ", "WARN ", "ERROR"};
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
+  int64_t now = stm_clock_now_ns();
+  struct timespec ts = {.tv_sec = (time_t)(now / 1000000000),
+                        .tv_nsec = (long)(now % 1000000000)};
   struct tm tm;
   gmtime_r(&ts.tv_sec, &tm);
   char line[2048];

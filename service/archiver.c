@@ -4,6 +4,7 @@
 #include "archiver.h"
 
 #include "common/buf.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "storage/backup.h"
 
@@ -213,7 +214,7 @@ static bool pass(struct stm_archiver *a, struct stm_buf *raw) {
     struct stat st;
     snprintf(src, sizeof src, "%s/%s", a->wal_dir, names[i]);
     if (oldest == 0 && stat(src, &st) == 0)
-      oldest = difftime(time(NULL), st.st_mtime);
+      oldest = difftime((time_t)stm_clock_now_s(), st.st_mtime);
   }
   for (size_t i = 0; i < n; i++)
     free(names[i]);
@@ -241,14 +242,8 @@ static void *run(void *arg) {
               : backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
                                                : backoff * 2;
     int64_t wait_ms = failed ? backoff : POLL_MS;
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += wait_ms / 1000;
-    until.tv_nsec += (wait_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-      until.tv_sec++;
-      until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until =
+        stm_clock_deadline(CLOCK_REALTIME, wait_ms * 1000000);
     pthread_mutex_lock(&a->mu);
     if (!a->stop)
       pthread_cond_timedwait(&a->cv, &a->mu, &until);

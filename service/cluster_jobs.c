@@ -6,6 +6,7 @@
  */
 #include "cluster_internal.h"
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "rpc/codec.h"
 #include "stemedb/v1/cluster.pb-c.h"
@@ -33,14 +34,8 @@ int stm__cl_queue(struct cl *c, const struct cl_job *job) {
 }
 
 static void wait_ms(struct cl *c, int ms) {
-  struct timespec until;
-  clock_gettime(CLOCK_REALTIME, &until);
-  until.tv_sec += ms / 1000;
-  until.tv_nsec += (long)(ms % 1000) * 1000000L;
-  if (until.tv_nsec >= 1000000000L) {
-    until.tv_sec++;
-    until.tv_nsec -= 1000000000L;
-  }
+  struct timespec until =
+      stm_clock_deadline(CLOCK_REALTIME, (int64_t)ms * 1000000);
   pthread_cond_timedwait(&c->cv, &c->mu, &until);
 }
 

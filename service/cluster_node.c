@@ -246,13 +246,8 @@ static void *tick_main(void *arg) {
     pthread_mutex_unlock(&c->mu);
     tick_once(c, &t);
     pthread_mutex_lock(&c->mu);
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_nsec += TICK_MS * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-      until.tv_sec++;
-      until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until =
+        stm_clock_deadline(CLOCK_REALTIME, (int64_t)TICK_MS * 1000000);
     if (!c->stopping)
       pthread_cond_timedwait(&c->cv, &c->mu, &until);
   }

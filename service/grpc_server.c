@@ -388,14 +388,8 @@ int stm_grpc_server_start(const struct stm_grpc_server_options *opts,
 }
 
 static bool wait_shutdown(struct stm_grpc_server *s, int ms) {
-  struct timespec until;
-  clock_gettime(CLOCK_REALTIME, &until);
-  until.tv_sec += ms / 1000;
-  until.tv_nsec += (long)(ms % 1000) * 1000000L;
-  if (until.tv_nsec >= 1000000000L) {
-    until.tv_sec++;
-    until.tv_nsec -= 1000000000L;
-  }
+  struct timespec until =
+      stm_clock_deadline(CLOCK_REALTIME, (int64_t)ms * 1000000);
   pthread_mutex_lock(&s->lock);
   while (!s->shutdown_done)
     if (pthread_cond_timedwait(&s->cond, &s->lock, &until) != 0)

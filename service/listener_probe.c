@@ -1,5 +1,6 @@
 #include "listener_probe.h"
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "rpc/codec.h"
 
@@ -74,14 +75,8 @@ static bool probe_once(struct stm_listener_probe *p, char *why, size_t size) {
 }
 
 static bool wait_interval(struct stm_listener_probe *p) {
-  struct timespec until;
-  clock_gettime(CLOCK_REALTIME, &until);
-  until.tv_sec += p->o.interval_ms / 1000;
-  until.tv_nsec += (long)(p->o.interval_ms % 1000) * 1000000L;
-  if (until.tv_nsec >= 1000000000L) {
-    until.tv_sec++;
-    until.tv_nsec -= 1000000000L;
-  }
+  struct timespec until =
+      stm_clock_deadline(CLOCK_REALTIME, (int64_t)p->o.interval_ms * 1000000);
   pthread_mutex_lock(&p->lock);
   while (!p->stop && pthread_cond_timedwait(&p->cond, &p->lock, &until) == 0)
     ;

@@ -6,6 +6,7 @@
 #include "quota.h"
 #include "service.h"
 
+#include "common/clock.h"
 #include "stemedb/v1/stemedb.pb-c.h"
 
 #include <stdio.h>
@@ -49,7 +50,7 @@ bool stm_quota_admit(struct stm_grpc_call *call, const char *path,
   if (cost == 0 || !agent_of(call, agent, sizeof agent))
     return true;
   struct stm_quota_verdict v;
-  stm_quota_charge(svc->quota, agent, cost, (int64_t)time(NULL), &v);
+  stm_quota_charge(svc->quota, agent, cost, stm_clock_now_s(), &v);
   trailer(call, "x-quota-limit", v.limit);
   trailer(call, "x-quota-remaining", v.remaining);
   trailer(call, "x-quota-reset", v.reset_s);

@@ -529,17 +529,10 @@ static void *repl_main(void *arg) {
       pthread_mutex_lock(&R.mu);
       int64_t now = stm_clock_mono_ns();
       if (R.interval_ms <= 0 || now < next) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
         int64_t wait = R.interval_ms > 0 && next - now < 1000000000
                            ? next - now
                            : 1000000000; /* lag: every second */
-        ts.tv_sec += wait / 1000000000;
-        ts.tv_nsec += wait % 1000000000;
-        if (ts.tv_nsec >= 1000000000) {
-          ts.tv_sec++;
-          ts.tv_nsec -= 1000000000;
-        }
+        struct timespec ts = stm_clock_deadline(CLOCK_REALTIME, wait);
         pthread_cond_timedwait(&R.cv, &R.mu, &ts);
         continue;
       }

@@ -181,15 +181,6 @@ static void fanout(struct stm_watch_hub *h, struct stm_watch_buf **batch,
   pthread_mutex_unlock(&h->list_mu);
 }
 
-static void deadline_in(struct timespec *ts, int ms) {
-  clock_gettime(CLOCK_MONOTONIC, ts);
-  ts->tv_nsec += (long)ms * 1000000L;
-  while (ts->tv_nsec >= 1000000000L) {
-    ts->tv_sec++;
-    ts->tv_nsec -= 1000000000L;
-  }
-}
-
 static void *hub_main(void *arg) {
   struct stm_watch_hub *h = arg;
   size_t cap = h->o.history_events;
@@ -200,8 +191,9 @@ static void *hub_main(void *arg) {
   for (;;) {
     if (!h->stop_thread && !h->kick && h->last_seq == h->fanout_cursor &&
         !h->overrun) {
-      struct timespec until;
-      deadline_in(&until, TICK_MS);
+      /* ring_cond runs on CLOCK_MONOTONIC (see stm_watch_hub_new). */
+      struct timespec until =
+          stm_clock_deadline(CLOCK_MONOTONIC, (int64_t)TICK_MS * 1000000);
       pthread_cond_timedwait(&h->ring_cond, &h->ring_mu, &until);
     }
     if (h->stop_thread)

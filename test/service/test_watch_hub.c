@@ -1,6 +1,8 @@
 /* Tests for service/watch_hub.c over a real store in a temporary directory
  * and a fake sink: the test decides when each send completes, so a slow
  * consumer is exact, not timing-dependent. */
+#include "common/clock.h"
+#include "fakes/clock_seam.h"
 #include "harness.h"
 #include "service/watch_hub.h"
 #include "storage/store.h"
@@ -69,11 +71,9 @@ static void fake_init(struct fake *f) {
   pthread_cond_init(&f->cv, NULL);
 }
 
-/* Wait (bounded) until a send is outstanding or the stream finished. */
-static bool fake_wait(struct fake *f) {
-  struct timespec until;
-  clock_gettime(CLOCK_REALTIME, &until);
-  until.tv_sec += 10;
+/* Wait (at most `ms`) until a send is outstanding or the stream finished. */
+static bool fake_wait_ms(struct fake *f, int64_t ms) {
+  struct timespec until = stm_clock_deadline(CLOCK_REALTIME, ms * 1000000);
   pthread_mutex_lock(&f->mu);
   while (!f->outstanding && !f->finished)
     if (pthread_cond_timedwait(&f->cv, &f->mu, &until) != 0)
@@ -82,6 +82,8 @@ static bool fake_wait(struct fake *f) {
   pthread_mutex_unlock(&f->mu);
   return ok;
 }
+
+static bool fake_wait(struct fake *f) { return fake_wait_ms(f, 10000); }
 
 /* Complete the outstanding send (the client read it). */
 static void fake_ack(struct fake *f) {
@@ -562,6 +564,38 @@ static void test_watch_retention_window_bounds_the_start(void) {
   fixture_close(&fx);
 }
 
+/* Idle progress is timed on the clock seam (test/fakes/clock_seam.c): with
+ * time frozen the hub ticks on but sends nothing until a simulated minute
+ * has passed since the last send, and then sends exactly one progress. */
+static void test_watch_idle_progress_follows_the_clock_seam(void) {
+  stm_clock_seam_freeze(INT64_C(1000) * 1000000000);
+  struct fixture fx;
+  fixture_open(&fx, 64, 64, false, 0);
+  struct fake f;
+  fake_init(&f);
+  subscribe_to(&fx, &f, (struct stm_watch_filter){.progress_ms = 60000},
+               "peer-a");
+  CU_ASSERT_TRUE_FATAL(fake_wait(&f)); /* the progress on going live */
+  fake_ack(&f);
+  pthread_mutex_lock(&f.mu);
+  size_t before = f.n;
+  pthread_mutex_unlock(&f.mu);
+  stm_clock_seam_advance(INT64_C(59999) * 1000000);
+  /* Several hub ticks of real time: the interval is not up yet. */
+  CU_ASSERT_FALSE(fake_wait_ms(&f, 500));
+  stm_clock_seam_advance(1000000);
+  CU_ASSERT_TRUE(fake_wait(&f));
+  pthread_mutex_lock(&f.mu);
+  CU_ASSERT_EQUAL(f.n, before + 1);
+  CU_ASSERT_EQUAL(f.types[f.n - 1],
+                  STEMEDB__V1__EVENT_TYPE__EVENT_TYPE_PROGRESS);
+  pthread_mutex_unlock(&f.mu);
+  end_and_release(&f);
+  fake_destroy(&f);
+  fixture_close(&fx);
+  stm_clock_seam_thaw();
+}
+
 int main(void) {
   static const struct stm_test_case cases[] = {
       STM_TEST(test_watch_catch_up_from_storage_ring_and_live_has_no_gap),
@@ -571,6 +605,7 @@ int main(void) {
       STM_TEST(test_watch_limits_and_stop),
       STM_TEST(test_watch_records_are_events_in_sequence_order),
       STM_TEST(test_watch_retention_window_bounds_the_start),
+      STM_TEST(test_watch_idle_progress_follows_the_clock_seam),
       STM_TEST_END};
   stm_test_suite("watch_hub", cases);
   return stm_test_run_all();
