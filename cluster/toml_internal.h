@@ -1,7 +1,7 @@
 /*
  * toml_internal.h - the document representation shared by toml.c (the
- * document and its lookups) and toml_parse.c (the parser). Not for use
- * outside cluster/toml*.c.
+ * document and its lookups) and toml_parse.c / toml_lex.c (the parser).
+ * Not for use outside cluster/toml*.c.
  */
 #ifndef STM_CLUSTER_TOML_INTERNAL_H
 #define STM_CLUSTER_TOML_INTERNAL_H

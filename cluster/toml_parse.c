@@ -1,16 +1,17 @@
 /*
  * The TOML subset parser: one pass over (text, len) with an explicit
  * position, so no read ever goes past `len`. Every error names the line and
- * column where the offending construct starts.
+ * column where the offending construct starts. This half reads numbers,
+ * values, arrays, tables and the document; the scanner (blanks, comments,
+ * strings, keys) is toml_lex.c behind toml_lex.h.
  */
 #include "../common/buf.h"
 #include "../common/hex.h"
 #include "../common/validate.h"
-#include "toml_internal.h"
+#include "toml_lex.h"
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,341 +21,11 @@
 /* Longest number token we convert (digits, sign, separators, exponent). */
 #define MAX_NUMBER 80
 
-struct parser {
-  const char *s;
-  size_t len, pos;
-  int line;
-  size_t line_start;
-  char *table; /* the current [table] name, "" at the root */
-  struct stm_toml_doc *doc;
-  struct stm_error *err;
-};
-
-static int peek_at(const struct parser *p, size_t off) {
-  return p->pos + off < p->len ? (unsigned char)p->s[p->pos + off] : -1;
-}
-
-static int peek(const struct parser *p) { return peek_at(p, 0); }
-
-static int column(const struct parser *p) {
-  return (int)(p->pos - p->line_start) + 1;
-}
-
-__attribute__((format(printf, 4, 5))) static int
-fail_at(struct parser *p, int line, int col, const char *fmt, ...) {
-  char msg[200];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  return stm_error_set(p->err, STM_EINVAL, NULL, "line %d, column %d: %s",
-                       line, col, msg);
-}
-
-#define FAIL(p, ...) fail_at((p), (p)->line, column(p), __VA_ARGS__)
-
-static int nomem(struct parser *p) {
-  return stm_error_set(p->err, STM_ENOMEM, NULL, "out of memory");
-}
-
-/* A printable description of the byte c (or of the end of input). */
-static const char *describe(int c, char buf[16]) {
-  if (c < 0)
-    return "end of input";
-  if (c == '\n')
-    return "end of line";
-  if (c > 0x20 && c < 0x7f)
-    snprintf(buf, 16, "'%c'", c);
-  else
-    snprintf(buf, 16, "byte 0x%02x", (unsigned)c);
-  return buf;
-}
-
-static bool is_control(int c) {
-  return (c >= 0 && c < 0x20 && c != '\t') || c == 0x7f;
-}
-
-static bool at_newline(const struct parser *p) {
-  return peek(p) == '\n' || (peek(p) == '\r' && peek_at(p, 1) == '\n');
-}
-
-static void eat_newline(struct parser *p) {
-  p->pos += peek(p) == '\r' ? 2 : 1;
-  p->line++;
-  p->line_start = p->pos;
-}
-
-static void skip_ws(struct parser *p) {
-  while (peek(p) == ' ' || peek(p) == '\t')
-    p->pos++;
-}
-
-static int skip_comment(struct parser *p) {
-  if (peek(p) != '#')
-    return 0;
-  for (int c; (c = peek(p)) != -1 && !at_newline(p); p->pos++)
-    if (is_control(c))
-      return FAIL(p, "control character 0x%02x in a comment", (unsigned)c);
-  return 0;
-}
-
-/* After a key/value pair or a header: blanks, a comment, then a newline. */
-static int end_of_line(struct parser *p) {
-  skip_ws(p);
-  int rc = skip_comment(p);
-  if (rc)
-    return rc;
-  if (peek(p) == -1)
-    return 0;
-  if (at_newline(p)) {
-    eat_newline(p);
-    return 0;
-  }
-  char b[16];
-  return FAIL(p, "expected the end of the line, found %s",
-              describe(peek(p), b));
-}
-
-/* ------------------------------------------------------------------ */
-/* strings                                                              */
-
-static int put(struct parser *p, struct stm_buf *out, const void *d,
-               size_t n) {
-  return stm_buf_append(out, d, n) ? nomem(p) : 0;
-}
-
-static int put_utf8(struct parser *p, struct stm_buf *out, uint32_t cp) {
-  uint8_t b[4];
-  size_t n;
-  if (cp < 0x80) {
-    b[0] = (uint8_t)cp;
-    n = 1;
-  } else if (cp < 0x800) {
-    b[0] = (uint8_t)(0xc0 | (cp >> 6));
-    b[1] = (uint8_t)(0x80 | (cp & 0x3f));
-    n = 2;
-  } else if (cp < 0x10000) {
-    b[0] = (uint8_t)(0xe0 | (cp >> 12));
-    b[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
-    b[2] = (uint8_t)(0x80 | (cp & 0x3f));
-    n = 3;
-  } else {
-    b[0] = (uint8_t)(0xf0 | (cp >> 18));
-    b[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3f));
-    b[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
-    b[3] = (uint8_t)(0x80 | (cp & 0x3f));
-    n = 4;
-  }
-  return put(p, out, b, n);
-}
-
-/* \uXXXX or \UXXXXXXXX; p->pos is at the 'u' / 'U'. */
-static int parse_unicode_escape(struct parser *p, struct stm_buf *out,
-                                int line, int col) {
-  size_t digits = peek(p) == 'u' ? 4 : 8;
-  uint32_t cp = 0;
-  for (size_t i = 1; i <= digits; i++) {
-    int h = stm_hex_digit(peek_at(p, i));
-    if (h < 0)
-      return fail_at(p, line, col, "\\%c needs %zu hex digits", peek(p),
-                     digits);
-    cp = cp << 4 | (uint32_t)h;
-  }
-  if (cp == 0)
-    return fail_at(p, line, col, "\\u0000 is not supported in strings");
-  if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-    return fail_at(p, line, col, "escape U+%04X is not a Unicode scalar value",
-                   (unsigned)cp);
-  p->pos += digits + 1;
-  return put_utf8(p, out, cp);
-}
-
-/* A backslash escape of a basic string; p->pos is at the backslash. */
-static int parse_escape(struct parser *p, struct stm_buf *out) {
-  int line = p->line, col = column(p);
-  p->pos++;
-  int c = peek(p);
-  static const char from[] = "btnfr\"\\", to[] = "\b\t\n\f\r\"\\";
-  const char *hit = c > 0 ? strchr(from, c) : NULL;
-  if (hit) {
-    p->pos++;
-    return put(p, out, &to[hit - from], 1);
-  }
-  if (c == 'u' || c == 'U')
-    return parse_unicode_escape(p, out, line, col);
-  char b[16];
-  return fail_at(p, line, col, "invalid escape sequence: backslash then %s",
-                 describe(c, b));
-}
-
-/* A line-ending backslash in a multi-line basic string: if the backslash
- * at p->pos ends its line, skip it and all blanks and newlines after it. */
-static bool skip_line_ending_backslash(struct parser *p) {
-  size_t i = 1;
-  while (peek_at(p, i) == ' ' || peek_at(p, i) == '\t')
-    i++;
-  int c = peek_at(p, i);
-  if (c != '\n' && !(c == '\r' && peek_at(p, i + 1) == '\n'))
-    return false;
-  p->pos += i;
-  for (;;) {
-    skip_ws(p);
-    if (!at_newline(p))
-      return true;
-    eat_newline(p);
-  }
-}
-
-/* Content of a multi-line string; p->pos is just past the opening quotes.
- * `q` is the quote character; escapes only when `basic`. */
-static int parse_ml_body(struct parser *p, struct stm_buf *out, int q,
-                         bool basic, int line, int col) {
-  if (at_newline(p))
-    eat_newline(p);
-  for (;;) {
-    int c = peek(p);
-    if (c == -1)
-      return fail_at(p, line, col, "unterminated multi-line string");
-    if (c == q && peek_at(p, 1) == q && peek_at(p, 2) == q) {
-      size_t n = 3;
-      while (peek_at(p, n) == q)
-        n++;
-      if (n > 5)
-        return FAIL(p, "too many quotes at the end of a multi-line string");
-      p->pos += n;
-      char extra[2] = {(char)q, (char)q};
-      return put(p, out, extra, n - 3);
-    }
-    int rc = 0;
-    if (basic && c == '\\') {
-      if (!skip_line_ending_backslash(p))
-        rc = parse_escape(p, out);
-    } else if (at_newline(p)) {
-      eat_newline(p);
-      rc = put(p, out, "\n", 1);
-    } else if (is_control(c)) {
-      return FAIL(p, "control character 0x%02x in a string", (unsigned)c);
-    } else {
-      char ch = (char)c;
-      p->pos++;
-      rc = put(p, out, &ch, 1);
-    }
-    if (rc)
-      return rc;
-  }
-}
-
-/* Content of a one-line string; p->pos is just past the opening quote. */
-static int parse_line_body(struct parser *p, struct stm_buf *out, int q,
-                           bool basic, int line, int col) {
-  for (;;) {
-    int c = peek(p);
-    if (c == -1 || c == '\n' || (c == '\r' && peek_at(p, 1) == '\n'))
-      return fail_at(p, line, col, "unterminated string");
-    int rc;
-    if (c == q) {
-      p->pos++;
-      return 0;
-    } else if (basic && c == '\\') {
-      rc = parse_escape(p, out);
-    } else if (is_control(c)) {
-      return FAIL(p, "control character 0x%02x in a string%s", (unsigned)c,
-                  basic ? " (use an escape)" : "");
-    } else {
-      char ch = (char)c;
-      p->pos++;
-      rc = put(p, out, &ch, 1);
-    }
-    if (rc)
-      return rc;
-  }
-}
-
-/*
- * Any string at p->pos (which is at a quote) into `out` (appended, not
- * NUL-terminated). Multi-line forms only when `allow_ml`.
- */
-static int parse_string(struct parser *p, struct stm_buf *out, bool allow_ml) {
-  int line = p->line, col = column(p), q = peek(p);
-  bool basic = q == '"';
-  size_t from = out->len;
-  int rc;
-  if (allow_ml && peek_at(p, 1) == q && peek_at(p, 2) == q) {
-    p->pos += 3;
-    rc = parse_ml_body(p, out, q, basic, line, col);
-  } else {
-    p->pos++;
-    rc = parse_line_body(p, out, q, basic, line, col);
-  }
-  if (rc == 0 && !stm_utf8_valid((const char *)out->data + from,
-                                 out->len - from))
-    rc = fail_at(p, line, col, "string is not valid UTF-8");
-  return rc;
-}
-
-/* Hand the buffer's bytes over as a NUL-terminated string. */
-static int take_string(struct parser *p, struct stm_buf *b, char **out) {
-  if (stm_buf_append(b, "", 1))
-    return nomem(p);
-  *out = (char *)b->data;
-  stm_buf_init(b);
-  return 0;
-}
-
-/* ------------------------------------------------------------------ */
-/* keys                                                                 */
-
-static bool is_bare(int c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-         (c >= '0' && c <= '9') || c == '_' || c == '-';
-}
-
-static int parse_key_segment(struct parser *p, struct stm_buf *key) {
-  int c = peek(p);
-  if (is_bare(c)) {
-    size_t start = p->pos;
-    while (is_bare(peek(p)))
-      p->pos++;
-    return put(p, key, p->s + start, p->pos - start);
-  }
-  char b[16];
-  if (c != '"' && c != '\'')
-    return FAIL(p, "expected a key, found %s", describe(c, b));
-  int line = p->line, col = column(p);
-  size_t from = key->len;
-  int rc = parse_string(p, key, false);
-  if (rc)
-    return rc;
-  if (key->len == from)
-    return fail_at(p, line, col, "empty quoted keys are not supported");
-  if (memchr(key->data + from, '.', key->len - from))
-    return fail_at(p, line, col,
-                   "a quoted key containing '.' is not supported");
-  return 0;
-}
-
-/* A dotted key, appended to `key` with '.' between segments; consumes the
- * blanks after it. */
-static int parse_key(struct parser *p, struct stm_buf *key) {
-  for (;;) {
-    int rc = parse_key_segment(p, key);
-    if (rc)
-      return rc;
-    skip_ws(p);
-    if (peek(p) != '.')
-      return 0;
-    p->pos++;
-    skip_ws(p);
-    if (put(p, key, ".", 1))
-      return STM_ENOMEM;
-  }
-}
-
 /* ------------------------------------------------------------------ */
 /* numbers and keywords                                                 */
 
 static bool is_token_char(int c) {
-  return is_bare(c) || c == '+' || c == '.' || c == ':';
+  return stm__toml_is_bare(c) || c == '+' || c == '.' || c == ':';
 }
 
 static bool is_digit_of(int c, int base) {
@@ -384,14 +55,16 @@ static int parse_radix_int(struct parser *p, const char *t, size_t n,
   int base = t[1] == 'x' ? 16 : t[1] == 'o' ? 8 : 2;
   char digits[MAX_NUMBER];
   if (n == 2 || !strip_underscores(t + 2, n - 2, base, digits))
-    return fail_at(p, line, col, "invalid integer '%.*s'", (int)n, t);
+    return stm__toml_fail_at(p, line, col, "invalid integer '%.*s'", (int)n, t);
   for (const char *d = digits; *d; d++)
     if (!is_digit_of(*d, base))
-      return fail_at(p, line, col, "invalid integer '%.*s'", (int)n, t);
+      return stm__toml_fail_at(p, line, col, "invalid integer '%.*s'", (int)n,
+                               t);
   errno = 0;
   long long x = strtoll(digits, NULL, base);
   if (errno == ERANGE)
-    return fail_at(p, line, col, "integer '%.*s' is out of range", (int)n, t);
+    return stm__toml_fail_at(p, line, col, "integer '%.*s' is out of range",
+                             (int)n, t);
   v->type = STM_TOML_INT;
   v->u.i = x;
   return 0;
@@ -453,29 +126,32 @@ static int parse_number(struct parser *p, const char *t, size_t n,
     return 0;
   }
   if (looks_like_date(t, n))
-    return fail_at(p, line, col, "dates and times are not supported");
+    return stm__toml_fail_at(p, line, col, "dates and times are not supported");
   if (n >= MAX_NUMBER)
-    return fail_at(p, line, col, "number is too long");
+    return stm__toml_fail_at(p, line, col, "number is too long");
   if (n >= 2 && t[0] == '0' && (t[1] == 'x' || t[1] == 'o' || t[1] == 'b'))
     return parse_radix_int(p, t, n, v, line, col);
   char d[MAX_NUMBER];
   bool is_float;
   if (!strip_underscores(t, n, 10, d) || !decimal_ok(d, &is_float)) {
     bool word = n > 0 && !is_digit_of(t[0], 10) && t[0] != '+' && t[0] != '-';
-    return fail_at(p, line, col, "invalid value '%.*s'%s", (int)(n > 40 ? 40 : n),
-                   t, word ? " (strings must be quoted)" : "");
+    return stm__toml_fail_at(p, line, col, "invalid value '%.*s'%s",
+                             (int)(n > 40 ? 40 : n), t,
+                             word ? " (strings must be quoted)" : "");
   }
   errno = 0;
   if (is_float) {
     v->u.f = strtod(d, NULL);
     if (errno == ERANGE && isinf(v->u.f))
-      return fail_at(p, line, col, "float '%.*s' is out of range", (int)n, t);
+      return stm__toml_fail_at(p, line, col, "float '%.*s' is out of range",
+                               (int)n, t);
     v->type = STM_TOML_FLOAT;
     return 0;
   }
   v->u.i = strtoll(d, NULL, 10);
   if (errno == ERANGE)
-    return fail_at(p, line, col, "integer '%.*s' is out of range", (int)n, t);
+    return stm__toml_fail_at(p, line, col, "integer '%.*s' is out of range",
+                             (int)n, t);
   v->type = STM_TOML_INT;
   return 0;
 }
@@ -489,7 +165,8 @@ static int parse_scalar_token(struct parser *p, struct stm__toml_value *v) {
   size_t n = p->pos - start;
   char b[16];
   if (n == 0)
-    return FAIL(p, "expected a value, found %s", describe(peek(p), b));
+    return FAIL(p, "expected a value, found %s",
+                stm__toml_describe(peek(p), b));
   if ((n == 4 && memcmp(t, "true", 4) == 0) ||
       (n == 5 && memcmp(t, "false", 5) == 0)) {
     v->type = STM_TOML_BOOL;
@@ -508,13 +185,13 @@ static int parse_value(struct parser *p, struct stm__toml_value *v,
 /* Blanks, comments and newlines between array items. */
 static int skip_array_space(struct parser *p) {
   for (;;) {
-    skip_ws(p);
-    int rc = skip_comment(p);
+    stm__toml_skip_ws(p);
+    int rc = stm__toml_skip_comment(p);
     if (rc)
       return rc;
-    if (!at_newline(p))
+    if (!stm__toml_at_newline(p))
       return 0;
-    eat_newline(p);
+    stm__toml_eat_newline(p);
   }
 }
 
@@ -527,20 +204,19 @@ static int finish_array(struct parser *p, struct stm__toml_value *v) {
     return 0;
   v->u.arr.strs = malloc(v->u.arr.n * sizeof *v->u.arr.strs);
   if (v->u.arr.strs == NULL)
-    return nomem(p);
+    return stm__toml_nomem(p);
   for (size_t i = 0; i < v->u.arr.n; i++)
     v->u.arr.strs[i] = v->u.arr.items[i].u.s;
   return 0;
 }
 
-static int push_item(struct parser *p, struct stm__toml_value *v,
-                     size_t *cap) {
+static int push_item(struct parser *p, struct stm__toml_value *v, size_t *cap) {
   if (v->u.arr.n < *cap)
     return 0;
   size_t ncap = *cap ? *cap * 2 : 4;
   void *grown = realloc(v->u.arr.items, ncap * sizeof *v->u.arr.items);
   if (grown == NULL)
-    return nomem(p);
+    return stm__toml_nomem(p);
   v->u.arr.items = grown;
   *cap = ncap;
   return 0;
@@ -558,7 +234,7 @@ static int parse_array_items(struct parser *p, struct stm__toml_value *v,
     if (peek(p) == ']')
       break;
     if (peek(p) == -1)
-      return fail_at(p, line, col, "unterminated array");
+      return stm__toml_fail_at(p, line, col, "unterminated array");
     if ((rc = push_item(p, v, &cap)) ||
         (rc = parse_value(p, &v->u.arr.items[v->u.arr.n], true)))
       return rc;
@@ -572,9 +248,9 @@ static int parse_array_items(struct parser *p, struct stm__toml_value *v,
     if (peek(p) == ']')
       break;
     if (peek(p) == -1)
-      return fail_at(p, line, col, "unterminated array");
+      return stm__toml_fail_at(p, line, col, "unterminated array");
     return FAIL(p, "expected ',' or ']' in an array, found %s",
-                describe(peek(p), b));
+                stm__toml_describe(peek(p), b));
   }
   p->pos++;
   return finish_array(p, v);
@@ -594,9 +270,9 @@ static int parse_array(struct parser *p, struct stm__toml_value *v) {
 static int parse_string_value(struct parser *p, struct stm__toml_value *v) {
   struct stm_buf b;
   stm_buf_init(&b);
-  int rc = parse_string(p, &b, true);
+  int rc = stm__toml_parse_string(p, &b, true);
   if (rc == 0)
-    rc = take_string(p, &b, &v->u.s);
+    rc = stm__toml_take_string(p, &b, &v->u.s);
   stm_buf_destroy(&b);
   if (rc == 0)
     v->type = STM_TOML_STRING;
@@ -633,26 +309,29 @@ static bool clash(const char *a, const char *b) {
   return la == lb || (la < lb ? b[la] : a[lb]) == '.';
 }
 
-static int check_new_key(struct parser *p, const char *key, int line,
-                         int col) {
+static int check_new_key(struct parser *p, const char *key, int line, int col) {
   const struct stm_toml_doc *d = p->doc;
   for (size_t i = 0; i < d->n; i++) {
     const struct stm__toml_entry *e = &d->entries[i];
     if (strcmp(e->key, key) == 0)
-      return fail_at(p, line, col, "duplicate key %s (first set on line %d)",
-                     key, e->info.line);
+      return stm__toml_fail_at(p, line, col,
+                               "duplicate key %s (first set on line %d)", key,
+                               e->info.line);
     if (clash(e->key, key))
-      return fail_at(p, line, col, "key %s conflicts with %s (line %d)", key,
-                     e->key, e->info.line);
+      return stm__toml_fail_at(p, line, col,
+                               "key %s conflicts with %s (line %d)", key,
+                               e->key, e->info.line);
   }
   for (size_t i = 0; i < d->ntables; i++) {
     const struct stm__toml_table *t = &d->tables[i];
     if (clash(t->name, key) && strlen(t->name) >= strlen(key))
-      return fail_at(p, line, col, "key %s conflicts with table [%s] (line %d)",
-                     key, t->name, t->line);
+      return stm__toml_fail_at(p, line, col,
+                               "key %s conflicts with table [%s] (line %d)",
+                               key, t->name, t->line);
   }
   if (d->n >= MAX_KEYS)
-    return fail_at(p, line, col, "too many keys (more than %d)", MAX_KEYS);
+    return stm__toml_fail_at(p, line, col, "too many keys (more than %d)",
+                             MAX_KEYS);
   return 0;
 }
 
@@ -663,7 +342,7 @@ static int add_entry(struct parser *p, char *key, struct stm__toml_value *v,
     size_t ncap = d->cap ? d->cap * 2 : 16;
     void *grown = realloc(d->entries, ncap * sizeof *d->entries);
     if (grown == NULL)
-      return nomem(p);
+      return stm__toml_nomem(p);
     d->entries = grown;
     d->cap = ncap;
   }
@@ -679,14 +358,14 @@ static int parse_keyval(struct parser *p) {
   struct stm_buf kb;
   stm_buf_init(&kb);
   char *key = NULL;
-  if (p->table[0] && (put(p, &kb, p->table, strlen(p->table)) ||
-                      put(p, &kb, ".", 1)))
+  if (p->table[0] && (stm__toml_put(p, &kb, p->table, strlen(p->table)) ||
+                      stm__toml_put(p, &kb, ".", 1)))
     rc = STM_ENOMEM;
-  if (rc == 0 && (rc = parse_key(p, &kb)) == 0 &&
-      (rc = take_string(p, &kb, &key)) == 0 && peek(p) != '=') {
+  if (rc == 0 && (rc = stm__toml_parse_key(p, &kb)) == 0 &&
+      (rc = stm__toml_take_string(p, &kb, &key)) == 0 && peek(p) != '=') {
     char b[16];
     rc = FAIL(p, "expected '=' after the key %s, found %s", key,
-              describe(peek(p), b));
+              stm__toml_describe(peek(p), b));
   }
   stm_buf_destroy(&kb);
   if (rc == 0)
@@ -696,7 +375,7 @@ static int parse_keyval(struct parser *p) {
     return rc;
   }
   p->pos++;
-  skip_ws(p);
+  stm__toml_skip_ws(p);
   struct stm__toml_value v;
   if ((rc = parse_value(p, &v, false)) == 0 &&
       (rc = add_entry(p, key, &v, line, col)) != 0)
@@ -705,7 +384,7 @@ static int parse_keyval(struct parser *p) {
     free(key);
     return rc;
   }
-  return end_of_line(p);
+  return stm__toml_end_of_line(p);
 }
 
 static int check_new_table(struct parser *p, const char *name, int line,
@@ -713,13 +392,15 @@ static int check_new_table(struct parser *p, const char *name, int line,
   const struct stm_toml_doc *d = p->doc;
   for (size_t i = 0; i < d->ntables; i++)
     if (strcmp(d->tables[i].name, name) == 0)
-      return fail_at(p, line, col, "table [%s] defined twice (first on line %d)",
-                     name, d->tables[i].line);
+      return stm__toml_fail_at(p, line, col,
+                               "table [%s] defined twice (first on line %d)",
+                               name, d->tables[i].line);
   for (size_t i = 0; i < d->n; i++) {
     const struct stm__toml_entry *e = &d->entries[i];
     if (clash(e->key, name) && strlen(e->key) <= strlen(name))
-      return fail_at(p, line, col, "table [%s] conflicts with key %s (line %d)",
-                     name, e->key, e->info.line);
+      return stm__toml_fail_at(p, line, col,
+                               "table [%s] conflicts with key %s (line %d)",
+                               name, e->key, e->info.line);
   }
   return 0;
 }
@@ -730,7 +411,7 @@ static int add_table(struct parser *p, char *name, int line) {
     size_t ncap = d->tcap ? d->tcap * 2 : 8;
     void *grown = realloc(d->tables, ncap * sizeof *d->tables);
     if (grown == NULL)
-      return nomem(p);
+      return stm__toml_nomem(p);
     d->tables = grown;
     d->tcap = ncap;
   }
@@ -744,17 +425,17 @@ static int parse_table_header(struct parser *p) {
   p->pos++;
   if (peek(p) == '[')
     return FAIL(p, "arrays of tables ([[...]]) are not supported");
-  skip_ws(p);
+  stm__toml_skip_ws(p);
   struct stm_buf kb;
   stm_buf_init(&kb);
   char *name = NULL;
-  int rc = parse_key(p, &kb);
+  int rc = stm__toml_parse_key(p, &kb);
   if (rc == 0 && peek(p) != ']') {
     char b[16];
     rc = FAIL(p, "expected ']' after the table name, found %s",
-              describe(peek(p), b));
+              stm__toml_describe(peek(p), b));
   }
-  if (rc == 0 && (rc = take_string(p, &kb, &name)) == 0 &&
+  if (rc == 0 && (rc = stm__toml_take_string(p, &kb, &name)) == 0 &&
       (rc = check_new_table(p, name, line, col)) == 0)
     rc = add_table(p, name, line);
   stm_buf_destroy(&kb);
@@ -763,7 +444,7 @@ static int parse_table_header(struct parser *p) {
     return rc;
   }
   p->pos++;
-  return end_of_line(p);
+  return stm__toml_end_of_line(p);
 }
 
 /* Length of the UTF-8 sequence a lead byte announces (0: invalid lead). */
@@ -792,8 +473,8 @@ static int check_utf8(struct parser *p) {
     }
     size_t n = utf8_seq_len(c);
     if (n == 0 || n > p->len - i || !stm_utf8_valid(p->s + i, n))
-      return fail_at(p, line, (int)(i - line_start) + 1,
-                     "the file is not valid UTF-8");
+      return stm__toml_fail_at(p, line, (int)(i - line_start) + 1,
+                               "the file is not valid UTF-8");
     i += n;
   }
   return 0;
@@ -802,14 +483,14 @@ static int check_utf8(struct parser *p) {
 static int parse_document(struct parser *p) {
   int rc = check_utf8(p);
   while (rc == 0) {
-    skip_ws(p);
+    stm__toml_skip_ws(p);
     int c = peek(p);
     if (c == -1)
       break;
     if (c == '[')
       rc = parse_table_header(p);
     else if (c == '#' || c == '\n' || c == '\r')
-      rc = end_of_line(p);
+      rc = stm__toml_end_of_line(p);
     else
       rc = parse_keyval(p);
   }
@@ -822,8 +503,12 @@ int stm_toml_parse(const char *text, size_t len, struct stm_toml_doc **out,
   struct stm_toml_doc *doc = calloc(1, sizeof *doc);
   if (doc == NULL)
     return stm_error_set(err, STM_ENOMEM, NULL, "out of memory");
-  struct parser p = {.s = text ? text : "", .len = text ? len : 0, .line = 1,
-                     .table = "", .doc = doc, .err = err};
+  struct parser p = {.s = text ? text : "",
+                     .len = text ? len : 0,
+                     .line = 1,
+                     .table = "",
+                     .doc = doc,
+                     .err = err};
   int rc = parse_document(&p);
   if (rc) {
     stm_toml_delete(doc);
