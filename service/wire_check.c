@@ -62,6 +62,7 @@ struct bad {
   size_t index[MAX_DEPTH + 1];
   int depth; /* levels used */
   size_t at; /* byte offset of the NUL, or SIZE_MAX: invalid UTF-8 */
+  bool field0; /* a field numbered 0 (see check_message) */
 };
 
 /* 1 when a string is bad (filled into *b from `depth` down), else 0. */
@@ -76,6 +77,15 @@ static int check_message(const ProtobufCMessageDescriptor *desc,
     size_t n = 0;
     if (!read_varint(&c, &key) || !skip(&c, (unsigned)(key & 7), &span, &n))
       return 0; /* malformed: the decoder reports it */
+    /* Field number 0 is invalid, but protobuf-c accepts it when the tag is
+     * over-long (80 00) and keeps it as an unknown field that it writes
+     * back as 00 - which it then refuses: a forwarded request would fail on
+     * the owner node. Found by test/fuzz/fuzz_proto_requests. */
+    if (key >> 3 == 0) {
+      b->depth = depth;
+      b->field0 = true;
+      return 1;
+    }
     const ProtobufCFieldDescriptor *f =
         key >> 3 <= UINT32_MAX ? protobuf_c_message_descriptor_get_field(
                                      desc, (unsigned)(key >> 3))
@@ -119,6 +129,11 @@ int stm_wire_check_strings(const ProtobufCMessageDescriptor *desc,
                            i ? "." : "", f->name);
     used += w > 0 ? (size_t)w : 0;
   }
+  if (b.field0)
+    return stm_error_set(err, STM_EINVAL, name,
+                         "%s holds a field numbered 0, which protobuf does "
+                         "not allow",
+                         name[0] ? name : "the request");
   if (b.at == SIZE_MAX)
     return stm_error_set(err, STM_EINVAL, name, "%s is not valid UTF-8", name);
   return stm_error_set(err, STM_EINVAL, name,

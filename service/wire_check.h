@@ -10,6 +10,8 @@
  * (proto3 requires it). Other control characters are left to the field's
  * own rule (identifiers have character sets; free text such as string
  * values, epoch reasons and source names keeps tabs and newlines).
+ * A field numbered 0 (invalid protobuf that protobuf-c lets through when
+ * its tag is over-long) is refused too.
  */
 #ifndef STM_WIRE_CHECK_H
 #define STM_WIRE_CHECK_H
@@ -23,7 +25,8 @@
  * Walk the protobuf wire bytes data[0..len) as message `desc` (recursing
  * into sub-messages) and check each string field. Returns 0, or STM_EINVAL
  * with err naming the field as the handlers do ("predicate",
- * "assertions[3].predicate", "source.name"). Malformed wire data returns 0:
+ * "assertions[3].predicate", "source.name"; for a field 0, the message
+ * holding it, "" at the top). Malformed wire data returns 0:
  * the decoder that runs next rejects it with its own message.
  */
 int stm_wire_check_strings(const ProtobufCMessageDescriptor *desc,

@@ -124,11 +124,35 @@ static void test_wire_check_names_the_string_with_a_nul(void) {
                   0);
 }
 
+/* protobuf-c takes a field numbered 0 with an over-long tag (80 00) and
+ * writes it back as 00, which it refuses: found by fuzz_proto_requests. */
+static void test_wire_check_refuses_field_number_zero(void) {
+  uint8_t buf[256];
+  struct stm_error err;
+  stm_error_clear(&err);
+  size_t len = packed_assert(buf, "p");
+  const uint8_t field0[] = {0x80, 0x00, 0x70};
+  memcpy(buf + len, field0, sizeof field0);
+  CU_ASSERT_EQUAL(stm_wire_check_strings(&stemedb__v1__assert_request__descriptor,
+                                         buf, len + sizeof field0, &err),
+                  STM_EINVAL);
+  CU_ASSERT_STRING_EQUAL(err.field, "");
+  CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "field numbered 0"));
+  /* Inside the Value (field 3, length-delimited), named by its path. */
+  const uint8_t nested[] = {0x1a, 0x03, 0x80, 0x00, 0x70};
+  stm_error_clear(&err);
+  CU_ASSERT_EQUAL(stm_wire_check_strings(&stemedb__v1__assert_request__descriptor,
+                                         nested, sizeof nested, &err),
+                  STM_EINVAL);
+  CU_ASSERT_STRING_EQUAL(err.field, "value");
+}
+
 void stm_test_register_request_ids(void) {
   static const struct stm_test_case cases[] = {
       STM_TEST(test_request_ids_remember_a_success_for_the_window),
       STM_TEST(test_request_ids_queue_retries_behind_a_running_call),
       STM_TEST(test_request_ids_forget_the_oldest_past_the_bounds),
-      STM_TEST(test_wire_check_names_the_string_with_a_nul), STM_TEST_END};
+      STM_TEST(test_wire_check_names_the_string_with_a_nul),
+      STM_TEST(test_wire_check_refuses_field_number_zero), STM_TEST_END};
   stm_test_suite("request_ids", cases);
 }
