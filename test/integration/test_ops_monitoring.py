@@ -159,11 +159,12 @@ class NamesTest(unittest.TestCase):
         targets = [("stemedb-alerts.yml", stmtest.ROOT, r["annotations"]["runbook_url"])
                    for g in doc["groups"] for r in g["rules"]]
         ops = os.path.join(stmtest.ROOT, "docs", "operations")
-        for fn in sorted(os.listdir(ops)):
-            with open(os.path.join(ops, fn)) as f:
-                for link in re.findall(r"\]\(([^)\s]+)\)", f.read()):
-                    if not re.match(r"^[a-z]+:", link):
-                        targets.append((fn, ops, link if not link.startswith("#") else fn + link))
+        for d in (ops, os.path.join(ops, "runbooks")):  # the runbooks too
+            for fn in sorted(x for x in os.listdir(d) if x.endswith(".md")):
+                with open(os.path.join(d, fn)) as f:
+                    for link in re.findall(r"\]\(([^)\s]+)\)", f.read()):
+                        if not re.match(r"^[a-z]+:", link):
+                            targets.append((fn, d, link if not link.startswith("#") else fn + link))
         self.assertGreater(len(targets), 20)
         for where, base, link in targets:
             path, _, anchor = link.partition("#")
