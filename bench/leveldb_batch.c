@@ -39,7 +39,8 @@ static int cmp(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    fprintf(stderr, "usage: %s DIR [batch] [value_bytes] [seconds] [seq|hash]\n",
+    fprintf(stderr,
+            "usage: %s DIR [batch] [value_bytes] [seconds] [seq|hash]\n",
             argv[0]);
     return 2;
   }
@@ -94,8 +95,9 @@ int main(int argc, char **argv) {
          "\"value_bytes\":%d,"
          "\"batches\":%zu,\"records_per_s\":%.1f,\"batches_per_s\":%.1f,"
          "\"latency_ms\":{\"p50\":%.3f,\"p99\":%.3f}}\n",
-         hash_keys ? "hash" : "seq", batch, vbytes, n, (double)k / el, (double)n / el,
-         lat[n / 2] * 1e3, lat[(size_t)((double)n * 0.99)] * 1e3);
+         hash_keys ? "hash" : "seq", batch, vbytes, n, (double)k / el,
+         (double)n / el, lat[n / 2] * 1e3,
+         lat[(size_t)((double)n * 0.99)] * 1e3);
   leveldb_close(db);
   leveldb_writeoptions_destroy(wo);
   leveldb_options_destroy(o);

@@ -217,8 +217,8 @@ int bench_run(const struct bench_spec *spec, struct bench_result *out) {
   out->latency_ns = malloc(sizeof *out->latency_ns);
   int rc = run.methods && ws && out->latency_ns ? 0 : -1;
   for (int c = 0; rc == 0 && c < spec->channel_count; c++)
-    run.methods[c] = grpc_channel_register_call(spec->channels[c],
-                                                spec->method, NULL, NULL);
+    run.methods[c] =
+        grpc_channel_register_call(spec->channels[c], spec->method, NULL, NULL);
   for (int t = 0; rc == 0 && t < spec->threads; t++)
     rc = worker_init(&ws[t], &run, t);
   if (rc == 0) {

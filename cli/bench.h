@@ -24,18 +24,18 @@
  * `scratch` is a per-thread buffer of scratch_bytes. Returns a new byte
  * buffer (the engine destroys it) or NULL when out of memory.
  */
-typedef grpc_byte_buffer *(*bench_build_cb)(void *ctx, int client,
-                                            uint64_t seq, char *scratch);
+typedef grpc_byte_buffer *(*bench_build_cb)(void *ctx, int client, uint64_t seq,
+                                            char *scratch);
 
 struct bench_spec {
-  const char *method;       /* "/stemedb.v1.StemeDB/Assert" */
-  grpc_channel **channels;  /* borrowed */
+  const char *method;      /* "/stemedb.v1.StemeDB/Assert" */
+  grpc_channel **channels; /* borrowed */
   int channel_count;
-  int clients;              /* calls in flight */
-  int threads;              /* completion queues, one thread each */
+  int clients; /* calls in flight */
+  int threads; /* completion queues, one thread each */
   double duration_s;
-  int64_t max_ops;          /* 0: no limit */
-  int timeout_ms;           /* per call */
+  int64_t max_ops; /* 0: no limit */
+  int timeout_ms;  /* per call */
   bench_build_cb build;
   void *ctx;
   size_t scratch_bytes;

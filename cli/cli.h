@@ -35,7 +35,7 @@ struct stm_cli {
   char *server;
   int64_t timeout_ms;
   bool json;
-  char *api_key; /* --api-key / STEMEDB_API_KEY, sent on every call */
+  char *api_key;         /* --api-key / STEMEDB_API_KEY, sent on every call */
   grpc_channel *channel; /* created on first use by stm_cli_channel() */
 };
 

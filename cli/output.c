@@ -27,7 +27,8 @@ void stm_cli_print_json(json_t *j) {
   json_decref(j);
 }
 
-int stm_cli_report_status(const struct stm_cli *cli, const struct stm_rpc_status *st) {
+int stm_cli_report_status(const struct stm_cli *cli,
+                          const struct stm_rpc_status *st) {
   const char *code = stm_rpc_code_name(st->code);
   if (cli->json) {
     json_t *e = json_pack("{s:s,s:s}", "code", code, "message", st->message);
@@ -84,7 +85,8 @@ void stm_cli_time_text(int64_t ns, char *buf, size_t cap) {
   snprintf(buf, cap, "%s.%09ldZ", date, frac);
 }
 
-void stm_cli_print_assertion(const Stemedb__V1__Assertion *a, const char *indent) {
+void stm_cli_print_assertion(const Stemedb__V1__Assertion *a,
+                             const char *indent) {
   char value[512], ts[64], committed[64];
   stm_cli_value_text(a->value, value, sizeof value);
   stm_cli_time_text(a->timestamp_ns, ts, sizeof ts);

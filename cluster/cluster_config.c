@@ -102,9 +102,9 @@ static const struct string_key int_keys[] = {
 };
 #define N_INT_KEYS (sizeof int_keys / sizeof int_keys[0])
 
-static const char *const other_keys[] = {
-    "cluster.enabled", "cluster.seeds", "cluster.shards", "replication.factor",
-    "replication.write_quorum"};
+static const char *const other_keys[] = {"cluster.enabled", "cluster.seeds",
+                                         "cluster.shards", "replication.factor",
+                                         "replication.write_quorum"};
 
 bool stm_cluster_config_is_key(const char *key) {
   for (size_t i = 0; i < N_STRING_KEYS; i++)
@@ -182,11 +182,11 @@ int stm_cluster_config_from_toml(struct stm_cluster_config *c,
   int rc;
   const char *const *seeds;
   size_t n;
-  if ((rc = present(stm_toml_get_bool(doc, "cluster.enabled", &c->enabled,
-                                      err))) ||
+  if ((rc = present(
+           stm_toml_get_bool(doc, "cluster.enabled", &c->enabled, err))) ||
       (rc = read_strings(c, doc, err)) ||
-      (rc = present(stm_toml_get_int(doc, "cluster.shards", &c->shards,
-                                     err))) ||
+      (rc =
+           present(stm_toml_get_int(doc, "cluster.shards", &c->shards, err))) ||
       (rc = present(stm_toml_get_int(doc, "replication.factor",
                                      &c->replication_factor, err))) ||
       (rc = read_ints(c, doc, err)) || (rc = read_quorum(c, doc, err)))
@@ -306,11 +306,10 @@ int stm_node_id_validate(const char *field, const char *id,
                          struct stm_error *err) {
   size_t n = id ? strlen(id) : 0;
   if (n == 0)
-    return stm_error_set(err, STM_EINVAL, field, "%s must not be empty",
-                         field);
+    return stm_error_set(err, STM_EINVAL, field, "%s must not be empty", field);
   if (n > STM_NODE_ID_MAX)
-    return stm_error_set(err, STM_EINVAL, field,
-                         "%s is longer than %d bytes", field, STM_NODE_ID_MAX);
+    return stm_error_set(err, STM_EINVAL, field, "%s is longer than %d bytes",
+                         field, STM_NODE_ID_MAX);
   for (size_t i = 0; i < n; i++)
     if (!is_host_char(id[i]) && id[i] != ':')
       return stm_error_set(err, STM_EINVAL, field,
@@ -420,8 +419,8 @@ int stm_cluster_config_validate(const struct stm_cluster_config *c,
                        "cluster.node_id is required when cluster.enabled = "
                        "true");
   if (rc == 0 && c->bind_addr)
-    rc = stm_addr_parse("cluster.bind_addr", c->bind_addr, false, NULL, 0,
-                        NULL, err);
+    rc = stm_addr_parse("cluster.bind_addr", c->bind_addr, false, NULL, 0, NULL,
+                        err);
   if (rc == 0)
     rc = check_advertised(c, "cluster.rpc_addr", c->rpc_addr, err);
   if (rc == 0)

@@ -46,8 +46,8 @@
 #ifndef STM_CLUSTER_CONFIG_H
 #define STM_CLUSTER_CONFIG_H
 
-#include "toml.h"
 #include "common/error.h"
+#include "toml.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -81,17 +81,17 @@ const char *stm_write_quorum_name(enum stm_write_quorum q);
 int stm_write_quorum_parse(const char *name, enum stm_write_quorum *out);
 
 struct stm_cluster_config {
-  bool enabled;                /* default false: a single node */
-  char *node_id;               /* NULL: the server's node id */
-  char *bind_addr;             /* gateway cluster address, host:port */
-  char *rpc_addr;              /* gRPC address peers dial, host:port */
-  char *swim_addr;             /* SWIM UDP address, host:port */
-  char **seeds;                /* seed_count SWIM addresses */
+  bool enabled;    /* default false: a single node */
+  char *node_id;   /* NULL: the server's node id */
+  char *bind_addr; /* gateway cluster address, host:port */
+  char *rpc_addr;  /* gRPC address peers dial, host:port */
+  char *swim_addr; /* SWIM UDP address, host:port */
+  char **seeds;    /* seed_count SWIM addresses */
   size_t seed_count;
-  int64_t replication_factor;  /* [replication] factor, default 1 */
-  int64_t shards;              /* default STM_CLUSTER_DEFAULT_SHARDS */
-  char *name;                  /* NULL: STM_CLUSTER_DEFAULT_NAME */
-  char *cluster_key;           /* NULL: no secret */
+  int64_t replication_factor;         /* [replication] factor, default 1 */
+  int64_t shards;                     /* default STM_CLUSTER_DEFAULT_SHARDS */
+  char *name;                         /* NULL: STM_CLUSTER_DEFAULT_NAME */
+  char *cluster_key;                  /* NULL: no secret */
   enum stm_write_quorum write_quorum; /* [replication] write_quorum */
   int64_t probe_interval_ms;
   int64_t probe_timeout_ms;

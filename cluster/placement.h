@@ -29,9 +29,9 @@
 #ifndef STM_CLUSTER_PLACEMENT_H
 #define STM_CLUSTER_PLACEMENT_H
 
+#include "cluster_config.h"
 #include "common/buf.h"
 #include "common/error.h"
-#include "cluster_config.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -289,8 +289,8 @@ void stm__swim_apply(struct stm_swim *s, const struct stm_swim_update *u,
     apply_suspect(s, m, u, from_pp);
     break;
   case STM_SWIM_DOWN:
-    if (u->incarnation < inc || (u->incarnation == inc &&
-                                 m->pub.state >= STM_SWIM_DOWN))
+    if (u->incarnation < inc ||
+        (u->incarnation == inc && m->pub.state >= STM_SWIM_DOWN))
       break;
     if (from_pp && m->pub.state == STM_SWIM_UP) {
       /* memberlist: a full-state sync only downgrades to suspect, so one
@@ -378,8 +378,8 @@ int stm_swim_new(const struct stm_swim_config *c, int64_t now,
     return STM_ENOMEM;
   s->cfg = *c;
   s->now = now;
-  rc = stm_swim_codec_init(&s->codec, c->cluster_name ? c->cluster_name
-                                                      : "stemedb",
+  rc = stm_swim_codec_init(&s->codec,
+                           c->cluster_name ? c->cluster_name : "stemedb",
                            c->secret, c->secret_len, err);
   s->cfg.secret = NULL; /* only the derived key is kept */
   s->cfg.secret_len = 0;
@@ -553,9 +553,7 @@ int stm_swim_remove(struct stm_swim *s, int64_t now, const char *id) {
   return 0;
 }
 
-size_t stm_swim_member_count(const struct stm_swim *s) {
-  return s->n_members;
-}
+size_t stm_swim_member_count(const struct stm_swim *s) { return s->n_members; }
 
 void stm_swim_member_at(const struct stm_swim *s, size_t i,
                         struct stm_swim_member *out) {

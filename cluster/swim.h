@@ -51,7 +51,7 @@ const char *stm_swim_state_name(enum stm_swim_state s);
 
 struct stm_swim_member {
   char id[STM_NODE_ID_MAX + 1];
-  char rpc_addr[STM_ADDR_MAX + 1];  /* "" when not known yet */
+  char rpc_addr[STM_ADDR_MAX + 1]; /* "" when not known yet */
   char swim_addr[STM_ADDR_MAX + 1];
   enum stm_swim_state state;
   uint64_t incarnation;
@@ -82,22 +82,22 @@ typedef void (*stm_swim_member_cb)(void *arg, const struct stm_swim_member *m,
 /* Timing and fan-out; stm_swim_config_defaults() sets memberlist's LAN
  * values, given in parentheses. */
 struct stm_swim_config {
-  const char *cluster_name;  /* ("stemedb") carried and checked on the wire */
-  const void *secret;        /* cluster_key; NULL/0 means no secret */
+  const char *cluster_name; /* ("stemedb") carried and checked on the wire */
+  const void *secret;       /* cluster_key; NULL/0 means no secret */
   size_t secret_len;
-  const char *node_id;       /* required */
-  const char *rpc_addr;      /* advertised; may be NULL */
-  const char *swim_addr;     /* required: where peers send to us */
-  const char *const *seeds;  /* SWIM addresses contacted to join */
+  const char *node_id;      /* required */
+  const char *rpc_addr;     /* advertised; may be NULL */
+  const char *swim_addr;    /* required: where peers send to us */
+  const char *const *seeds; /* SWIM addresses contacted to join */
   size_t seed_count;
-  uint64_t incarnation;      /* (1) the incarnation we start with */
-  uint64_t random_seed;      /* seeds the probe order and gossip targets */
-  int64_t probe_interval_ns; /* (1 s) one probe per interval */
-  int64_t probe_timeout_ns;  /* (500 ms) direct ack wait before ping-req */
-  int indirect_checks;       /* (3) members asked to ping-req */
-  int suspicion_mult;        /* (4) min suspicion = mult*max(1,log10 n)*T */
-  int suspicion_max_mult;    /* (6) max suspicion = this * min */
-  int retransmit_mult;       /* (4) */
+  uint64_t incarnation;          /* (1) the incarnation we start with */
+  uint64_t random_seed;          /* seeds the probe order and gossip targets */
+  int64_t probe_interval_ns;     /* (1 s) one probe per interval */
+  int64_t probe_timeout_ns;      /* (500 ms) direct ack wait before ping-req */
+  int indirect_checks;           /* (3) members asked to ping-req */
+  int suspicion_mult;            /* (4) min suspicion = mult*max(1,log10 n)*T */
+  int suspicion_max_mult;        /* (6) max suspicion = this * min */
+  int retransmit_mult;           /* (4) */
   int64_t gossip_interval_ns;    /* (200 ms) */
   int gossip_nodes;              /* (3) members gossiped to per interval */
   int64_t push_pull_interval_ns; /* (30 s) full-state sync period */
@@ -169,8 +169,8 @@ struct stm_swim_stats {
   uint64_t dropped_auth;      /* bad tag, wrong cluster or version */
   uint64_t dropped_malformed; /* authentic but not a valid message */
   uint64_t probes, probe_failures, suspicions_raised, refutations;
-  uint64_t members_ignored;   /* beyond STM_SWIM_MAX_MEMBERS */
-  int awareness;              /* local health score, 0 = healthy */
+  uint64_t members_ignored; /* beyond STM_SWIM_MAX_MEMBERS */
+  int awareness;            /* local health score, 0 = healthy */
 };
 void stm_swim_stats(const struct stm_swim *s, struct stm_swim_stats *out);
 

@@ -110,7 +110,8 @@ int stm_swim_encode(const struct stm_swim_codec *c,
   Stemedb__V1__SwimUpdate *ptrs[STM_SWIM_MAX_UPDATES];
   to_pb(c, m, &p, ups, ptrs);
   size_t n = stemedb__v1__swim_message__get_packed_size(&p);
-  if (n + STM_SWIM_TAG_BYTES > cap || n + STM_SWIM_TAG_BYTES > STM_SWIM_MAX_DATAGRAM)
+  if (n + STM_SWIM_TAG_BYTES > cap ||
+      n + STM_SWIM_TAG_BYTES > STM_SWIM_MAX_DATAGRAM)
     return STM_ETOOBIG;
   stemedb__v1__swim_message__pack(&p, out);
   crypto_auth(out + n, out, n, c->key);
@@ -122,8 +123,8 @@ int stm_swim_encode(const struct stm_swim_codec *c,
 /* protobuf -> domain, every field bounded                              */
 
 static int corrupt(struct stm_error *err, const char *field, const char *why) {
-  return stm_error_set(err, STM_ECORRUPT, field, "SWIM datagram: %s %s",
-                       field, why);
+  return stm_error_set(err, STM_ECORRUPT, field, "SWIM datagram: %s %s", field,
+                       why);
 }
 
 /* Copy a string of at most `max` bytes; `id` also checks node-id syntax. */
@@ -222,8 +223,7 @@ int stm_swim_decode(const struct stm_swim_codec *c, const uint8_t *pos,
     return stm_error_set(err, STM_EPERM, "tag",
                          "SWIM datagram: the tag does not verify (another "
                          "cluster_key, or forged)");
-  Stemedb__V1__SwimMessage *p =
-      stemedb__v1__swim_message__unpack(NULL, n, pos);
+  Stemedb__V1__SwimMessage *p = stemedb__v1__swim_message__unpack(NULL, n, pos);
   if (p == NULL)
     return corrupt(err, "message", "is not a SwimMessage");
   int rc;
@@ -233,8 +233,8 @@ int stm_swim_decode(const struct stm_swim_codec *c, const uint8_t *pos,
                        p->cluster, c->cluster);
   else if (p->version != STM_SWIM_VERSION)
     rc = stm_error_set(err, STM_EPERM, "version",
-                       "SWIM datagram: protocol version %u, not %d",
-                       p->version, STM_SWIM_VERSION);
+                       "SWIM datagram: protocol version %u, not %d", p->version,
+                       STM_SWIM_VERSION);
   else
     rc = from_pb(p, m, err);
   stemedb__v1__swim_message__free_unpacked(p, NULL);

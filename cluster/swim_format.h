@@ -69,8 +69,8 @@ struct stm_swim_msg {
   uint8_t from_meta[STM_SWIM_META_MAX];
   size_t from_meta_len;
   uint64_t seq;
-  char target_id[STM_NODE_ID_MAX + 1];   /* PING (optional), PING_REQ */
-  char target_addr[STM_ADDR_MAX + 1];    /* PING_REQ */
+  char target_id[STM_NODE_ID_MAX + 1]; /* PING (optional), PING_REQ */
+  char target_addr[STM_ADDR_MAX + 1];  /* PING_REQ */
   size_t n_updates;
   struct stm_swim_update updates[STM_SWIM_MAX_UPDATES];
 };

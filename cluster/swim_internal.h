@@ -3,9 +3,9 @@
 #ifndef STM_SWIM_INTERNAL_H
 #define STM_SWIM_INTERNAL_H
 
+#include "common/rand.h"
 #include "swim.h"
 #include "swim_format.h"
-#include "common/rand.h"
 
 #define SWIM_MAX_CONFIRM 8
 #define SWIM_MAX_RELAYS 64
@@ -13,10 +13,10 @@
 struct member {
   struct stm_swim_member pub;
   uint64_t id_hash;
-  char suspector[STM_NODE_ID_MAX + 1]; /* who started the suspicion */
+  char suspector[STM_NODE_ID_MAX + 1];        /* who started the suspicion */
   char gossip_suspector[STM_NODE_ID_MAX + 1]; /* whom our gossip names */
-  int64_t suspect_start, suspect_deadline; /* 0: no running suspicion */
-  uint64_t confirmers[SWIM_MAX_CONFIRM];   /* id hashes, originator excluded */
+  int64_t suspect_start, suspect_deadline;    /* 0: no running suspicion */
+  uint64_t confirmers[SWIM_MAX_CONFIRM]; /* id hashes, originator excluded */
   int n_confirm;
   int retransmit_left; /* piggybacks left for the current state */
   uint64_t stamp;      /* picked for the datagram being built */
@@ -25,7 +25,7 @@ struct member {
 /* A ping we send on behalf of a PING_REQ. */
 struct relay {
   bool active;
-  uint64_t seq;      /* our ping's seq */
+  uint64_t seq;       /* our ping's seq */
   uint64_t reply_seq; /* the requester's seq */
   char reply_addr[STM_ADDR_MAX + 1];
   int64_t nack_at;

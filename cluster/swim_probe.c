@@ -45,8 +45,8 @@ static bool add_update(struct stm_swim *s, const struct member *m,
  * goes first when it is not UP, so a suspected member learns it at once. */
 static void piggyback(struct stm_swim *s, const struct member *buddy) {
   size_t used = stm_swim_msg_size(&s->codec, &s->out);
-  size_t budget = used < STM_SWIM_MAX_DATAGRAM ? STM_SWIM_MAX_DATAGRAM - used
-                                               : 0;
+  size_t budget =
+      used < STM_SWIM_MAX_DATAGRAM ? STM_SWIM_MAX_DATAGRAM - used : 0;
   uint64_t stamp = ++s->stamp;
   if (buddy && buddy->pub.state != STM_SWIM_UP && add_update(s, buddy, &budget))
     ((struct member *)buddy)->stamp = stamp;
@@ -359,8 +359,7 @@ static int64_t push_pull_interval(const struct stm_swim *s) {
 static void push_pull(struct stm_swim *s) {
   s->next_push_pull_at = s->now + push_pull_interval(s);
   if (pick(s, 1, is_up_not, NULL) == 1)
-    send_state(s, s->members[s->scratch[0]]->pub.swim_addr,
-               STM_SWIM_PUSH_PULL);
+    send_state(s, s->members[s->scratch[0]]->pub.swim_addr, STM_SWIM_PUSH_PULL);
   else if (!s->joining) {
     s->joining = true; /* everyone else is gone: ask the seeds */
     s->next_join_at = s->now;
@@ -368,8 +367,7 @@ static void push_pull(struct stm_swim *s) {
   /* Also reach out to one DOWN member (serf's reconnect): after a partition
    * both sides think the other dead, and this is how they find out. */
   if (pick(s, 1, is_down, NULL) == 1)
-    send_state(s, s->members[s->scratch[0]]->pub.swim_addr,
-               STM_SWIM_PUSH_PULL);
+    send_state(s, s->members[s->scratch[0]]->pub.swim_addr, STM_SWIM_PUSH_PULL);
 }
 
 static void expire_relays(struct stm_swim *s) {

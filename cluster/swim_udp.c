@@ -56,7 +56,8 @@ static int resolve(const char *addr, int family, bool passive,
   if (stm_addr_parse("addr", addr, true, host, sizeof host, &p, NULL) != 0)
     return STM_EINVAL;
   snprintf(port, sizeof port, "%u", p);
-  struct addrinfo hints = {.ai_family = family, .ai_socktype = SOCK_DGRAM,
+  struct addrinfo hints = {.ai_family = family,
+                           .ai_socktype = SOCK_DGRAM,
                            .ai_flags = passive ? AI_PASSIVE : 0};
   struct addrinfo *res = NULL;
   bool wildcard = stm_addr_host_is_wildcard(host);
@@ -95,9 +96,8 @@ static void udp_send(void *ctx, const char *addr, const void *data,
                      size_t len) {
   struct stm_swim_node *n = ctx;
   struct resolved *r = cached(n, addr, stm_clock_mono_ns());
-  if (r->len == 0 ||
-      sendto(n->fd, data, len, MSG_DONTWAIT, (struct sockaddr *)&r->sa,
-             r->len) < 0)
+  if (r->len == 0 || sendto(n->fd, data, len, MSG_DONTWAIT,
+                            (struct sockaddr *)&r->sa, r->len) < 0)
     n->send_errors++;
 }
 
@@ -200,9 +200,9 @@ static int advertised(struct stm_swim_node *n, const char *swim_addr,
       return stm_error_set(err, STM_EIO, "cluster.swim_addr",
                            "cannot read the bound SWIM port: %s",
                            strerror(errno));
-    port = ntohs(sa.ss_family == AF_INET6
-                     ? ((struct sockaddr_in6 *)&sa)->sin6_port
-                     : ((struct sockaddr_in *)&sa)->sin_port);
+    port =
+        ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
+                                       : ((struct sockaddr_in *)&sa)->sin_port);
   }
   snprintf(n->addr, sizeof n->addr, strchr(host, ':') ? "[%s]:%u" : "%s:%u",
            host, port);
@@ -255,7 +255,8 @@ int stm_swim_node_start(const struct stm_cluster_config *cc,
     c.cb_arg = opt->cb_arg;
     if (cc->cluster_key == NULL)
       stm_log_warn("SWIM: no cluster.cluster_key: any host that can reach "
-                   "%s can join this cluster", n->addr);
+                   "%s can join this cluster",
+                   n->addr);
     rc = stm_swim_new(&c, stm_clock_mono_ns(), &n->swim, err);
   }
   if (rc == 0 && pthread_create(&n->thread, NULL, drive, n) != 0)

@@ -119,8 +119,8 @@ int stm_toml_get_float(const struct stm_toml_doc *doc, const char *key,
 int stm_toml_get_bool(const struct stm_toml_doc *doc, const char *key,
                       bool *out, struct stm_error *err) {
   const struct stm__toml_entry *e = NULL;
-  int rc = lookup(doc, key, STM_TOML_BOOL, "a boolean (true or false)", &e,
-                  err);
+  int rc =
+      lookup(doc, key, STM_TOML_BOOL, "a boolean (true or false)", &e, err);
   if (rc == 0)
     *out = e->v.u.b;
   return rc;
@@ -165,9 +165,8 @@ static int read_file(const char *path, char **out, size_t *len,
   }
   if (n > STM_TOML_MAX_FILE_BYTES) {
     free(buf);
-    return stm_error_set(err, STM_ETOOBIG, path,
-                         "%s is larger than %d bytes", path,
-                         STM_TOML_MAX_FILE_BYTES);
+    return stm_error_set(err, STM_ETOOBIG, path, "%s is larger than %d bytes",
+                         path, STM_TOML_MAX_FILE_BYTES);
   }
   *out = buf;
   *len = n;

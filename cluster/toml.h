@@ -50,9 +50,9 @@ enum stm_toml_type {
 
 /* One key of a document, for iteration and for error messages. */
 struct stm_toml_item {
-  const char *key;         /* full dotted name, borrowed */
+  const char *key; /* full dotted name, borrowed */
   enum stm_toml_type type;
-  int line;                /* where the key starts, 1-based */
+  int line; /* where the key starts, 1-based */
   int column;
 };
 

@@ -7,8 +7,8 @@
 
 const char *stm_strerror(int code) {
   switch (code) {
-#define STM__ERR_TEXT(name, value, text) \
-  case value:                            \
+#define STM__ERR_TEXT(name, value, text)                                       \
+  case value:                                                                  \
     return text;
     STM_ERRNO_MAP(STM__ERR_TEXT)
 #undef STM__ERR_TEXT

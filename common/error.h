@@ -12,21 +12,21 @@
 #include <stddef.h>
 
 /* X(name, value, text): one table, so codes, names and texts never drift. */
-#define STM_ERRNO_MAP(X)                                                  \
-  X(EINVAL, -1, "invalid argument")                                       \
-  X(ENOMEM, -2, "out of memory")                                          \
-  X(ENOTFOUND, -3, "not found")                                           \
-  X(EIO, -4, "I/O error")                                                 \
-  X(ECORRUPT, -5, "corrupt data")                                         \
-  X(ENOSPC, -6, "no space left on device")                                \
-  X(EREADONLY, -7, "storage failed; writes refused")                      \
-  X(ESHUTDOWN, -8, "shutting down")                                       \
-  X(EEXIST, -9, "already exists")                                         \
-  X(ETOOBIG, -10, "too large")                                            \
-  X(EUNAVAIL, -11, "unavailable")                                         \
-  X(ETIMEOUT, -12, "timed out")                                           \
-  X(EPERM, -13, "permission denied")                                      \
-  X(EUNIMPL, -14, "not implemented")                                      \
+#define STM_ERRNO_MAP(X)                                                       \
+  X(EINVAL, -1, "invalid argument")                                            \
+  X(ENOMEM, -2, "out of memory")                                               \
+  X(ENOTFOUND, -3, "not found")                                                \
+  X(EIO, -4, "I/O error")                                                      \
+  X(ECORRUPT, -5, "corrupt data")                                              \
+  X(ENOSPC, -6, "no space left on device")                                     \
+  X(EREADONLY, -7, "storage failed; writes refused")                           \
+  X(ESHUTDOWN, -8, "shutting down")                                            \
+  X(EEXIST, -9, "already exists")                                              \
+  X(ETOOBIG, -10, "too large")                                                 \
+  X(EUNAVAIL, -11, "unavailable")                                              \
+  X(ETIMEOUT, -12, "timed out")                                                \
+  X(EPERM, -13, "permission denied")                                           \
+  X(EUNIMPL, -14, "not implemented")                                           \
   X(ERANGE, -15, "out of range")
 
 enum stm_errno {
@@ -50,8 +50,7 @@ struct stm_error {
  * `err` may be NULL; `field` may be NULL.
  */
 int stm_error_set(struct stm_error *err, int code, const char *field,
-                  const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 #ifdef __clang_analyzer__
 /* For clang-tidy's analyzer only: it cannot see into error.c, so it takes
  * `rc = stm_error_set(err, STM_EINVAL, ...)` for a possible 0 and follows

@@ -16,8 +16,10 @@ int stm_log_parse_level(const char *name, enum stm_log_level *out) {
   static const struct {
     const char *name;
     enum stm_log_level level;
-  } names[] = {{"debug", STM_LOG_DEBUG}, {"info", STM_LOG_INFO},
-               {"warn", STM_LOG_WARN},   {"warning", STM_LOG_WARN},
+  } names[] = {{"debug", STM_LOG_DEBUG},
+               {"info", STM_LOG_INFO},
+               {"warn", STM_LOG_WARN},
+               {"warning", STM_LOG_WARN},
                {"error", STM_LOG_ERROR}};
   for (size_t i = 0; name && i < sizeof names / sizeof names[0]; i++) {
     if (strcasecmp(name, names[i].name) == 0) {
@@ -42,9 +44,10 @@ void stm_log(enum stm_log_level level, const char *fmt, ...) {
   struct tm tm;
   gmtime_r(&ts.tv_sec, &tm);
   char line[2048];
-  int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ",
-                   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                   tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L, tags[level]);
+  int n =
+      snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ",
+               tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+               tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L, tags[level]);
   va_list ap;
   va_start(ap, fmt);
   if (n > 0 && (size_t)n < sizeof line)

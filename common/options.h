@@ -26,7 +26,7 @@ struct stm_opt {
   const char *env;      /* "STEMEDB_DATA_DIR", or NULL */
   const char *file_key; /* "section.key" in the config file, or NULL */
   enum stm_opt_type type;
-  void *target;         /* char **, int64_t * or bool * */
+  void *target; /* char **, int64_t * or bool * */
   const char *help;
 };
 

@@ -21,8 +21,8 @@ char *stm_pem_read(const char *path, const char *option,
   if (buf == NULL || n == 0 || n == STM_PEM_MAX ||
       strstr(buf, "-----BEGIN ") == NULL) {
     free(buf);
-    stm_error_set(err, STM_EINVAL, option, "--%s: %s is not a PEM file",
-                  option, path);
+    stm_error_set(err, STM_EINVAL, option, "--%s: %s is not a PEM file", option,
+                  path);
     return NULL;
   }
   return buf;

@@ -18,7 +18,6 @@
  * as the field. Returns the NUL-terminated contents (caller owns the
  * result; free with free()), or NULL with `err` set (STM_EINVAL).
  */
-char *stm_pem_read(const char *path, const char *option,
-                   struct stm_error *err);
+char *stm_pem_read(const char *path, const char *option, struct stm_error *err);
 
 #endif

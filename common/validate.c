@@ -1,8 +1,8 @@
 #include "validate.h"
 
 #include <math.h>
-#include <string.h>
 #include <stdint.h>
+#include <string.h>
 
 static bool is_segment_char(unsigned char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
@@ -12,8 +12,7 @@ static bool is_segment_char(unsigned char c) {
 int stm_validate_concept_path(const char *field, const char *s, size_t len,
                               struct stm_error *err) {
   if (len == 0)
-    return stm_error_set(err, STM_EINVAL, field, "%s must not be empty",
-                         field);
+    return stm_error_set(err, STM_EINVAL, field, "%s must not be empty", field);
   if (len > STM_MAX_CONCEPT_PATH)
     return stm_error_set(err, STM_EINVAL, field,
                          "%s is %zu bytes; at most %d are allowed", field, len,
@@ -54,8 +53,7 @@ int stm_validate_concept_prefix(const char *field, const char *s, size_t len,
 int stm_validate_predicate(const char *field, const char *s, size_t len,
                            struct stm_error *err) {
   if (len == 0)
-    return stm_error_set(err, STM_EINVAL, field, "%s must not be empty",
-                         field);
+    return stm_error_set(err, STM_EINVAL, field, "%s must not be empty", field);
   if (len > STM_MAX_PREDICATE)
     return stm_error_set(err, STM_EINVAL, field,
                          "%s is %zu bytes; at most %d are allowed", field, len,

@@ -231,8 +231,9 @@ static int fill_assert(const json_t *obj, const char *prefix,
   if (rc || (rc = set_string(&m->parent_hash, s, len, err)))
     return rc;
   v = stm_gw_body_member(obj, "timestamp_ns");
-  if (v && (rc = stm_gw_json_int64(v, field_name(f, prefix, "timestamp_ns"), INT64_MIN,
-                            INT64_MAX, &m->timestamp_ns, err)))
+  if (v &&
+      (rc = stm_gw_json_int64(v, field_name(f, prefix, "timestamp_ns"),
+                              INT64_MIN, INT64_MAX, &m->timestamp_ns, err)))
     return rc;
   /* Mapped inside a batch too, as gRPC carries it; the server ignores it
    * there and honours the batch's. */
@@ -333,7 +334,7 @@ static int fill_query(const json_t *obj, Stemedb__V1__QueryRequest *m,
     return rc;
   v = stm_gw_body_member(obj, "as_of_time_ns");
   if (v && (rc = stm_gw_json_int64(v, "as_of_time_ns", INT64_MIN, INT64_MAX,
-                            &m->as_of_time_ns, err)))
+                                   &m->as_of_time_ns, err)))
     return rc;
   uint64_t limit = 0;
   v = stm_gw_body_member(obj, "limit");

@@ -15,7 +15,6 @@
 #ifndef STM_GW_HTTP_H
 #define STM_GW_HTTP_H
 
-
 #include "common/error.h"
 #include "gateway/routes.h"
 

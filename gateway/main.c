@@ -6,8 +6,8 @@
 #include "common/log.h"
 #include "common/options.h"
 #include "gateway/cors.h"
-#include "gateway/tls_client.h"
 #include "gateway/http.h"
+#include "gateway/tls_client.h"
 #include "gateway/ws.h"
 
 #include <grpc/grpc.h>
@@ -150,8 +150,8 @@ static int serve(const struct config *cfg) {
   grpc_init();
   struct stm_error err;
   stm_error_clear(&err);
-  if (stm_gw_tls_client_setup(cfg->server_ca, cfg->server_cert,
-                              cfg->server_key, &err) != 0) {
+  if (stm_gw_tls_client_setup(cfg->server_ca, cfg->server_cert, cfg->server_key,
+                              &err) != 0) {
     stm_log_error("stemedb-gateway: %s", err.message);
     grpc_shutdown();
     return 2;

@@ -297,11 +297,13 @@ static const struct stm_gw_route routes[] = {
     {STM_GW_LISTENER_API, STM_GW_GET, "/metrics", RPC("Metrics"),
      MSG(metrics_request), MSG(metrics_response), false, build_metrics, NULL,
      respond_metrics},
-    /* Port 18181: the cluster gateway (cluster_routes.h). */
+/* Port 18181: the cluster gateway (cluster_routes.h). */
 #define CLU(name) "/stemedb.v1.Cluster/" name
 #define CLUSTER_ROUTE(m, pattern, rpc, req, rep, body, fn)                     \
-  {STM_GW_LISTENER_CLUSTER, m, pattern, CLU(rpc), MSG(req), MSG(rep), body,    \
-   stm_gw_build_cluster_##fn, stm_gw_render_cluster_##fn, NULL}
+  {                                                                            \
+    STM_GW_LISTENER_CLUSTER, m, pattern, CLU(rpc), MSG(req), MSG(rep), body,   \
+        stm_gw_build_cluster_##fn, stm_gw_render_cluster_##fn, NULL            \
+  }
     CLUSTER_ROUTE(STM_GW_GET, "/cluster/members", "Members", members_request,
                   members_response, false, members),
     CLUSTER_ROUTE(STM_GW_GET, "/cluster/health", "Health",

@@ -13,7 +13,8 @@ int stm_gw_tls_client_setup(const char *ca, const char *cert, const char *key,
                             struct stm_error *err) {
   bool has_cert = cert && *cert, has_key = key && *key;
   if (has_cert != has_key)
-    return stm_error_set(err, STM_EINVAL, has_cert ? "server-key" : "server-cert",
+    return stm_error_set(err, STM_EINVAL,
+                         has_cert ? "server-key" : "server-cert",
                          "--server-cert and --server-key go together");
   if ((ca == NULL || *ca == '\0') && has_cert)
     return stm_error_set(err, STM_EINVAL, "server-ca",
@@ -21,13 +22,14 @@ int stm_gw_tls_client_setup(const char *ca, const char *cert, const char *key,
   if (ca == NULL || *ca == '\0')
     return 0;
   char *ca_pem = stm_pem_read(ca, "server-ca", err);
-  char *cert_pem = ca_pem && has_cert ? stm_pem_read(cert, "server-cert", err) : NULL;
+  char *cert_pem =
+      ca_pem && has_cert ? stm_pem_read(cert, "server-cert", err) : NULL;
   char *key_pem = cert_pem ? stm_pem_read(key, "server-key", err) : NULL;
   int rc = err->code;
   if (rc == 0) {
     grpc_ssl_pem_key_cert_pair pair = {key_pem, cert_pem};
-    grpc_channel_credentials *c =
-        grpc_ssl_credentials_create(ca_pem, has_cert ? &pair : NULL, NULL, NULL);
+    grpc_channel_credentials *c = grpc_ssl_credentials_create(
+        ca_pem, has_cert ? &pair : NULL, NULL, NULL);
     if (c == NULL)
       rc = stm_error_set(err, STM_EINVAL, "server-ca",
                          "gRPC refused the TLS credentials");

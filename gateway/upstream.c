@@ -6,9 +6,9 @@
 #include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -145,8 +145,7 @@ int stm_gw_upstream_start_for(struct stm_gw_upstream *up, const char *method,
                               const char *client, void *owner,
                               struct stm_gw_call **out) {
   struct stm_gw_forward fw = {client, NULL, NULL};
-  return stm_gw_upstream_start_as(up, method, req, timeout_ms, &fw, owner,
-                                  out);
+  return stm_gw_upstream_start_as(up, method, req, timeout_ms, &fw, owner, out);
 }
 
 int stm_gw_upstream_start_as(struct stm_gw_upstream *up, const char *method,
@@ -312,9 +311,9 @@ size_t stm_gw_call_limit_headers(const struct stm_gw_call *call, char *out,
                memcmp(k, prefixes[j], strlen(prefixes[j])) == 0;
     if (!wanted || !header_safe(m->value) || used + kl + vl + 5 > len)
       continue;
-    used += (size_t)snprintf(out + used, len - used, "%.*s: %.*s\r\n", (int)kl,
-                             k, (int)vl,
-                             (const char *)GRPC_SLICE_START_PTR(m->value));
+    used +=
+        (size_t)snprintf(out + used, len - used, "%.*s: %.*s\r\n", (int)kl, k,
+                         (int)vl, (const char *)GRPC_SLICE_START_PTR(m->value));
   }
   return used;
 }

@@ -81,9 +81,9 @@ struct conn {
   struct sub subs[STM_GW_WS_MAX_SUBS];
   /* Loop thread only. */
   struct lws *wsi;
-  char peer[64];            /* the client's address, for its limit */
+  char peer[64];                 /* the client's address, for its limit */
   char authz[STM_GW_APIKEY_MAX]; /* forwarded on every Watch; "" none */
-  struct conn *prev, *next; /* open list */
+  struct conn *prev, *next;      /* open list */
   bool ping_due;
   lws_usec_t last_alive;
   int closing; /* close code to send on the next writable; 0: none */

@@ -13,12 +13,12 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -156,8 +156,7 @@ static int archive_one(struct stm_archiver *a, const char *name,
     return -1;
   }
   if (stm_backup_segment_verify(src, raw->data, raw->len, true, &si, &err)) {
-    stm_log_error("archiver: not archiving a damaged segment: %s",
-                  err.message);
+    stm_log_error("archiver: not archiving a damaged segment: %s", err.message);
     return -1;
   }
   size_t cap = ZSTD_compressBound(raw->len);
@@ -237,10 +236,10 @@ static void *run(void *arg) {
   while (!a->stop) {
     pthread_mutex_unlock(&a->mu);
     bool failed = pass(a, &raw);
-    backoff = !failed ? 0
-              : backoff == 0 ? BACKOFF_MIN_MS
+    backoff = !failed                        ? 0
+              : backoff == 0                 ? BACKOFF_MIN_MS
               : backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
-                                               : backoff * 2;
+                                             : backoff * 2;
     int64_t wait_ms = failed ? backoff : POLL_MS;
     struct timespec until =
         stm_clock_deadline(CLOCK_REALTIME, wait_ms * 1000000);

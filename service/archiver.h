@@ -26,8 +26,8 @@ struct stm_archiver;
 struct stm_archiver_stats {
   uint64_t archived_total;
   uint64_t failures_total;
-  uint64_t pending;              /* sealed segments not archived yet */
-  double oldest_pending_age_s;   /* 0 when none is pending */
+  uint64_t pending;            /* sealed segments not archived yet */
+  double oldest_pending_age_s; /* 0 when none is pending */
 };
 
 /*

@@ -41,8 +41,7 @@ struct stm_auth {
 };
 
 static void hash_key(const char *key, uint8_t out[HASH_LEN]) {
-  crypto_generichash(out, HASH_LEN, (const uint8_t *)key, strlen(key), NULL,
-                     0);
+  crypto_generichash(out, HASH_LEN, (const uint8_t *)key, strlen(key), NULL, 0);
 }
 
 const char *stm_auth_role_name(enum stm_auth_role r) {
@@ -315,8 +314,7 @@ int stm_auth_revoke(struct stm_auth *a, const char *id,
   struct key_entry *e = find_id(a, id);
   int rc = 0;
   if (e == NULL) {
-    rc = stm_error_set(err, STM_ENOTFOUND, "id", "no API key has id %.40s",
-                       id);
+    rc = stm_error_set(err, STM_ENOTFOUND, "id", "no API key has id %.40s", id);
   } else if (!e->info.revoked) {
     char line[64];
     snprintf(line, sizeof line, "revoke %s\n", e->info.id);
@@ -434,8 +432,7 @@ static bool rate_check(struct stm_grpc_call *call, const char *path,
   char who[160];
   client_identity(call, svc, who, sizeof who);
   struct stm_ratelimit_verdict v;
-  if (!stm_ratelimit_take(svc->ratelimit, method, who, stm_clock_mono_ns(),
-                          &v))
+  if (!stm_ratelimit_take(svc->ratelimit, method, who, stm_clock_mono_ns(), &v))
     return true;
   add_trailer_u32(call, "x-ratelimit-limit", v.limit);
   add_trailer_u32(call, "x-ratelimit-remaining", v.remaining);

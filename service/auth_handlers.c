@@ -40,8 +40,8 @@ void stm__handle_create_key(struct stm_grpc_call *call,
   stm_error_clear(&err);
   struct stm_auth_key_info info;
   char key[STM_AUTH_KEY_LEN + 1];
-  int rc = stm_auth_create(svc->auth, stm_auth_role_parse(req->role),
-                           req->name, key, &info, &err);
+  int rc = stm_auth_create(svc->auth, stm_auth_role_parse(req->role), req->name,
+                           key, &info, &err);
   if (rc) {
     stm__fail_rc(call, rc, &err);
     return;

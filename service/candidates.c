@@ -198,8 +198,8 @@ static int lookup_source_key(struct stm_service *svc, const char *id,
     stm_source_destroy(&s);
   }
   if (rc == 0)
-    stm_source_keys_put(svc->source_keys, id, st.sources_committed,
-                        m->has_key, m->key);
+    stm_source_keys_put(svc->source_keys, id, st.sources_committed, m->has_key,
+                        m->key);
   m->id = rc == 0 ? id : NULL;
   return rc;
 }

@@ -34,8 +34,9 @@ static size_t build_opts(struct stm_server_config *cfg,
        STM_OPT_STRING, &cfg->grpc_listen,
        "gRPC address host:port (clients and peers); port 0 picks one"},
       {"node-id", "STEMEDB_NODE_ID", "server.node_id", STM_OPT_STRING,
-       &cfg->node_id, "this node's name (default: cluster.node_id, else the "
-                      "host name)"},
+       &cfg->node_id,
+       "this node's name (default: cluster.node_id, else the "
+       "host name)"},
       {"config", "STEMEDB_CONFIG", NULL, STM_OPT_STRING, &cfg->config_path,
        "TOML file: [server], and [cluster]/[replication] as in cluster.toml"},
       {"log-level", "STEMEDB_LOG_LEVEL", "server.log_level", STM_OPT_STRING,
@@ -44,8 +45,7 @@ static size_t build_opts(struct stm_server_config *cfg,
        "server.wal_segment_bytes", STM_OPT_INT, &cfg->wal_segment_bytes,
        "size at which a WAL segment is sealed"},
       {"wal-archive-command", "STEMEDB_WAL_ARCHIVE_COMMAND",
-       "server.wal_archive_command", STM_OPT_STRING,
-       &cfg->wal_archive_command,
+       "server.wal_archive_command", STM_OPT_STRING, &cfg->wal_archive_command,
        "shell command run per sealed WAL segment, %p = path of its .zst, "
        "%f = file name (PostgreSQL archive_command); unset: no archival"},
       {"cq-threads", "STEMEDB_CQ_THREADS", "server.cq_threads", STM_OPT_INT,
@@ -68,8 +68,7 @@ static size_t build_opts(struct stm_server_config *cfg,
        "server.watch_buffer_events", STM_OPT_INT, &cfg->watch_buffer_events,
        "events buffered per Watch stream before a slow one is cut"},
       {"watch-history-events", "STEMEDB_WATCH_HISTORY_EVENTS",
-       "server.watch_history_events", STM_OPT_INT,
-       &cfg->watch_history_events,
+       "server.watch_history_events", STM_OPT_INT, &cfg->watch_history_events,
        "recent events kept in memory for Watch catch-up"},
       {"watch-max-lag-events", "STEMEDB_WATCH_MAX_LAG_EVENTS",
        "server.watch_max_lag_events", STM_OPT_INT, &cfg->watch_max_lag_events,
@@ -154,8 +153,9 @@ static size_t build_opts(struct stm_server_config *cfg,
        "shared secret authenticating SWIM datagrams (cluster.cluster_key); "
        "prefer the variable or the file to a flag"},
       {"cluster-name", "STEMEDB_CLUSTER_NAME", NULL, STM_OPT_STRING,
-       &cfg->cluster.name, "cluster name in every SWIM datagram "
-                           "(cluster.name, stemedb)"},
+       &cfg->cluster.name,
+       "cluster name in every SWIM datagram "
+       "(cluster.name, stemedb)"},
       {"probe-interval-ms", "STEMEDB_PROBE_INTERVAL_MS", NULL, STM_OPT_INT,
        &cfg->cluster.probe_interval_ms,
        "SWIM probe interval (cluster.probe_interval_ms, 1000)"},
@@ -205,7 +205,7 @@ static int set_defaults(struct stm_server_config *cfg) {
   cfg->data_dir = strdup(STM_SERVER_DEFAULT_DATA_DIR);
   cfg->log_level = strdup(STM_SERVER_DEFAULT_LOG_LEVEL);
   return cfg->data_dir && cfg->log_level && cfg->trusted_proxies && cfg->auth &&
-                     cfg->rate_limits
+                 cfg->rate_limits
              ? 0
              : STM_ENOMEM;
 }
@@ -288,8 +288,8 @@ static int note_unknown(struct stm_server_config *cfg,
                         const struct stm_toml_item *it, struct stm_error *err) {
   stm_log_warn("config %s line %d: unknown key %s (ignored)", cfg->config_path,
                it->line, it->key);
-  char **grown = realloc(cfg->unknown_keys,
-                         (cfg->unknown_key_count + 1) * sizeof *grown);
+  char **grown =
+      realloc(cfg->unknown_keys, (cfg->unknown_key_count + 1) * sizeof *grown);
   if (grown == NULL)
     return stm_error_set(err, STM_ENOMEM, it->key, "out of memory");
   cfg->unknown_keys = grown;
@@ -437,8 +437,8 @@ static int finish(struct stm_server_config *cfg,
   if (rc == 0 && cs->write_quorum)
     rc = apply_write_quorum(cfg, cs->write_quorum, err);
   if (rc == 0)
-    rc = set_string(&cfg->cluster.node_id, cfg->node_id, "cluster.node_id",
-                    err);
+    rc =
+        set_string(&cfg->cluster.node_id, cfg->node_id, "cluster.node_id", err);
   if (rc == 0 && cfg->cluster.enabled)
     rc = derive_cluster_addrs(cfg, err);
   return rc;
@@ -473,8 +473,8 @@ static int check_strings(const struct stm_server_config *cfg,
                          "--data-dir (STEMEDB_DATA_DIR, server.data_dir) must "
                          "be a path of 1 to %d bytes",
                          MAX_DATA_DIR);
-  int rc = stm_addr_parse("grpc-listen", cfg->grpc_listen, true, NULL, 0,
-                          NULL, err);
+  int rc =
+      stm_addr_parse("grpc-listen", cfg->grpc_listen, true, NULL, 0, NULL, err);
   if (rc == 0)
     rc = stm_node_id_validate("node-id", cfg->node_id, err);
   enum stm_log_level level;
@@ -512,8 +512,8 @@ static int validate(const struct stm_server_config *cfg,
   if (rc == 0)
     rc = check_int(opts, n, "cq-threads", 1, 64, err);
   if (rc == 0)
-    rc = check_int(opts, n, "max-message-bytes", 1024 * 1024,
-                   256 * 1024 * 1024, err);
+    rc = check_int(opts, n, "max-message-bytes", 1024 * 1024, 256 * 1024 * 1024,
+                   err);
   if (rc == 0)
     rc = check_int(opts, n, "shutdown-grace-ms", 0, 600000, err);
   if (rc == 0)
@@ -529,8 +529,7 @@ static int validate(const struct stm_server_config *cfg,
   if (rc == 0)
     rc = check_int(opts, n, "watch-max-lag-events", 1, INT64_C(1) << 40, err);
   if (rc == 0)
-    rc = check_int(opts, n, "watch-retention-events", 0, INT64_C(1) << 50,
-                   err);
+    rc = check_int(opts, n, "watch-retention-events", 0, INT64_C(1) << 50, err);
   if (rc == 0)
     rc = check_int(opts, n, "trust-half-life-s", 0,
                    INT64_C(100) * 365 * 24 * 3600, err);
@@ -560,8 +559,8 @@ static int apply_flags(const struct stm_opt *opts, size_t n, int argc,
   return rc;
 }
 
-int stm_server_config_load(struct stm_server_config *cfg, int argc,
-                           char **argv, struct stm_error *err) {
+int stm_server_config_load(struct stm_server_config *cfg, int argc, char **argv,
+                           struct stm_error *err) {
   struct cluster_strings cs = {NULL, NULL};
   struct stm_opt opts[MAX_OPTS];
   int rc = set_defaults(cfg);

@@ -108,15 +108,15 @@
 /* All strings are malloc'd and owned by the struct. */
 struct stm_server_config {
   char *data_dir;
-  char *grpc_listen;           /* host:port; port 0 picks a free port */
+  char *grpc_listen; /* host:port; port 0 picks a free port */
   char *node_id;
-  char *config_path;           /* NULL when no file was given */
-  char *log_level;             /* debug, info, warn, error */
-  int64_t wal_segment_bytes;   /* 64 KiB .. 4 GiB */
-  char *wal_archive_command;   /* NULL or "": no WAL archival */
-  int64_t cq_threads;          /* 1 .. 64 */
-  int64_t max_message_bytes;   /* 1 MiB .. 256 MiB */
-  int64_t shutdown_grace_ms;   /* 0 .. 600000 */
+  char *config_path;                /* NULL when no file was given */
+  char *log_level;                  /* debug, info, warn, error */
+  int64_t wal_segment_bytes;        /* 64 KiB .. 4 GiB */
+  char *wal_archive_command;        /* NULL or "": no WAL archival */
+  int64_t cq_threads;               /* 1 .. 64 */
+  int64_t max_message_bytes;        /* 1 MiB .. 256 MiB */
+  int64_t shutdown_grace_ms;        /* 0 .. 600000 */
   int64_t watch_max_total;          /* 1 .. 1e6 */
   int64_t watch_max_per_connection; /* 1 .. 1e6 */
   int64_t watch_buffer_events;      /* 1 .. 1e6, per stream */
@@ -137,7 +137,7 @@ struct stm_server_config {
   int64_t request_id_window_s; /* 0 (off) .. 7 days */
   int64_t disk_reserve_bytes;  /* 0 (none) .. 1 TiB */
   struct stm_cluster_config cluster;
-  char **unknown_keys;         /* config-file keys we ignored */
+  char **unknown_keys; /* config-file keys we ignored */
   size_t unknown_key_count;
 };
 
@@ -154,8 +154,8 @@ struct stm_server_config {
  * initialized and must be released with stm_server_config_destroy().
  * Reads the environment; not thread-safe.
  */
-int stm_server_config_load(struct stm_server_config *cfg, int argc,
-                           char **argv, struct stm_error *err);
+int stm_server_config_load(struct stm_server_config *cfg, int argc, char **argv,
+                           struct stm_error *err);
 
 /* Print the usage (every option with its variable and default). */
 void stm_server_config_usage(FILE *out);

@@ -57,10 +57,10 @@ static int convert_signature(const Stemedb__V1__AssertRequest *req,
   if (sig_len == 0 && key_len == 0)
     return 0;
   if (sig_len == 0 || key_len == 0)
-    return stm_error_set(err, STM_EINVAL,
-                         field(f, sizeof f, prefix,
-                               sig_len ? "public_key" : "signature"),
-                         "signature and public_key must be given together");
+    return stm_error_set(
+        err, STM_EINVAL,
+        field(f, sizeof f, prefix, sig_len ? "public_key" : "signature"),
+        "signature and public_key must be given together");
   if (stm_hex_decode(req->signature, sig_len, c->signature,
                      STM_SIGNATURE_LEN) != 0)
     return stm_error_set(err, STM_EINVAL,
@@ -98,8 +98,8 @@ static int convert_assert(const Stemedb__V1__AssertRequest *req,
                               req->predicate, len, err);
   if (rc || (rc = stm_claim_set_str(&c->predicate, req->predicate, len)))
     return rc;
-  rc = convert_value(req->value, field(f, sizeof f, prefix, "value"),
-                     &c->value, err);
+  rc = convert_value(req->value, field(f, sizeof f, prefix, "value"), &c->value,
+                     err);
   if (rc)
     return rc;
   len = strlen(req->source_id);
@@ -184,8 +184,9 @@ Stemedb__V1__Assertion *stm_convert_claim(const struct stm_claim *c,
   m->source_id = stm_arena_strdup(a, c->source_id);
   m->confidence = c->confidence;
   m->timestamp_ns = stm_lens_claim_time(c);
-  m->parent_hash = c->has_parent ? stm_convert_hex(a, c->parent_hash, STM_HASH_LEN)
-                                 : stm_arena_strdup(a, "");
+  m->parent_hash = c->has_parent
+                       ? stm_convert_hex(a, c->parent_hash, STM_HASH_LEN)
+                       : stm_arena_strdup(a, "");
   m->signature = c->has_signature
                      ? stm_convert_hex(a, c->signature, STM_SIGNATURE_LEN)
                      : stm_arena_strdup(a, "");

@@ -7,9 +7,8 @@
 #define STM_CONVERT_H
 
 #include "common/arena.h"
-#include "storage/store.h"
-#include "storage/store.h"
 #include "stemedb/v1/stemedb.pb-c.h"
+#include "storage/store.h"
 
 /*
  * Validate an AssertRequest and fill an init'ed claim with its content.

@@ -34,8 +34,8 @@ static grpc_status_code call_peer(grpc_channel *ch, const char *method,
     md[nmd].key = grpc_slice_from_static_string("authorization");
     md[nmd++].value = grpc_slice_from_copied_string(auth);
   }
-  grpc_status_code code = stm_rpc_call_raw_md(
-      ch, method, md, nmd, send, STM_FORWARD_TIMEOUT_MS, recv, st);
+  grpc_status_code code = stm_rpc_call_raw_md(ch, method, md, nmd, send,
+                                              STM_FORWARD_TIMEOUT_MS, recv, st);
   for (size_t i = 0; i < nmd; i++)
     grpc_slice_unref(md[i].value);
   return code;
@@ -79,8 +79,8 @@ static bool shard_sync(struct stm_grpc_call *call, const ProtobufCMessage *msg,
                                   STM_PLACEMENT_MAX_REPLICAS);
   struct stm_rpc_status st = {0};
   for (size_t i = 0; i < n; i++) {
-    grpc_status_code code = relay(call, reps[i].id, msg, method, resp_desc,
-                                  &st);
+    grpc_status_code code =
+        relay(call, reps[i].id, msg, method, resp_desc, &st);
     if (code == GRPC_STATUS_OK)
       return true;
     if (code != GRPC_STATUS_UNAVAILABLE &&
@@ -90,8 +90,8 @@ static bool shard_sync(struct stm_grpc_call *call, const ProtobufCMessage *msg,
     }
   }
   stm_grpc_call_fail(call, GRPC_STATUS_UNAVAILABLE,
-                     "no replica of the shard of %s answered: %s",
-                     concept_path, n ? st.message : "none is UP");
+                     "no replica of the shard of %s answered: %s", concept_path,
+                     n ? st.message : "none is UP");
   return true;
 }
 
@@ -166,9 +166,9 @@ static int cmp_str(const void *a, const void *b) {
 static void list_sync(struct stm_grpc_call *call, const ProtobufCMessage *msg,
                       char **local, size_t n, bool more, size_t limit) {
   ProtobufCMessage *got[MAX_FAN];
-  size_t k = gather(msg, "/stemedb.v1.StemeDB/ListConcepts",
-                    &stemedb__v1__list_concepts_response__descriptor, got,
-                    MAX_FAN);
+  size_t k =
+      gather(msg, "/stemedb.v1.StemeDB/ListConcepts",
+             &stemedb__v1__list_concepts_response__descriptor, got, MAX_FAN);
   size_t total = n;
   for (size_t i = 0; i < k; i++)
     total += ((Stemedb__V1__ListConceptsResponse *)got[i])->n_concepts;
@@ -277,7 +277,7 @@ struct fjob {
   ProtobufCMessage *local; /* F_MERGE: this node's answer, a copy */
   const char *method;      /* static */
   const ProtobufCMessageDescriptor *desc;
-  char *concept; /* F_SHARD */
+  char *concept;   /* F_SHARD */
   char **concepts; /* F_LIST: this node's page, copies */
   size_t n, limit;
   bool more;
@@ -298,7 +298,8 @@ static ProtobufCMessage *copy_msg(const ProtobufCMessage *m) {
   if (buf == NULL)
     return NULL;
   protobuf_c_message_pack(m, buf);
-  ProtobufCMessage *c = protobuf_c_message_unpack(m->descriptor, NULL, len, buf);
+  ProtobufCMessage *c =
+      protobuf_c_message_unpack(m->descriptor, NULL, len, buf);
   free(buf);
   return c;
 }
@@ -431,8 +432,7 @@ bool stm_forward_to_shard(struct stm_grpc_call *call,
 bool stm_forward_to_any(struct stm_grpc_call *call, const ProtobufCMessage *msg,
                         const char *method,
                         const ProtobufCMessageDescriptor *resp_desc) {
-  if (!stm_cluster_enabled() || stm_forward_was_forwarded(call) ||
-      !others_up())
+  if (!stm_cluster_enabled() || stm_forward_was_forwarded(call) || !others_up())
     return false;
   struct fjob *j = job_new(F_ANY, call, msg, method, resp_desc);
   return j ? queue(j) : false;
@@ -441,8 +441,7 @@ bool stm_forward_to_any(struct stm_grpc_call *call, const ProtobufCMessage *msg,
 bool stm_forward_list_concepts(struct stm_grpc_call *call,
                                const ProtobufCMessage *msg, char **local,
                                size_t n, bool more, size_t limit) {
-  if (!stm_cluster_enabled() || stm_forward_was_forwarded(call) ||
-      !others_up())
+  if (!stm_cluster_enabled() || stm_forward_was_forwarded(call) || !others_up())
     return false;
   struct fjob *j = job_new(F_LIST, call, msg, NULL, NULL);
   if (j == NULL)
@@ -462,10 +461,8 @@ bool stm_forward_list_concepts(struct stm_grpc_call *call,
 
 bool stm_forward_merge_query(struct stm_grpc_call *call,
                              const ProtobufCMessage *msg,
-                             const ProtobufCMessage *local_resp,
-                             size_t limit) {
-  if (!stm_cluster_enabled() || stm_forward_was_forwarded(call) ||
-      !others_up())
+                             const ProtobufCMessage *local_resp, size_t limit) {
+  if (!stm_cluster_enabled() || stm_forward_was_forwarded(call) || !others_up())
     return false;
   struct fjob *j = job_new(F_MERGE, call, msg, NULL, NULL);
   if (j == NULL)

@@ -57,8 +57,8 @@ struct stm_grpc_server {
   /* Per method: its request's request_id field, NULL when it has none. */
   const ProtobufCFieldDescriptor **rid_fields;
   struct stm_request_ids *request_ids; /* borrowed; NULL: off */
-  stm_grpc_gate_cb gate;                 /* NULL: every call goes on */
-  stm_grpc_admit_cb admit;               /* NULL: every call goes on */
+  stm_grpc_gate_cb gate;               /* NULL: every call goes on */
+  stm_grpc_admit_cb admit;             /* NULL: every call goes on */
   struct method_stats *stats; /* method_count + 1: the last is "unknown" */
   void *ctx;
   atomic_bool shutting_down;

@@ -64,7 +64,7 @@ struct stm_grpc_server_options {
   /* Borrowed, nullable: remembers the outcome of requests whose message
    * has a non-empty `request_id` field (request_ids.h). */
   struct stm_request_ids *request_ids;
-  stm_grpc_gate_cb gate; /* nullable; ctx is its context too */
+  stm_grpc_gate_cb gate;   /* nullable; ctx is its context too */
   stm_grpc_admit_cb admit; /* nullable */
   /* Borrowed, nullable: the listener's credentials (TLS); NULL: insecure. */
   grpc_server_credentials *creds;

@@ -115,8 +115,8 @@ void stm__handle_health_check(struct stm_grpc_call *call,
   Grpc__Health__V1__HealthCheckResponse resp =
       GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
   /* stemedb.v1.Cluster serves only as a member of a running cluster. */
-  bool cluster_off = strcmp(req->service, "stemedb.v1.Cluster") == 0 &&
-                     !stm_cluster_enabled();
+  bool cluster_off =
+      strcmp(req->service, "stemedb.v1.Cluster") == 0 && !stm_cluster_enabled();
   resp.status =
       atomic_load(&svc->shutting_down) || !st.writable || cluster_off
           ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING

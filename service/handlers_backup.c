@@ -12,8 +12,8 @@
 #include "service_internal.h"
 
 #include "common/clock.h"
-#include "storage/backup.h"
 #include "stemedb/v1/admin.pb-c.h"
+#include "storage/backup.h"
 
 #include <errno.h>
 #include <fcntl.h>

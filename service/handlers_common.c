@@ -130,8 +130,7 @@ void stm__call_identity(struct stm_grpc_call *call, char *out, size_t len) {
   if (has_who)
     snprintf(who, sizeof who, "%s", principal);
   else
-    has_who =
-        stm_grpc_call_metadata(call, "x-stemedb-caller", who, sizeof who);
+    has_who = stm_grpc_call_metadata(call, "x-stemedb-caller", who, sizeof who);
   if (!has_who &&
       stm_grpc_call_metadata(call, "authorization", auth, sizeof auth)) {
     /* Never log a credential: name it by a short hash instead. */

@@ -2,8 +2,8 @@
  * records another node committed, MerkleSummary answers one level of a
  * shard's Merkle tree, FetchMissing returns records by hash or by bucket,
  * Sync queues anti-entropy. */
-#include "replication.h"
 #include "repl_internal.h"
+#include "replication.h"
 #include "service_internal.h"
 
 #include "cluster_node.h"
@@ -28,8 +28,8 @@ struct rep_call {
 
 static void rep_done(struct rep_call *r) {
   if (r->rc)
-    stm_grpc_call_fail(r->call, stm_service_status(r->rc),
-                       "replicate: %s", r->msg);
+    stm_grpc_call_fail(r->call, stm_service_status(r->rc), "replicate: %s",
+                       r->msg);
   else {
     Stemedb__V1__ReplicateResponse resp = STEMEDB__V1__REPLICATE_RESPONSE__INIT;
     resp.applied = r->applied;
@@ -250,9 +250,9 @@ void stm__handle_sync(struct stm_grpc_call *call, const ProtobufCMessage *msg,
   stm_error_clear(&err);
   char started[STM__REPL_MAX_PEERS][STM_NODE_ID_MAX + 1];
   size_t n = 0;
-  int rc = stm__repl_queue_sync((const char *const *)req->target_nodes,
-                                req->n_target_nodes, req->force, started, &n,
-                                &err);
+  int rc =
+      stm__repl_queue_sync((const char *const *)req->target_nodes,
+                           req->n_target_nodes, req->force, started, &n, &err);
   if (rc) {
     stm__fail_rc(call, rc, &err);
     return;

@@ -5,10 +5,10 @@
 #include <string.h>
 
 static const char *const lens_names[] = {
-    [STM_LENS_RECENCY] = "recency",     [STM_LENS_CONSENSUS] = "consensus",
+    [STM_LENS_RECENCY] = "recency",       [STM_LENS_CONSENSUS] = "consensus",
     [STM_LENS_CONFIDENCE] = "confidence", [STM_LENS_VOTE] = "vote",
-    [STM_LENS_AUTHORITY] = "authority", [STM_LENS_EPOCH] = "epoch",
-    [STM_LENS_SKEPTIC] = "skeptic",     [STM_LENS_LAYERED] = "layered",
+    [STM_LENS_AUTHORITY] = "authority",   [STM_LENS_EPOCH] = "epoch",
+    [STM_LENS_SKEPTIC] = "skeptic",       [STM_LENS_LAYERED] = "layered",
 };
 #define LENS_COUNT (sizeof lens_names / sizeof lens_names[0])
 
@@ -156,9 +156,8 @@ static size_t group_values(enum stm_lens lens,
                            const struct stm_lens_candidate *c, size_t *idx,
                            size_t m, struct group *groups) {
   qsort_r(idx, m, sizeof *idx, by_value, (void *)c);
-  const char **scratch = lens == STM_LENS_CONSENSUS
-                             ? malloc(m * sizeof *scratch)
-                             : NULL;
+  const char **scratch =
+      lens == STM_LENS_CONSENSUS ? malloc(m * sizeof *scratch) : NULL;
   if (lens == STM_LENS_CONSENSUS && scratch == NULL)
     return 0;
   size_t k = 0, start = 0;
@@ -263,8 +262,8 @@ static int resolve_skeptic(const struct stm_lens_candidate *c, size_t *idx,
                            struct stm_lens_result *out, struct group *groups,
                            double *weights) {
   size_t k = 0;
-  int rc = resolve_weighted(STM_LENS_SKEPTIC, c, idx, m, out, groups, weights,
-                            &k);
+  int rc =
+      resolve_weighted(STM_LENS_SKEPTIC, c, idx, m, out, groups, weights, &k);
   if (rc)
     return rc;
   size_t *rank = malloc(k * sizeof *rank);
@@ -292,9 +291,9 @@ static int resolve_skeptic(const struct stm_lens_candidate *c, size_t *idx,
   free(rank);
   double agreed = opts && opts->agreed_share > 0 ? opts->agreed_share : 0.8;
   out->confidence = out->ranked[0].share;
-  out->status = k == 1 ? STM_LENS_STATUS_UNANIMOUS
+  out->status = k == 1                           ? STM_LENS_STATUS_UNANIMOUS
                 : out->ranked[0].share >= agreed ? STM_LENS_STATUS_AGREED
-                                                  : STM_LENS_STATUS_CONTESTED;
+                                                 : STM_LENS_STATUS_CONTESTED;
   return 0;
 }
 
@@ -303,8 +302,8 @@ static int resolve_layered(const struct stm_lens_candidate *c, size_t n,
                            struct group *groups, double *weights) {
   for (size_t i = 0; i < n; i++)
     idx[i] = i;
-  int rc = resolve_weighted(STM_LENS_AUTHORITY, c, idx, n, out, groups,
-                            weights, NULL);
+  int rc = resolve_weighted(STM_LENS_AUTHORITY, c, idx, n, out, groups, weights,
+                            NULL);
   for (unsigned t = 0; rc == 0 && t < STM_TIER_COUNT; t++) {
     size_t m = 0;
     for (size_t i = 0; i < n; i++)
@@ -313,20 +312,19 @@ static int resolve_layered(const struct stm_lens_candidate *c, size_t n,
     if (m == 0)
       continue;
     struct stm_lens_result tier = {0};
-    rc = resolve_weighted(STM_LENS_AUTHORITY, c, idx, m, &tier, groups,
-                          weights, NULL);
-    out->tiers[out->tier_count++] = (struct stm_lens_tier){
-        .tier = t,
-        .winner = tier.winner,
-        .confidence = tier.confidence,
-        .candidates = m};
+    rc = resolve_weighted(STM_LENS_AUTHORITY, c, idx, m, &tier, groups, weights,
+                          NULL);
+    out->tiers[out->tier_count++] =
+        (struct stm_lens_tier){.tier = t,
+                               .winner = tier.winner,
+                               .confidence = tier.confidence,
+                               .candidates = m};
   }
   return rc;
 }
 
-int stm_lens_resolve(enum stm_lens lens,
-                     const struct stm_lens_candidate *cands, size_t n,
-                     const struct stm_lens_options *opts,
+int stm_lens_resolve(enum stm_lens lens, const struct stm_lens_candidate *cands,
+                     size_t n, const struct stm_lens_options *opts,
                      struct stm_lens_result *out) {
   memset(out, 0, sizeof *out);
   if (n == 0)
@@ -347,8 +345,7 @@ int stm_lens_resolve(enum stm_lens lens,
         resolve_recency(cands, idx, m, out);
         /* Conflict among the values stated, one count per claim. */
         struct stm_lens_result tmp = {0};
-        rc = resolve_weighted(lens, cands, idx, m, &tmp, groups, weights,
-                              NULL);
+        rc = resolve_weighted(lens, cands, idx, m, &tmp, groups, weights, NULL);
         out->conflict_score = tmp.conflict_score;
       }
       break;

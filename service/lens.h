@@ -29,8 +29,7 @@ enum stm_lens {
 
 /* Lens by name ("recency", ...). Returns 0, or STM_EINVAL for an unknown
  * name (err names the field "lens" and lists the known lenses). */
-int stm_lens_parse(const char *name, enum stm_lens *out,
-                   struct stm_error *err);
+int stm_lens_parse(const char *name, enum stm_lens *out, struct stm_error *err);
 const char *stm_lens_name(enum stm_lens lens);
 
 /*
@@ -109,9 +108,8 @@ struct stm_lens_options {
  * into `out`. opts may be NULL. Returns 0, STM_EINVAL when n == 0, or
  * STM_ENOMEM. Caller frees out with stm_lens_result_destroy.
  */
-int stm_lens_resolve(enum stm_lens lens,
-                     const struct stm_lens_candidate *cands, size_t n,
-                     const struct stm_lens_options *opts,
+int stm_lens_resolve(enum stm_lens lens, const struct stm_lens_candidate *cands,
+                     size_t n, const struct stm_lens_options *opts,
                      struct stm_lens_result *out);
 void stm_lens_result_destroy(struct stm_lens_result *r);
 

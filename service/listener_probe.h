@@ -22,12 +22,12 @@ struct stm_listener_probe;
 typedef void (*stm_listener_probe_cb)(void *ctx, const char *why);
 
 struct stm_listener_probe_options {
-  const char *listen;  /* the server's listen address; a wildcard host is
+  const char *listen; /* the server's listen address; a wildcard host is
                           dialled as loopback */
-  int port;            /* the port actually bound */
-  int interval_ms;     /* between probes, >= 10 */
-  int timeout_ms;      /* per probe */
-  int failures;        /* consecutive failures that mean "dead", >= 1 */
+  int port;           /* the port actually bound */
+  int interval_ms;    /* between probes, >= 10 */
+  int timeout_ms;     /* per probe */
+  int failures;       /* consecutive failures that mean "dead", >= 1 */
   stm_listener_probe_cb on_dead; /* called once, on the probe thread */
   void *ctx;
 };

@@ -5,16 +5,16 @@
  */
 #include "archiver.h"
 #include "auth.h"
-#include "quota.h"
-#include "ratelimit.h"
-#include "tls.h"
 #include "cluster_node.h"
 #include "config.h"
 #include "listener_probe.h"
+#include "quota.h"
+#include "ratelimit.h"
 #include "replication.h"
 #include "request_ids.h"
 #include "service.h"
 #include "source_keys.h"
+#include "tls.h"
 #include "watch_hub.h"
 
 #include "common/clock.h"
@@ -191,9 +191,9 @@ static int start_grpc(const struct stm_server_config *cfg, struct node *n) {
       .admit = stm_quota_admit};
   go.method_count = method_count;
   bool tls = cfg->tls_cert && *cfg->tls_cert;
-  if (tls && stm_tls_server_credentials(cfg->tls_cert, cfg->tls_key,
-                                        cfg->tls_client_ca, &go.creds,
-                                        &err) != 0) {
+  if (tls &&
+      stm_tls_server_credentials(cfg->tls_cert, cfg->tls_key,
+                                 cfg->tls_client_ca, &go.creds, &err) != 0) {
     stm_log_error("%s", err.message);
     return -1;
   }

@@ -2,10 +2,10 @@
  * stemedb.v1.Cluster (handlers to come), stemedb.v1.Admin and
  * grpc.health.v1.Health. A new RPC is one line here plus its handler in
  * the file of its family (service_internal.h lists them). */
-#include "service.h"
-#include "service_internal.h"
 #include "auth.h"
 #include "replication.h"
+#include "service.h"
+#include "service_internal.h"
 
 #include "grpc/health/v1/health.pb-c.h"
 #include "stemedb/v1/admin.pb-c.h"
@@ -42,13 +42,11 @@ static const struct stm_grpc_method methods[] = {
       stm__handle_merkle_summary),
     M(CLU "FetchMissing", stemedb__v1__fetch_missing_request,
       stm__handle_fetch_missing),
-    M(CLU "Members", stemedb__v1__members_request,
-      stm__handle_cluster_members),
+    M(CLU "Members", stemedb__v1__members_request, stm__handle_cluster_members),
     M(CLU "Health", stemedb__v1__cluster_health_request,
       stm__handle_cluster_health),
     M(CLU "Sync", stemedb__v1__sync_request, stm__handle_sync),
-    M(CLU "Shards", stemedb__v1__shards_request,
-      stm__handle_cluster_shards),
+    M(CLU "Shards", stemedb__v1__shards_request, stm__handle_cluster_shards),
     M(CLU "RebalanceShard", stemedb__v1__rebalance_shard_request,
       stm__handle_cluster_rebalance),
     M(CLU "RemoveNode", stemedb__v1__remove_node_request,

@@ -74,8 +74,7 @@ static void clear(struct stm_quota *q) {
   q->n = 0;
 }
 
-static struct usage *find(struct stm_quota *q, const char *agent,
-                          bool create) {
+static struct usage *find(struct stm_quota *q, const char *agent, bool create) {
   size_t slot = slot_of(agent);
   for (struct usage *u = q->table[slot]; u; u = u->next)
     if (strcmp(u->agent, agent) == 0)
@@ -110,8 +109,7 @@ static void save(struct stm_quota *q) {
   bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
   ok = fclose(f) == 0 && ok;
   if (!ok || rename(tmp, q->path) != 0)
-    stm_log_warn("cannot save quota usage to %s: %s", q->path,
-                 strerror(errno));
+    stm_log_warn("cannot save quota usage to %s: %s", q->path, strerror(errno));
   q->dirty = false;
 }
 

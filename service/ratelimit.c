@@ -52,8 +52,8 @@ static int parse_rule(const char *entry, size_t len, struct rule *r,
     r->burst = strtod(colon + 1, &end2);
   }
   size_t nlen = eq ? strlen(buf) : 0;
-  if (!eq || !colon || nlen == 0 || nlen >= NAME_MAX_LEN || *end1 ||
-      *end2 || end1 == eq + 1 || end2 == colon + 1 || !(r->rate > 0) ||
+  if (!eq || !colon || nlen == 0 || nlen >= NAME_MAX_LEN || *end1 || *end2 ||
+      end1 == eq + 1 || end2 == colon + 1 || !(r->rate > 0) ||
       !isfinite(r->rate) || r->burst < 1 || r->burst > 1e9 ||
       r->burst != floor(r->burst))
     return stm_error_set(err, STM_EINVAL, "rate-limits",

@@ -26,9 +26,9 @@ struct stm_ratelimit;
 
 struct stm_ratelimit_verdict {
   bool allowed;
-  uint32_t limit;       /* the bucket's size (BURST) */
-  uint32_t remaining;   /* whole tokens left after this call */
-  uint32_t reset_s;     /* seconds until the bucket is full again */
+  uint32_t limit;         /* the bucket's size (BURST) */
+  uint32_t remaining;     /* whole tokens left after this call */
+  uint32_t reset_s;       /* seconds until the bucket is full again */
   uint32_t retry_after_s; /* refused: seconds until a token is there */
 };
 

@@ -113,7 +113,7 @@ static int plan(struct wjob *j, struct target *t, size_t *nt, size_t max,
       free(m);
       need[i] = 1;
     } else {
-      const char *path = kind == STM_RECORD_CLAIM ? c.concept_path
+      const char *path = kind == STM_RECORD_CLAIM   ? c.concept_path
                          : kind == STM_RECORD_EPOCH ? r.u.epoch.concept_path
                                                     : NULL;
       uint32_t shard = 0;
@@ -162,23 +162,21 @@ static void run(struct wjob *j) {
   size_t *have = calloc(j->n, sizeof *have), *need = calloc(j->n, sizeof *need);
   struct stm_error err;
   stm_error_clear(&err);
-  int rc = have && need ? plan(j, t, &nt, STM__REPL_MAX_PEERS, have, need,
-                               &err)
+  int rc = have && need ? plan(j, t, &nt, STM__REPL_MAX_PEERS, have, need, &err)
                         : STM_ENOMEM;
   char failed[512] = "";
   for (size_t k = 0; rc == 0 && k < nt; k++) {
     struct stm_error e;
     stm_error_clear(&e);
-    t[k].ok = stm_repl_push(t[k].id, &t[k].set.data, t[k].set.off,
-                            t[k].set.n, STM_REPL_WRITE_TIMEOUT_MS, NULL,
-                            &e) == 0;
+    t[k].ok = stm_repl_push(t[k].id, &t[k].set.data, t[k].set.off, t[k].set.n,
+                            STM_REPL_WRITE_TIMEOUT_MS, NULL, &e) == 0;
     stm__repl_lag_note(t[k].id, t[k].ok);
     if (t[k].ok)
       for (size_t w = 0; w < t[k].nwhich; w++)
         have[t[k].which[w]]++;
     else
-      snprintf(failed + strlen(failed), sizeof failed - strlen(failed),
-               "%s%s", failed[0] ? "; " : "", e.message);
+      snprintf(failed + strlen(failed), sizeof failed - strlen(failed), "%s%s",
+               failed[0] ? "; " : "", e.message);
   }
   size_t short_i = j->n;
   for (size_t i = 0; rc == 0 && i < j->n; i++)
@@ -249,8 +247,11 @@ void stm_repl_reply_write(struct stm_grpc_call *call,
     return;
   }
   protobuf_c_message_pack(msg, packed);
-  *j = (struct wjob){.call = call, .desc = msg->descriptor, .reply = packed,
-                     .reply_len = len, .n = n};
+  *j = (struct wjob){.call = call,
+                     .desc = msg->descriptor,
+                     .reply = packed,
+                     .reply_len = len,
+                     .n = n};
   for (size_t i = 0; i < n; i++)
     memcpy(j->hashes[i], hashes + i * stride, STM_HASH_LEN);
   pthread_mutex_lock(&W.mu);

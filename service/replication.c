@@ -114,8 +114,8 @@ static grpc_channel *peer(const char *target, struct stm_error *err) {
   return ch;
 }
 
-static int rpc_fail(struct stm_error *err, const char *what,
-                    const char *target, const struct stm_rpc_status *st) {
+static int rpc_fail(struct stm_error *err, const char *what, const char *target,
+                    const struct stm_rpc_status *st) {
   return stm_error_set(err, STM_EIO, NULL, "%s to %s: %s %s", what, target,
                        stm_rpc_code_name(st->code), st->message);
 }
@@ -126,8 +126,8 @@ int stm_repl_push(const char *target, const struct stm_buf *records,
   grpc_channel *ch = peer(target, err);
   if (ch == NULL)
     return STM_EIO;
-  struct stm__repl_set view = {.data = *records, .off = (size_t *)offsets,
-                               .n = n};
+  struct stm__repl_set view = {
+      .data = *records, .off = (size_t *)offsets, .n = n};
   struct stm__repl_msgs m;
   if (stm__repl_msgs_range(&m, &view, 0, n) != 0)
     return stm_error_set(err, STM_ENOMEM, NULL, "out of memory");
@@ -137,10 +137,9 @@ int stm_repl_push(const char *target, const struct stm_buf *records,
   req.records = m.ptrs;
   ProtobufCMessage *resp = NULL;
   struct stm_rpc_status st;
-  grpc_status_code code =
-      stm_rpc_call(ch, CLU "Replicate", &req.base,
-                   &stemedb__v1__replicate_response__descriptor,
-                   timeout_ms, &resp, &st);
+  grpc_status_code code = stm_rpc_call(
+      ch, CLU "Replicate", &req.base,
+      &stemedb__v1__replicate_response__descriptor, timeout_ms, &resp, &st);
   stm__repl_msgs_free(&m);
   if (code != GRPC_STATUS_OK)
     return rpc_fail(err, "Replicate", target, &st);
@@ -192,9 +191,9 @@ static int remote_children(struct syncer *y, uint32_t *path, unsigned depth,
     if (b->index >= STM_MERKLE_FANOUT ||
         stm_hex_decode(b->digest, strlen(b->digest), out[b->index].digest,
                        STM_HASH_LEN) != 0) {
-      rc = stm_error_set(y->err, STM_EIO, NULL,
-                         "MerkleSummary from %s: a malformed bucket",
-                         y->target);
+      rc =
+          stm_error_set(y->err, STM_EIO, NULL,
+                        "MerkleSummary from %s: a malformed bucket", y->target);
       break;
     }
     out[b->index].count = b->count;
@@ -227,8 +226,8 @@ static void *push_worker(void *arg) {
     pthread_mutex_unlock(&j->mu);
     if (stop)
       return NULL;
-    size_t n = j->set->n - from < STM_REPL_BATCH ? j->set->n - from
-                                                 : STM_REPL_BATCH;
+    size_t n =
+        j->set->n - from < STM_REPL_BATCH ? j->set->n - from : STM_REPL_BATCH;
     uint64_t applied = 0;
     struct stm_error err;
     stm_error_clear(&err);
@@ -283,8 +282,8 @@ static int flush_out(struct syncer *y) {
 static int push_bucket(struct syncer *y, const uint32_t *path, unsigned depth) {
   uint8_t prefix[STM_HASH_LEN];
   path_prefix(path, depth, prefix);
-  int rc = stm__repl_set_bucket(&y->out, y->store, y->shard, prefix, depth,
-                                y->err);
+  int rc =
+      stm__repl_set_bucket(&y->out, y->store, y->shard, prefix, depth, y->err);
   if (rc == 0 && y->out.n >= STM_REPL_BATCH * PUSH_STREAMS)
     rc = flush_out(y);
   return rc;
@@ -480,8 +479,7 @@ static bool sync_target(const char *target, bool force) {
     if (!self && local_count(s) == 0)
       continue;
     stm_error_clear(&err);
-    if (stm_repl_sync_shard(s, target, !self, &p, &err) != 0 &&
-        failures++ == 0)
+    if (stm_repl_sync_shard(s, target, !self, &p, &err) != 0 && failures++ == 0)
       stm_log_warn("anti-entropy: shard %u toward %s: %s", s, target,
                    err.message);
   }

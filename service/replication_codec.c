@@ -43,20 +43,20 @@ static int decode_one(const Stemedb__V1__ReplicatedRecord *m, size_t i,
     int rc = stm_claim_decode(p + 1, len - 1, c, err);
     if (rc) {
       stm_claim_destroy(c);
-      return stm_error_set(err, STM_EINVAL, "records",
-                           "records[%zu]: %s", i, err ? err->message : "");
+      return stm_error_set(err, STM_EINVAL, "records", "records[%zu]: %s", i,
+                           err ? err->message : "");
     }
     d->nclaims++;
     return 0;
   }
   if (p[0] < STM_RECORD_VOTE || p[0] > STM_RECORD_SOURCE)
-    return stm_error_set(err, STM_EINVAL, "records",
-                         "records[%zu] has kind %u", i, p[0]);
+    return stm_error_set(err, STM_EINVAL, "records", "records[%zu] has kind %u",
+                         i, p[0]);
   struct stm_record *r = malloc(sizeof *r);
   if (r == NULL)
     return stm_error_set(err, STM_ENOMEM, NULL, "out of memory");
-  int rc = stm_record_decode((enum stm_record_kind)p[0], p + 1, len - 1, r,
-                             err);
+  int rc =
+      stm_record_decode((enum stm_record_kind)p[0], p + 1, len - 1, r, err);
   if (rc) {
     free(r);
     return stm_error_set(err, STM_EINVAL, "records", "records[%zu]: %s", i,
@@ -154,8 +154,8 @@ static int on_encoded(void *ctx, enum stm_record_kind kind,
                       size_t len) {
   (void)hash;
   struct bucket_walk *w = ctx;
-  return set_put(kind == STM_RECORD_CLAIM ? w->claims : &w->records, kind,
-                 enc, len);
+  return set_put(kind == STM_RECORD_CLAIM ? w->claims : &w->records, kind, enc,
+                 len);
 }
 
 int stm__repl_set_bucket(struct stm__repl_set *s, struct stm_store *store,

@@ -35,9 +35,8 @@ enum stm_request_ids_verdict {
 };
 
 /* NULL on allocation failure. window_ns > 0. */
-struct stm_request_ids *stm_request_ids_new(int64_t window_ns,
-                                            size_t max_entries,
-                                            size_t max_bytes);
+struct stm_request_ids *
+stm_request_ids_new(int64_t window_ns, size_t max_entries, size_t max_bytes);
 /* Frees everything; no waiters may remain. NULL is a no-op. */
 void stm_request_ids_delete(struct stm_request_ids *r);
 
@@ -48,9 +47,8 @@ void stm_request_ids_delete(struct stm_request_ids *r);
  */
 enum stm_request_ids_verdict
 stm_request_ids_begin(struct stm_request_ids *r, size_t method, const char *id,
-                      const uint8_t digest[STM_REQUEST_ID_DIGEST],
-                      void *waiter, int64_t now_ns, void **answer,
-                      size_t *answer_len);
+                      const uint8_t digest[STM_REQUEST_ID_DIGEST], void *waiter,
+                      int64_t now_ns, void **answer, size_t *answer_len);
 
 /*
  * The first call of (method, id) ended: ok with the encoded reply (copied)

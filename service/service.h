@@ -8,8 +8,8 @@
 #ifndef STM_SERVICE_H
 #define STM_SERVICE_H
 
-#include "storage/store.h"
 #include "grpc_server.h"
+#include "storage/store.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -29,11 +29,11 @@ struct stm_service {
   struct stm_grpc_server *grpc;  /* set once serving, for metrics */
   struct stm_source_keys *source_keys; /* NULL: no cache (source_keys.h) */
   int64_t start_mono_ns;
-  int64_t trust_half_life_ns;  /* lens trust decay; 0: none */
-  const char *trusted_proxies; /* borrowed; IPs whose x-forwarded-for
+  int64_t trust_half_life_ns;      /* lens trust decay; 0: none */
+  const char *trusted_proxies;     /* borrowed; IPs whose x-forwarded-for
                                    the audit log believes */
-  atomic_bool shutting_down;   /* health turns NOT_SERVING */
-  struct stm_auth *auth;       /* API keys (auth.h); NULL: none */
+  atomic_bool shutting_down;       /* health turns NOT_SERVING */
+  struct stm_auth *auth;           /* API keys (auth.h); NULL: none */
   struct stm_ratelimit *ratelimit; /* ratelimit.h; NULL: no limits */
   struct stm_quota *quota;         /* quota.h; NULL: no quotas */
 };

@@ -87,6 +87,7 @@ int stm_tls_server_credentials(const char *cert, const char *key,
               : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
           fetch, NULL);
   *out = o ? grpc_ssl_server_credentials_create_with_options(o) : NULL;
-  return *out ? 0 : stm_error_set(err, STM_EINVAL, "tls-cert",
-                                  "gRPC refused the TLS credentials");
+  return *out ? 0
+              : stm_error_set(err, STM_EINVAL, "tls-cert",
+                              "gRPC refused the TLS credentials");
 }

@@ -60,8 +60,8 @@ static bool skip(struct cursor *c, unsigned wt, const uint8_t **span,
 struct bad {
   const ProtobufCFieldDescriptor *field[MAX_DEPTH + 1];
   size_t index[MAX_DEPTH + 1];
-  int depth; /* levels used */
-  size_t at; /* byte offset of the NUL, or SIZE_MAX: invalid UTF-8 */
+  int depth;   /* levels used */
+  size_t at;   /* byte offset of the NUL, or SIZE_MAX: invalid UTF-8 */
   bool field0; /* a field numbered 0 (see check_message) */
 };
 

@@ -29,8 +29,8 @@ struct stm_backup_file {
 };
 
 struct stm_backup_plan {
-  uint64_t last_sequence;      /* N: the backup holds 1..N */
-  int64_t last_commit_time_ns; /* commit time of N's record (0 when N = 0) */
+  uint64_t last_sequence;        /* N: the backup holds 1..N */
+  int64_t last_commit_time_ns;   /* commit time of N's record (0 when N = 0) */
   struct stm_backup_file *files; /* in sequence order; owned */
   size_t nfiles;
 };
@@ -51,11 +51,11 @@ void stm_backup_plan_destroy(struct stm_backup_plan *p);
 bool stm_backup_segment_name_ok(const char *name);
 
 struct stm_backup_cut {
-  uint64_t last_sequence;      /* the restored WAL ends here */
+  uint64_t last_sequence; /* the restored WAL ends here */
   int64_t last_commit_time_ns;
-  uint64_t segments;           /* kept */
-  uint64_t removed_segments;   /* after the target */
-  uint64_t cut_bytes;          /* truncated from the segment that holds it */
+  uint64_t segments;         /* kept */
+  uint64_t removed_segments; /* after the target */
+  uint64_t cut_bytes;        /* truncated from the segment that holds it */
 };
 
 /*
@@ -86,8 +86,8 @@ struct stm_backup_segment_info {
  * only labels errors. Pure and thread-safe. Returns 0 and *out, or
  * STM_ECORRUPT / STM_EUNIMPL with err naming the file and offset.
  */
-int stm_backup_segment_verify(const char *name, const uint8_t *data,
-                              size_t len, bool require_seal,
+int stm_backup_segment_verify(const char *name, const uint8_t *data, size_t len,
+                              bool require_seal,
                               struct stm_backup_segment_info *out,
                               struct stm_error *err);
 
@@ -104,8 +104,8 @@ typedef int (*stm_backup_claim_cb)(void *ctx, const struct stm_claim *c,
  * with err naming the file, offset and sequence of a claim that does not
  * decode.
  */
-int stm_backup_segment_claims(const char *name, const uint8_t *data,
-                              size_t len, stm_backup_claim_cb cb, void *ctx,
+int stm_backup_segment_claims(const char *name, const uint8_t *data, size_t len,
+                              stm_backup_claim_cb cb, void *ctx,
                               uint64_t *entries, struct stm_error *err);
 
 #endif

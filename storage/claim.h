@@ -47,8 +47,8 @@ struct stm_claim {
   uint8_t hash[STM_HASH_LEN]; /* content hash; see stm_claim_compute_hash */
   bool hashed; /* hash matches the content: set by stm_claim_compute_hash;
                   whoever changes content after must clear it */
-  char *concept_path;         /* owned */
-  char *predicate;            /* owned */
+  char *concept_path; /* owned */
+  char *predicate;    /* owned */
   struct stm_value value;
   char *source_id; /* owned; "" when no source */
   double confidence;

@@ -44,7 +44,8 @@ static void init_tables(void) {
   }
   for (int k = 1; k < 8; k++)
     for (int b = 0; b < 256; b++)
-      tables[k][b] = (tables[k - 1][b] >> 8) ^ tables[0][tables[k - 1][b] & 0xFF];
+      tables[k][b] =
+          (tables[k - 1][b] >> 8) ^ tables[0][tables[k - 1][b] & 0xFF];
 #ifdef STM_CRC32C_HAVE_HW
   __builtin_cpu_init();
   use_hw = __builtin_cpu_supports("sse4.2");
@@ -61,8 +62,8 @@ static uint32_t extend_sw(uint32_t c, const uint8_t *p, size_t len) {
     uint32_t lo = c ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 |
                        (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
     c = tables[7][lo & 0xFF] ^ tables[6][(lo >> 8) & 0xFF] ^
-        tables[5][(lo >> 16) & 0xFF] ^ tables[4][lo >> 24] ^
-        tables[3][p[4]] ^ tables[2][p[5]] ^ tables[1][p[6]] ^ tables[0][p[7]];
+        tables[5][(lo >> 16) & 0xFF] ^ tables[4][lo >> 24] ^ tables[3][p[4]] ^
+        tables[2][p[5]] ^ tables[1][p[6]] ^ tables[0][p[7]];
     p += 8;
     len -= 8;
   }

@@ -492,9 +492,9 @@ int stm_index_find(struct stm_index *idx, const uint8_t hash[STM_HASH_LEN],
   return rc;
 }
 
-int stm_index_find_time(struct stm_index *idx,
-                        const uint8_t hash[STM_HASH_LEN], uint64_t *sequence,
-                        int64_t *commit_time_ns, struct stm_error *err) {
+int stm_index_find_time(struct stm_index *idx, const uint8_t hash[STM_HASH_LEN],
+                        uint64_t *sequence, int64_t *commit_time_ns,
+                        struct stm_error *err) {
   struct reader r;
   reader_begin_latest(&r, idx);
   int rc = load_claim(&r, hash, err);
@@ -517,7 +517,8 @@ int stm__index_retime_claim(struct stm_index *idx, struct stm_index_batch *b,
     r.claim.commit_time_ns = time_ns;
     stm_buf_reset(&r.val);
     rc = stm_claim_encode(&r.claim, &r.val);
-    rc = rc ? rc : stm_index_batch_put_claim(b, &r.claim, r.val.data, r.val.len);
+    rc =
+        rc ? rc : stm_index_batch_put_claim(b, &r.claim, r.val.data, r.val.len);
     *done = rc == 0;
   }
   reader_end(&r);
@@ -554,7 +555,7 @@ struct scan {
   stm_store_claim_cb cb;
   void *ctx;
   struct stm_error *err;
-  struct stm_buf scope; /* path 0 predicate of the last claim visited */
+  struct stm_buf scope;  /* path 0 predicate of the last claim visited */
   uint64_t scope_epochs; /* epochs seen in that scope (0: skip lookups) */
 };
 

@@ -100,9 +100,9 @@ int stm_index_find(struct stm_index *idx, const uint8_t hash[STM_HASH_LEN],
                    uint64_t *sequence, struct stm_error *err);
 
 /* stm_index_find plus the stored commit time. */
-int stm_index_find_time(struct stm_index *idx,
-                        const uint8_t hash[STM_HASH_LEN], uint64_t *sequence,
-                        int64_t *commit_time_ns, struct stm_error *err);
+int stm_index_find_time(struct stm_index *idx, const uint8_t hash[STM_HASH_LEN],
+                        uint64_t *sequence, int64_t *commit_time_ns,
+                        struct stm_error *err);
 /* Latest state (writer): when claim `hash` is stored with a commit time
  * later than time_ns, queue its keys re-encoded with time_ns (*done). */
 int stm__index_retime_claim(struct stm_index *idx, struct stm_index_batch *b,
@@ -111,10 +111,9 @@ int stm__index_retime_claim(struct stm_index *idx, struct stm_index_batch *b,
 
 /* The claim `hash` visible in view into an init'ed *out: 0,
  * STM_ENOTFOUND or an error (stm_store_get_claim). */
-int stm_index_get_claim(struct stm_index *idx,
-                        const uint8_t hash[STM_HASH_LEN],
-                        const struct stm_read_view *view,
-                        struct stm_claim *out, struct stm_error *err);
+int stm_index_get_claim(struct stm_index *idx, const uint8_t hash[STM_HASH_LEN],
+                        const struct stm_read_view *view, struct stm_claim *out,
+                        struct stm_error *err);
 
 /* The claims of a concept (stm_store_scan_concept). */
 int stm_index_scan_concept(struct stm_index *idx, const char *concept_path,
@@ -122,6 +121,5 @@ int stm_index_scan_concept(struct stm_index *idx, const char *concept_path,
                            const struct stm_read_view *view,
                            stm_store_claim_cb cb, void *ctx,
                            struct stm_error *err);
-
 
 #endif

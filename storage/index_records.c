@@ -153,7 +153,7 @@ struct epoch_find {
   uint8_t after_hash[STM_HASH_LEN];
   struct stm_record rec; /* the best so far */
   bool found;
-  uint64_t visible; /* visible epochs of the scope */
+  uint64_t visible;     /* visible epochs of the scope */
   struct stm_buf order; /* (i64le time, hash) of each visible epoch */
   struct stm_error *err;
 };
@@ -189,9 +189,9 @@ static int on_epoch(void *ctx, const uint8_t *key, size_t klen,
     rc = stm_buf_put_u64le(&f->order, (uint64_t)e->commit_time_ns);
     rc = rc ? rc : stm_buf_append(&f->order, e->hash, STM_HASH_LEN);
     const struct stm_epoch *b = f->found ? &f->rec.u.epoch : NULL;
-    int vs_b = b ? order_cmp(e->commit_time_ns, e->hash, b->commit_time_ns,
-                             b->hash)
-                 : 0;
+    int vs_b =
+        b ? order_cmp(e->commit_time_ns, e->hash, b->commit_time_ns, b->hash)
+          : 0;
     if (!f->has_after)
       take = b == NULL || vs_b > 0;
     else if (order_cmp(e->commit_time_ns, e->hash, f->after_time,
@@ -267,8 +267,8 @@ static int claim_at(const struct stm__index_rd *r, uint64_t seq,
   if (rc == 0 && a.kind == STM_RECORD_CLAIM)
     rc = stm__index_load_claim(r, a.target, &c, err);
   f->has_after = true;
-  f->after_time = rc == 0 && a.kind == STM_RECORD_CLAIM ? c.commit_time_ns
-                                                         : a.time_ns;
+  f->after_time =
+      rc == 0 && a.kind == STM_RECORD_CLAIM ? c.commit_time_ns : a.time_ns;
   memcpy(f->after_hash, rc == 0 ? a.target : f->after_hash, STM_HASH_LEN);
   stm_claim_destroy(&c);
   return rc;

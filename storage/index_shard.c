@@ -246,8 +246,12 @@ int stm_index_shard_records(struct stm_index *idx, uint32_t shard,
   size_t klen = node_prefix(key, shard, prefix, nibbles);
   struct stm__index_rd r;
   stm__index_rd_begin(&r, idx, true);
-  struct records_walk w = {.rd = &r, .prefix = prefix, .nibbles = nibbles,
-                           .cb = cb, .ctx = ctx, .err = err};
+  struct records_walk w = {.rd = &r,
+                           .prefix = prefix,
+                           .nibbles = nibbles,
+                           .cb = cb,
+                           .ctx = ctx,
+                           .err = err};
   stm_buf_init(&w.val);
   int rc = stm__index_iterate(&r, key, klen, key, klen, on_record_key, &w, err);
   stm_buf_destroy(&w.val);

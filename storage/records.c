@@ -128,7 +128,8 @@ int stm_record_compute_hash(struct stm_record *r) {
   stm_buf_init(&b);
   int rc = encode_content(r, &b);
   if (rc == 0)
-    crypto_generichash((uint8_t *)stm_record_hash(r), STM_HASH_LEN, b.data, b.len, NULL, 0);
+    crypto_generichash((uint8_t *)stm_record_hash(r), STM_HASH_LEN, b.data,
+                       b.len, NULL, 0);
   stm_buf_destroy(&b);
   return rc;
 }

@@ -27,8 +27,8 @@ struct stm_store;
 struct stm_wal_io; /* storage/wal_io.h: the file I/O seam for fault tests */
 
 struct stm_store_options {
-  const char *data_dir;   /* required */
-  uint64_t segment_bytes; /* WAL segment rotation size; 0: 64 MiB */
+  const char *data_dir;        /* required */
+  uint64_t segment_bytes;      /* WAL segment rotation size; 0: 64 MiB */
   const struct stm_wal_io *io; /* NULL: the real POSIX I/O */
   size_t max_group_bytes;      /* cap of one group commit; 0: 8 MiB */
   /* Bytes kept in DIR/reserve so that a store on a full disk can still be
@@ -58,8 +58,8 @@ struct stm_store_options {
  * warning is logged and the store stays writable.
  * Caller owns *out; free with stm_store_delete.
  */
-int stm_store_open(const struct stm_store_options *opts,
-                   struct stm_store **out, struct stm_error *err);
+int stm_store_open(const struct stm_store_options *opts, struct stm_store **out,
+                   struct stm_error *err);
 
 /*
  * Stop accepting submissions, commit everything already queued (callbacks
@@ -106,15 +106,13 @@ int stm_store_submit_claims(struct stm_store *s, struct stm_claim *claims,
                             size_t n, const char *op, const char *caller,
                             stm_store_write_cb cb, void *ctx);
 
-
 /*
  * Read one claim by hash into an init'ed `out`. Returns 0, STM_ENOTFOUND
  * (absent, or committed after the view), or STM_EIO/STM_ECORRUPT.
  */
 int stm_store_get_claim(struct stm_store *s, const uint8_t hash[STM_HASH_LEN],
-                        const struct stm_read_view *view,
-                        struct stm_claim *out, struct stm_error *err);
-
+                        const struct stm_read_view *view, struct stm_claim *out,
+                        struct stm_error *err);
 
 /*
  * Visit the claims of `concept_path` (and, with include_descendants, of
@@ -139,7 +137,7 @@ struct stm_store_stats {
   uint64_t group_commits;   /* WAL appends+fsyncs done by the writer */
   uint64_t records_committed;
   uint64_t wal_segments;
-  uint64_t wal_bytes;       /* bytes in all segments */
+  uint64_t wal_bytes;         /* bytes in all segments */
   uint64_t recovered_records; /* replayed into LevelDB at open */
   uint64_t truncated_bytes;   /* torn tail cut at open */
   uint64_t sources_committed; /* source versions committed since open: a
@@ -162,7 +160,6 @@ void stm_store_get_stats(struct stm_store *s, struct stm_store_stats *out);
  * the matching _destroy (records.h). Reads use one LevelDB snapshot each
  * and honour the read view (NULL: now).
  */
-
 
 /* ---- submission ---------------------------------------------------------- */
 
@@ -188,7 +185,6 @@ typedef void (*stm_store_record_cb)(void *ctx, int rc,
 int stm_store_submit_record(struct stm_store *s, struct stm_record *rec,
                             const char *op, const char *caller,
                             stm_store_record_cb cb, void *ctx);
-
 
 /* ---- reads --------------------------------------------------------------- */
 
@@ -246,7 +242,6 @@ int stm_store_scan_children(struct stm_store *s,
 int stm_store_list_concepts(struct stm_store *s, const char *prefix,
                             const char *after, stm_store_concept_cb cb,
                             void *ctx, struct stm_error *err);
-
 
 /*
  * Called on the writer thread after each group commit that wrote anything

@@ -178,8 +178,7 @@ int stm__store_record_shard(struct stm_store *s,
   for (; group; group = group->next) /* a target earlier in this group */
     for (size_t i = 0; group->claims && i < group->n; i++)
       if (group->results[i].created &&
-          memcmp(group->claims[i].hash, r->u.vote.target, STM_HASH_LEN) ==
-              0) {
+          memcmp(group->claims[i].hash, r->u.vote.target, STM_HASH_LEN) == 0) {
         *shard = s->shard_of(group->claims[i].concept_path, s->shards);
         return 0;
       }

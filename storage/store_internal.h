@@ -48,7 +48,7 @@ struct stm_store_writer {
   struct stm_buf wal_buf;
   struct stm_index_batch *batch;
   struct stm_hashset pending; /* hash -> sequence, this group only */
-  struct stm_log_entry *log; /* this group's new writes, in sequence order */
+  struct stm_log_entry *log;  /* this group's new writes, in sequence order */
   size_t nlog, log_cap;
   char *concepts[STM_STORE_CONCEPT_CACHE]; /* paths whose 'k' key exists */
 };
@@ -67,8 +67,8 @@ struct stm_store {
   struct stm_store_sub *head, *tail;
   bool closing;
   bool writer_idle; /* waiting on cv: only then does a submit signal */
-  struct stm_store_stats stats; /* stats.writable is the write switch */
-  bool read_only;               /* opened on a full disk (store.h) */
+  struct stm_store_stats stats;       /* stats.writable is the write switch */
+  bool read_only;                     /* opened on a full disk (store.h) */
   stm_store_log_listener_cb listener; /* records.h */
   void *listener_ctx;
 
@@ -124,8 +124,8 @@ int stm__store_add_claim(struct stm_store *s, const struct stm_store_sub *sub,
  * record itself (record_len 0 for a claim). */
 int stm__store_put_audit(struct stm_store *s, uint64_t seq, int64_t t,
                          enum stm_record_kind kind, const uint8_t *hash,
-                         const char *op, const char *caller,
-                         const void *record, size_t record_len);
+                         const char *op, const char *caller, const void *record,
+                         size_t record_len);
 /* The shard of a vote, epoch or source (a vote: its target claim's, found
  * in LevelDB or among the claims of `group`). STM_ENOTFOUND: the target is
  * not stored (yet). */

@@ -137,11 +137,11 @@ static int replay_retime(struct replay *r, const uint8_t *data, size_t len,
     rc = flush_replay(r, err);                    /* holds, not the batch */
   bool done = false;
   if (rc == 0)
-    rc = data[0] == STM_RECORD_CLAIM
-             ? stm__index_retime_claim(s->index, s->w.batch, hash, t, &done,
-                                       err)
-             : stm__index_retime_record(s->index, s->w.batch, hash, t, &done,
-                                        err);
+    rc =
+        data[0] == STM_RECORD_CLAIM
+            ? stm__index_retime_claim(s->index, s->w.batch, hash, t, &done, err)
+            : stm__index_retime_record(s->index, s->w.batch, hash, t, &done,
+                                       err);
   if (rc == STM_ENOTFOUND) /* cannot be: it was stored before */
     rc = stm_error_set(err, STM_ECORRUPT, NULL,
                        "WAL retime at sequence %" PRIu64

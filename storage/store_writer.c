@@ -67,8 +67,8 @@ static int submit_claims(struct stm_store *s, struct stm_claim *claims,
                          size_t n, const char *op, const char *caller,
                          stm_store_write_cb cb, void *ctx, bool remote) {
   size_t bytes = 0;
-  int rc = (s && claims && n > 0 && cb) ? prepare(claims, n, &bytes)
-                                        : STM_EINVAL;
+  int rc =
+      (s && claims && n > 0 && cb) ? prepare(claims, n, &bytes) : STM_EINVAL;
   struct stm_store_sub *sub = NULL;
   if (rc == 0) {
     sub = calloc(1, sizeof *sub + n * sizeof sub->results[0]);

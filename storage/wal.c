@@ -33,10 +33,10 @@ struct stm_wal {
   uint64_t segment_bytes;
   uint64_t *segs; /* first sequence of every segment, ascending */
   size_t nsegs, cap;
-  int fd;             /* the last segment, open for appending */
-  uint64_t size;      /* durable size of the last segment */
-  uint32_t seg_crc;   /* CRC-32C of bytes [0, size) of the last segment */
-  bool last_sealed;   /* the last segment ends with a SEAL record */
+  int fd;                /* the last segment, open for appending */
+  uint64_t size;         /* durable size of the last segment */
+  uint32_t seg_crc;      /* CRC-32C of bytes [0, size) of the last segment */
+  bool last_sealed;      /* the last segment ends with a SEAL record */
   uint64_t sealed_bytes; /* sum of the sizes of all other segments */
   uint64_t last_sequence;
   int64_t last_commit_time_ns;
@@ -125,8 +125,8 @@ static int read_segment(const struct stm_wal *w, int fd, const char *path,
   stm_buf_reset(buf);
   if (size > SIZE_MAX || stm_buf_reserve(buf, (size_t)size))
     return stm_error_set(err, STM_ENOMEM, NULL,
-                         "WAL: no memory to read %s (%" PRIu64 " bytes)",
-                         path, size);
+                         "WAL: no memory to read %s (%" PRIu64 " bytes)", path,
+                         size);
   int e = stm_wal_io_pread_full(w->io, fd, buf->data, (size_t)size, 0);
   if (e)
     return io_error(err, e, "cannot read", path);
@@ -142,10 +142,10 @@ struct seg_scan {
   uint64_t expected; /* the next sequence the log must continue with */
   int64_t last_commit_time_ns;
   uint64_t records;
-  size_t good_end;   /* offset just after the last valid record */
-  const char *why;   /* set when the walk stopped at a bad frame */
-  bool sealed;       /* the walk ended at a valid SEAL record */
-  uint64_t after;    /* replay: visit TXNs ending after this sequence */
+  size_t good_end; /* offset just after the last valid record */
+  const char *why; /* set when the walk stopped at a bad frame */
+  bool sealed;     /* the walk ended at a valid SEAL record */
+  uint64_t after;  /* replay: visit TXNs ending after this sequence */
   stm_wal_replay_cb cb;
   void *ctx;
 };
@@ -182,11 +182,11 @@ static int check_seal(struct seg_scan *s, const struct stm_wal_record *rec,
   struct stm_wal_seal seal;
   struct stm_error sub;
   stm_error_clear(&sub);
-  if (stm_wal_seal_decode(rec->payload, rec->payload + rec->payload_len,
-                          &seal, &sub))
+  if (stm_wal_seal_decode(rec->payload, rec->payload + rec->payload_len, &seal,
+                          &sub))
     return stm_error_set(err, STM_ECORRUPT, NULL,
-                         "WAL %s: seal at offset %zu: %s", s->path,
-                         s->good_end, sub.message);
+                         "WAL %s: seal at offset %zu: %s", s->path, s->good_end,
+                         sub.message);
   if (seal.last_sequence != s->expected - 1 ||
       seal.covered_bytes != s->good_end)
     return stm_error_set(err, STM_ECORRUPT, NULL,
@@ -391,7 +391,9 @@ static int recover_segment(struct stm_wal *w, size_t i, struct stm_buf *buf,
   int rc = e ? io_error(err, e, "cannot stat", path)
              : read_segment(w, fd, path, size, buf, err);
   rc = rc ? rc : check_header(w, i, fd, path, buf, err);
-  struct seg_scan s = {.path = path, .data = buf->data, .size = buf->len,
+  struct seg_scan s = {.path = path,
+                       .data = buf->data,
+                       .size = buf->len,
                        .expected = w->segs[i]};
   if (rc == 0 && buf->len > STM_WAL_HEADER_LEN)
     rc = scan_records(&s, err);
@@ -501,8 +503,8 @@ int stm_wal_open(const struct stm_wal_options *opts, struct stm_wal **out,
     return stm_error_set(err, STM_ENOMEM, NULL, "WAL: out of memory");
   }
   w->io = opts->io ? opts->io : stm_wal_io_posix();
-  w->segment_bytes = opts->segment_bytes ? opts->segment_bytes
-                                         : DEFAULT_SEGMENT_BYTES;
+  w->segment_bytes =
+      opts->segment_bytes ? opts->segment_bytes : DEFAULT_SEGMENT_BYTES;
   w->fd = -1;
   int rc = created ? sync_parent(w, err) : 0;
   rc = rc ? rc : recover_all(w, err);
@@ -529,8 +531,7 @@ void stm_wal_delete(struct stm_wal *w) {
 static int poison(struct stm_wal *w, int code, struct stm_error *err) {
   w->poisoned = true;
   memcpy(w->poison_reason, err->message, sizeof w->poison_reason);
-  stm_log_error("%s; the WAL refuses all further writes",
-                w->poison_reason);
+  stm_log_error("%s; the WAL refuses all further writes", w->poison_reason);
   return code;
 }
 
@@ -617,8 +618,8 @@ int stm_wal_append(struct stm_wal *w, const void *data, size_t len,
 /* ---- replay ------------------------------------------------------------ */
 
 static int replay_segment(struct stm_wal *w, size_t i, uint64_t after,
-                          stm_wal_replay_cb cb, void *ctx,
-                          struct stm_buf *buf, struct stm_error *err) {
+                          stm_wal_replay_cb cb, void *ctx, struct stm_buf *buf,
+                          struct stm_error *err) {
   bool last = i + 1 == w->nsegs;
   char path[PATH_MAX];
   seg_path(w, w->segs[i], path, sizeof path);
@@ -632,8 +633,12 @@ static int replay_segment(struct stm_wal *w, size_t i, uint64_t after,
   w->io->close(w->io->ctx, fd);
   if (rc)
     return rc;
-  struct seg_scan s = {.path = path, .data = buf->data, .size = buf->len,
-                       .expected = w->segs[i], .after = after, .cb = cb,
+  struct seg_scan s = {.path = path,
+                       .data = buf->data,
+                       .size = buf->len,
+                       .expected = w->segs[i],
+                       .after = after,
+                       .cb = cb,
                        .ctx = ctx};
   if (!last) {
     /* A sealed segment is checked whole (seal CRC included) before any
@@ -673,8 +678,7 @@ int stm_wal_replay(struct stm_wal *w, uint64_t after_sequence,
 }
 
 int stm_wal_segment_verify(const char *name, const uint8_t *data, size_t len,
-                           bool require_seal,
-                           struct stm_wal_segment_info *out,
+                           bool require_seal, struct stm_wal_segment_info *out,
                            struct stm_error *err) {
   uint64_t first = 0;
   struct stm_error sub;
@@ -683,8 +687,8 @@ int stm_wal_segment_verify(const char *name, const uint8_t *data, size_t len,
   if (rc)
     return stm_error_set(err, rc, NULL, "WAL %s at offset 0: %s", name,
                          sub.message);
-  struct seg_scan s = {.path = name, .data = data, .size = len,
-                       .expected = first};
+  struct seg_scan s = {
+      .path = name, .data = data, .size = len, .expected = first};
   rc = scan_records(&s, err);
   if (rc)
     return rc;
@@ -695,10 +699,12 @@ int stm_wal_segment_verify(const char *name, const uint8_t *data, size_t len,
     return stm_error_set(err, STM_ECORRUPT, NULL,
                          "WAL %s at offset %zu: no seal record (truncated?)",
                          name, s.good_end);
-  *out = (struct stm_wal_segment_info){
-      .first_sequence = first, .last_sequence = s.expected - 1,
-      .last_commit_time_ns = s.last_commit_time_ns, .records = s.records,
-      .sealed = s.sealed};
+  *out = (struct stm_wal_segment_info){.first_sequence = first,
+                                       .last_sequence = s.expected - 1,
+                                       .last_commit_time_ns =
+                                           s.last_commit_time_ns,
+                                       .records = s.records,
+                                       .sealed = s.sealed};
   return 0;
 }
 

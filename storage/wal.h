@@ -120,8 +120,7 @@ struct stm_wal_segment_info {
  * *out, or STM_ECORRUPT / STM_EUNIMPL with err naming the file and offset.
  */
 int stm_wal_segment_verify(const char *name, const uint8_t *data, size_t len,
-                           bool require_seal,
-                           struct stm_wal_segment_info *out,
+                           bool require_seal, struct stm_wal_segment_info *out,
                            struct stm_error *err);
 
 #endif

@@ -103,8 +103,8 @@ static const struct stm_wal_io posix_io = {
 
 const struct stm_wal_io *stm_wal_io_posix(void) { return &posix_io; }
 
-int stm_wal_io_pwrite_full(const struct stm_wal_io *io, int fd,
-                           const void *buf, size_t len, uint64_t offset) {
+int stm_wal_io_pwrite_full(const struct stm_wal_io *io, int fd, const void *buf,
+                           size_t len, uint64_t offset) {
   const unsigned char *p = buf;
   while (len > 0) {
     ssize_t n = io->pwrite(io->ctx, fd, p, len, offset);

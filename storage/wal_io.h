@@ -49,8 +49,8 @@ const struct stm_wal_io *stm_wal_io_posix(void);
  * looping over short transfers. pread_full fails with -EIO at end of file.
  * Return 0 or -errno.
  */
-int stm_wal_io_pwrite_full(const struct stm_wal_io *io, int fd,
-                           const void *buf, size_t len, uint64_t offset);
+int stm_wal_io_pwrite_full(const struct stm_wal_io *io, int fd, const void *buf,
+                           size_t len, uint64_t offset);
 int stm_wal_io_pread_full(const struct stm_wal_io *io, int fd, void *buf,
                           size_t len, uint64_t offset);
 

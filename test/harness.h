@@ -14,8 +14,10 @@ struct stm_test_case {
   void (*fn)(void);
 };
 
-#define STM_TEST(fn) {#fn, fn}
-#define STM_TEST_END {NULL, NULL}
+#define STM_TEST(fn)                                                           \
+  { #fn, fn }
+#define STM_TEST_END                                                           \
+  { NULL, NULL }
 
 /* Register one suite; cases end with STM_TEST_END. */
 void stm_test_suite(const char *suite, const struct stm_test_case *cases);

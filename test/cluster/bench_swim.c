@@ -31,10 +31,9 @@ static void report(const char *what, double *v, int n) {
   for (int i = 0; i < n; i++)
     sum += v[i];
   int p99 = (int)(0.99 * (n - 1) + 0.5);
-  printf("%-34s mean %6.2f s  p50 %6.2f s  p99 %6.2f s  max %6.2f s\n",
-         what, sum / n, v[n / 2], v[p99], v[n - 1]);
+  printf("%-34s mean %6.2f s  p50 %6.2f s  p99 %6.2f s  max %6.2f s\n", what,
+         sum / n, v[n / 2], v[p99], v[n - 1]);
 }
-
 
 static bool anyone_sees_down(struct sim *s, void *arg) {
   int t = *(int *)arg;

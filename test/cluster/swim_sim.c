@@ -7,12 +7,12 @@
 #define SIM_MAX 128
 
 /* Set-up failures; the harness is shared with bench_swim (no CUnit). */
-#define SIM_CHECK(cond)                                                    \
-  do {                                                                     \
-    if (!(cond)) {                                                         \
-      fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #cond);            \
-      abort();                                                             \
-    }                                                                      \
+#define SIM_CHECK(cond)                                                        \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #cond);               \
+      abort();                                                                 \
+    }                                                                          \
   } while (0)
 
 struct sim_node {
@@ -143,12 +143,16 @@ void sim_delete(struct sim *s) {
   free(s);
 }
 
-struct stm_fake_net *sim_net(struct sim *s) { return s->net; }
+struct stm_fake_net *sim_net(struct sim *s) {
+  return s->net;
+}
 int64_t sim_now(const struct sim *s) { return stm_fake_clock_now(s->clock); }
 int sim_size(const struct sim *s) { return s->n; }
 const char *sim_addr(const struct sim *s, int i) { return s->nodes[i].addr; }
 const char *sim_id(const struct sim *s, int i) { return s->nodes[i].id; }
-struct stm_swim *sim_swim(struct sim *s, int i) { return s->nodes[i].swim; }
+struct stm_swim *sim_swim(struct sim *s, int i) {
+  return s->nodes[i].swim;
+}
 
 void sim_run_for(struct sim *s, int64_t ns) {
   stm_fake_clock_run_until(s->clock, sim_now(s) + ns);

@@ -110,8 +110,9 @@ static void test_cluster_config_wrong_types_name_the_key(void) {
 
 static void test_cluster_config_validation_names_the_bad_key(void) {
   invalid("[cluster]\nseeds = ['10.0.1.52:18183', '10.0.1.53']\n",
-          "cluster.seeds[1]", "\"10.0.1.53\" is not host:port: the port is "
-                              "missing");
+          "cluster.seeds[1]",
+          "\"10.0.1.53\" is not host:port: the port is "
+          "missing");
   invalid("[cluster]\nseeds = ['10.0.1.52:70000']\n", "cluster.seeds[0]",
           "from 1 to 65535");
   invalid("[cluster]\nseeds = ['10.0.1.52:0']\n", "cluster.seeds[0]",
@@ -136,8 +137,8 @@ static void test_cluster_config_validation_names_the_bad_key(void) {
           "cluster.rpc_addr", "not an address other nodes can reach");
 }
 
-#define ENABLED                                                            \
-  "[cluster]\nenabled = true\nnode_id = 'n1'\nrpc_addr = '10.0.0.1:18182'\n" \
+#define ENABLED                                                                \
+  "[cluster]\nenabled = true\nnode_id = 'n1'\nrpc_addr = '10.0.0.1:18182'\n"   \
   "swim_addr = '10.0.0.1:18183'\n"
 
 static void test_cluster_config_refuses_contradictions_naming_the_key(void) {
@@ -148,8 +149,7 @@ static void test_cluster_config_refuses_contradictions_naming_the_key(void) {
           "names only this node's own swim_addr");
   invalid(ENABLED "seeds = ['10.0.0.1:18183', '10.0.0.1:18183']\n",
           "cluster.seeds", "only this node");
-  invalid(ENABLED "[replication]\nfactor = 0\n", "replication.factor",
-          "got 0");
+  invalid(ENABLED "[replication]\nfactor = 0\n", "replication.factor", "got 0");
   invalid(ENABLED "probe_interval_ms = 1000\nprobe_timeout_ms = 1000\n",
           "cluster.probe_timeout_ms", "between 1 and 999");
   invalid(ENABLED "probe_interval_ms = 5\n", "cluster.probe_interval_ms",
@@ -211,16 +211,16 @@ static void test_cluster_config_addresses_accept_names_and_ipv6(void) {
                                  sizeof host, &port, NULL),
                   0);
   CU_ASSERT_STRING_EQUAL(host, "node1.example.com");
-  CU_ASSERT_EQUAL(stm_addr_parse("a", "127.0.0.1:0", true, host, sizeof host,
-                                 &port, NULL),
-                  0);
+  CU_ASSERT_EQUAL(
+      stm_addr_parse("a", "127.0.0.1:0", true, host, sizeof host, &port, NULL),
+      0);
   CU_ASSERT_EQUAL(port, 0);
-  CU_ASSERT_EQUAL(stm_addr_parse("a", "127.0.0.1:0", false, NULL, 0, NULL,
-                                 NULL),
-                  STM_EINVAL);
-  CU_ASSERT_EQUAL(stm_addr_parse("a", "[fe80::1]18183", false, NULL, 0, NULL,
-                                 NULL),
-                  STM_EINVAL);
+  CU_ASSERT_EQUAL(
+      stm_addr_parse("a", "127.0.0.1:0", false, NULL, 0, NULL, NULL),
+      STM_EINVAL);
+  CU_ASSERT_EQUAL(
+      stm_addr_parse("a", "[fe80::1]18183", false, NULL, 0, NULL, NULL),
+      STM_EINVAL);
   CU_ASSERT_EQUAL(stm_addr_parse("a", "[host]:1", false, NULL, 0, NULL, NULL),
                   STM_EINVAL);
   CU_ASSERT_EQUAL(stm_addr_parse("a", "h:1x", false, NULL, 0, NULL, NULL),

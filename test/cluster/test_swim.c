@@ -49,8 +49,7 @@ static void test_swim_members_meet_through_one_seed_within_a_push_pull(void) {
       sim_dump(s);
     CU_ASSERT_TRUE(up);
     for (int i = 0; i < sizes[k]; i++)
-      CU_ASSERT_EQUAL(stm_swim_member_count(sim_swim(s, i)),
-                      (size_t)sizes[k]);
+      CU_ASSERT_EQUAL(stm_swim_member_count(sim_swim(s, i)), (size_t)sizes[k]);
     /* Full states of 50 members span several datagrams, none over 1400. */
     struct stm_fake_net_stats ns;
     stm_fake_net_stats(sim_net(s), &ns);
@@ -271,8 +270,7 @@ static void test_swim_deaf_member_slows_its_probes(void) {
   stm_swim_stats(sim_swim(s, 0), &before);
   CU_ASSERT_EQUAL(before.awareness, 0);
   for (int i = 1; i < n; i++)
-    stm_fake_net_set_link_drop(sim_net(s), sim_addr(s, i), sim_addr(s, 0),
-                               1.0);
+    stm_fake_net_set_link_drop(sim_net(s), sim_addr(s, i), sim_addr(s, 0), 1.0);
   /* Each failed probe adds the nacks it missed (1 or 2 here), so the
    * probe interval grows 1, 2-3, 3-5, ... up to 8 s: at most 7 probes in
    * 20 s instead of 20 (the suspicions it raises take 24 s to expire, so
@@ -298,9 +296,8 @@ static bool meta_everywhere(struct sim *s, void *arg) {
 static void test_swim_metadata_reaches_every_member(void) {
   struct sim *s = formed(8, NULL);
   char meta[] = "assertion_count=12345";
-  CU_ASSERT_EQUAL(stm_swim_set_meta(sim_swim(s, 1), sim_now(s), meta,
-                                    strlen(meta)),
-                  0);
+  CU_ASSERT_EQUAL(
+      stm_swim_set_meta(sim_swim(s, 1), sim_now(s), meta, strlen(meta)), 0);
   /* Gossip usually carries it in a second; a member the retransmit budget
    * missed gets it at its next push-pull (30 s). */
   bool spread = sim_run_until(s, 35 * SIM_SEC, meta_everywhere, meta);
@@ -308,17 +305,16 @@ static void test_swim_metadata_reaches_every_member(void) {
     sim_dump(s);
   CU_ASSERT_TRUE(spread);
   uint8_t big[STM_SWIM_META_MAX + 1] = {0};
-  CU_ASSERT_EQUAL(stm_swim_set_meta(sim_swim(s, 1), sim_now(s), big,
-                                    sizeof big),
-                  STM_EINVAL);
+  CU_ASSERT_EQUAL(
+      stm_swim_set_meta(sim_swim(s, 1), sim_now(s), big, sizeof big),
+      STM_EINVAL);
   sim_delete(s);
 }
 
 /* An intruder on the network sends node1 "node2 is DOWN" (and a join of
  * its own) with the wrong key, for another cluster, and as noise. */
-static void intrude_kind(struct sim *s, const char *cluster,
-                         const char *secret, bool tamper,
-                         enum stm_swim_kind kind) {
+static void intrude_kind(struct sim *s, const char *cluster, const char *secret,
+                         bool tamper, enum stm_swim_kind kind) {
   struct stm_swim_codec c;
   CU_ASSERT_EQUAL_FATAL(
       stm_swim_codec_init(&c, cluster, secret, strlen(secret), NULL), 0);

@@ -88,8 +88,7 @@ static void test_swim_format_refuses_what_does_not_fit_a_datagram(void) {
   sample(&m, STM_SWIM_MAX_UPDATES);
   uint8_t buf[4096];
   size_t len;
-  CU_ASSERT_EQUAL(stm_swim_encode(&c, &m, buf, sizeof buf, &len),
-                  STM_ETOOBIG);
+  CU_ASSERT_EQUAL(stm_swim_encode(&c, &m, buf, sizeof buf, &len), STM_ETOOBIG);
   m.n_updates = STM_SWIM_MAX_UPDATES + 1;
   CU_ASSERT_EQUAL(stm_swim_encode(&c, &m, buf, sizeof buf, &len), STM_EINVAL);
   stm_swim_codec_destroy(&c);

@@ -152,8 +152,7 @@ static void test_swim_udp_start_errors_name_the_key(void) {
 
 static const struct stm_test_case swim_udp_cases[] = {
     STM_TEST(test_swim_udp_three_nodes_converge_and_one_leaves),
-    STM_TEST(test_swim_udp_start_errors_name_the_key),
-    STM_TEST_END};
+    STM_TEST(test_swim_udp_start_errors_name_the_key), STM_TEST_END};
 
 void stm_test_register_swim_udp(void) {
   stm_test_suite("swim_udp", swim_udp_cases);

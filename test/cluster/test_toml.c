@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 /* node2's, as the shell heredoc writes it (escaped quotes already undone). */
 const char stm_test_seed_node2_toml[] =
     "[cluster]\n"
@@ -101,8 +100,7 @@ static void test_toml_parses_the_seed_cluster_toml_verbatim(void) {
   if (doc == NULL)
     return;
   bool enabled = false;
-  CU_ASSERT_EQUAL(stm_toml_get_bool(doc, "cluster.enabled", &enabled, NULL),
-                  0);
+  CU_ASSERT_EQUAL(stm_toml_get_bool(doc, "cluster.enabled", &enabled, NULL), 0);
   CU_ASSERT_TRUE(enabled);
   CU_ASSERT_STRING_EQUAL(str(doc, "cluster.node_id"), "node1");
   CU_ASSERT_STRING_EQUAL(str(doc, "cluster.bind_addr"), "10.0.1.51:18181");
@@ -215,9 +213,9 @@ static void test_toml_reads_integers_floats_and_booleans(void) {
 }
 
 static void test_toml_names_tables_dotted_and_quoted_keys(void) {
-  struct stm_toml_doc *doc = parse_ok(
-      "top = 1\n[a.b]\nc = 2\nd.e = 3\n[ \"quoted key\" . 'lit' ]\n"
-      "\"node id\" = \"x\"\n[a]\nz = 4\n");
+  struct stm_toml_doc *doc =
+      parse_ok("top = 1\n[a.b]\nc = 2\nd.e = 3\n[ \"quoted key\" . 'lit' ]\n"
+               "\"node id\" = \"x\"\n[a]\nz = 4\n");
   if (doc == NULL)
     return;
   CU_ASSERT_EQUAL(num(doc, "top"), 1);
@@ -301,7 +299,8 @@ static void test_toml_errors_give_line_and_column(void) {
   parse_fails("a = \"open\nb = 1\n", "line 1, column 5: unterminated string");
   parse_fails("a = [1, 2\n", "line 1, column 5: unterminated array");
   parse_fails("a = [1 2]\n", "line 1, column 8: expected ',' or ']'");
-  parse_fails("a = 1 b = 2\n", "line 1, column 7: expected the end of the line");
+  parse_fails("a = 1 b = 2\n",
+              "line 1, column 7: expected the end of the line");
   parse_fails("[cluster\n", "line 1, column 9: expected ']'");
   parse_fails("a = \"\\q\"\n", "line 1, column 6: invalid escape");
   parse_fails("a = \"\\u12\"\n", "line 1, column 6: \\u needs 4 hex digits");
@@ -393,10 +392,12 @@ static uint64_t rng(void) {
 /* Up to `cap` bytes of random TOML tokens, so the parser gets deep. */
 static size_t splice_tokens(char *buf, size_t cap) {
   static const char *const tokens[] = {
-      "[cluster]", "[a.b]", "\n", "\r\n", " ", "k = ", "a.b = ", "\"q k\" = ",
-      "\"s\"", "'l'", "\"\"\"", "'''", "\\", "\\u00e9", "\\U0001F600",
-      "[", "]", ",", "# c", "1_000", "0x1f", "0o7", "0b1", "-1.5e3", "inf",
-      "true", "false", "{", "[[", "=", ".", "1979-05-27", "\t", "\"\\\n\""};
+      "[cluster]", "[a.b]",      "\n",          "\r\n",    " ",      "k = ",
+      "a.b = ",    "\"q k\" = ", "\"s\"",       "'l'",     "\"\"\"", "'''",
+      "\\",        "\\u00e9",    "\\U0001F600", "[",       "]",      ",",
+      "# c",       "1_000",      "0x1f",        "0o7",     "0b1",    "-1.5e3",
+      "inf",       "true",       "false",       "{",       "[[",     "=",
+      ".",         "1979-05-27", "\t",          "\"\\\n\""};
   size_t n = 0;
   while (n < cap) {
     const char *t = tokens[rng() % (sizeof tokens / sizeof tokens[0])];

@@ -19,9 +19,8 @@ static void test_field_names_are_joined_and_cut(void) {
   CU_ASSERT_STRING_EQUAL(
       stm_field_name_at(b, sizeof b, "assertions", 0, "value"),
       "assertions[0].value");
-  CU_ASSERT_STRING_EQUAL(
-      stm_field_name_at(b, sizeof b, "assertions", 9999, ""),
-      "assertions[9999].");
+  CU_ASSERT_STRING_EQUAL(stm_field_name_at(b, sizeof b, "assertions", 9999, ""),
+                         "assertions[9999].");
   CU_ASSERT_STRING_EQUAL(stm_field_name_at(b, 12, "assertions", 12, "x"),
                          "assertions[");
   CU_ASSERT_STRING_EQUAL(
@@ -72,7 +71,8 @@ static void test_validate_predicate_rules(void) {
 }
 
 static void test_validate_utf8_rejects_malformed_sequences(void) {
-  CU_ASSERT_TRUE(stm_utf8_valid("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80", 15));
+  CU_ASSERT_TRUE(
+      stm_utf8_valid("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80", 15));
   CU_ASSERT_FALSE(stm_utf8_valid("\xc3", 1));         /* truncated */
   CU_ASSERT_FALSE(stm_utf8_valid("\xc0\xaf", 2));     /* overlong */
   CU_ASSERT_FALSE(stm_utf8_valid("\xed\xa0\x80", 3)); /* surrogate */
@@ -140,10 +140,11 @@ int main(void) {
       STM_TEST(test_validate_rejects_bad_concept_paths_naming_field),
       STM_TEST(test_validate_predicate_rules),
       STM_TEST(test_validate_utf8_rejects_malformed_sequences),
-      STM_TEST(test_validate_numbers_and_hashes), STM_TEST_END};
-  static const struct stm_test_case codec[] = {
-      STM_TEST(test_hex_round_trips), STM_TEST(test_reader_never_reads_past_end),
+      STM_TEST(test_validate_numbers_and_hashes),
       STM_TEST_END};
+  static const struct stm_test_case codec[] = {
+      STM_TEST(test_hex_round_trips),
+      STM_TEST(test_reader_never_reads_past_end), STM_TEST_END};
   stm_test_suite("validate", validate);
   stm_test_suite("codec", codec);
   return stm_test_run_all();

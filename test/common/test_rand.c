@@ -14,9 +14,8 @@
 static void test_rand_matches_the_reference_stream(void) {
   static const uint64_t seed0[] = {0x99ec5f36cb75f2b4ULL, 0xbf6e1f784956452aULL,
                                    0x1a5f849d4933e6e0ULL};
-  static const uint64_t seed42[] = {0x15780b2e0c2ec716ULL,
-                                    0x6104d9866d113a7eULL,
-                                    0xae17533239e499a1ULL};
+  static const uint64_t seed42[] = {
+      0x15780b2e0c2ec716ULL, 0x6104d9866d113a7eULL, 0xae17533239e499a1ULL};
   struct stm_rand r;
   stm_rand_init(&r, 0);
   for (int i = 0; i < 3; i++)
@@ -125,7 +124,8 @@ int main(void) {
       STM_TEST(test_rand_u64_bits_are_balanced),
       STM_TEST(test_rand_below_is_bounded_and_uniform),
       STM_TEST(test_rand_unit_is_in_range),
-      STM_TEST(test_rand_seed_os_differs), STM_TEST_END};
+      STM_TEST(test_rand_seed_os_differs),
+      STM_TEST_END};
   stm_test_suite("rand", rand_cases);
   return stm_test_run_all();
 }

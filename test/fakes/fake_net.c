@@ -150,8 +150,8 @@ static void deliver(void *arg, int64_t now) {
   free(p);
 }
 
-void stm_fake_net_send(void *from_handle, const char *to_addr,
-                       const void *data, size_t len) {
+void stm_fake_net_send(void *from_handle, const char *to_addr, const void *data,
+                       size_t len) {
   struct endpoint *from = from_handle;
   struct stm_fake_net *n = from->net;
   n->stats.sent++;

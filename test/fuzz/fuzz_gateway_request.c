@@ -100,8 +100,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const struct stm_gw_route *r = stm_gw_route_match(
       STM_GW_LISTENER_API, m, path, &param, &param_len, &allowed);
   if (r == NULL)
-    r = stm_gw_route_match(STM_GW_LISTENER_CLUSTER, m, path, &param,
-                           &param_len, &allowed);
+    r = stm_gw_route_match(STM_GW_LISTENER_CLUSTER, m, path, &param, &param_len,
+                           &allowed);
   if (r != NULL && r->build != NULL) {
     struct stm_gw_h1_span ps = {param, param_len};
     char *pcopy = dup_span(&ps);

@@ -66,8 +66,7 @@ static void expect_nul_field(const char *body, const char *field,
 
 static void test_json_parse_names_the_field_with_a_nul(void) {
   expect_nul_field("{\"value\":\"a\\u0000b\"}", "value", "1");
-  expect_nul_field("{\"a\":\"x\",\"predicate\":\"\\u0000\"}", "predicate",
-                   "0");
+  expect_nul_field("{\"a\":\"x\",\"predicate\":\"\\u0000\"}", "predicate", "0");
   expect_nul_field("{\"assertions\":[{\"value\":1},"
                    "{\"value\":{\"ref\":\"ab\\u0000\"}}]}",
                    "assertions[1].value.ref", "2");
@@ -278,7 +277,8 @@ int main(void) {
       STM_TEST(test_json_parse_rejects_invalid_utf8),
       STM_TEST(test_json_parse_names_the_field_with_a_nul),
       STM_TEST(test_json_parse_rejects_numbers_out_of_range),
-      STM_TEST(test_json_parse_accepts_an_object), STM_TEST_END};
+      STM_TEST(test_json_parse_accepts_an_object),
+      STM_TEST_END};
   static const struct stm_test_case json_render[] = {
       STM_TEST(test_value_renders_each_kind),
       STM_TEST(test_assertion_renders_fields_and_omits_empty_optionals),

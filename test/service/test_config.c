@@ -10,19 +10,30 @@
 
 #define ARGC(a) ((int)(sizeof(a) / sizeof(a)[0]) - 1)
 
-static const char *const env_names[] = {
-    "STEMEDB_DATA_DIR",          "STEMEDB_GRPC_LISTEN",
-    "STEMEDB_NODE_ID",           "STEMEDB_CONFIG",
-    "STEMEDB_LOG_LEVEL",         "STEMEDB_WAL_SEGMENT_BYTES",
-    "STEMEDB_CQ_THREADS",        "STEMEDB_MAX_MESSAGE_BYTES",
-    "STEMEDB_SHUTDOWN_GRACE_MS", "STEMEDB_CLUSTER_ENABLED",
-    "STEMEDB_RPC_ADDR",          "STEMEDB_SWIM_ADDR",
-    "STEMEDB_SEEDS",             "STEMEDB_REPLICATION_FACTOR",
-    "STEMEDB_BIND_ADDR",         "STEMEDB_SHARDS",
-    "STEMEDB_WRITE_QUORUM",      "STEMEDB_CLUSTER_KEY",
-    "STEMEDB_CLUSTER_NAME",      "STEMEDB_PROBE_INTERVAL_MS",
-    "STEMEDB_PROBE_TIMEOUT_MS",  "STEMEDB_SUSPICION_MULT",
-    "STEMEDB_SUSPICION_MAX_MULT", "STEMEDB_PUSH_PULL_INTERVAL_MS"};
+static const char *const env_names[] = {"STEMEDB_DATA_DIR",
+                                        "STEMEDB_GRPC_LISTEN",
+                                        "STEMEDB_NODE_ID",
+                                        "STEMEDB_CONFIG",
+                                        "STEMEDB_LOG_LEVEL",
+                                        "STEMEDB_WAL_SEGMENT_BYTES",
+                                        "STEMEDB_CQ_THREADS",
+                                        "STEMEDB_MAX_MESSAGE_BYTES",
+                                        "STEMEDB_SHUTDOWN_GRACE_MS",
+                                        "STEMEDB_CLUSTER_ENABLED",
+                                        "STEMEDB_RPC_ADDR",
+                                        "STEMEDB_SWIM_ADDR",
+                                        "STEMEDB_SEEDS",
+                                        "STEMEDB_REPLICATION_FACTOR",
+                                        "STEMEDB_BIND_ADDR",
+                                        "STEMEDB_SHARDS",
+                                        "STEMEDB_WRITE_QUORUM",
+                                        "STEMEDB_CLUSTER_KEY",
+                                        "STEMEDB_CLUSTER_NAME",
+                                        "STEMEDB_PROBE_INTERVAL_MS",
+                                        "STEMEDB_PROBE_TIMEOUT_MS",
+                                        "STEMEDB_SUSPICION_MULT",
+                                        "STEMEDB_SUSPICION_MAX_MULT",
+                                        "STEMEDB_PUSH_PULL_INTERVAL_MS"};
 
 static char *tmpdir;
 
@@ -98,9 +109,9 @@ static const char *precedence_file(void) {
 static void test_config_flag_beats_env_beats_file_beats_default(void) {
   clear_env();
   const char *path = precedence_file();
-  char *full[] = {"stemedb-server", "--config",     (char *)path,
-                  "--data-dir",     "/from/flag",   "--node-id=flag-node",
-                  "--cq-threads",   "5",            NULL};
+  char *full[] = {"stemedb-server", "--config",   (char *)path,
+                  "--data-dir",     "/from/flag", "--node-id=flag-node",
+                  "--cq-threads",   "5",          NULL};
   char *file_only[] = {"stemedb-server", "--config", (char *)path, NULL};
   struct stm_server_config cfg;
   struct stm_error err;
@@ -110,12 +121,12 @@ static void test_config_flag_beats_env_beats_file_beats_default(void) {
   setenv("STEMEDB_LOG_LEVEL", "debug", 1);
   setenv("STEMEDB_CQ_THREADS", "4", 1);
   CU_ASSERT_EQUAL_FATAL(load(&cfg, ARGC(full), full, &err), 0);
-  CU_ASSERT_STRING_EQUAL(cfg.data_dir, "/from/flag");         /* flag */
-  CU_ASSERT_STRING_EQUAL(cfg.node_id, "flag-node");           /* flag */
-  CU_ASSERT_EQUAL(cfg.cq_threads, 5);                         /* flag */
-  CU_ASSERT_STRING_EQUAL(cfg.log_level, "debug");             /* env */
-  CU_ASSERT_STRING_EQUAL(cfg.grpc_listen, "127.0.0.1:1001");  /* file */
-  CU_ASSERT_EQUAL(cfg.shutdown_grace_ms, 5000);               /* default */
+  CU_ASSERT_STRING_EQUAL(cfg.data_dir, "/from/flag");        /* flag */
+  CU_ASSERT_STRING_EQUAL(cfg.node_id, "flag-node");          /* flag */
+  CU_ASSERT_EQUAL(cfg.cq_threads, 5);                        /* flag */
+  CU_ASSERT_STRING_EQUAL(cfg.log_level, "debug");            /* env */
+  CU_ASSERT_STRING_EQUAL(cfg.grpc_listen, "127.0.0.1:1001"); /* file */
+  CU_ASSERT_EQUAL(cfg.shutdown_grace_ms, 5000);              /* default */
   CU_ASSERT_STRING_EQUAL(cfg.config_path, path);
   stm_server_config_destroy(&cfg);
 
@@ -145,7 +156,6 @@ static void test_config_file_may_come_from_stemedb_config(void) {
   stm_server_config_destroy(&cfg);
   clear_env();
 }
-
 
 static void test_config_reads_the_seed_cluster_toml_verbatim(void) {
   clear_env();
@@ -203,8 +213,8 @@ static void test_config_server_table_wins_over_cluster_keys(void) {
 static void test_config_cluster_flags_derive_addresses(void) {
   clear_env();
   setenv("STEMEDB_SEEDS", "10.0.0.2:18183, 10.0.0.3:18183", 1);
-  char *argv[] = {"stemedb-server", "--cluster", "--node-id", "n1",
-                  "--grpc-listen", "10.0.0.1:18182", NULL};
+  char *argv[] = {"stemedb-server", "--cluster",      "--node-id", "n1",
+                  "--grpc-listen",  "10.0.0.1:18182", NULL};
   struct stm_server_config cfg;
   struct stm_error err;
   CU_ASSERT_EQUAL_FATAL(load(&cfg, ARGC(argv), argv, &err), 0);
@@ -245,7 +255,7 @@ static void test_config_every_cluster_key_has_a_variable(void) {
   for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
     setenv(vars[i][0], vars[i][1], 1);
   char *argv[] = {"stemedb-server", "--config", (char *)path,
-                  "--write-quorum", "all", NULL};
+                  "--write-quorum", "all",      NULL};
   struct stm_server_config cfg;
   struct stm_error err;
   CU_ASSERT_EQUAL_FATAL(load(&cfg, ARGC(argv), argv, &err), 0);
@@ -308,8 +318,7 @@ static void test_config_file_errors_name_file_key_and_line(void) {
   expect_error(ARGC(argv), argv, STM_EINVAL, path, "line 2, column 12");
   path = write_file("range.toml", "[replication]\nfactor = 0\n");
   expect_error(ARGC(argv), argv, STM_EINVAL, "replication.factor", "got 0");
-  char *missing[] = {"stemedb-server", "--config", "/nonexistent/x.toml",
-                     NULL};
+  char *missing[] = {"stemedb-server", "--config", "/nonexistent/x.toml", NULL};
   expect_error(ARGC(missing), missing, STM_ENOTFOUND, "/nonexistent/x.toml",
                "cannot open /nonexistent/x.toml");
 }

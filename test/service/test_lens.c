@@ -19,8 +19,8 @@ static void make(struct stm_claim *c, const char *value, int64_t ts,
 }
 
 static void test_lens_parse_knows_every_lens_and_rejects_others(void) {
-  const char *names[] = {"recency", "consensus", "confidence", "vote",
-                         "authority", "epoch", "skeptic", "layered"};
+  const char *names[] = {"recency",   "consensus", "confidence", "vote",
+                         "authority", "epoch",     "skeptic",    "layered"};
   for (size_t i = 0; i < 8; i++) {
     enum stm_lens l;
     CU_ASSERT_EQUAL(stm_lens_parse(names[i], &l, NULL), 0);
@@ -278,7 +278,7 @@ static void test_convert_assert_request_validates_and_fills(void) {
   CU_ASSERT_EQUAL(stm_convert_assert_request(&req, "", &c, &err), 0);
   CU_ASSERT_STRING_EQUAL(c.concept_path, "drugs/x");
   CU_ASSERT_EQUAL(c.value.kind, STM_VALUE_NUMBER);
-  CU_ASSERT_FALSE(signbit(c.value.number)); /* -0 is normalized */
+  CU_ASSERT_FALSE(signbit(c.value.number));     /* -0 is normalized */
   CU_ASSERT_DOUBLE_EQUAL(c.confidence, 1.0, 0); /* absent means 1 */
   stm_claim_destroy(&c);
 
@@ -400,8 +400,8 @@ static void test_decayed_trust_changes_the_authority_winner(void) {
   stm_lens_result_destroy(&r);
 }
 
-void stm_test_register_source_keys(void);  /* test_source_keys.c */
-void stm_test_register_request_ids(void);  /* test_request_ids.c */
+void stm_test_register_source_keys(void); /* test_source_keys.c */
+void stm_test_register_request_ids(void); /* test_request_ids.c */
 
 int main(void) {
   static const struct stm_test_case lens[] = {
@@ -418,7 +418,8 @@ int main(void) {
       STM_TEST(test_skeptic_statuses_and_entropy),
       STM_TEST(test_layered_gives_one_winner_per_tier),
       STM_TEST(test_resolve_rejects_empty_input),
-      STM_TEST(test_default_tier_follows_the_uri_scheme), STM_TEST_END};
+      STM_TEST(test_default_tier_follows_the_uri_scheme),
+      STM_TEST_END};
   static const struct stm_test_case convert[] = {
       STM_TEST(test_convert_assert_request_validates_and_fills),
       STM_TEST(test_convert_rejects_a_signature_that_does_not_verify),

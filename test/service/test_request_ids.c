@@ -133,17 +133,19 @@ static void test_wire_check_refuses_field_number_zero(void) {
   size_t len = packed_assert(buf, "p");
   const uint8_t field0[] = {0x80, 0x00, 0x70};
   memcpy(buf + len, field0, sizeof field0);
-  CU_ASSERT_EQUAL(stm_wire_check_strings(&stemedb__v1__assert_request__descriptor,
-                                         buf, len + sizeof field0, &err),
-                  STM_EINVAL);
+  CU_ASSERT_EQUAL(
+      stm_wire_check_strings(&stemedb__v1__assert_request__descriptor, buf,
+                             len + sizeof field0, &err),
+      STM_EINVAL);
   CU_ASSERT_STRING_EQUAL(err.field, "");
   CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "field numbered 0"));
   /* Inside the Value (field 3, length-delimited), named by its path. */
   const uint8_t nested[] = {0x1a, 0x03, 0x80, 0x00, 0x70};
   stm_error_clear(&err);
-  CU_ASSERT_EQUAL(stm_wire_check_strings(&stemedb__v1__assert_request__descriptor,
-                                         nested, sizeof nested, &err),
-                  STM_EINVAL);
+  CU_ASSERT_EQUAL(
+      stm_wire_check_strings(&stemedb__v1__assert_request__descriptor, nested,
+                             sizeof nested, &err),
+      STM_EINVAL);
   CU_ASSERT_STRING_EQUAL(err.field, "value");
 }
 
@@ -153,6 +155,7 @@ void stm_test_register_request_ids(void) {
       STM_TEST(test_request_ids_queue_retries_behind_a_running_call),
       STM_TEST(test_request_ids_forget_the_oldest_past_the_bounds),
       STM_TEST(test_wire_check_names_the_string_with_a_nul),
-      STM_TEST(test_wire_check_refuses_field_number_zero), STM_TEST_END};
+      STM_TEST(test_wire_check_refuses_field_number_zero),
+      STM_TEST_END};
   stm_test_suite("request_ids", cases);
 }

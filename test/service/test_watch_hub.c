@@ -5,8 +5,8 @@
 #include "fakes/clock_seam.h"
 #include "harness.h"
 #include "service/watch_hub.h"
-#include "storage/store.h"
 #include "stemedb/v1/stemedb.pb-c.h"
+#include "storage/store.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -131,13 +131,13 @@ static void fixture_open_with(struct fixture *fx,
 
 static void fixture_open(struct fixture *fx, size_t history, size_t buffer,
                          bool memory_only, size_t max_lag) {
-  fixture_open_with(fx, (struct stm_watch_hub_options){
-                            .history_events = history,
-                            .buffer_events = buffer,
-                            .max_total = 4,
-                            .max_per_connection = 3,
-                            .memory_only = memory_only,
-                            .max_lag = max_lag});
+  fixture_open_with(fx,
+                    (struct stm_watch_hub_options){.history_events = history,
+                                                   .buffer_events = buffer,
+                                                   .max_total = 4,
+                                                   .max_per_connection = 3,
+                                                   .memory_only = memory_only,
+                                                   .max_lag = max_lag});
 }
 
 static void fixture_close(struct fixture *fx) {
@@ -188,7 +188,8 @@ static uint64_t write_claims(struct stm_store *s, const char *path, size_t n,
   struct waiter w = {.done = false};
   pthread_mutex_init(&w.mu, NULL);
   pthread_cond_init(&w.cv, NULL);
-  CU_ASSERT_EQUAL_FATAL(stm_store_submit_claims(s, c, n, NULL, NULL, on_written, &w), 0);
+  CU_ASSERT_EQUAL_FATAL(
+      stm_store_submit_claims(s, c, n, NULL, NULL, on_written, &w), 0);
   pthread_mutex_lock(&w.mu);
   while (!w.done)
     pthread_cond_wait(&w.cv, &w.mu);
@@ -201,8 +202,8 @@ static uint64_t write_claims(struct stm_store *s, const char *path, size_t n,
 static struct stm_watch_sub *subscribe_to(struct fixture *fx, struct fake *f,
                                           struct stm_watch_filter flt,
                                           const char *peer) {
-  CU_ASSERT_EQUAL_FATAL(stm_watch_hub_subscribe(fx->hub, &flt, peer,
-                                                &fake_sink, f, &f->sub, NULL),
+  CU_ASSERT_EQUAL_FATAL(stm_watch_hub_subscribe(fx->hub, &flt, peer, &fake_sink,
+                                                f, &f->sub, NULL),
                         0);
   stm_watch_sub_start(f->sub);
   return f->sub;
@@ -210,11 +211,10 @@ static struct stm_watch_sub *subscribe_to(struct fixture *fx, struct fake *f,
 
 static struct stm_watch_sub *subscribe(struct fixture *fx, struct fake *f,
                                        const char *prefix, uint64_t start) {
-  return subscribe_to(
-      fx, f,
-      (struct stm_watch_filter){.concept_prefix = prefix,
-                                .start_sequence = start},
-      "peer-a");
+  return subscribe_to(fx, f,
+                      (struct stm_watch_filter){.concept_prefix = prefix,
+                                                .start_sequence = start},
+                      "peer-a");
 }
 
 static void on_record_written(void *ctx, int rc, const struct stm_record *rec,
@@ -237,9 +237,8 @@ static void write_record(struct stm_store *s, struct stm_record r) {
   struct waiter w = {.done = false};
   pthread_mutex_init(&w.mu, NULL);
   pthread_cond_init(&w.cv, NULL);
-  CU_ASSERT_EQUAL_FATAL(stm_store_submit_record(s, heap, "test", "me",
-                                                on_record_written, &w),
-                        0);
+  CU_ASSERT_EQUAL_FATAL(
+      stm_store_submit_record(s, heap, "test", "me", on_record_written, &w), 0);
   pthread_mutex_lock(&w.mu);
   while (!w.done)
     pthread_cond_wait(&w.cv, &w.mu);
@@ -524,12 +523,12 @@ static void test_watch_records_are_events_in_sequence_order(void) {
   event_list(&again, list, sizeof list);
   CU_ASSERT_STRING_EQUAL(list, "c1 s2 v3 e4 e5 c6");
   end_and_release(&all);
-  subscribe_to(&fx, &votes,
-               (struct stm_watch_filter){.start_sequence = 1,
-                                         .concept_prefix = "r",
-                                         .types = STM_WATCH_VOTE |
-                                                  STM_WATCH_EPOCH},
-               "peer-a");
+  subscribe_to(
+      &fx, &votes,
+      (struct stm_watch_filter){.start_sequence = 1,
+                                .concept_prefix = "r",
+                                .types = STM_WATCH_VOTE | STM_WATCH_EPOCH},
+      "peer-a");
   CU_ASSERT_EQUAL(fake_drain_events(&votes, 2), 2);
   event_list(&votes, list, sizeof list);
   CU_ASSERT_STRING_EQUAL(list, "v3 e4");
@@ -546,9 +545,8 @@ static void test_watch_records_are_events_in_sequence_order(void) {
  * names the oldest sequence still served; a start inside it catches up. */
 static void test_watch_retention_window_bounds_the_start(void) {
   struct fixture fx;
-  fixture_open_with(&fx, (struct stm_watch_hub_options){
-                             .history_events = 4,
-                             .retention_events = 5});
+  fixture_open_with(&fx, (struct stm_watch_hub_options){.history_events = 4,
+                                                        .retention_events = 5});
   write_claims(fx.store, "w", 20, 1);
   expect_out_of_range(&fx, 15, 16);
   struct fake inside;

@@ -7,8 +7,7 @@
 /* Count a call; true when the process has "crashed" before it. */
 static bool crashed_at_call(struct fault_io *f) {
   f->calls++;
-  if (f->crash_after_calls != FAULT_IO_NEVER &&
-      f->calls > f->crash_after_calls)
+  if (f->crash_after_calls != FAULT_IO_NEVER && f->calls > f->crash_after_calls)
     f->crashed = true;
   return f->crashed;
 }

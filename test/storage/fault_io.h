@@ -42,7 +42,7 @@ struct fault_io {
   size_t max_write;
   /* counters */
   long calls;
-  long fdatasyncs;       /* successful ones */
+  long fdatasyncs; /* successful ones */
   long failed_fdatasyncs;
   long failed_writes;
   uint64_t bytes_written;

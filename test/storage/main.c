@@ -9,8 +9,10 @@
 
 void t_claim_fill(struct stm_claim *c, const char *path, const char *pred,
                   const char *value, int64_t timestamp_ns) {
-  CU_ASSERT_EQUAL_FATAL(stm_claim_set_str(&c->concept_path, path, strlen(path)), 0);
-  CU_ASSERT_EQUAL_FATAL(stm_claim_set_str(&c->predicate, pred, strlen(pred)), 0);
+  CU_ASSERT_EQUAL_FATAL(stm_claim_set_str(&c->concept_path, path, strlen(path)),
+                        0);
+  CU_ASSERT_EQUAL_FATAL(stm_claim_set_str(&c->predicate, pred, strlen(pred)),
+                        0);
   CU_ASSERT_EQUAL_FATAL(stm_claim_set_str(&c->source_id, "test://s", 8), 0);
   CU_ASSERT_EQUAL_FATAL(
       stm_value_set_str(&c->value, STM_VALUE_STRING, value, strlen(value)), 0);

@@ -64,10 +64,9 @@ static void append(struct stm_wal *w, uint64_t seq, uint32_t count) {
   struct stm_buf b;
   stm_buf_init(&b);
   encode_txn(&b, seq, count);
-  CU_ASSERT_EQUAL_FATAL(
-      stm_wal_append(w, b.data, b.len, seq, seq + count - 1,
-                     (int64_t)(seq + count - 1) * 10, NULL),
-      0);
+  CU_ASSERT_EQUAL_FATAL(stm_wal_append(w, b.data, b.len, seq, seq + count - 1,
+                                       (int64_t)(seq + count - 1) * 10, NULL),
+                        0);
   stm_buf_destroy(&b);
 }
 
@@ -160,8 +159,8 @@ static void test_backup_cut_keeps_whole_records_up_to_the_target(void) {
     int64_t to_time;
     uint64_t expect;
   } cases[] = {
-      {0, 0, 25},   {25, 0, 25}, {7, 0, 7},  {12, 0, 10}, /* batch dropped */
-      {15, 0, 15},  {0, 150, 15}, {0, 149, 10}, {0, 5, 0}, {20, 175, 17},
+      {0, 0, 25},  {25, 0, 25},  {7, 0, 7},    {12, 0, 10}, /* batch dropped */
+      {15, 0, 15}, {0, 150, 15}, {0, 149, 10}, {0, 5, 0},   {20, 175, 17},
   };
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     struct fx f;
@@ -210,7 +209,6 @@ void stm_test_register_backup(void) {
   static const struct stm_test_case cases[] = {
       STM_TEST(test_backup_plan_is_the_durable_prefix_up_to_n),
       STM_TEST(test_backup_cut_keeps_whole_records_up_to_the_target),
-      STM_TEST(test_backup_cut_refuses_a_missing_segment),
-      STM_TEST_END};
+      STM_TEST(test_backup_cut_refuses_a_missing_segment), STM_TEST_END};
   stm_test_suite("backup", cases);
 }

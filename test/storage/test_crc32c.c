@@ -54,7 +54,6 @@ void stm_test_register_crc32c(void) {
       STM_TEST(test_crc32c_matches_the_check_value),
       STM_TEST(test_crc32c_matches_the_rfc3720_vectors),
       STM_TEST(test_crc32c_extend_equals_one_shot_at_every_split),
-      STM_TEST(test_crc32c_software_and_hardware_paths_agree),
-      STM_TEST_END};
+      STM_TEST(test_crc32c_software_and_hardware_paths_agree), STM_TEST_END};
   stm_test_suite("crc32c", cases);
 }

@@ -55,7 +55,8 @@ static void put(struct ifx *f, const char *path, const char *pred,
   struct stm_buf enc;
   stm_buf_init(&enc);
   CU_ASSERT_EQUAL_FATAL(stm_claim_encode(&c, &enc), 0);
-  CU_ASSERT_EQUAL(stm_index_batch_put_claim(f->batch, &c, enc.data, enc.len), 0);
+  CU_ASSERT_EQUAL(stm_index_batch_put_claim(f->batch, &c, enc.data, enc.len),
+                  0);
   struct stm_audit_entry a = {.sequence = c.sequence,
                               .time_ns = c.commit_time_ns,
                               .kind = STM_RECORD_CLAIM,
@@ -195,13 +196,13 @@ static void test_index_scan_stops_when_the_callback_says_so(void) {
   struct seen s;
   memset(&s, 0, sizeof s);
   s.stop_after = 2;
-  CU_ASSERT_EQUAL(stm_index_scan_concept(f.idx, "s", NULL, false, NULL,
-                                         collect, &s, NULL),
-                  77);
+  CU_ASSERT_EQUAL(
+      stm_index_scan_concept(f.idx, "s", NULL, false, NULL, collect, &s, NULL),
+      77);
   CU_ASSERT_EQUAL(s.n, 2);
-  CU_ASSERT_EQUAL(stm_index_scan_concept(f.idx, "", NULL, false, NULL,
-                                         collect, &s, NULL),
-                  STM_EINVAL);
+  CU_ASSERT_EQUAL(
+      stm_index_scan_concept(f.idx, "", NULL, false, NULL, collect, &s, NULL),
+      STM_EINVAL);
   ifx_destroy(&f);
 }
 

@@ -11,11 +11,11 @@
  *
  * The seed is fixed and printed; STM_TEST_SEED overrides it.
  */
+#include "harness.h"
 #include "service/lens.h"
 #include "service/records_internal.h"
 #include "service/service.h"
 #include "storage/store.h"
-#include "harness.h"
 
 #include "common/log.h"
 
@@ -51,15 +51,33 @@ static unsigned pick(unsigned n) { return (unsigned)(rnd() % n); }
 /* One item to apply: a claim (index), or a record built fresh each time. */
 struct item {
   enum stm_record_kind kind;
-  unsigned i;      /* claim index / record index */
-  int64_t ctime;   /* origin commit time */
+  unsigned i;    /* claim index / record index */
+  int64_t ctime; /* origin commit time */
 };
 
 struct spec {
-  struct { unsigned path, pred, parent; int value; int64_t ts; } c[NCLAIMS];
-  struct { unsigned target; int voter; double w; int64_t ts; } v[NVOTES];
-  struct { unsigned path; int pred; int64_t ts; } e[NEPOCHS];
-  struct { unsigned id; unsigned tier; double trust; int64_t ts; } s[NSOURCES];
+  struct {
+    unsigned path, pred, parent;
+    int value;
+    int64_t ts;
+  } c[NCLAIMS];
+  struct {
+    unsigned target;
+    int voter;
+    double w;
+    int64_t ts;
+  } v[NVOTES];
+  struct {
+    unsigned path;
+    int pred;
+    int64_t ts;
+  } e[NEPOCHS];
+  struct {
+    unsigned id;
+    unsigned tier;
+    double trust;
+    int64_t ts;
+  } s[NSOURCES];
   struct item items[NITEMS];
   uint8_t hash[NCLAIMS][STM_HASH_LEN];
 };
@@ -67,8 +85,8 @@ struct spec {
 static void t_claim_fill(struct stm_claim *c, const char *path,
                          const char *pred, const char *value,
                          int64_t timestamp_ns) {
-  CU_ASSERT_EQUAL_FATAL(
-      stm_claim_set_str(&c->concept_path, path, strlen(path)), 0);
+  CU_ASSERT_EQUAL_FATAL(stm_claim_set_str(&c->concept_path, path, strlen(path)),
+                        0);
   CU_ASSERT_EQUAL_FATAL(stm_claim_set_str(&c->predicate, pred, strlen(pred)),
                         0);
   CU_ASSERT_EQUAL_FATAL(
@@ -76,7 +94,8 @@ static void t_claim_fill(struct stm_claim *c, const char *path,
   c->timestamp_ns = timestamp_ns;
 }
 
-static void claim_build(const struct spec *sp, unsigned i, struct stm_claim *c) {
+static void claim_build(const struct spec *sp, unsigned i,
+                        struct stm_claim *c) {
   char value[32];
   snprintf(value, sizeof value, "v%d", sp->c[i].value);
   stm_claim_init(c);
@@ -119,7 +138,7 @@ static void spec_make(struct spec *sp) {
     sp->items[n++] = (struct item){STM_RECORD_VOTE, i, 5000 + pick(40)};
   }
   for (unsigned i = 0; i < NEPOCHS; i++) {
-    sp->e[i].path = pick(2); /* few scopes: epochs compete in them */
+    sp->e[i].path = pick(2);          /* few scopes: epochs compete in them */
     sp->e[i].pred = (int)pick(2) - 1; /* -1: concept-wide */
     sp->e[i].ts = 8000 + (int64_t)i;
     sp->items[n++] = (struct item){STM_RECORD_EPOCH, i, 5000 + pick(20)};
@@ -362,8 +381,8 @@ static void lenses(struct dump *d) {
 static int on_source(void *ctx, const struct stm_source *s) {
   char h[17];
   hex8(s->hash, h);
-  put(ctx, " source %s %s tier=%u trust=%g t=%" PRId64 "\n", s->id, h,
-      s->tier, s->trust, s->commit_time_ns);
+  put(ctx, " source %s %s tier=%u trust=%g t=%" PRId64 "\n", s->id, h, s->tier,
+      s->trust, s->commit_time_ns);
   return 0;
 }
 
@@ -381,9 +400,8 @@ static void dump_view(struct dump *d) {
       stm_claim_destroy(&d->group[k]);
     for (int p = -1; p < 2; p++) {
       struct stm_epoch e;
-      int rc = stm_store_find_epoch(d->svc.store, paths[i],
-                                    p < 0 ? "" : preds[p], 0, d->view, &e,
-                                    NULL);
+      int rc = stm_store_find_epoch(
+          d->svc.store, paths[i], p < 0 ? "" : preds[p], 0, d->view, &e, NULL);
       if (rc == 0) {
         char h[17];
         hex8(e.hash, h);
@@ -564,9 +582,9 @@ static void test_model_merkle_finds_the_missing_record(void) {
   CU_ASSERT_EQUAL(
       stm_store_shard_hashes(b, shard, prefix, 2, count_hash, &nb, NULL), 0);
   CU_ASSERT_EQUAL(na, nb + 1);
-  CU_ASSERT_EQUAL(stm_store_shard_records(a, shard, prefix, 2, count_encoded,
-                                          &ne, NULL),
-                  0);
+  CU_ASSERT_EQUAL(
+      stm_store_shard_records(a, shard, prefix, 2, count_encoded, &ne, NULL),
+      0);
   CU_ASSERT_EQUAL(ne, na);
   stm_store_delete(a);
   stm_store_delete(b);
@@ -582,8 +600,7 @@ int main(void) {
   static const struct stm_test_case cases[] = {
       STM_TEST(test_model_any_order_same_answers),
       STM_TEST(test_model_earliest_commit_time_wins_and_survives),
-      STM_TEST(test_model_merkle_finds_the_missing_record),
-      STM_TEST_END};
+      STM_TEST(test_model_merkle_finds_the_missing_record), STM_TEST_END};
   stm_test_suite("model", cases);
   return stm_test_run_all();
 }

@@ -252,7 +252,7 @@ static int on_log(void *ctx, const struct stm_log_entry *e) {
 /* The log by sequence: every kind, in order, filtered by kind and view. */
 static void check_log(struct stm_store *s, uint64_t first_vote) {
   static const enum stm_record_kind want[] = {
-      STM_RECORD_CLAIM, STM_RECORD_SOURCE, STM_RECORD_VOTE, STM_RECORD_VOTE,
+      STM_RECORD_CLAIM, STM_RECORD_SOURCE, STM_RECORD_VOTE,  STM_RECORD_VOTE,
       STM_RECORD_EPOCH, STM_RECORD_EPOCH,  STM_RECORD_SOURCE};
   struct log_seen l = {0};
   CU_ASSERT_EQUAL(
@@ -334,8 +334,7 @@ struct heard {
 
 /* The log listener (writer thread; read after the completions): every
  * new write once, in sequence order, claims and records alike. */
-static void on_log_entries(void *ctx, const struct stm_log_entry *e,
-                           size_t n) {
+static void on_log_entries(void *ctx, const struct stm_log_entry *e, size_t n) {
   struct heard *h = ctx;
   for (size_t i = 0; i < n; i++) {
     CU_ASSERT_TRUE(e[i].kind >= STM_RECORD_CLAIM &&
@@ -360,8 +359,7 @@ static void test_store_records_are_read_as_of_and_survive_reopen(void) {
   free(c[0].concept_path);
   c[0].concept_path = strdup("r/x");
   CU_ASSERT_EQUAL_FATAL(
-      stm_store_submit_claims(s, c, 1, "assert", "c", on_claims, &w),
-      0);
+      stm_store_submit_claims(s, c, 1, "assert", "c", on_claims, &w), 0);
   wait_for(&w);
   uint8_t claim[STM_HASH_LEN];
   memcpy(claim, w.hash, STM_HASH_LEN);

@@ -116,9 +116,9 @@ static int count_claims(void *ctx, const struct stm_claim *c) {
 static int scan_count(struct stm_store *s, const char *path, bool desc,
                       const struct stm_read_view *view) {
   int n = 0;
-  CU_ASSERT_EQUAL(stm_store_scan_concept(s, path, NULL, desc, view,
-                                         count_claims, &n, NULL),
-                  0);
+  CU_ASSERT_EQUAL(
+      stm_store_scan_concept(s, path, NULL, desc, view, count_claims, &n, NULL),
+      0);
   return n;
 }
 
@@ -216,16 +216,16 @@ static void test_store_submit_rejects_bad_input_and_frees_it(void) {
   sfx_init(&f);
   struct waiter w;
   /* n == 0: the (empty) array is still taken and freed. */
-  CU_ASSERT_EQUAL(stm_store_submit_claims(
-                      f.s, calloc(1, sizeof(struct stm_claim)), 0, NULL, NULL, on_done,
-                      &w),
+  CU_ASSERT_EQUAL(stm_store_submit_claims(f.s,
+                                          calloc(1, sizeof(struct stm_claim)),
+                                          0, NULL, NULL, on_done, &w),
                   STM_EINVAL);
   struct stm_claim *bad = t_claims_new(2, "x", 1);
   stm_value_destroy(&bad[1].value); /* kind NONE cannot be hashed */
   CU_ASSERT_EQUAL(stm_store_submit_claims(f.s, bad, 2, NULL, NULL, on_done, &w),
                   STM_EINVAL);
-  CU_ASSERT_EQUAL(stm_store_submit_claims(f.s, t_claims_new(1, "x", 1), 1,
-                                          NULL, NULL, NULL, NULL),
+  CU_ASSERT_EQUAL(stm_store_submit_claims(f.s, t_claims_new(1, "x", 1), 1, NULL,
+                                          NULL, NULL, NULL),
                   STM_EINVAL);
   struct stm_store_stats st;
   stats_of(&f, &st);
@@ -312,8 +312,8 @@ static void *gc_submitter(void *arg) {
   struct gc_thread *t = arg;
   for (int i = 0; i < GC_PER_THREAD; i++) {
     uint64_t salt = (uint64_t)t->id * 100000 + (uint64_t)i;
-    if (stm_store_submit_claims(t->st->s, t_claims_new(1, "g", salt), 1,
-                                NULL, NULL, gc_done, t->st) != 0) {
+    if (stm_store_submit_claims(t->st->s, t_claims_new(1, "g", salt), 1, NULL,
+                                NULL, gc_done, t->st) != 0) {
       pthread_mutex_lock(&t->st->mu);
       t->st->submit_errors++;
       t->st->done++;
@@ -350,9 +350,9 @@ static void test_store_group_commit_merges_concurrent_submissions(void) {
   CU_ASSERT_EQUAL(st->created, total);
   struct stm_store_stats s;
   stats_of(&f, &s);
-  fprintf(stderr, "\n    %ld submissions in %.3f s (%.0f/s), %llu group commits ",
-          total, secs, (double)total / secs,
-          (unsigned long long)s.group_commits);
+  fprintf(
+      stderr, "\n    %ld submissions in %.3f s (%.0f/s), %llu group commits ",
+      total, secs, (double)total / secs, (unsigned long long)s.group_commits);
   CU_ASSERT(s.group_commits < (uint64_t)total);
   CU_ASSERT(s.group_commits >= 1);
   CU_ASSERT_EQUAL(s.records_committed, (uint64_t)total);
@@ -376,7 +376,8 @@ static void test_store_delete_commits_everything_already_queued(void) {
   pthread_mutex_init(&st->mu, NULL);
   pthread_cond_init(&st->cv, NULL);
   for (int i = 0; i < 300; i++)
-    CU_ASSERT_EQUAL(stm_store_submit_claims(f.s, t_claims_new(2, "q", (uint64_t)i),
+    CU_ASSERT_EQUAL(stm_store_submit_claims(f.s,
+                                            t_claims_new(2, "q", (uint64_t)i),
                                             2, NULL, NULL, gc_done, st),
                     0);
   sfx_close(&f); /* no waiting: delete drains the queue */
@@ -488,9 +489,9 @@ static void test_store_sequence_scan_follows_commit_order(void) {
   CU_ASSERT_STRING_EQUAL(s.last_path, "b");
   memset(&s, 0, sizeof s);
   struct stm_read_view v = {.as_of_sequence = 3};
-  CU_ASSERT_EQUAL(stm_store_scan_log(f.s, 0, STM_LOG_ALL_KINDS, &v,
-                                     collect_seq, &s, NULL),
-                  0);
+  CU_ASSERT_EQUAL(
+      stm_store_scan_log(f.s, 0, STM_LOG_ALL_KINDS, &v, collect_seq, &s, NULL),
+      0);
   CU_ASSERT_EQUAL(s.n, 3);
   sfx_destroy(&f);
 }

@@ -97,7 +97,8 @@ static size_t replay_count(struct stm_wal *w, uint64_t after) {
   return s.n;
 }
 
-static void seg_file(const struct fx *f, uint64_t first, char *out, size_t cap) {
+static void seg_file(const struct fx *f, uint64_t first, char *out,
+                     size_t cap) {
   snprintf(out, cap, "%s/%020" PRIu64 ".wal", f->dir, first);
 }
 
@@ -221,7 +222,8 @@ static void test_wal_recovery_cuts_torn_tail(void) {
   }
 }
 
-static void test_wal_recovery_detects_and_cuts_a_flipped_byte_in_the_tail(void) {
+static void
+test_wal_recovery_detects_and_cuts_a_flipped_byte_in_the_tail(void) {
   uint64_t s2, s3;
   reference_sizes(&s2, &s3);
   for (uint64_t at = s2; at < s3; at++) {
@@ -245,7 +247,8 @@ static void test_wal_recovery_detects_and_cuts_a_flipped_byte_in_the_tail(void) 
   }
 }
 
-static void test_wal_corrupt_sealed_segment_is_reported_with_file_and_offset(void) {
+static void
+test_wal_corrupt_sealed_segment_is_reported_with_file_and_offset(void) {
   struct fx f;
   fx_init(&f);
   struct stm_wal *w = must_open(&f, 100); /* two records per segment */
@@ -269,7 +272,8 @@ static void test_wal_corrupt_sealed_segment_is_reported_with_file_and_offset(voi
   CU_ASSERT_EQUAL(s.n, 0u); /* nothing of the damaged segment */
   stm_wal_delete(w);
   char where[64];
-  snprintf(where, sizeof where, "offset %" PRIu64, STM_WAL_HEADER_LEN + rec_size);
+  snprintf(where, sizeof where, "offset %" PRIu64,
+           STM_WAL_HEADER_LEN + rec_size);
   CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "00000000000000000001.wal"));
   CU_ASSERT_PTR_NOT_NULL(strstr(err.message, where));
   CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "sealed"));
@@ -440,7 +444,8 @@ static void test_wal_enospc_on_write_leaves_no_torn_record(void) {
   w = must_open(&f, 0);
   struct stm_wal_info i;
   info_of(w, &i);
-  CU_ASSERT_EQUAL(i.truncated_bytes, 0u); /* the WAL cut its own partial write */
+  CU_ASSERT_EQUAL(i.truncated_bytes,
+                  0u); /* the WAL cut its own partial write */
   CU_ASSERT_EQUAL(i.last_sequence, 2u);
   stm_wal_delete(w);
   fault_io_destroy(&fio);
@@ -485,7 +490,8 @@ void stm_test_register_wal(void) {
       STM_TEST(test_wal_append_must_continue_the_log),
       STM_TEST(test_wal_recovery_cuts_torn_tail),
       STM_TEST(test_wal_recovery_detects_and_cuts_a_flipped_byte_in_the_tail),
-      STM_TEST(test_wal_corrupt_sealed_segment_is_reported_with_file_and_offset),
+      STM_TEST(
+          test_wal_corrupt_sealed_segment_is_reported_with_file_and_offset),
       STM_TEST(test_wal_missing_middle_segment_is_reported_as_a_gap),
       STM_TEST(test_wal_valid_record_of_unknown_type_is_refused_not_cut),
       STM_TEST(test_wal_torn_header_of_a_new_last_segment_is_rewritten),

@@ -45,8 +45,8 @@ static void fx_destroy(struct fx *f) {
 
 static int open_wal(const struct fx *f, const struct stm_wal_io *io,
                     struct stm_wal **w, struct stm_error *err) {
-  struct stm_wal_options o = {.dir = f->dir, .segment_bytes = SEG_BYTES,
-                              .io = io};
+  struct stm_wal_options o = {
+      .dir = f->dir, .segment_bytes = SEG_BYTES, .io = io};
   return stm_wal_open(&o, w, err);
 }
 
@@ -225,8 +225,8 @@ static void test_wal_seal_bytes_after_a_seal_are_refused(void) {
  * replayed from the damaged segment. A flip after the open is caught by
  * replay the same way.
  */
-static void test_wal_seal_random_bit_flips_in_a_sealed_segment_are_never_served(
-    void) {
+static void
+test_wal_seal_random_bit_flips_in_a_sealed_segment_are_never_served(void) {
   struct fx f;
   fx_init(&f);
   struct stm_wal *w = must_open(&f);
@@ -255,8 +255,9 @@ static void test_wal_seal_random_bit_flips_in_a_sealed_segment_are_never_served(
                  strstr(err.message, "offset") != NULL;
     if ((rc != STM_ECORRUPT && rc != STM_EUNIMPL) || !named) {
       if (missed++ == 0)
-        fprintf(stderr, "\n  seed %" PRIu64 ": flip of bit %d at offset %"
-                        PRIu64 " gave %d \"%s\"\n",
+        fprintf(stderr,
+                "\n  seed %" PRIu64 ": flip of bit %d at offset %" PRIu64
+                " gave %d \"%s\"\n",
                 seed, bit, off, rc, err.message);
     }
     stm_wal_delete(w);
@@ -301,13 +302,12 @@ static void test_wal_seal_segment_verify_checks_a_copy_on_its_own(void) {
   CU_ASSERT_EQUAL(si.last_commit_time_ns, 20);
   CU_ASSERT_TRUE(si.sealed);
   /* Without its seal it is only acceptable as an open segment. */
-  CU_ASSERT_EQUAL(stm_wal_segment_verify("a.wal", p, len - SEAL_SIZE, false,
-                                         &si, &err),
-                  0);
+  CU_ASSERT_EQUAL(
+      stm_wal_segment_verify("a.wal", p, len - SEAL_SIZE, false, &si, &err), 0);
   CU_ASSERT_FALSE(si.sealed);
-  CU_ASSERT_EQUAL(stm_wal_segment_verify("a.wal", p, len - SEAL_SIZE, true,
-                                         &si, &err),
-                  STM_ECORRUPT);
+  CU_ASSERT_EQUAL(
+      stm_wal_segment_verify("a.wal", p, len - SEAL_SIZE, true, &si, &err),
+      STM_ECORRUPT);
   p[40] ^= 1;
   stm_error_clear(&err);
   CU_ASSERT_EQUAL(stm_wal_segment_verify("a.wal", p, len, true, &si, &err),
@@ -373,7 +373,8 @@ void stm_test_register_wal_seal(void) {
       STM_TEST(test_wal_seal_every_rotated_segment_checksums_the_whole_file),
       STM_TEST(test_wal_seal_a_sealed_segment_cut_at_a_record_is_refused),
       STM_TEST(test_wal_seal_bytes_after_a_seal_are_refused),
-      STM_TEST(test_wal_seal_random_bit_flips_in_a_sealed_segment_are_never_served),
+      STM_TEST(
+          test_wal_seal_random_bit_flips_in_a_sealed_segment_are_never_served),
       STM_TEST(test_wal_seal_segment_verify_checks_a_copy_on_its_own),
       STM_TEST(test_wal_seal_crash_at_every_io_call_of_a_rotation),
       STM_TEST_END};
