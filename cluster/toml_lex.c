@@ -259,7 +259,9 @@ int stm__toml_parse_string(struct parser *p, struct stm_buf *out,
     p->pos++;
     rc = parse_line_body(p, out, q, basic, line, col);
   }
-  if (rc == 0 &&
+  /* An empty string may leave out->data NULL, and NULL + 0 is undefined
+   * (clang's UBSan stops on it: found by fuzz_toml). */
+  if (rc == 0 && out->len > from &&
       !stm_utf8_valid((const char *)out->data + from, out->len - from))
     rc = stm__toml_fail_at(p, line, col, "string is not valid UTF-8");
   return rc;
