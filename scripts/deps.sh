@@ -11,7 +11,8 @@ PKGS=(build-essential cmake pkg-config git
   protobuf-compiler-grpc python3 python3-grpcio python3-protobuf
   libwebsockets-dev libleveldb-dev libzstd-dev zstd libsodium-dev libjansson-dev
   libcunit1-dev curl jq procps python3-cryptography
-  prometheus nginx python3-yaml systemd iproute2)
+  prometheus nginx python3-yaml systemd iproute2
+  clang-format clang-tidy cppcheck clang libclang-rt-14-dev)
 if [ "${1:-}" = "--bench" ]; then
   PKGS+=(etcd-server etcd-client postgresql postgresql-contrib wrk)
 fi
