@@ -453,7 +453,7 @@ int stm_cluster_metrics_append(struct stm_buf *out) {
                                                STM_SWIM_DOWN, STM_SWIM_LEFT};
   for (size_t i = 0; rc == 0 && i < 4; i++)
     rc = stm_buf_printf(out, "cluster_members{status=\"%s\"} %zu\n",
-                        stm_cluster_state_name(states[i]), by[states[i]]);
+                        stm_swim_state_name(states[i]), by[states[i]]);
   if (rc == 0)
     rc = stm_buf_printf(out, "# HELP replication_lag_seconds Age of the "
                              "oldest write the peer has not acknowledged.\n"

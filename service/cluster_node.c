@@ -50,7 +50,7 @@ static void on_member(void *arg, const struct stm_swim_member *m,
   if (!m->self && (added || old_state != m->state))
     stm_log_info("cluster: member %s %s%s", m->id,
                  added ? "joined as " : "is now ",
-                 stm_cluster_state_name(m->state));
+                 stm_swim_state_name(m->state));
 }
 
 /* ---- metadata ----------------------------------------------------------- */
@@ -398,20 +398,6 @@ size_t stm_cluster_factor(void) { return stm__cl ? stm__cl->factor : 1; }
 
 enum stm_write_quorum stm_cluster_write_quorum(void) {
   return stm__cl ? stm__cl->quorum : STM_WRITE_QUORUM_ONE;
-}
-
-const char *stm_cluster_state_name(enum stm_swim_state s) {
-  switch (s) {
-  case STM_SWIM_UP:
-    return "UP";
-  case STM_SWIM_SUSPECT:
-    return "SUSPECT";
-  case STM_SWIM_DOWN:
-    return "DOWN";
-  case STM_SWIM_LEFT:
-    return "LEFT";
-  }
-  return "UNKNOWN";
 }
 
 size_t stm__cl_up_ids(struct cl *c, const char **ids, size_t max) {

@@ -106,9 +106,6 @@ struct stm_cluster_member {
  * caller frees. Single node: one member, UP. */
 size_t stm_cluster_members_snapshot(struct stm_cluster_member **out);
 
-/* "UP", "SUSPECT", "DOWN", "LEFT". */
-const char *stm_cluster_state_name(enum stm_swim_state s);
-
 bool stm_cluster_is_up(const char *id);
 
 /* A cached channel to the member's rpc_addr (NULL: unknown member or no

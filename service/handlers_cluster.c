@@ -31,7 +31,7 @@ void stm__handle_cluster_members(struct stm_grpc_call *call,
     Stemedb__V1__Member *o = &items[i];
     stemedb__v1__member__init(o);
     o->id = m[i].id;
-    o->status = (char *)stm_cluster_state_name(m[i].state);
+    o->status = (char *)stm_swim_state_name(m[i].state);
     o->rpc_addr = m[i].rpc_addr;
     o->swim_addr = m[i].swim_addr;
     o->bind_addr = m[i].bind_addr;

@@ -244,18 +244,25 @@ class ServerTestCase:
     and offers assertCode for gRPC errors."""
 
     server_args = ()
+    server_env = None  # extra environment of the server
+    with_gateway = False  # also start a gateway in front of it (cls.gw)
 
     @classmethod
     def setUpClass(cls):
         import grpc
         _, pb_grpc, _, _, _ = stubs()
-        cls.server = Server(extra_args=cls.server_args).start()
+        cls.server = Server(extra_args=cls.server_args,
+                            env=cls.server_env).start()
+        cls.gw = Gateway(cls.server.addr).start() if cls.with_gateway else None
         cls.channel = grpc.insecure_channel(cls.server.addr)
         cls.stub = pb_grpc.StemeDBStub(cls.channel)
 
     @classmethod
     def tearDownClass(cls):
         cls.channel.close()
+        if cls.gw:
+            cls.gw.stop()
+            cls.gw.cleanup()
         rc = cls.server.stop()
         cls.server.cleanup()
         assert rc == 0, "server did not exit 0 on SIGTERM: %s" % rc

@@ -57,16 +57,16 @@ def curl(url, *args):
     return int(code), body
 
 
-class AuthTest(unittest.TestCase):
+class AuthTest(stmtest.ServerTestCase, unittest.TestCase):
+    server_args = ["--auth", "required"]
+    server_env = {"STEMEDB_ADMIN_KEY": ADMIN}
+    with_gateway = True
+
     @classmethod
     def setUpClass(cls):
         cls.pb, cls.pb_grpc, cls.types, cls.hpb, cls.hpb_grpc = stmtest.stubs()
         cls.apb, cls.apb_grpc = admin_stubs()
-        cls.server = stmtest.Server(extra_args=["--auth", "required"],
-                                    env={"STEMEDB_ADMIN_KEY": ADMIN}).start()
-        cls.gw = stmtest.Gateway(cls.server.addr).start()
-        cls.channel = grpc.insecure_channel(cls.server.addr)
-        cls.stub = cls.pb_grpc.StemeDBStub(cls.channel)
+        super().setUpClass()
         cls.admin = cls.apb_grpc.AdminStub(cls.channel)
         cls.keys = {}
         for role in ("reader", "writer", "admin"):
@@ -74,15 +74,6 @@ class AuthTest(unittest.TestCase):
                                "--name", "test-" + role, key=ADMIN)
             assert rc == 0, err
             cls.keys[role] = json.loads(out)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.channel.close()
-        cls.gw.stop()
-        cls.gw.cleanup()
-        rc = cls.server.stop()
-        cls.server.cleanup()
-        assert rc == 0, rc
 
     def md(self, role_or_key):
         k = self.keys[role_or_key]["key"] if role_or_key in self.keys else role_or_key

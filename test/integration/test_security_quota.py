@@ -35,7 +35,10 @@ def curl_head(url, *args):
     return int(lines[0].split()[1]), hdrs
 
 
-class QuotaTest(unittest.TestCase):
+class QuotaTest(stmtest.ServerTestCase, unittest.TestCase):
+    server_args = ARGS
+    with_gateway = True
+
     @classmethod
     def setUpClass(cls):
         # Usage counts per clock hour: do not start in the hour's last
@@ -44,19 +47,7 @@ class QuotaTest(unittest.TestCase):
         if left < 20:
             time.sleep(left + 1)
         cls.pb, cls.pb_grpc, cls.types, _, _ = stmtest.stubs()
-        cls.server = stmtest.Server(extra_args=ARGS).start()
-        cls.gw = stmtest.Gateway(cls.server.addr).start()
-        cls.channel = grpc.insecure_channel(cls.server.addr)
-        cls.stub = cls.pb_grpc.StemeDBStub(cls.channel)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.channel.close()
-        cls.gw.stop()
-        cls.gw.cleanup()
-        rc = cls.server.stop()
-        cls.server.cleanup()
-        assert rc == 0, rc
+        super().setUpClass()
 
     def query(self, agent, stub=None):
         md = [("x-agent-id", agent)] if agent else []

@@ -37,23 +37,14 @@ def curl_head(url, *args):
     return status, hdrs
 
 
-class RateLimitTest(unittest.TestCase):
+class RateLimitTest(stmtest.ServerTestCase, unittest.TestCase):
+    server_args = ["--rate-limits", LIMITS, "--trusted-proxies", "127.0.0.1"]
+    with_gateway = True
+
     @classmethod
     def setUpClass(cls):
         cls.pb, cls.pb_grpc, cls.types, cls.hpb, cls.hpb_grpc = stmtest.stubs()
-        cls.server = stmtest.Server(extra_args=["--rate-limits", LIMITS, "--trusted-proxies", "127.0.0.1"]).start()
-        cls.gw = stmtest.Gateway(cls.server.addr).start()
-        cls.channel = grpc.insecure_channel(cls.server.addr)
-        cls.stub = cls.pb_grpc.StemeDBStub(cls.channel)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.channel.close()
-        cls.gw.stop()
-        cls.gw.cleanup()
-        rc = cls.server.stop()
-        cls.server.cleanup()
-        assert rc == 0, rc
+        super().setUpClass()
 
     def query(self, agent, **kw):
         md = [("x-agent-id", agent)] if agent else []
