@@ -26,6 +26,7 @@ struct config {
   char *http_listen, *cluster_listen, *server, *log_level;
   char *server_ca, *server_cert, *server_key; /* TLS to the server */
   char *allowed_origins;                      /* CORS (cors.h) */
+  char *tls_cert, *tls_key; /* only warned about: HTTPS not served yet */
   int64_t timeout_ms, grace_ms;
   int64_t request_timeout_s, idle_timeout_s;
   int64_t ws_subs_per_socket, ws_subs_per_client, ws_subs_total;
@@ -71,6 +72,18 @@ static int check_range(const char *name, int64_t v, int64_t min, int64_t max,
     return 0;
   return stm_error_set(err, STM_EINVAL, name, "%s must be %lld..%lld", name,
                        (long long)min, (long long)max);
+}
+
+/* The gateway serves plain HTTP only. An env file shared with the server
+ * (which uses STEMEDB_TLS_CERT for gRPC) may set these, so they are not an
+ * error; but nobody may believe this listener is encrypted (issue 13). */
+static void warn_tls(const struct config *cfg) {
+  if ((cfg->tls_cert && *cfg->tls_cert) || (cfg->tls_key && *cfg->tls_key))
+    stm_log(STM_LOG_WARN,
+            "STEMEDB_TLS_CERT/--tls-cert is set, but the gateway serves "
+            "PLAIN HTTP on %s and %s: HTTPS/WSS is not built yet; terminate "
+            "TLS in front of it (deploy/nginx)",
+            cfg->http_listen, cfg->cluster_listen);
 }
 
 static int check_limits(const struct config *cfg, struct stm_error *err) {
@@ -186,6 +199,7 @@ static int serve(const struct config *cfg) {
                "server %s",
                STM_VERSION, cfg->http_listen,
                stm_gw_http_port(gw, STM_GW_LISTENER_API), cluster, cfg->server);
+  warn_tls(cfg);
 
   struct signal_waiter w = {.set = set, .gw = gw};
   pthread_create(&w.thread, NULL, wait_for_signal, &w);
@@ -236,6 +250,11 @@ int main(int argc, char **argv) {
        "client certificates (with --server-key)"},
       {"server-key", "STEMEDB_SERVER_KEY", NULL, STM_OPT_STRING,
        &cfg.server_key, "PEM private key of --server-cert"},
+      {"tls-cert", "STEMEDB_TLS_CERT", NULL, STM_OPT_STRING, &cfg.tls_cert,
+       "not served yet: the gateway warns and serves plain HTTP (terminate TLS "
+       "in front)"},
+      {"tls-key", "STEMEDB_TLS_KEY", NULL, STM_OPT_STRING, &cfg.tls_key,
+       "see --tls-cert"},
       {"allowed-origins", "STEMEDB_ALLOWED_ORIGINS", NULL, STM_OPT_STRING,
        &cfg.allowed_origins,
        "comma-separated browser origins allowed by CORS "

@@ -218,7 +218,9 @@ class HelmChartTest(unittest.TestCase):
                                                         "--server-key", "/etc/stemedb-tls/tls.key"])
         self.assertNotIn("args", containers(render())["stemedb-gateway"])
         self.assertEqual(c["stemedb-server"]["readinessProbe"]["tcpSocket"], {"port": 18182})
-        self.assertEqual(c["stemedb-gateway"]["readinessProbe"]["httpGet"]["scheme"], "HTTPS")
+        # The gateway serves plain HTTP (no HTTPS yet): no certificate, HTTP probes.
+        self.assertNotIn("STEMEDB_TLS_CERT", gw_env)
+        self.assertEqual(c["stemedb-gateway"]["readinessProbe"]["httpGet"]["scheme"], "HTTP")
         sm = one(objs, "ServiceMonitor")["spec"]["endpoints"][0]
         self.assertEqual((sm["port"], sm["path"]), ("http", "/metrics"))
         self.assertIn({"targetLabel": "job", "replacement": "stemedb"}, sm["relabelings"])
