@@ -275,6 +275,7 @@ static int watch_new(struct stm_gw_http *gw,
       .max_subs_per_socket = (size_t)o->ws_max_subs_per_socket,
       .max_subs_per_client = (size_t)o->ws_max_subs_per_client,
       .max_subs_total = (size_t)o->ws_max_subs_total,
+      .metrics = gw->metrics,
   };
   wo.ping_interval_ms = o->ws_ping_interval_ms;
   wo.max_queue_frames = (size_t)o->ws_max_queue_frames;

@@ -33,6 +33,7 @@ struct vec {
 
 struct stm_gw_metrics {
   long in_flight;
+  size_t ws_connections;
   struct vec requests; /* struct counter: route, method, status */
   struct vec latency;  /* struct histogram */
   struct vec upstream; /* struct counter: rpc, code */
@@ -72,6 +73,11 @@ void stm_gw_metrics_delete(struct stm_gw_metrics *m) {
 }
 
 void stm_gw_metrics_begin(struct stm_gw_metrics *m) { m->in_flight++; }
+
+void stm_gw_metrics_set_ws_connections(struct stm_gw_metrics *m, size_t n) {
+  if (m)
+    m->ws_connections = n;
+}
 
 long stm_gw_metrics_in_flight(const struct stm_gw_metrics *m) {
   return m->in_flight;
@@ -222,8 +228,12 @@ int stm_gw_metrics_render(const struct stm_gw_metrics *m, bool upstream_up,
                    "# HELP stemedb_gateway_http_requests_in_flight Requests "
                    "received and not yet answered.\n"
                    "# TYPE stemedb_gateway_http_requests_in_flight gauge\n"
-                   "stemedb_gateway_http_requests_in_flight %ld\n",
-                   STM_VERSION, m->in_flight);
+                   "stemedb_gateway_http_requests_in_flight %ld\n"
+                   "# HELP stemedb_gateway_ws_connections Open /v1/watch "
+                   "WebSocket connections.\n"
+                   "# TYPE stemedb_gateway_ws_connections gauge\n"
+                   "stemedb_gateway_ws_connections %zu\n",
+                   STM_VERSION, m->in_flight, m->ws_connections);
   if (rc == 0)
     rc = render_requests(m, out);
   if (rc == 0)

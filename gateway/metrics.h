@@ -7,6 +7,7 @@
  *   stemedb_gateway_upstream_calls_total{rpc,code}               counter
  *   stemedb_gateway_upstream_up                                  gauge
  *   stemedb_gateway_build_info{version}                          gauge
+ *   stemedb_gateway_ws_connections                               gauge
  *
  * `route` is the route pattern ("/v1/assertions/{hash}", "unmatched"), so
  * the label set stays bounded whatever URLs clients send. Label values are
@@ -37,6 +38,8 @@ int stm_gw_metrics_end(struct stm_gw_metrics *m, const char *route,
 /* One finished gRPC call to the server. Returns 0 or STM_ENOMEM. */
 int stm_gw_metrics_upstream_call(struct stm_gw_metrics *m, const char *rpc,
                                  const char *code);
+/* The number of open /v1/watch WebSockets (ws.c). NULL m: no-op. */
+void stm_gw_metrics_set_ws_connections(struct stm_gw_metrics *m, size_t n);
 long stm_gw_metrics_in_flight(const struct stm_gw_metrics *m);
 
 /* Append the text exposition (format 0.0.4) to `out`. `upstream_up` is the

@@ -49,6 +49,7 @@ static void on_established(struct stm_gw_ws *w, struct lws *wsi) {
     w->open->prev = c;
   w->open = c;
   w->n_open++;
+  stm_gw_metrics_set_ws_connections(w->o.metrics, w->n_open);
   lws_set_opaque_user_data(wsi, c);
   if (w->shutting_down)
     stm_gw_ws_conn_close(c, LWS_CLOSE_STATUS_GOINGAWAY,
@@ -65,6 +66,7 @@ static void on_closed(struct stm_gw_ws *w, struct conn *c) {
   if (c->next)
     c->next->prev = c->prev;
   w->n_open--;
+  stm_gw_metrics_set_ws_connections(w->o.metrics, w->n_open);
   c->wsi = NULL;
   pthread_mutex_lock(&c->mu);
   c->gone = true;

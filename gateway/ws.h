@@ -22,6 +22,7 @@
 #ifndef STM_GW_WS_H
 #define STM_GW_WS_H
 
+#include "gateway/metrics.h"
 #include "gateway/upstream.h"
 
 #include <libwebsockets.h>
@@ -52,6 +53,7 @@ struct stm_gw_ws_options {
   size_t max_subs_per_socket; /* 0 or more than STM_GW_WS_MAX_SUBS: that */
   size_t max_subs_per_client; /* per client address; 0: 256 */
   size_t max_subs_total;      /* in the whole gateway; 0: 4096 */
+  struct stm_gw_metrics *metrics; /* NULL or the open-sockets gauge's home */
 };
 
 /* NULL when out of memory. Streams run on `up`, which must outlive this

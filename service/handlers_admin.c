@@ -9,6 +9,7 @@
 #include "common/clock.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "stemedb/v1/stemedb.pb-c.h"
+#include "watch_hub.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,31 @@ void stm__handle_status(struct stm_grpc_call *call, const ProtobufCMessage *req,
       (uint64_t)((stm_clock_mono_ns() - svc->start_mono_ns) / 1000000000);
   resp.writable = st.writable && !atomic_load(&svc->shutting_down);
   stm_grpc_call_reply(call, &resp.base);
+}
+
+/* The WAL fdatasync histogram and error counter (store stats). */
+static void fsync_metrics(struct stm_buf *b, const struct stm_store_stats *st) {
+  const char *name = "stemedb_wal_fsync_seconds";
+  stm_buf_printf(b,
+                 "# HELP %s fdatasync latency of each WAL group commit.\n"
+                 "# TYPE %s histogram\n",
+                 name, name);
+  uint64_t cum = 0;
+  for (size_t i = 0; i < STM_STORE_FSYNC_BUCKETS; i++) {
+    cum += st->fsync_le[i];
+    stm_buf_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name,
+                   stm_store_fsync_bucket_le[i], (unsigned long long)cum);
+  }
+  stm_buf_printf(b,
+                 "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.9f\n%s_count %llu\n"
+                 "# HELP stemedb_wal_fsync_errors_total Failed WAL "
+                 "pwrite/fdatasync calls (writes are refused after one).\n"
+                 "# TYPE stemedb_wal_fsync_errors_total counter\n"
+                 "stemedb_wal_fsync_errors_total %llu\n",
+                 name, (unsigned long long)st->fsync_count, name,
+                 (double)st->fsync_ns_sum / 1e9, name,
+                 (unsigned long long)st->fsync_count,
+                 (unsigned long long)st->wal_io_errors);
 }
 
 static void store_metrics(struct stm_buf *b, struct stm_service *svc) {
@@ -74,6 +100,7 @@ static void store_metrics(struct stm_buf *b, struct stm_service *svc) {
       (unsigned long long)st.records_committed,
       (unsigned long long)st.wal_segments, (unsigned long long)st.wal_bytes,
       (long long)((stm_clock_mono_ns() - svc->start_mono_ns) / 1000000000));
+  fsync_metrics(b, &st);
 }
 
 void stm__handle_metrics(struct stm_grpc_call *call,
@@ -82,6 +109,14 @@ void stm__handle_metrics(struct stm_grpc_call *call,
   struct stm_buf b;
   stm_buf_init(&b);
   store_metrics(&b, svc);
+  struct stm_watch_hub_stats ws = {.subscribers = 0};
+  if (svc->watch)
+    stm_watch_hub_get_stats(svc->watch, &ws);
+  stm_buf_printf(&b,
+                 "# HELP stemedb_watch_streams Open Watch streams.\n"
+                 "# TYPE stemedb_watch_streams gauge\n"
+                 "stemedb_watch_streams %llu\n",
+                 (unsigned long long)ws.subscribers);
   stm_archiver_metrics(svc->archiver, &b);
   stm_cluster_metrics_append(&b);
   char *grpc_text = svc->grpc ? stm_grpc_server_metrics(svc->grpc) : NULL;

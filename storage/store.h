@@ -128,6 +128,11 @@ int stm_store_scan_concept(struct stm_store *s, const char *concept_path,
                            stm_store_claim_cb cb, void *ctx,
                            struct stm_error *err);
 
+/* Upper bounds (seconds) of the WAL fdatasync latency histogram buckets;
+ * a sample above the last one counts only in fsync_count (le="+Inf"). */
+#define STM_STORE_FSYNC_BUCKETS 12
+extern const double stm_store_fsync_bucket_le[STM_STORE_FSYNC_BUCKETS];
+
 struct stm_store_stats {
   uint64_t assertion_count; /* distinct claims stored */
   uint64_t last_sequence;   /* last durable sequence */
@@ -143,6 +148,12 @@ struct stm_store_stats {
   uint64_t sources_committed; /* source versions committed since open: a
                                  cache key for source lookups (it moves
                                  before the commit is acknowledged) */
+  /* fdatasync of each group commit: per-bucket (NOT cumulative) counts,
+   * total count and summed time, for a Prometheus histogram */
+  uint64_t fsync_le[STM_STORE_FSYNC_BUCKETS];
+  uint64_t fsync_count;
+  uint64_t fsync_ns_sum;
+  uint64_t wal_io_errors; /* failed WAL pwrite/fdatasync calls */
 };
 
 /* A consistent copy of the counters. Thread-safe, never blocks on I/O. */

@@ -262,8 +262,28 @@ static void complete_all(struct stm_store_sub *list, int rc,
   }
 }
 
+const double stm_store_fsync_bucket_le[STM_STORE_FSYNC_BUCKETS] = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
+
+/* Count one group-commit fdatasync (writer thread, under s->mu). */
+static void observe_fsync(struct stm_store_stats *st, int64_t ns) {
+  if (ns < 0)
+    ns = 0;
+  double sec = (double)ns / 1e9;
+  for (size_t i = 0; i < STM_STORE_FSYNC_BUCKETS; i++)
+    if (sec <= stm_store_fsync_bucket_le[i]) {
+      st->fsync_le[i]++;
+      break;
+    }
+  st->fsync_count++;
+  st->fsync_ns_sum += (uint64_t)ns;
+}
+
 static void mark_unwritable(struct stm_store *s, const struct stm_error *err) {
+  struct stm_wal_info info;
+  stm_wal_get_info(s->wal, &info);
   pthread_mutex_lock(&s->mu);
+  s->stats.wal_io_errors = info.io_errors;
   bool was = s->stats.writable;
   s->stats.writable = false;
   pthread_mutex_unlock(&s->mu);
@@ -281,6 +301,8 @@ static void publish(struct stm_store *s, size_t records, bool appended) {
     sources += w->log[i].kind == STM_RECORD_SOURCE;
   pthread_mutex_lock(&s->mu);
   s->stats.group_commits += appended ? 1 : 0;
+  if (appended)
+    observe_fsync(&s->stats, info.last_fsync_ns);
   s->stats.records_committed += records;
   s->stats.last_sequence = w->next_sequence - 1;
   s->stats.assertion_count = w->assertion_count;

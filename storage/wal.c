@@ -6,6 +6,7 @@
 #include "wal.h"
 
 #include "common/buf.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "crc32c.h"
 
@@ -44,6 +45,8 @@ struct stm_wal {
   uint64_t truncated_bytes;
   bool poisoned;
   char poison_reason[256]; /* same size as stm_error.message */
+  int64_t last_fsync_ns;   /* fdatasync time of the last good append */
+  uint64_t io_errors;      /* failed append pwrite/fdatasync calls */
 };
 
 static void seg_path(const struct stm_wal *w, uint64_t first, char *out,
@@ -545,6 +548,7 @@ static int append_failed(struct stm_wal *w, int e, const char *what,
   char path[PATH_MAX];
   seg_path(w, w->segs[w->nsegs - 1], path, sizeof path);
   int code = io_error(err, e, what, path);
+  w->io_errors++;
   (void)w->io->ftruncate(w->io->ctx, w->fd, w->size);
   return poison(w, code, err);
 }
@@ -605,9 +609,11 @@ int stm_wal_append(struct stm_wal *w, const void *data, size_t len,
   int e = stm_wal_io_pwrite_full(w->io, w->fd, data, len, w->size);
   if (e)
     return append_failed(w, e, "write failed on", err);
+  int64_t t0 = stm_clock_mono_ns();
   e = w->io->fdatasync(w->io->ctx, w->fd);
   if (e)
     return append_failed(w, e, "fdatasync failed on", err);
+  w->last_fsync_ns = stm_clock_mono_ns() - t0;
   w->size += len;
   w->seg_crc = stm_crc32c_extend(w->seg_crc, data, len);
   w->last_sequence = last_sequence;
@@ -716,4 +722,6 @@ void stm_wal_get_info(const struct stm_wal *w, struct stm_wal_info *out) {
   out->records_scanned = w->records_scanned;
   out->truncated_bytes = w->truncated_bytes;
   out->poisoned = w->poisoned;
+  out->last_fsync_ns = w->last_fsync_ns;
+  out->io_errors = w->io_errors;
 }

@@ -55,6 +55,8 @@ struct stm_wal_info {
   uint64_t records_scanned;    /* valid records found at open */
   uint64_t truncated_bytes;    /* cut at open */
   bool poisoned;
+  int64_t last_fsync_ns; /* fdatasync time of the last successful append */
+  uint64_t io_errors;    /* append pwrite/fdatasync calls that failed */
 };
 
 /*

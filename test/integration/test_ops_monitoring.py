@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import unittest
@@ -238,6 +239,56 @@ class LiveMetricsTest(unittest.TestCase):
         new = served - set(cat)
         if new:
             sys.stderr.write("note: metrics not in metric-catalog.txt: %s\n" % sorted(new))
+
+    def value(self, text, series):
+        """The value of one exact series line ('name' or 'name{labels}')."""
+        m = re.search(r"^%s (\S+)$" % re.escape(series), text, re.M)
+        self.assertIsNotNone(m, series + " not served")
+        return float(m.group(1))
+
+    def test_wal_fsync_histogram_counts_each_group_commit(self):
+        before = self.value(self.scrape(), "stemedb_wal_fsync_seconds_count")
+        after_text = self.scrape()  # one more acknowledged (fsynced) write
+        after = self.value(after_text, "stemedb_wal_fsync_seconds_count")
+        self.assertGreater(after, before)
+        self.assertEqual(self.value(after_text, 'stemedb_wal_fsync_seconds_bucket{le="+Inf"}'), after)
+        self.assertGreater(self.value(after_text, "stemedb_wal_fsync_seconds_sum"), 0)
+        self.assertEqual(self.value(after_text, "stemedb_wal_fsync_errors_total"), 0)
+
+    def gauge_becomes(self, series, want):
+        stmtest.wait_until(lambda: self.value(self.http("GET", "/metrics")[1], series) == want,
+                           timeout=10, what="%s == %d" % (series, want))
+
+    def test_watch_streams_gauge_follows_open_streams(self):
+        import grpc
+        pb, pb_grpc = stmtest.stubs()[:2]
+        self.gauge_becomes("stemedb_watch_streams", 0)
+        with grpc.insecure_channel(self.server.addr) as ch:
+            call = pb_grpc.StemeDBStub(ch).Watch(pb.WatchRequest(), timeout=30)
+            next(call)  # the stream is open once its first event arrives
+            self.gauge_becomes("stemedb_watch_streams", 1)
+            call.cancel()
+        self.gauge_becomes("stemedb_watch_streams", 0)
+
+    def test_ws_connections_gauge_follows_open_sockets(self):
+        self.gauge_becomes("stemedb_gateway_ws_connections", 0)
+        s = socket.create_connection(("127.0.0.1", self.gateway.port), timeout=10)
+        try:
+            s.sendall(b"GET /v1/watch HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                      b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                      b"Sec-WebSocket-Version: 13\r\n\r\n")
+            reply = b""
+            while b"\r\n\r\n" not in reply and len(reply) < 4096:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                reply += chunk
+            self.assertTrue(reply.startswith(b"HTTP/1.1 101"), reply[:200])
+            self.gauge_becomes("stemedb_gateway_ws_connections", 1)
+        finally:
+            s.close()
+        self.gauge_becomes("stemedb_gateway_ws_connections", 0)
 
 
 if __name__ == "__main__":

@@ -657,6 +657,12 @@ static void store_fails_on(struct faulty *x, const char *expect) {
   stats_of(&x->f, &st);
   CU_ASSERT_FALSE(st.writable);
   CU_ASSERT_EQUAL(st.last_sequence, 3u);
+  CU_ASSERT_EQUAL(st.wal_io_errors, 1u); /* stemedb_wal_fsync_errors_total */
+  CU_ASSERT_EQUAL(st.fsync_count, 3u);   /* the three good group commits */
+  uint64_t in_buckets = 0;
+  for (size_t i = 0; i < STM_STORE_FSYNC_BUCKETS; i++)
+    in_buckets += st.fsync_le[i];
+  CU_ASSERT(in_buckets <= st.fsync_count);
   CU_ASSERT_FALSE(has_claim(x->f.s, failed_hash));
   faulty_reopen_real(x);
   stats_of(&x->f, &st);
