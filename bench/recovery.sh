@@ -20,7 +20,9 @@ start() { # sets PID and T (seconds until the server answered)
   local t0; t0=$(date +%s.%N)
   "$BUILD/service/stemedb-server" --data-dir "$DATA" --grpc-listen "127.0.0.1:$PORT" >>"$DATA.log" 2>&1 &
   PID=$!
-  for _ in $(seq 1 6000); do
+  # A rebuild of N claims takes about N/10000 s: wait that long, plus 60 s.
+  local until=$(( $(date +%s) + N / 5000 + 60 ))
+  while [ "$(date +%s)" -lt "$until" ]; do
     "${CLI[@]}" --timeout-ms 1000 status >/dev/null 2>&1 && break
     sleep 0.01
   done
@@ -30,11 +32,12 @@ start
 echo "loading $N claims ($BATCH per AssertBatch, 4 clients)..." >&2
 T0=$(date +%s.%N)
 "${CLI[@]}" --json bench assert --batch $BATCH --clients 4 --value-bytes 64 \
-  --max-ops $((N / BATCH)) --duration 900 >"$DATA.load.json"
+  --max-ops $((N / BATCH)) --duration $((N / 5000 > 900 ? N / 5000 : 900)) >"$DATA.load.json"
 LOAD_S=$(python3 -c "print('%.1f' % ($(date +%s.%N) - $T0))")
 COUNT=$("${CLI[@]}" --json status | jq -r .assertion_count)
 RSS_KB=$(awk '/VmRSS/ {print $2}' /proc/$PID/status)
 HWM_KB=$(awk '/VmHWM/ {print $2}' /proc/$PID/status)
+echo "loaded $COUNT claims in $LOAD_S s; RSS $((RSS_KB / 1024)) MiB (peak $((HWM_KB / 1024)) MiB)" >&2
 kill -9 $PID; wait $PID 2>/dev/null || true
 start; T_KILL=$T
 RSS_IDLE_KB=$(awk '/VmRSS/ {print $2}' /proc/$PID/status)

@@ -414,14 +414,19 @@ static bool wait_calls_done(struct stm_grpc_server *s, int ms) {
 void stm_grpc_server_shutdown(struct stm_grpc_server *s, int grace_ms) {
   if (s == NULL || atomic_exchange(&s->shutting_down, true))
     return;
+  int64_t start = stm_clock_mono_ns();
   grpc_server_shutdown_and_notify(s->server, s->workers[0].cq, &shutdown_tag);
   if (!wait_calls_done(s, grace_ms))
     stm_log_warn("shutdown: %d calls still running after %d ms; cancelling "
                  "them",
                  atomic_load(&s->in_flight), grace_ms);
-  /* Every call we answered is done (or out of time): cancelling also
-   * closes idle client connections, which releases the shutdown tag. */
-  if (!wait_shutdown(s, 0)) {
+  /* Every call we answered is done (or out of time), but a stream's final
+   * status may still sit behind flow-controlled messages a slow client has
+   * not read yet: the rest of the grace lets it read them and leave on the
+   * GOAWAY. Then cancelling closes connections held idle, which releases
+   * the tag. */
+  int64_t left_ms = grace_ms - (stm_clock_mono_ns() - start) / 1000000;
+  if (!wait_shutdown(s, left_ms > 0 ? (int)left_ms : 0)) {
     grpc_server_cancel_all_calls(s->server);
     wait_shutdown(s, 60000);
   }

@@ -293,6 +293,17 @@ void stm_watch_hub_stop(struct stm_watch_hub *h) {
     stm__watch_pump(s);
   }
   pthread_mutex_unlock(&h->list_mu);
+  /* A catch-up step already running on a gRPC thread reads the store; the
+   * store closes after this returns. Each step is bounded (CATCHUP_SCAN_MAX
+   * records), so this wait is short. */
+  int64_t deadline = stm_clock_mono_ns() + 10 * 1000000000LL;
+  while (atomic_load(&h->catchups) > 0 && stm_clock_mono_ns() < deadline) {
+    struct timespec tick = {0, 1000000L};
+    nanosleep(&tick, NULL);
+  }
+  if (atomic_load(&h->catchups) > 0)
+    stm_log_error("watch: %d catch-up reads still running after 10 s",
+                  atomic_load(&h->catchups));
 }
 
 void stm_watch_hub_delete(struct stm_watch_hub *h) {

@@ -86,6 +86,9 @@ struct stm_watch_hub {
   bool kick;
   atomic_uint_fast64_t published, sent, cut_slow, history_bytes;
   atomic_uint watchers; /* subscribers in the list; 0: skip encoding */
+  /* Catch-up steps reading the store right now: stop waits for them, so
+   * the store is never closed under a scan (LevelDB asserts on it). */
+  atomic_int catchups;
 };
 
 static inline struct buf_impl *stm__watch_impl(struct stm_watch_buf *b) {

@@ -287,8 +287,12 @@ void stm__watch_pump(struct stm_watch_sub *s) {
       return;
     }
     s->busy = true;
+    /* Counted under s->mu: stm_watch_hub_stop ends the subscriber under the
+     * same lock, so it either sees this step or the step sees the end. */
+    atomic_fetch_add(&s->hub->catchups, 1);
     pthread_mutex_unlock(&s->mu);
     catchup_step(s);
+    atomic_fetch_sub(&s->hub->catchups, 1);
     pthread_mutex_lock(&s->mu);
     s->busy = false;
     pthread_mutex_unlock(&s->mu);

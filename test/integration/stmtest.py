@@ -227,6 +227,11 @@ class Gateway:
         rc = self.proc.wait(20)
         self.proc = None
         self.log.close()
+        if rc != 0 and sig == signal.SIGTERM:
+            with open(self.log_path, "rb") as f:
+                tail = f.read()[-4000:].decode("utf-8", "replace")
+            print("--- stemedb-gateway exited with %s on SIGTERM; its log ends:\n%s"
+                  % (rc, tail), file=sys.stderr)
         return rc
 
     def cleanup(self):

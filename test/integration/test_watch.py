@@ -372,6 +372,36 @@ class WatchServerLifecycleTest(unittest.TestCase):
         finally:
             srv.cleanup()
 
+    def test_shutdown_during_catch_up_from_storage_exits_cleanly(self):
+        """SIGTERM while many streams catch up from storage (their start is
+        long out of the in-memory history): the store closes only after the
+        running catch-up reads end, so the server exits 0 (LevelDB aborts
+        if it is closed under an open iterator), and every stream ends with
+        UNAVAILABLE naming where to resume."""
+        srv = stmtest.Server(extra_args=["--watch-history-events", "64"]).start()
+        ch = grpc.insecure_channel(srv.addr)
+        try:
+            stub = pb_grpc.StemeDBStub(ch)
+            for b in range(30):
+                write_batch(stub, [claim("cu/%d" % b, "p", i) for i in range(100)])
+            watchers = [Watcher(stub, concept_prefix="cu", start_sequence=1)
+                        for _ in range(40)]
+            for w in watchers:  # each is reading from storage now
+                self.assertIsInstance(w.next(10), pb.WatchEvent)
+            srv.proc.send_signal(signal.SIGTERM)
+            for w in watchers:
+                end = w.next(20)
+                while isinstance(end, pb.WatchEvent):
+                    end = w.next(20)
+                self.assertIsInstance(end, grpc.RpcError)
+                self.assertEqual(end.code(), grpc.StatusCode.UNAVAILABLE)
+                self.assertIn("start_sequence=", end.details(), srv.read_log()[-3000:])
+            ch.close()
+            self.assertEqual(srv.stop(), 0)
+        finally:
+            ch.close()
+            srv.cleanup()
+
     def test_memory_stays_bounded_with_many_streams_that_never_read(self):
         """100 watches that never read while 16 MB of claims are written:
         each stream holds at most --watch-buffer-events events (plus what
