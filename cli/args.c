@@ -18,7 +18,18 @@ size_t stm_cli_global_opts(struct stm_cli *cli, struct stm_opt *out) {
       {"api-key", "STEMEDB_API_KEY", NULL, STM_OPT_STRING, &cli->api_key,
        "API key sent as authorization: Bearer KEY (servers with auth "
        "required)"},
+      {"server-ca", "STEMEDB_SERVER_CA", NULL, STM_OPT_STRING, &cli->server_ca,
+       "PEM CA bundle: reach the server over TLS and verify its certificate "
+       "against the --server address"},
+      {"server-cert", "STEMEDB_SERVER_CERT", NULL, STM_OPT_STRING,
+       &cli->server_cert,
+       "PEM client certificate for a server that requires one (mTLS; with "
+       "--server-key and --server-ca)"},
+      {"server-key", "STEMEDB_SERVER_KEY", NULL, STM_OPT_STRING,
+       &cli->server_key, "PEM private key of --server-cert"},
   };
+  _Static_assert(sizeof g / sizeof g[0] <= STM_CLI_GLOBAL_OPTS,
+                 "raise STM_CLI_GLOBAL_OPTS");
   memcpy(out, g, sizeof g);
   return sizeof g / sizeof g[0];
 }
@@ -44,6 +55,29 @@ bool stm_cli_parse_double(const char *s, double *out) {
     return false;
   *out = v;
   return true;
+}
+
+/* TLS credentials of every channel, from the global options once they
+ * are all parsed: before the first channel is made. */
+static int tls_setup(struct stm_cli *cli, const char *cmd) {
+  bool has_ca = cli->server_ca && *cli->server_ca;
+  if (cli->tls_set || (!has_ca && !(cli->server_cert && *cli->server_cert) &&
+                       !(cli->server_key && *cli->server_key)))
+    return 0;
+  if (!has_ca)
+    return stm_cli_usage_error(cmd, "--server-cert and --server-key need "
+                                    "--server-ca (STEMEDB_SERVER_CA)");
+  static const struct stm_rpc_tls_names names = {"server-ca", "server-cert",
+                                                 "server-key"};
+  struct stm_error err;
+  stm_error_clear(&err);
+  grpc_channel_credentials *c = NULL;
+  if (stm_rpc_tls_credentials(cli->server_ca, cli->server_cert, cli->server_key,
+                              &names, &c, &err) != 0)
+    return stm_cli_usage_error(cmd, "%s", err.message);
+  stm_rpc_set_channel_credentials(c);
+  cli->tls_set = true;
+  return 0;
 }
 
 static void print_help(const struct stm_cli_command *cmd,
@@ -107,5 +141,5 @@ int stm_cli_parse(struct stm_cli *cli, const struct stm_cli_command *cmd,
   if (rc == 0 && *npos < min_pos)
     rc = stm_cli_usage_error(cmd->name, "missing arguments; usage: stemedb %s",
                              cmd->usage);
-  return rc;
+  return rc ? rc : tls_setup(cli, cmd->name);
 }

@@ -30,12 +30,19 @@ enum { STM_CLI_OK = 0, STM_CLI_ESERVER = 1, STM_CLI_EUSAGE = 2 };
 #define STM_CLI_DEFAULT_TIMEOUT_MS 10000
 #define STM_CLI_MAX_OPTS 24
 
-/* Global settings: --server, --timeout-ms, --json, --api-key. */
+/* Global options (stm_cli_global_opts) at most. */
+#define STM_CLI_GLOBAL_OPTS 8
+
+/* Global settings: --server, --timeout-ms, --json, --api-key, and TLS:
+ * --server-ca (verify the server), --server-cert / --server-key (mTLS). */
 struct stm_cli {
   char *server;
   int64_t timeout_ms;
   bool json;
-  char *api_key;         /* --api-key / STEMEDB_API_KEY, sent on every call */
+  char *api_key;   /* --api-key / STEMEDB_API_KEY, sent on every call */
+  char *server_ca; /* PEM roots: TLS to the server; NULL: plaintext */
+  char *server_cert, *server_key; /* client certificate for mTLS */
+  bool tls_set;                   /* credentials installed (args.c) */
   grpc_channel *channel; /* created on first use by stm_cli_channel() */
 };
 

@@ -2,6 +2,7 @@
  * stemedb: the command-line client of stemedb-server.
  *
  *   stemedb [--server ADDR] [--timeout-ms N] [--json] [--api-key KEY]
+ *           [--server-ca FILE [--server-cert FILE --server-key FILE]]
  *           COMMAND [ARGS]
  *
  * Exit status: 0 success, 1 the server answered with an error or could not
@@ -44,7 +45,7 @@ static const struct stm_cli_command commands[] = {
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
 static void usage(FILE *out, struct stm_cli *cli) {
-  struct stm_opt g[5];
+  struct stm_opt g[STM_CLI_GLOBAL_OPTS];
   size_t n = stm_cli_global_opts(cli, g);
   stm_opts_usage(out, "stemedb [options] COMMAND [ARGS]", g, n);
   fputs("\ncommands:\n", out);
@@ -58,7 +59,7 @@ static void usage(FILE *out, struct stm_cli *cli) {
 /* Global options before the command; returns its index, or a negative
  * exit code to return at once. */
 static int parse_globals(struct stm_cli *cli, int argc, char **argv) {
-  struct stm_opt g[5];
+  struct stm_opt g[STM_CLI_GLOBAL_OPTS];
   size_t n = stm_cli_global_opts(cli, g);
   struct stm_error err;
   stm_error_clear(&err);
@@ -100,6 +101,10 @@ int main(int argc, char **argv) {
   int first = parse_globals(&cli, argc, argv);
   if (first < 0) {
     free(cli.server);
+    free(cli.api_key);
+    free(cli.server_ca);
+    free(cli.server_cert);
+    free(cli.server_key);
     return -first - 1;
   }
   /* gRPC's own log lines would only repeat what we report. */
@@ -108,8 +113,12 @@ int main(int argc, char **argv) {
   int rc = dispatch(&cli, argc - first, argv + first);
   if (cli.channel)
     grpc_channel_destroy(cli.channel);
+  stm_rpc_set_channel_credentials(NULL); /* --server-ca's, if any */
   grpc_shutdown();
   free(cli.server);
   free(cli.api_key);
+  free(cli.server_ca);
+  free(cli.server_cert);
+  free(cli.server_key);
   return rc;
 }

@@ -34,8 +34,14 @@ int stm_cli_report_status(const struct stm_cli *cli,
     json_t *e = json_pack("{s:s,s:s}", "code", code, "message", st->message);
     stm_cli_print_json(json_pack("{s:o}", "error", e));
   } else if (st->code == GRPC_STATUS_UNAVAILABLE) {
-    fprintf(stderr, "stemedb: cannot reach server at %s: %s (%s)\n",
-            cli->server, code, st->message);
+    /* A TLS mismatch looks like any unreachable server: say what to try. */
+    fprintf(stderr, "stemedb: cannot reach server at %s: %s (%s)%s\n",
+            cli->server, code, st->message,
+            cli->server_ca && *cli->server_ca
+                ? "; over TLS: is the server's certificate signed by "
+                  "--server-ca and valid for that address, and does it "
+                  "require a client certificate (--server-cert/--server-key)?"
+                : "; a server with TLS needs --server-ca (STEMEDB_SERVER_CA)");
   } else if (st->code == GRPC_STATUS_DEADLINE_EXCEEDED) {
     fprintf(stderr, "stemedb: no answer from %s within %lld ms: %s (%s)\n",
             cli->server, (long long)cli->timeout_ms, code, st->message);

@@ -3,6 +3,8 @@
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,19 +33,41 @@ ProtobufCMessage *stm_rpc_unpack(const ProtobufCMessageDescriptor *desc,
   return m;
 }
 
-/* Set once at start (stm_rpc_set_channel_credentials); NULL: plaintext. */
+/* stm_rpc_set_channel_credentials; NULL: plaintext. Replaced while channels
+ * are being made (the server's peer credentials on SIGHUP), hence the lock;
+ * grpc_channel_create takes its own reference. */
+static pthread_mutex_t creds_lock = PTHREAD_MUTEX_INITIALIZER;
 static grpc_channel_credentials *default_channel_creds;
+static atomic_uint creds_generation;
 
 void stm_rpc_set_channel_credentials(grpc_channel_credentials *creds) {
-  if (default_channel_creds)
-    grpc_channel_credentials_release(default_channel_creds);
+  pthread_mutex_lock(&creds_lock);
+  grpc_channel_credentials *old = default_channel_creds;
   default_channel_creds = creds;
+  atomic_fetch_add(&creds_generation, 1);
+  pthread_mutex_unlock(&creds_lock);
+  if (old)
+    grpc_channel_credentials_release(old);
 }
 
-static grpc_channel *channel_new(const char *target, bool own_connection) {
+unsigned stm_rpc_channel_credentials_generation(void) {
+  return atomic_load(&creds_generation);
+}
+
+grpc_channel *stm_rpc_channel_with_args(const char *target,
+                                        const grpc_channel_args *args) {
+  pthread_mutex_lock(&creds_lock);
   grpc_channel_credentials *creds = default_channel_creds
                                         ? default_channel_creds
                                         : grpc_insecure_credentials_create();
+  grpc_channel *ch = grpc_channel_create(target, creds, args);
+  if (creds != default_channel_creds)
+    grpc_channel_credentials_release(creds);
+  pthread_mutex_unlock(&creds_lock);
+  return ch;
+}
+
+static grpc_channel *channel_new(const char *target, bool own_connection) {
   grpc_arg args[] = {
       {.type = GRPC_ARG_INTEGER,
        .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
@@ -68,10 +92,7 @@ static grpc_channel *channel_new(const char *target, bool own_connection) {
   grpc_channel_args ca = {.num_args = sizeof args / sizeof args[0] -
                                       (own_connection ? 0 : 1),
                           .args = args};
-  grpc_channel *ch = grpc_channel_create(target, creds, &ca);
-  if (creds != default_channel_creds)
-    grpc_channel_credentials_release(creds);
-  return ch;
+  return stm_rpc_channel_with_args(target, &ca);
 }
 
 grpc_channel *stm_rpc_channel_new(const char *target) {

@@ -6,6 +6,8 @@
 #ifndef STM_RPC_CODEC_H
 #define STM_RPC_CODEC_H
 
+#include "common/error.h"
+
 #include <grpc/byte_buffer.h>
 #include <grpc/grpc.h>
 #include <protobuf-c/protobuf-c.h>
@@ -48,9 +50,33 @@ void stm_rpc_set_api_key(const char *key);
 /*
  * Credentials of every channel made afterwards by stm_rpc_channel_new*
  * (taken; NULL: plaintext again), e.g. TLS to a server (the gateway's
- * --server-ca). Call before any channel is made.
+ * --server-ca). Thread-safe: channels made before keep the old ones (the
+ * server replaces its peer credentials on SIGHUP).
  */
 void stm_rpc_set_channel_credentials(grpc_channel_credentials *creds);
+/* Incremented by each stm_rpc_set_channel_credentials: a cached channel
+ * made under an older generation has stale credentials. */
+unsigned stm_rpc_channel_credentials_generation(void);
+/* A channel with exactly `args` (nullable) and the credentials above. */
+grpc_channel *stm_rpc_channel_with_args(const char *target,
+                                        const grpc_channel_args *args);
+
+/* Option names that stm_rpc_tls_credentials' errors cite. */
+struct stm_rpc_tls_names {
+  const char *ca, *cert, *key; /* "server-ca", ... */
+};
+
+/*
+ * TLS client credentials from PEM files: `ca` the roots that verify the
+ * server's certificate against the name or IP dialled (NULL or "": gRPC's
+ * default roots, GRPC_DEFAULT_SSL_ROOTS_FILE_PATH or the system bundle),
+ * `cert` + `key` (both or neither) the client certificate for mTLS. Errors
+ * name the option (STM_EINVAL). Requires grpc_init().
+ */
+int stm_rpc_tls_credentials(const char *ca, const char *cert, const char *key,
+                            const struct stm_rpc_tls_names *names,
+                            grpc_channel_credentials **out,
+                            struct stm_error *err);
 
 /*
  * One blocking unary call: `method` is "/pkg.Service/Method", `timeout_ms`

@@ -23,6 +23,7 @@ struct cl_chan {
   char id[STM_NODE_ID_MAX + 1];
   char addr[STM_ADDR_MAX + 1];
   grpc_channel *ch;
+  unsigned creds_gen; /* stm_rpc_channel_credentials_generation at make */
 };
 
 struct cl_lag {

@@ -509,18 +509,20 @@ grpc_channel *stm_cluster_peer_channel(const char *id) {
     struct cl_chan *cc = &c->chans[i];
     if (strcmp(cc->id, id) != 0)
       continue;
-    if (strcmp(cc->addr, m->rpc_addr) == 0) {
+    unsigned gen = stm_rpc_channel_credentials_generation();
+    if (strcmp(cc->addr, m->rpc_addr) == 0 && cc->creds_gen == gen) {
       ch = cc->ch;
       goto out;
     }
-    /* Moved (a restarted pod): keep the old channel until stop, since
-     * callers may still hold it. */
+    /* Moved (a restarted pod), or TLS certificates reloaded (SIGHUP): keep
+     * the old channel until stop, since callers may still hold it. */
     grpc_channel **g = realloc(c->graveyard, (c->grave_count + 1) * sizeof *g);
     if (g == NULL)
       goto out;
     c->graveyard = g;
     g[c->grave_count++] = cc->ch;
     snprintf(cc->addr, sizeof cc->addr, "%s", m->rpc_addr);
+    cc->creds_gen = gen;
     ch = cc->ch = stm_rpc_channel_new(cc->addr);
     goto out;
   }
@@ -532,6 +534,7 @@ grpc_channel *stm_cluster_peer_channel(const char *id) {
   struct cl_chan *cc = &grown[c->chan_count];
   snprintf(cc->id, sizeof cc->id, "%s", id);
   snprintf(cc->addr, sizeof cc->addr, "%s", m->rpc_addr);
+  cc->creds_gen = stm_rpc_channel_credentials_generation();
   if ((cc->ch = stm_rpc_channel_new(cc->addr)) != NULL) {
     c->chan_count++;
     ch = cc->ch;

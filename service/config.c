@@ -104,6 +104,10 @@ static size_t build_opts(struct stm_server_config *cfg,
       {"tls-client-ca", "STEMEDB_TLS_CLIENT_CA", "server.tls_client_ca",
        STM_OPT_STRING, &cfg->tls_client_ca,
        "PEM CA bundle: require client certificates signed by it (mTLS)"},
+      {"peer-ca", "STEMEDB_PEER_CA", "server.peer_ca", STM_OPT_STRING,
+       &cfg->peer_ca,
+       "PEM CA bundle that verifies peers' certificates when this node "
+       "dials them over TLS (default: --tls-client-ca, else system roots)"},
       {"auth", "STEMEDB_AUTH", "server.auth", STM_OPT_STRING, &cfg->auth,
        "off (every caller may do everything) or required (an API key with "
        "the method's role; bootstrap admin key: STEMEDB_ADMIN_KEY)"},
@@ -224,6 +228,7 @@ void stm_server_config_destroy(struct stm_server_config *cfg) {
   free(cfg->tls_cert);
   free(cfg->tls_key);
   free(cfg->tls_client_ca);
+  free(cfg->peer_ca);
   for (size_t i = 0; i < cfg->unknown_key_count; i++)
     free(cfg->unknown_keys[i]);
   free(cfg->unknown_keys);
@@ -493,6 +498,10 @@ static int check_strings(const struct stm_server_config *cfg,
     rc = stm_error_set(err, STM_EINVAL, "tls-client-ca",
                        "--tls-client-ca (STEMEDB_TLS_CLIENT_CA) needs "
                        "--tls-cert and --tls-key");
+  if (rc == 0 && !cert && cfg->peer_ca && *cfg->peer_ca)
+    rc = stm_error_set(err, STM_EINVAL, "peer-ca",
+                       "--peer-ca (STEMEDB_PEER_CA) needs --tls-cert and "
+                       "--tls-key (peers are dialled over TLS only then)");
   if (rc == 0 && strcmp(cfg->auth, "off") != 0 &&
       strcmp(cfg->auth, "required") != 0)
     rc = stm_error_set(err, STM_EINVAL, "auth",

@@ -28,6 +28,7 @@
  *   --tls-cert FILE      STEMEDB_TLS_CERT             server.tls_cert   none
  *   --tls-key FILE       STEMEDB_TLS_KEY              server.tls_key    none
  *   --tls-client-ca FILE STEMEDB_TLS_CLIENT_CA        server.tls_client_ca none
+ *   --peer-ca FILE       STEMEDB_PEER_CA              server.peer_ca    --tls-client-ca
  *   --auth off|required  STEMEDB_AUTH                 server.auth       off
  *   --rate-limits        STEMEDB_RATE_LIMITS          server.rate_limits *=5000:10000
  *   --quota-per-hour     STEMEDB_QUOTA_PER_HOUR       server.quota_per_hour 10000
@@ -131,6 +132,7 @@ struct stm_server_config {
   char *auth;                  /* "off" or "required" (auth.h) */
   char *tls_cert, *tls_key;    /* PEM files (tls.h); NULL: plaintext */
   char *tls_client_ca;         /* PEM CA: mTLS; NULL: none */
+  char *peer_ca;               /* PEM CA of peers; NULL: tls_client_ca */
   char *rate_limits;           /* ratelimit.h spec; "off": none */
   int64_t quota_per_hour;      /* quota.h; 0: off */
   char *quota_overrides;       /* "AGENT=UNITS,..." or NULL */

@@ -49,9 +49,14 @@ static bool probe_once(struct stm_listener_probe *p, char *why, size_t size) {
   };
   grpc_channel_args ca = {.num_args = sizeof args / sizeof args[0],
                           .args = args};
-  grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-  grpc_channel *ch = grpc_channel_create(p->target, creds, &ca);
-  grpc_channel_credentials_release(creds);
+  grpc_channel *ch;
+  if (p->o.tls) {
+    ch = stm_rpc_channel_with_args(p->target, &ca);
+  } else {
+    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+    ch = grpc_channel_create(p->target, creds, &ca);
+    grpc_channel_credentials_release(creds);
+  }
   Grpc__Health__V1__HealthCheckRequest req =
       GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
   ProtobufCMessage *resp = NULL;
@@ -88,10 +93,24 @@ static bool wait_interval(struct stm_listener_probe *p) {
 static void *probe_main(void *arg) {
   struct stm_listener_probe *p = arg;
   int failed = 0;
+  bool armed = !p->o.tls, warned = false;
   char why[1024];
   while (wait_interval(p)) {
     if (probe_once(p, why, sizeof why)) {
+      if (!armed)
+        stm_log_info("listener probe over TLS to %s works", p->target);
+      armed = true;
       failed = 0;
+      continue;
+    }
+    if (!armed) {
+      if (!warned)
+        stm_log_warn("listener probe over TLS failed (%s); it counts "
+                     "failures only after a first success: is the "
+                     "certificate valid for %s and signed by a CA the "
+                     "node trusts (--peer-ca, --tls-client-ca)?",
+                     why, p->target);
+      warned = true;
       continue;
     }
     stm_log_warn("listener probe %d/%d failed: %s", failed + 1, p->o.failures,

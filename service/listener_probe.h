@@ -7,7 +7,8 @@
  * probes, a restarted gateway and every new client time out while the node
  * looks alive. The core has no way to re-arm or rebuild a listener of a
  * running server, so the probe turns that state into one an orchestrator
- * handles: a thread dials our own address on a NEW connection every
+ * handles: a thread dials our own address on a NEW connection (over TLS
+ * with the node's own credentials when the listener is TLS) every
  * interval and calls grpc.health.v1.Health/Check; after `failures`
  * consecutive failures it calls `on_dead` once (the server then reports
  * NOT_SERVING, shuts down in order and exits non-zero, to be restarted).
@@ -16,6 +17,8 @@
 #define STM_LISTENER_PROBE_H
 
 #include "common/error.h"
+
+#include <stdbool.h>
 
 struct stm_listener_probe;
 
@@ -28,6 +31,10 @@ struct stm_listener_probe_options {
   int interval_ms;    /* between probes, >= 10 */
   int timeout_ms;     /* per probe */
   int failures;       /* consecutive failures that mean "dead", >= 1 */
+  bool tls;           /* the listener is TLS: dial with the process's channel
+               credentials (the node's own certificate, tls.h), and count
+               failures only once a probe succeeded (a certificate not
+               valid for the dialled address must not kill the node) */
   stm_listener_probe_cb on_dead; /* called once, on the probe thread */
   void *ctx;
 };

@@ -55,6 +55,7 @@ static int wait_for_signal(void) {
     stm_log_info("received SIGHUP: TLS certificates are read again at the "
                  "next handshake");
     stm_tls_request_reload();
+    stm_tls_peer_reload();
   }
   return sig;
 }
@@ -197,6 +198,13 @@ static int start_grpc(const struct stm_server_config *cfg, struct node *n) {
     stm_log_error("%s", err.message);
     return -1;
   }
+  /* Peers are dialled over TLS with the same files (docs/tls.md). */
+  if (tls && stm_tls_peer_setup(cfg->tls_cert, cfg->tls_key,
+                                cfg->tls_client_ca, cfg->peer_ca, &err) != 0) {
+    grpc_server_credentials_release(go.creds);
+    stm_log_error("%s", err.message);
+    return -1;
+  }
   if (cfg->request_id_window_s > 0) {
     n->request_ids =
         stm_request_ids_new(cfg->request_id_window_s * INT64_C(1000000000),
@@ -216,11 +224,7 @@ static int start_grpc(const struct stm_server_config *cfg, struct node *n) {
     return -1;
   }
   n->svc.grpc = n->server;
-  /* The probe dials in plaintext, which a TLS listener refuses. */
-  if (tls && cfg->listener_probe_ms > 0)
-    stm_log_info("gRPC over TLS%s: the listener self-probe is off",
-                 cfg->tls_client_ca ? " with client certificates" : "");
-  if (!tls && cfg->listener_probe_ms > 0) {
+  if (cfg->listener_probe_ms > 0) {
     struct stm_listener_probe_options po = {
         .listen = cfg->grpc_listen,
         .port = port,
@@ -229,6 +233,7 @@ static int start_grpc(const struct stm_server_config *cfg, struct node *n) {
             (int)(cfg->listener_probe_ms < 2000 ? 2000
                                                 : cfg->listener_probe_ms),
         .failures = 3,
+        .tls = tls,
         .on_dead = on_listener_dead,
         .ctx = &n->svc};
     if (stm_listener_probe_start(&po, &n->probe, &err) != 0) {
@@ -394,6 +399,7 @@ int main(int argc, char **argv) {
                                                : GPR_LOG_SEVERITY_ERROR);
   grpc_init();
   rc = serve(&cfg);
+  stm_rpc_set_channel_credentials(NULL); /* the peers' TLS, if any */
   grpc_shutdown();
   stm_server_config_destroy(&cfg);
   return rc;

@@ -67,7 +67,8 @@ int stm__repl_write_start(struct stm_service *svc);
 void stm__repl_write_stop(void);
 /* A write to `peer` succeeded or failed: replication_lag_seconds{peer} is
  * the age of the oldest write it missed, until anti-entropy toward it
- * succeeds (replication.c retries a lagging UP peer every second). */
-void stm__repl_lag_note(const char *peer, bool ok);
+ * succeeds (replication.c retries a lagging UP peer every second). `why`
+ * (nullable): the failure, logged once when the peer starts lagging. */
+void stm__repl_lag_note(const char *peer, bool ok, const char *why);
 
 #endif

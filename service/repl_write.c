@@ -170,7 +170,7 @@ static void run(struct wjob *j) {
     stm_error_clear(&e);
     t[k].ok = stm_repl_push(t[k].id, &t[k].set.data, t[k].set.off, t[k].set.n,
                             STM_REPL_WRITE_TIMEOUT_MS, NULL, &e) == 0;
-    stm__repl_lag_note(t[k].id, t[k].ok);
+    stm__repl_lag_note(t[k].id, t[k].ok, e.message);
     if (t[k].ok)
       for (size_t w = 0; w < t[k].nwhich; w++)
         have[t[k].which[w]]++;

@@ -72,12 +72,25 @@ static struct lag *lag_of(const char *peer) { /* R.mu held */
   return l;
 }
 
-void stm__repl_lag_note(const char *peer, bool ok) {
+void stm__repl_lag_note(const char *peer, bool ok, const char *why) {
   pthread_mutex_lock(&R.mu);
   struct lag *l = lag_of(peer);
-  if (l && !ok && l->since_ns == 0)
+  bool started = l && !ok && l->since_ns == 0;
+  if (started)
     l->since_ns = stm_clock_now_ns();
   pthread_mutex_unlock(&R.mu);
+  /* Once per outage, not per write. A TLS mismatch between nodes (another
+   * CA, or one side without TLS) shows as a failed handshake or a closed
+   * socket: point at the fix. */
+  if (started)
+    stm_log_warn(
+        "replication to %s failing, it will be caught up once "
+        "reachable: %s%s",
+        peer, why ? why : "",
+        why && (strstr(why, "andshake") || strstr(why, "Socket closed"))
+            ? " (TLS between nodes: every node needs --tls-cert/"
+              "--tls-key signed by a CA its peers trust; docs/tls.md)"
+            : "");
 }
 
 /* Publish every peer's lag; return one lagging peer that is UP (to be

@@ -7,6 +7,7 @@
 
 #include "common/log.h"
 #include "common/pem.h"
+#include "rpc/codec.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -90,4 +91,48 @@ int stm_tls_server_credentials(const char *cert, const char *key,
   return *out ? 0
               : stm_error_set(err, STM_EINVAL, "tls-cert",
                               "gRPC refused the TLS credentials");
+}
+
+/* The peer files (stm_tls_peer_setup); reloaded on the signal thread. */
+static struct tls_files peer;
+
+static struct stm_rpc_tls_names peer_names = {"peer-ca", "tls-cert", "tls-key"};
+
+static int peer_load(struct stm_error *err) {
+  grpc_channel_credentials *c = NULL;
+  if (stm_rpc_tls_credentials(peer.client_ca, peer.cert, peer.key, &peer_names,
+                              &c, err) != 0)
+    return err->code;
+  stm_rpc_set_channel_credentials(c);
+  return 0;
+}
+
+int stm_tls_peer_setup(const char *cert, const char *key, const char *client_ca,
+                       const char *peer_ca, struct stm_error *err) {
+  free(peer.cert);
+  free(peer.key);
+  free(peer.client_ca);
+  bool own = peer_ca && *peer_ca;
+  const char *ca = own ? peer_ca : client_ca;
+  peer_names.ca = own ? "peer-ca" : "tls-client-ca";
+  peer.cert = strdup(cert);
+  peer.key = strdup(key);
+  /* the trust root of peers, in the slot of the listener's client CA */
+  peer.client_ca = ca && *ca ? strdup(ca) : NULL;
+  if (peer.cert == NULL || peer.key == NULL)
+    return stm_error_set(err, STM_ENOMEM, NULL, "out of memory");
+  return peer_load(err);
+}
+
+void stm_tls_peer_reload(void) {
+  if (peer.cert == NULL)
+    return;
+  struct stm_error err;
+  stm_error_clear(&err);
+  if (peer_load(&err) != 0)
+    stm_log_error("TLS certificates toward peers not reloaded, the old ones "
+                  "stay: %s",
+                  err.message);
+  else
+    stm_log_info("TLS certificates toward peers reloaded from %s", peer.cert);
 }

@@ -115,7 +115,7 @@ class Node:
     """One stemedb-server + stemedb-gateway pair on 127.0.0.<10+index>."""
 
     def __init__(self, cluster, node_id, index, seeds, factor=2, extra=None,
-                 extra_replication=None, clustered=True, data_dir=None):
+                 extra_replication=None, clustered=True, data_dir=None, tls=None):
         self.cluster = cluster
         self.node_id = node_id
         self.index = index
@@ -125,6 +125,11 @@ class Node:
         self.extra = dict(FAST_SWIM if extra is None else extra)
         self.extra_replication = extra_replication
         self.clustered = clustered
+        # TLS (issue 13): {"cert", "key", "ca"} paths; the server serves
+        # gRPC with cert/key and requires client certificates signed by ca
+        # (unless "mtls": False), its peers are dialled with the same files,
+        # and the gateway reaches it with ca + the node's cert as client.
+        self.tls = tls
         self.dir = os.path.join(cluster.root, node_id)
         self.data_dir = data_dir or os.path.join(self.dir, "data")
         os.makedirs(self.data_dir, exist_ok=True)
@@ -159,6 +164,13 @@ class Node:
         else:
             args = ["--grpc-listen", self.rpc_addr, "--node-id", self.node_id]
         args += ["--data-dir", self.data_dir, "--shutdown-grace-ms", "2000"]
+        gw_tls = []
+        if self.tls:
+            args += ["--tls-cert", self.tls["cert"], "--tls-key", self.tls["key"]]
+            if self.tls.get("mtls", True):
+                args += ["--tls-client-ca", self.tls["ca"]]
+            gw_tls = ["--server-ca", self.tls["ca"], "--server-cert", self.tls["cert"],
+                      "--server-key", self.tls["key"]]
         slog = self._log("server")
         self.server = subprocess.Popen([stmtest.SERVER_BIN] + args + list(extra_args),
                                        stdout=slog, stderr=subprocess.STDOUT)
@@ -166,7 +178,7 @@ class Node:
         glog = self._log("gateway")
         self.gateway = subprocess.Popen(
             [stmtest.GATEWAY_BIN, "--http-listen", "%s:%d" % (self.ip, PORT_HTTP),
-             "--cluster-listen", self.bind_addr, "--server", self.rpc_addr],
+             "--cluster-listen", self.bind_addr, "--server", self.rpc_addr] + gw_tls,
             stdout=glog, stderr=subprocess.STDOUT)
         glog.close()
         if wait:
@@ -183,7 +195,7 @@ class Node:
                     raise RuntimeError("%s %s exited with %s; log:\n%s"
                                        % (self.node_id, name, p.returncode, self.log_tail()))
             try:
-                with grpc.insecure_channel(self.rpc_addr) as ch:
+                with self.grpc_channel() as ch:
                     r = health_pb2_grpc.HealthStub(ch).Check(
                         health_pb2.HealthCheckRequest(service=""), timeout=0.5)
                     if r.status != health_pb2.HealthCheckResponse.SERVING:
@@ -268,7 +280,15 @@ class Node:
 
     def grpc_channel(self):
         import grpc
-        return grpc.insecure_channel(self.rpc_addr)
+        if not self.tls:
+            return grpc.insecure_channel(self.rpc_addr)
+        with open(self.tls["ca"], "rb") as f:
+            ca = f.read()
+        with open(self.tls["cert"], "rb") as f:
+            cert = f.read()
+        with open(self.tls["key"], "rb") as f:
+            key = f.read()
+        return grpc.secure_channel(self.rpc_addr, grpc.ssl_channel_credentials(ca, key, cert))
 
 
 class Cluster:
