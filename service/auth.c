@@ -1,8 +1,11 @@
 /*
- * auth.c - the API key table, its durable log and the server's gate
- * (auth.h). Keys live in DATA_DIR/keys.log rather than in the WAL because
- * the WAL's record kinds are being changed for replication (issue 12):
- * the log is small, appended with fsync, and read whole at start.
+ * auth.c - the API key table and the server's gate (auth.h). Keys are
+ * records in the WAL (storage/records.h: STM_RECORD_API_KEY and
+ * STM_RECORD_KEY_REVOKE), so they survive restarts, are in backups and
+ * replicate; this file keeps the table in memory for fast checks, loaded
+ * from the store at open and updated by the store's key listener on every
+ * commit (a local CreateKey/RevokeKey, or a record replicated from a peer),
+ * before the commit is acknowledged.
  */
 #include "auth.h"
 #include "ratelimit.h"
@@ -11,39 +14,42 @@
 #include "common/clock.h"
 #include "common/hex.h"
 #include "common/log.h"
+#include "storage/store.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #define HASH_LEN 32
 #define BOOTSTRAP_ID "bootstrap"
 
 struct key_entry {
   struct stm_auth_key_info info;
-  uint8_t hash[HASH_LEN];
+  uint8_t hash[HASH_LEN];            /* of the secret */
+  uint8_t record_hash[STM_HASH_LEN]; /* of the record: dedupe */
 };
 
 struct stm_auth {
   bool required;
-  char path[4096];
+  struct stm_store *store;
   bool has_admin;
   uint8_t admin_hash[HASH_LEN];
   pthread_mutex_t lock;
-  struct key_entry *keys;
+  struct key_entry *keys; /* in (created_ns, id) order */
   size_t n, cap;
+  /* Every revoked id, also one whose creation has not arrived yet: a
+   * revocation wins whatever the order records arrive in. */
+  char (*revoked)[STM_AUTH_ID_LEN + 1];
+  size_t nrevoked, revoked_cap;
 };
 
 static void hash_key(const char *key, uint8_t out[HASH_LEN]) {
   crypto_generichash(out, HASH_LEN, (const uint8_t *)key, strlen(key), NULL, 0);
 }
-
 const char *stm_auth_role_name(enum stm_auth_role r) {
   switch (r) {
   case STM_AUTH_READER:
@@ -96,18 +102,102 @@ enum stm_auth_role stm_auth_method_role(const char *path) {
   return STM_AUTH_ADMIN; /* Admin, cluster administration, peers */
 }
 
-/* ---- the log -------------------------------------------------------------- */
+/* ---- the table ------------------------------------------------------------ */
 
-static int add_entry(struct stm_auth *a, const struct key_entry *e) {
-  if (a->n == a->cap) {
-    size_t cap = a->cap ? a->cap * 2 : 16;
-    struct key_entry *k = realloc(a->keys, cap * sizeof *k);
-    if (k == NULL)
-      return STM_ENOMEM;
-    a->keys = k;
-    a->cap = cap;
+static bool is_revoked(const struct stm_auth *a, const char *id) {
+  for (size_t i = 0; i < a->nrevoked; i++)
+    if (strcmp(a->revoked[i], id) == 0)
+      return true;
+  return false;
+}
+
+static bool grow(void **p, size_t *cap, size_t n, size_t size) {
+  if (n < *cap)
+    return true;
+  size_t c = *cap ? *cap * 2 : 16;
+  void *q = realloc(*p, c * size);
+  if (q == NULL)
+    return false;
+  *p = q;
+  *cap = c;
+  return true;
+}
+
+static bool id_ok(const char *id) {
+  return id && strlen(id) == STM_AUTH_ID_LEN &&
+         strspn(id, "0123456789abcdef") == STM_AUTH_ID_LEN;
+}
+
+/* A creation: insert in (created_ns, id) order, the same on every node. */
+static void apply_key(struct stm_auth *a, const struct stm_api_key *k) {
+  if (!id_ok(k->id) || k->role < STM_AUTH_READER || k->role > STM_AUTH_ADMIN) {
+    stm_log_warn("API keys: skipping a malformed key record");
+    return;
   }
-  a->keys[a->n++] = *e;
+  for (size_t i = 0; i < a->n; i++)
+    if (memcmp(a->keys[i].record_hash, k->hash, STM_HASH_LEN) == 0)
+      return; /* already applied (the scan at open met the listener) */
+  if (!grow((void **)&a->keys, &a->cap, a->n, sizeof *a->keys)) {
+    stm_log_error("API keys: out of memory");
+    return;
+  }
+  struct key_entry e;
+  memset(&e, 0, sizeof e);
+  memcpy(e.info.id, k->id, STM_AUTH_ID_LEN);
+  snprintf(e.info.name, sizeof e.info.name, "%s", k->name ? k->name : "");
+  e.info.role = (enum stm_auth_role)k->role;
+  e.info.created_ns = k->created_ns;
+  e.info.revoked = is_revoked(a, k->id);
+  memcpy(e.hash, k->secret_hash, HASH_LEN);
+  memcpy(e.record_hash, k->hash, STM_HASH_LEN);
+  size_t at = a->n;
+  while (at > 0 && (a->keys[at - 1].info.created_ns > e.info.created_ns ||
+                    (a->keys[at - 1].info.created_ns == e.info.created_ns &&
+                     strcmp(a->keys[at - 1].info.id, e.info.id) > 0)))
+    at--;
+  memmove(&a->keys[at + 1], &a->keys[at], (a->n - at) * sizeof *a->keys);
+  a->keys[at] = e;
+  a->n++;
+}
+
+static void apply_revoke(struct stm_auth *a, const struct stm_key_revoke *r) {
+  if (!id_ok(r->id)) {
+    stm_log_warn("API keys: skipping a malformed revocation record");
+    return;
+  }
+  for (size_t i = 0; i < a->n; i++)
+    if (strcmp(a->keys[i].info.id, r->id) == 0)
+      a->keys[i].info.revoked = true;
+  if (is_revoked(a, r->id))
+    return;
+  if (!grow((void **)&a->revoked, &a->revoked_cap, a->nrevoked,
+            sizeof *a->revoked)) {
+    stm_log_error("API keys: out of memory");
+    return;
+  }
+  memcpy(a->revoked[a->nrevoked++], r->id, STM_AUTH_ID_LEN + 1);
+}
+
+static void apply_locked(struct stm_auth *a, const struct stm_record *rec) {
+  if (rec->kind == STM_RECORD_API_KEY)
+    apply_key(a, &rec->u.key);
+  else if (rec->kind == STM_RECORD_KEY_REVOKE)
+    apply_revoke(a, &rec->u.revoke);
+}
+
+/* The store's key listener (writer thread): every new key record. */
+static void on_key_records(void *ctx, const struct stm_log_entry *e, size_t n) {
+  struct stm_auth *a = ctx;
+  pthread_mutex_lock(&a->lock);
+  for (size_t i = 0; i < n; i++)
+    if (e[i].record)
+      apply_locked(a, e[i].record);
+  pthread_mutex_unlock(&a->lock);
+}
+
+static int on_stored_key(void *ctx, const struct stm_record *rec) {
+  on_key_records(ctx, &(struct stm_log_entry){.kind = rec->kind, .record = rec},
+                 1);
   return 0;
 }
 
@@ -116,6 +206,197 @@ static struct key_entry *find_id(struct stm_auth *a, const char *id) {
     if (strcmp(a->keys[i].info.id, id) == 0)
       return &a->keys[i];
   return NULL;
+}
+
+/* ---- writing records ------------------------------------------------------- */
+
+struct pending {
+  struct stm_auth *a;
+  stm_auth_done_cb cb;
+  void *ctx;
+  char id[STM_AUTH_ID_LEN + 1];
+};
+
+/* Completion of a key record (writer thread): the key listener has put it
+ * in the table already. */
+static void on_written(void *ctx, int rc, const struct stm_record *rec,
+                       bool created, const struct stm_error *err) {
+  (void)created;
+  struct pending *p = ctx;
+  struct stm_auth_key_info info;
+  memset(&info, 0, sizeof info);
+  struct stm_error nf;
+  stm_error_clear(&nf);
+  if (rc == 0) {
+    pthread_mutex_lock(&p->a->lock);
+    struct key_entry *e = find_id(p->a, p->id);
+    if (e)
+      info = e->info;
+    pthread_mutex_unlock(&p->a->lock);
+    if (e == NULL) /* cannot be: the listener ran before this */
+    {
+      rc = stm_error_set(&nf, STM_EIO, NULL,
+                         "API key %s is not in the table after its commit",
+                         p->id);
+      err = &nf;
+    }
+  }
+  p->cb(p->ctx, rc, rc ? NULL : &info, rc ? NULL : stm_record_hash(rec), err);
+  free(p);
+}
+
+static int submit(struct stm_auth *a, struct stm_record *rec, const char *op,
+                  const char *caller, const char *id, stm_auth_done_cb cb,
+                  void *ctx, struct stm_error *err) {
+  struct pending *p = calloc(1, sizeof *p);
+  if (p == NULL) {
+    stm_record_destroy(rec);
+    free(rec);
+    return stm_error_set(err, STM_ENOMEM, NULL, "out of memory");
+  }
+  *p = (struct pending){.a = a, .cb = cb, .ctx = ctx};
+  memcpy(p->id, id, STM_AUTH_ID_LEN + 1);
+  int rc = stm_store_submit_record(a->store, rec, op, caller, on_written, p);
+  if (rc) {
+    free(p);
+    return stm_error_set(err, rc, NULL, "cannot store the API key record: %s",
+                         stm_strerror(rc));
+  }
+  return 0;
+}
+
+static struct stm_record *key_record(const char *id, const char *name,
+                                     enum stm_auth_role role,
+                                     const uint8_t hash[HASH_LEN],
+                                     int64_t created_ns, const char *creator) {
+  struct stm_record *r = malloc(sizeof *r);
+  if (r == NULL)
+    return NULL;
+  stm_record_init(r, STM_RECORD_API_KEY);
+  struct stm_api_key *k = &r->u.key;
+  k->id = strdup(id);
+  k->name = strdup(name);
+  k->creator = strdup(creator ? creator : "");
+  k->role = (uint8_t)role;
+  memcpy(k->secret_hash, hash, HASH_LEN);
+  k->created_ns = created_ns;
+  if (k->id == NULL || k->name == NULL || k->creator == NULL) {
+    stm_record_destroy(r);
+    free(r);
+    return NULL;
+  }
+  return r;
+}
+
+static struct stm_record *revoke_record(const char *id, const char *by) {
+  struct stm_record *r = malloc(sizeof *r);
+  if (r == NULL)
+    return NULL;
+  stm_record_init(r, STM_RECORD_KEY_REVOKE);
+  r->u.revoke.id = strdup(id);
+  r->u.revoke.by = strdup(by ? by : "");
+  r->u.revoke.timestamp_ns = stm_clock_now_ns();
+  if (r->u.revoke.id == NULL || r->u.revoke.by == NULL) {
+    stm_record_destroy(r);
+    free(r);
+    return NULL;
+  }
+  return r;
+}
+
+static bool name_ok(const char *name) {
+  size_t n = strlen(name);
+  if (n == 0 || n > STM_AUTH_NAME_MAX)
+    return false;
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)name[i] <= ' ' || (unsigned char)name[i] >= 0x7f)
+      return false;
+  return true;
+}
+
+int stm_auth_create(struct stm_auth *a, enum stm_auth_role role,
+                    const char *name, const char *creator, char *key_out,
+                    stm_auth_done_cb cb, void *ctx, struct stm_error *err) {
+  if (role == STM_AUTH_OPEN)
+    return stm_error_set(err, STM_EINVAL, "role",
+                         "role must be reader, writer or admin");
+  if (name == NULL || !name_ok(name))
+    return stm_error_set(err, STM_EINVAL, "name",
+                         "name must be 1..%d printable characters without "
+                         "spaces",
+                         STM_AUTH_NAME_MAX);
+  uint8_t secret[20], idb[STM_AUTH_ID_LEN / 2], hash[HASH_LEN];
+  char id[STM_AUTH_ID_LEN + 1];
+  randombytes_buf(secret, sizeof secret);
+  randombytes_buf(idb, sizeof idb);
+  memcpy(key_out, "stm_", 4);
+  stm_hex_encode(secret, sizeof secret, key_out + 4);
+  sodium_memzero(secret, sizeof secret);
+  stm_hex_encode(idb, sizeof idb, id);
+  hash_key(key_out, hash);
+  struct stm_record *r =
+      key_record(id, name, role, hash, stm_clock_now_ns(), creator);
+  if (r == NULL)
+    return stm_error_set(err, STM_ENOMEM, NULL, "out of memory");
+  return submit(a, r, "create_key", creator, id, cb, ctx, err);
+}
+
+int stm_auth_revoke(struct stm_auth *a, const char *id, const char *by,
+                    stm_auth_done_cb cb, void *ctx, struct stm_error *err) {
+  pthread_mutex_lock(&a->lock);
+  bool known = id && find_id(a, id) != NULL;
+  pthread_mutex_unlock(&a->lock);
+  if (!known)
+    return stm_error_set(err, STM_ENOTFOUND, "id", "no API key has id %.40s",
+                         id ? id : "");
+  struct stm_record *r = revoke_record(id, by);
+  if (r == NULL)
+    return stm_error_set(err, STM_ENOMEM, NULL, "out of memory");
+  return submit(a, r, "revoke_key", by, id, cb, ctx, err);
+}
+
+/* ---- keys.log of earlier versions ------------------------------------------ */
+
+struct sync_done {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  bool done;
+  int rc;
+  char message[256];
+};
+
+static void on_sync(void *ctx, int rc, const struct stm_auth_key_info *info,
+                    const uint8_t *record_hash, const struct stm_error *err) {
+  (void)info;
+  (void)record_hash;
+  struct sync_done *d = ctx;
+  pthread_mutex_lock(&d->mu);
+  d->rc = rc;
+  snprintf(d->message, sizeof d->message, "%s",
+           err && err->code ? err->message : stm_strerror(rc));
+  d->done = true;
+  pthread_cond_signal(&d->cv);
+  pthread_mutex_unlock(&d->mu);
+}
+
+/* Submit one record and wait for its commit (the import at open). */
+static int submit_wait(struct stm_auth *a, struct stm_record *r, const char *op,
+                       const char *id, struct stm_error *err) {
+  struct sync_done d = {.done = false};
+  pthread_mutex_init(&d.mu, NULL);
+  pthread_cond_init(&d.cv, NULL);
+  int rc = submit(a, r, op, "keys.log", id, on_sync, &d, err);
+  if (rc == 0) {
+    pthread_mutex_lock(&d.mu);
+    while (!d.done)
+      pthread_cond_wait(&d.cv, &d.mu);
+    pthread_mutex_unlock(&d.mu);
+    if ((rc = d.rc) != 0)
+      stm_error_set(err, rc, NULL, "%s", d.message);
+  }
+  pthread_cond_destroy(&d.cv);
+  pthread_mutex_destroy(&d.mu);
+  return rc;
 }
 
 /* A whole decimal int64 (sscanf's %lld would take "12x" and wrap). */
@@ -129,82 +410,89 @@ static bool parse_time(const char *s, long long *out) {
   return true;
 }
 
-/* One complete line of the log; unreadable lines are skipped with a
- * warning (a later version may add kinds). */
-static void load_line(struct stm_auth *a, char *line) {
-  char id[32], role[16], hash[80], when[24], name[STM_AUTH_NAME_MAX + 1];
-  struct key_entry e;
-  memset(&e, 0, sizeof e);
+/* One line of keys.log ("key ID ROLE HASH CREATED_NS NAME" or "revoke
+ * ID") into the WAL unless the store has it already. *n counts imports. */
+static int import_line(struct stm_auth *a, const char *path, const char *line,
+                       size_t *n, struct stm_error *err) {
+  char id[32], role[16], hex[80], when[24], name[STM_AUTH_NAME_MAX + 1];
   long long created = 0;
-  if (sscanf(line, "key %31s %15s %79s %23s %64s", id, role, hash, when,
-             name) == 5 &&
-      parse_time(when, &created) && strlen(id) == STM_AUTH_ID_LEN &&
-      strlen(hash) == 2 * HASH_LEN &&
+  uint8_t hash[HASH_LEN];
+  bool have, revoked;
+  if (sscanf(line, "key %31s %15s %79s %23s %64s", id, role, hex, when, name) ==
+          5 &&
+      parse_time(when, &created) && id_ok(id) && strlen(hex) == 2 * HASH_LEN &&
+      stm_hex_decode(hex, 2 * HASH_LEN, hash, HASH_LEN) == 0 &&
       stm_auth_role_parse(role) != STM_AUTH_OPEN) {
-    memcpy(e.info.id, id, STM_AUTH_ID_LEN); /* length checked above */
-    e.info.id[STM_AUTH_ID_LEN] = '\0';
-    snprintf(e.info.name, sizeof e.info.name, "%s", name);
-    e.info.role = stm_auth_role_parse(role);
-    e.info.created_ns = created;
-    stm_hex_decode(hash, 2 * HASH_LEN, e.hash, HASH_LEN);
-    if (add_entry(a, &e) != 0)
-      stm_log_error("out of memory loading API keys");
-  } else if (sscanf(line, "revoke %31s", id) == 1 && find_id(a, id)) {
-    find_id(a, id)->info.revoked = true;
-  } else {
-    stm_log_warn("%s: skipping an unreadable line", a->path);
+    pthread_mutex_lock(&a->lock);
+    have = find_id(a, id) != NULL;
+    pthread_mutex_unlock(&a->lock);
+    if (have)
+      return 0;
+    struct stm_record *r = key_record(id, name, stm_auth_role_parse(role), hash,
+                                      created, "keys.log");
+    if (r == NULL)
+      return stm_error_set(err, STM_ENOMEM, NULL, "out of memory");
+    ++*n;
+    return submit_wait(a, r, "import_key", id, err);
   }
+  if (sscanf(line, "revoke %31s", id) == 1 && id_ok(id)) {
+    pthread_mutex_lock(&a->lock);
+    have = find_id(a, id) != NULL;
+    revoked = is_revoked(a, id);
+    pthread_mutex_unlock(&a->lock);
+    if (!have || revoked)
+      return 0;
+    struct stm_record *r = revoke_record(id, "keys.log");
+    if (r == NULL)
+      return stm_error_set(err, STM_ENOMEM, NULL, "out of memory");
+    ++*n;
+    return submit_wait(a, r, "import_revoke", id, err);
+  }
+  stm_log_warn("%s: skipping an unreadable line", path);
+  return 0;
 }
 
-static int load(struct stm_auth *a, struct stm_error *err) {
-  FILE *f = fopen(a->path, "r");
-  if (f == NULL) {
-    if (errno == ENOENT)
-      return 0;
-    return stm_error_set(err, STM_EIO, "data_dir", "cannot read %s: %s",
-                         a->path, strerror(errno));
-  }
+/* DATA_DIR/keys.log of a version that kept keys beside the WAL: import
+ * it once, then rename it keys.log.imported. A crash midway imports the
+ * rest at the next start (each line is skipped once stored). */
+static int import_keys_log(struct stm_auth *a, const char *data_dir,
+                           struct stm_error *err) {
+  char path[4096], done[4200];
+  snprintf(path, sizeof path, "%s/keys.log", data_dir);
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return errno == ENOENT
+               ? 0
+               : stm_error_set(err, STM_EIO, "data_dir", "cannot read %s: %s",
+                               path, strerror(errno));
   char line[512];
-  while (fgets(line, sizeof line, f)) {
+  size_t n = 0;
+  int rc = 0;
+  while (rc == 0 && fgets(line, sizeof line, f)) {
     size_t len = strlen(line);
     if (len == 0 || line[len - 1] != '\n')
       break; /* a torn last line: its RPC was never answered */
     line[len - 1] = '\0';
-    load_line(a, line);
+    rc = import_line(a, path, line, &n, err);
   }
   fclose(f);
+  if (rc)
+    return rc;
+  snprintf(done, sizeof done, "%s.imported", path);
+  if (rename(path, done) != 0)
+    return stm_error_set(err, STM_EIO, "data_dir", "cannot rename %s: %s", path,
+                         strerror(errno));
+  stm_log_info("API keys: imported %zu record(s) of %s into the WAL; the file "
+               "is now %s",
+               n, path, done);
   return 0;
 }
 
-/* Append one line and fsync it (and the directory when the file is new). */
-static int append(struct stm_auth *a, const char *line, struct stm_error *err) {
-  bool existed = access(a->path, F_OK) == 0;
-  int fd = open(a->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-  size_t len = strlen(line);
-  bool ok = fd >= 0 && write(fd, line, len) == (ssize_t)len && fsync(fd) == 0;
-  int e = errno;
-  if (fd >= 0)
-    close(fd);
-  if (ok && !existed) {
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", a->path);
-    char *slash = strrchr(dir, '/');
-    if (slash)
-      *slash = '\0';
-    int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-      fsync(dfd);
-      close(dfd);
-    }
-  }
-  if (!ok)
-    return stm_error_set(err, STM_EIO, NULL, "cannot write %s: %s", a->path,
-                         strerror(e));
-  return 0;
-}
+/* ---- open, lookups ----------------------------------------------------------- */
 
-int stm_auth_open(const char *data_dir, bool required, const char *admin_key,
-                  struct stm_auth **out, struct stm_error *err) {
+int stm_auth_open(const char *data_dir, struct stm_store *store, bool required,
+                  const char *admin_key, struct stm_auth **out,
+                  struct stm_error *err) {
   *out = NULL;
   if (sodium_init() < 0)
     return stm_error_set(err, STM_EIO, NULL, "libsodium cannot initialize");
@@ -212,14 +500,19 @@ int stm_auth_open(const char *data_dir, bool required, const char *admin_key,
   if (a == NULL)
     return stm_error_set(err, STM_ENOMEM, NULL, "out of memory");
   a->required = required;
-  snprintf(a->path, sizeof a->path, "%s/keys.log", data_dir);
+  a->store = store;
   pthread_mutex_init(&a->lock, NULL);
   if (admin_key && *admin_key) {
     a->has_admin = true;
     hash_key(admin_key, a->admin_hash);
   }
-  int rc = load(a, err);
+  /* Listen first, then read what is stored: nothing falls in between
+   * (a record seen twice is applied once). */
+  stm_store_set_key_listener(store, on_key_records, a);
+  int rc = stm_store_scan_keys(store, on_stored_key, a, err);
+  rc = rc ? rc : import_keys_log(a, data_dir, err);
   if (rc) {
+    stm_store_set_key_listener(store, NULL, NULL);
     stm_auth_delete(a);
     return rc;
   }
@@ -232,6 +525,7 @@ void stm_auth_delete(struct stm_auth *a) {
     return;
   pthread_mutex_destroy(&a->lock);
   free(a->keys);
+  free(a->revoked);
   free(a);
 }
 
@@ -258,74 +552,6 @@ bool stm_auth_lookup(struct stm_auth *a, const char *key,
     }
   pthread_mutex_unlock(&a->lock);
   return found;
-}
-
-static bool name_ok(const char *name) {
-  size_t n = strlen(name);
-  if (n == 0 || n > STM_AUTH_NAME_MAX)
-    return false;
-  for (size_t i = 0; i < n; i++)
-    if ((unsigned char)name[i] <= ' ' || (unsigned char)name[i] >= 0x7f)
-      return false;
-  return true;
-}
-
-int stm_auth_create(struct stm_auth *a, enum stm_auth_role role,
-                    const char *name, char *key_out,
-                    struct stm_auth_key_info *info, struct stm_error *err) {
-  if (role == STM_AUTH_OPEN)
-    return stm_error_set(err, STM_EINVAL, "role",
-                         "role must be reader, writer or admin");
-  if (name == NULL || !name_ok(name))
-    return stm_error_set(err, STM_EINVAL, "name",
-                         "name must be 1..%d printable characters without "
-                         "spaces",
-                         STM_AUTH_NAME_MAX);
-  uint8_t secret[20], idb[STM_AUTH_ID_LEN / 2];
-  randombytes_buf(secret, sizeof secret);
-  randombytes_buf(idb, sizeof idb);
-  memcpy(key_out, "stm_", 4);
-  stm_hex_encode(secret, sizeof secret, key_out + 4);
-  sodium_memzero(secret, sizeof secret);
-  struct key_entry e;
-  memset(&e, 0, sizeof e);
-  stm_hex_encode(idb, sizeof idb, e.info.id);
-  snprintf(e.info.name, sizeof e.info.name, "%s", name);
-  e.info.role = role;
-  e.info.created_ns = stm_clock_now_ns();
-  hash_key(key_out, e.hash);
-  char hex[2 * HASH_LEN + 1], line[512];
-  stm_hex_encode(e.hash, HASH_LEN, hex);
-  snprintf(line, sizeof line, "key %s %s %s %lld %s\n", e.info.id,
-           stm_auth_role_name(role), hex, (long long)e.info.created_ns, name);
-  pthread_mutex_lock(&a->lock);
-  int rc = append(a, line, err);
-  if (rc == 0 && (rc = add_entry(a, &e)) != 0)
-    stm_error_set(err, rc, NULL, "out of memory");
-  pthread_mutex_unlock(&a->lock);
-  if (rc == 0)
-    *info = e.info;
-  return rc;
-}
-
-int stm_auth_revoke(struct stm_auth *a, const char *id,
-                    struct stm_auth_key_info *info, struct stm_error *err) {
-  pthread_mutex_lock(&a->lock);
-  struct key_entry *e = find_id(a, id);
-  int rc = 0;
-  if (e == NULL) {
-    rc = stm_error_set(err, STM_ENOTFOUND, "id", "no API key has id %.40s", id);
-  } else if (!e->info.revoked) {
-    char line[64];
-    snprintf(line, sizeof line, "revoke %s\n", e->info.id);
-    rc = append(a, line, err);
-    if (rc == 0)
-      e->info.revoked = true;
-  }
-  if (rc == 0)
-    *info = e->info;
-  pthread_mutex_unlock(&a->lock);
-  return rc;
 }
 
 int stm_auth_list(struct stm_auth *a, struct stm_auth_key_info **out,

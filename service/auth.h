@@ -8,9 +8,20 @@
  * "authorization: Bearer KEY" (or "x-api-key: KEY") naming a live key.
  *
  * Keys are random 160-bit secrets "stm_<40 hex>", stored only as their
- * BLAKE2b-256 hash in DATA_DIR/keys.log: an append-only text log of
- * "key ID ROLE HASH CREATED_NS NAME" and "revoke ID" lines, each written
- * with fsync before the RPC answers (a torn last line is ignored at load).
+ * BLAKE2b-256 hash, in WAL records (storage/records.h): an API key record
+ * (id, name, role, secret hash, created time, creator) and a revocation
+ * record (id, time, by). Both are immutable and content-addressed like
+ * every record, so they survive restarts, are in `stemedb backup`
+ * archives (and PITR), and replicate to every node (shard ALL, like
+ * sources). The table here is in memory, loaded from the store at open
+ * and updated by the store's key listener at every commit, before any
+ * acknowledgement: a revocation is in force when RevokeKey answers, and
+ * on a replica as soon as its record arrives. A key is live iff it is
+ * stored and no revocation names its id, whatever the arrival order.
+ * Key records never reach change feeds or data reads; the secret hash is
+ * exposed by no client API (only peers' replication RPCs, admin-only,
+ * carry records whole). A DATA_DIR/keys.log of an earlier version is
+ * imported once at open and renamed keys.log.imported.
  * STEMEDB_ADMIN_KEY is a bootstrap admin key (id "bootstrap"), never
  * stored. Thread-safe.
  */
@@ -44,11 +55,15 @@ struct stm_auth_key_info {
 };
 
 struct stm_auth;
+struct stm_store;
 
-/* Load DATA_DIR/keys.log (created on the first key). `admin_key` may be
- * NULL or "". Returns 0 and *out, or an error naming the file. */
-int stm_auth_open(const char *data_dir, bool required, const char *admin_key,
-                  struct stm_auth **out, struct stm_error *err);
+/* Load the key records of `store` and become its key listener; import a
+ * DATA_DIR/keys.log left by an earlier version (logged). `admin_key` may
+ * be NULL or "". Returns 0 and *out, or an error. */
+int stm_auth_open(const char *data_dir, struct stm_store *store, bool required,
+                  const char *admin_key, struct stm_auth **out,
+                  struct stm_error *err);
+/* Free the table; only after the store is deleted (its key listener). */
 void stm_auth_delete(struct stm_auth *a);
 bool stm_auth_required(const struct stm_auth *a);
 
@@ -61,13 +76,24 @@ enum stm_auth_role stm_auth_role_parse(const char *s);
 /* The live key `key` names: true and *info, else false (unknown, revoked). */
 bool stm_auth_lookup(struct stm_auth *a, const char *key,
                      struct stm_auth_key_info *info);
-/* Make a key: the secret goes to key_out (STM_AUTH_KEY_LEN + 1 bytes). */
+/* Completion of a create or revoke, on the store's writer thread once the
+ * record is durable and in the table: rc 0 with the key's info and the
+ * record's content hash (for replication), or an error. */
+typedef void (*stm_auth_done_cb)(void *ctx, int rc,
+                                 const struct stm_auth_key_info *info,
+                                 const uint8_t *record_hash,
+                                 const struct stm_error *err);
+/* Make a key: the secret goes to key_out (STM_AUTH_KEY_LEN + 1 bytes) at
+ * once, and is usable when cb reports rc 0. `creator` is the caller, for
+ * the record and the audit log. Returns 0 (cb will be called) or an error
+ * naming the field (cb is not called). */
 int stm_auth_create(struct stm_auth *a, enum stm_auth_role role,
-                    const char *name, char *key_out,
-                    struct stm_auth_key_info *info, struct stm_error *err);
-/* Revoke key `id` at once (STM_ENOTFOUND when unknown). */
-int stm_auth_revoke(struct stm_auth *a, const char *id,
-                    struct stm_auth_key_info *info, struct stm_error *err);
+                    const char *name, const char *creator, char *key_out,
+                    stm_auth_done_cb cb, void *ctx, struct stm_error *err);
+/* Revoke key `id` (STM_ENOTFOUND when unknown): refused from the commit
+ * on, before cb runs. Same contract as stm_auth_create. */
+int stm_auth_revoke(struct stm_auth *a, const char *id, const char *by,
+                    stm_auth_done_cb cb, void *ctx, struct stm_error *err);
 /* A malloc'd copy of every stored key, oldest first. */
 int stm_auth_list(struct stm_auth *a, struct stm_auth_key_info **out,
                   size_t *n);

@@ -149,6 +149,10 @@ static const char *kind_name(enum stm_record_kind k) {
     return "vote";
   case STM_RECORD_EPOCH:
     return "epoch";
+  case STM_RECORD_API_KEY: /* who made or revoked keys; never the hash */
+    return "api_key";
+  case STM_RECORD_KEY_REVOKE:
+    return "api_key_revoke";
   default:
     return "source";
   }

@@ -255,7 +255,8 @@ static int start_auth(const struct stm_server_config *cfg, struct node *n) {
   stm_error_clear(&err);
   const char *admin = getenv("STEMEDB_ADMIN_KEY");
   bool required = strcmp(cfg->auth, "required") == 0;
-  if (stm_auth_open(cfg->data_dir, required, admin, &n->svc.auth, &err)) {
+  if (stm_auth_open(cfg->data_dir, n->store, required, admin, &n->svc.auth,
+                    &err)) {
     stm_log_error("API keys: %s", err.message);
     return -1;
   }
@@ -279,7 +280,7 @@ static int start_auth(const struct stm_server_config *cfg, struct node *n) {
                  cfg->grpc_listen);
   if (required && (admin == NULL || *admin == '\0'))
     stm_log_warn("auth is required and STEMEDB_ADMIN_KEY is not set: only "
-                 "keys already in keys.log can call");
+                 "keys already stored can call");
   return 0;
 }
 

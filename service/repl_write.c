@@ -101,7 +101,7 @@ static int plan(struct wjob *j, struct target *t, size_t *nt, size_t max,
     }
     struct stm_cluster_peer reps[STM__REPL_MAX_PEERS];
     size_t nr;
-    if (kind == STM_RECORD_SOURCE) { /* every UP node */
+    if (stm_record_kind_everywhere(kind)) { /* every UP node */
       struct stm_cluster_member *m = NULL;
       size_t nm = stm_cluster_members_snapshot(&m);
       nr = 0;

@@ -49,7 +49,7 @@ static int decode_one(const Stemedb__V1__ReplicatedRecord *m, size_t i,
     d->nclaims++;
     return 0;
   }
-  if (p[0] < STM_RECORD_VOTE || p[0] > STM_RECORD_SOURCE)
+  if (!stm_record_kind_valid(p[0]))
     return stm_error_set(err, STM_EINVAL, "records", "records[%zu] has kind %u",
                          i, p[0]);
   struct stm_record *r = malloc(sizeof *r);

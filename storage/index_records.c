@@ -17,6 +17,7 @@
 #define KEY_CHILD 'p'
 #define KEY_CONCEPT 'k'
 #define KEY_SEQUENCE 'q'
+#define KEY_API_KEY 'y'
 
 /* A scan callback's "stop here, no error" (never a stm error code). */
 #define STOP_SCAN 0x53544f50
@@ -53,6 +54,14 @@ int stm__index_put_record(struct stm_index_batch *b, const struct stm_record *r,
     rc = rc ? rc
             : stm_buf_append(&k, r->u.source.id, strlen(r->u.source.id) + 1);
     break;
+  case STM_RECORD_API_KEY:
+  case STM_RECORD_KEY_REVOKE: { /* creations and revocations of one id */
+    const char *id =
+        r->kind == STM_RECORD_API_KEY ? r->u.key.id : r->u.revoke.id;
+    rc = stm_buf_put_u8(&k, KEY_API_KEY);
+    rc = rc ? rc : stm_buf_append(&k, id, strlen(id) + 1);
+    break;
+  }
   default:
     rc = STM_EINVAL;
   }
@@ -645,7 +654,7 @@ static int parse_log_value(uint64_t seq, const uint8_t *val, size_t vlen,
   clen |= (size_t)stm_reader_u8(&rd) << 8;
   const uint8_t *c = stm_reader_bytes(&rd, clen);
   if (rd.failed || olen >= STM_AUDIT_OP_MAX || clen >= STM_AUDIT_CALLER_MAX ||
-      a->kind < STM_RECORD_CLAIM || a->kind > STM_RECORD_SOURCE)
+      !stm_record_kind_valid(a->kind))
     return stm_error_set(
         err, STM_ECORRUPT, NULL,
         "index: the log entry at sequence %" PRIu64 " is malformed", seq);
@@ -685,7 +694,7 @@ static int on_log(void *ctx, const uint8_t *key, size_t klen,
     return rc;
   if (w->audit_cb)
     return w->audit_cb(w->ctx, &a);
-  if (!(w->kinds & (1u << a.kind)) ||
+  if (!(w->kinds & (1u << a.kind)) || stm_record_kind_is_key(a.kind) ||
       (w->view && w->view->as_of_time_ns && a.time_ns > w->view->as_of_time_ns))
     return 0;
   struct stm_log_entry e = {.sequence = seq, .kind = a.kind};

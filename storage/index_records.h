@@ -5,6 +5,8 @@
  *   'v' target[32] seq[8be]                 -> vote storage encoding
  *   'e' path 0x00 predicate 0x00 seq[8be]   -> epoch storage encoding
  *   's' id 0x00 seq[8be]                    -> source storage encoding
+ *   'y' key_id 0x00 seq[8be]                -> API key or key revocation
+ *        storage encoding (index_keys.c)
  *   'r' hash[32]                            -> u8 kind | u64be sequence
  *   'p' parent[32] child[32]                -> (empty)
  *   'k' concept_path                        -> (empty)
@@ -118,6 +120,8 @@ int stm_index_list_concepts(struct stm_index *idx, const char *prefix,
 int stm_index_scan_log(struct stm_index *idx, uint64_t after_sequence,
                        unsigned kinds, const struct stm_read_view *view,
                        stm_store_log_cb cb, void *ctx, struct stm_error *err);
+int stm_index_scan_keys(struct stm_index *idx, stm_store_record_visit_cb cb,
+                        void *ctx, struct stm_error *err);
 int stm_index_scan_audit(struct stm_index *idx, uint64_t after_sequence,
                          stm_store_audit_cb cb, void *ctx,
                          struct stm_error *err);

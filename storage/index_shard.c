@@ -153,21 +153,6 @@ int stm_index_get_any(struct stm_index *idx, const uint8_t hash[STM_HASH_LEN],
   return rc;
 }
 
-static void set_time(struct stm_record *r, int64_t t) {
-  if (r->kind == STM_RECORD_VOTE)
-    r->u.vote.commit_time_ns = t;
-  else if (r->kind == STM_RECORD_EPOCH)
-    r->u.epoch.commit_time_ns = t;
-  else
-    r->u.source.commit_time_ns = t;
-}
-
-static int64_t get_time(const struct stm_record *r) {
-  return r->kind == STM_RECORD_VOTE    ? r->u.vote.commit_time_ns
-         : r->kind == STM_RECORD_EPOCH ? r->u.epoch.commit_time_ns
-                                       : r->u.source.commit_time_ns;
-}
-
 int stm__index_retime_record(struct stm_index *idx, struct stm_index_batch *b,
                              const uint8_t hash[STM_HASH_LEN], int64_t time_ns,
                              bool *done, struct stm_error *err) {
@@ -180,8 +165,8 @@ int stm__index_retime_record(struct stm_index *idx, struct stm_index_batch *b,
   stm__index_rd_end(&r);
   if (rc)
     return rc;
-  if (time_ns < get_time(&rec)) {
-    set_time(&rec, time_ns);
+  if (time_ns < stm_record_commit_time(&rec)) {
+    stm_record_set_commit(&rec, stm_record_sequence(&rec), time_ns);
     struct stm_buf enc;
     stm_buf_init(&enc);
     rc = stm_record_encode(&rec, &enc);

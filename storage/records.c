@@ -9,9 +9,13 @@
  *   epoch   u8 3 | str path | str predicate | str reason | i64 ts | u64 number
  *   source  u8 4 | str id | str name | u32 tier | f64 trust | u8 has_key
  *           | [key 32] | i64 ts
+ *   api key u8 7 | str id | str name | u8 role | secret_hash[32]
+ *           | i64 created_ns | str creator
+ *   revoke  u8 8 | str id | i64 ts | str by
  *   then (not hashed) u64 sequence | i64 commit_time_ns
  *
- * The content hash is BLAKE2b-256 of the content part. The leading kind
+ * An API key record stores the BLAKE2b-256 hash of the secret, never the
+ * secret. The content hash is BLAKE2b-256 of the content part. The leading kind
  * byte keeps the hashes of different kinds (and of claims, whose canonical
  * encoding starts with 0x01) apart.
  */
@@ -39,6 +43,19 @@ void stm_source_destroy(struct stm_source *s) {
   memset(s, 0, sizeof *s);
 }
 
+static void api_key_destroy(struct stm_api_key *k) {
+  free(k->id);
+  free(k->name);
+  free(k->creator);
+  memset(k, 0, sizeof *k);
+}
+
+static void key_revoke_destroy(struct stm_key_revoke *k) {
+  free(k->id);
+  free(k->by);
+  memset(k, 0, sizeof *k);
+}
+
 void stm_record_init(struct stm_record *r, enum stm_record_kind kind) {
   memset(r, 0, sizeof *r);
   r->kind = kind;
@@ -56,6 +73,12 @@ void stm_record_destroy(struct stm_record *r) {
     break;
   case STM_RECORD_SOURCE:
     stm_source_destroy(&r->u.source);
+    break;
+  case STM_RECORD_API_KEY:
+    api_key_destroy(&r->u.key);
+    break;
+  case STM_RECORD_KEY_REVOKE:
+    key_revoke_destroy(&r->u.revoke);
     break;
   default:
     break;
@@ -106,21 +129,73 @@ static int encode_content(const struct stm_record *r, struct stm_buf *b) {
       rc = stm_buf_append(b, s->public_key, STM_PUBLIC_KEY_LEN);
     return rc ? rc : stm_buf_put_u64le(b, (uint64_t)s->timestamp_ns);
   }
+  case STM_RECORD_API_KEY: {
+    const struct stm_api_key *k = &r->u.key;
+    rc = rc ? rc : put_str(b, k->id);
+    rc = rc ? rc : put_str(b, k->name);
+    rc = rc ? rc : stm_buf_put_u8(b, k->role);
+    rc = rc ? rc : stm_buf_append(b, k->secret_hash, STM_HASH_LEN);
+    rc = rc ? rc : stm_buf_put_u64le(b, (uint64_t)k->created_ns);
+    return rc ? rc : put_str(b, k->creator);
+  }
+  case STM_RECORD_KEY_REVOKE: {
+    const struct stm_key_revoke *k = &r->u.revoke;
+    rc = rc ? rc : put_str(b, k->id);
+    rc = rc ? rc : stm_buf_put_u64le(b, (uint64_t)k->timestamp_ns);
+    return rc ? rc : put_str(b, k->by);
+  }
   default:
     return STM_EINVAL;
   }
 }
 
+/* The fields every record kind has. */
+struct common {
+  uint8_t *hash;
+  uint64_t *sequence;
+  int64_t *commit_time_ns;
+  int64_t *timestamp_ns;
+};
+
+static struct common common_of(const struct stm_record *cr) {
+  struct stm_record *r = (struct stm_record *)cr;
+#define COMMON(f, ts)                                                          \
+  { f.hash, &f.sequence, &f.commit_time_ns, &f.ts }
+  switch (r->kind) {
+  case STM_RECORD_VOTE:
+    return (struct common)COMMON(r->u.vote, timestamp_ns);
+  case STM_RECORD_EPOCH:
+    return (struct common)COMMON(r->u.epoch, timestamp_ns);
+  case STM_RECORD_API_KEY:
+    return (struct common)COMMON(r->u.key, created_ns);
+  case STM_RECORD_KEY_REVOKE:
+    return (struct common)COMMON(r->u.revoke, timestamp_ns);
+  default:
+    return (struct common)COMMON(r->u.source, timestamp_ns);
+  }
+#undef COMMON
+}
+
 const uint8_t *stm_record_hash(const struct stm_record *r) {
-  return r->kind == STM_RECORD_VOTE    ? r->u.vote.hash
-         : r->kind == STM_RECORD_EPOCH ? r->u.epoch.hash
-                                       : r->u.source.hash;
+  return common_of(r).hash;
 }
 
 uint64_t stm_record_sequence(const struct stm_record *r) {
-  return r->kind == STM_RECORD_VOTE    ? r->u.vote.sequence
-         : r->kind == STM_RECORD_EPOCH ? r->u.epoch.sequence
-                                       : r->u.source.sequence;
+  return *common_of(r).sequence;
+}
+
+int64_t stm_record_commit_time(const struct stm_record *r) {
+  return *common_of(r).commit_time_ns;
+}
+
+void stm_record_set_commit(struct stm_record *r, uint64_t seq, int64_t t) {
+  struct common c = common_of(r);
+  *c.sequence = seq;
+  *c.commit_time_ns = t;
+}
+
+int64_t *stm_record_timestamp(struct stm_record *r) {
+  return common_of(r).timestamp_ns;
 }
 
 int stm_record_compute_hash(struct stm_record *r) {
@@ -134,28 +209,10 @@ int stm_record_compute_hash(struct stm_record *r) {
   return rc;
 }
 
-static void commit_fields(const struct stm_record *r, uint64_t *seq,
-                          int64_t *t) {
-  switch (r->kind) {
-  case STM_RECORD_VOTE:
-    *seq = r->u.vote.sequence;
-    *t = r->u.vote.commit_time_ns;
-    break;
-  case STM_RECORD_EPOCH:
-    *seq = r->u.epoch.sequence;
-    *t = r->u.epoch.commit_time_ns;
-    break;
-  default:
-    *seq = r->u.source.sequence;
-    *t = r->u.source.commit_time_ns;
-  }
-}
-
 int stm_record_encode(const struct stm_record *r, struct stm_buf *out) {
   size_t start = out->len;
-  uint64_t seq;
-  int64_t t;
-  commit_fields(r, &seq, &t);
+  uint64_t seq = stm_record_sequence(r);
+  int64_t t = stm_record_commit_time(r);
   int rc = encode_content(r, out);
   rc = rc ? rc : stm_buf_put_u64le(out, seq);
   rc = rc ? rc : stm_buf_put_u64le(out, (uint64_t)t);
@@ -202,8 +259,6 @@ static void decode_body(struct stm_reader *rd, struct stm_record *r,
     v->voter_id = get_str(rd, bad);
     v->weight = get_f64(rd);
     v->timestamp_ns = (int64_t)stm_reader_u64le(rd);
-    v->sequence = stm_reader_u64le(rd);
-    v->commit_time_ns = (int64_t)stm_reader_u64le(rd);
     break;
   }
   case STM_RECORD_EPOCH: {
@@ -213,8 +268,6 @@ static void decode_body(struct stm_reader *rd, struct stm_record *r,
     e->reason = get_str(rd, bad);
     e->timestamp_ns = (int64_t)stm_reader_u64le(rd);
     e->number = stm_reader_u64le(rd);
-    e->sequence = stm_reader_u64le(rd);
-    e->commit_time_ns = (int64_t)stm_reader_u64le(rd);
     break;
   }
   case STM_RECORD_SOURCE: {
@@ -233,13 +286,36 @@ static void decode_body(struct stm_reader *rd, struct stm_record *r,
         memcpy(s->public_key, k, STM_PUBLIC_KEY_LEN);
     }
     s->timestamp_ns = (int64_t)stm_reader_u64le(rd);
-    s->sequence = stm_reader_u64le(rd);
-    s->commit_time_ns = (int64_t)stm_reader_u64le(rd);
+    break;
+  }
+  case STM_RECORD_API_KEY: {
+    struct stm_api_key *k = &r->u.key;
+    k->id = get_str(rd, bad);
+    k->name = get_str(rd, bad);
+    k->role = stm_reader_u8(rd);
+    if (k->role < 1 || k->role > 3)
+      *bad = true;
+    const uint8_t *h = stm_reader_bytes(rd, STM_HASH_LEN);
+    if (h)
+      memcpy(k->secret_hash, h, STM_HASH_LEN);
+    k->created_ns = (int64_t)stm_reader_u64le(rd);
+    k->creator = get_str(rd, bad);
+    break;
+  }
+  case STM_RECORD_KEY_REVOKE: {
+    struct stm_key_revoke *k = &r->u.revoke;
+    k->id = get_str(rd, bad);
+    k->timestamp_ns = (int64_t)stm_reader_u64le(rd);
+    k->by = get_str(rd, bad);
     break;
   }
   default:
     *bad = true;
+    return;
   }
+  uint64_t seq = stm_reader_u64le(rd);
+  int64_t t = (int64_t)stm_reader_u64le(rd);
+  stm_record_set_commit(r, seq, t);
 }
 
 int stm_record_decode(enum stm_record_kind kind, const void *data, size_t len,
@@ -298,8 +374,8 @@ int stm_audit_unwrap(const void *data, size_t len, enum stm_record_kind *inner,
   size_t clen = stm_reader_u8(&rd);
   clen |= (size_t)stm_reader_u8(&rd) << 8;
   const uint8_t *c = stm_reader_bytes(&rd, clen);
-  if (rd.failed || kind < STM_RECORD_CLAIM || kind > STM_RECORD_SOURCE ||
-      olen >= STM_AUDIT_OP_MAX || clen >= STM_AUDIT_CALLER_MAX)
+  if (rd.failed || !stm_record_kind_valid(kind) || olen >= STM_AUDIT_OP_MAX ||
+      clen >= STM_AUDIT_CALLER_MAX)
     return stm_error_set(err, STM_ECORRUPT, NULL,
                          "an audited WAL entry has a bad header");
   memcpy(op, o, olen);

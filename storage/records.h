@@ -1,6 +1,6 @@
 /*
- * records.h - the records beside claims: votes, epochs, sources and the
- * audit entry, as domain structs (part of store.h's interface, as claim.h
+ * records.h - the records beside claims: votes, epochs, sources, API keys
+ * and their revocations, and the audit entry, as domain structs (part of store.h's interface, as claim.h
  * is), and their encodings inside storage/ (WAL entries and LevelDB
  * values, docs/formats.md "Records"). Submission and reads: store.h.
  */
@@ -23,7 +23,24 @@ enum stm_record_kind {
   STM_RECORD_VOTE = 2,
   STM_RECORD_EPOCH = 3,
   STM_RECORD_SOURCE = 4,
+  /* 5 and 6 are WAL entry kinds (audit wrapper, retime), never records */
+  STM_RECORD_API_KEY = 7,    /* an API key was created (service/auth.h) */
+  STM_RECORD_KEY_REVOKE = 8, /* an API key id was revoked */
 };
+
+/* Is k a record kind (claims included)? */
+static inline bool stm_record_kind_valid(unsigned k) {
+  return (k >= STM_RECORD_CLAIM && k <= STM_RECORD_SOURCE) ||
+         k == STM_RECORD_API_KEY || k == STM_RECORD_KEY_REVOKE;
+}
+/* API key records: never in change feeds or data reads (auth.h). */
+static inline bool stm_record_kind_is_key(unsigned k) {
+  return k == STM_RECORD_API_KEY || k == STM_RECORD_KEY_REVOKE;
+}
+/* Kinds every node holds (shard STM_STORE_SHARD_ALL): sources and keys. */
+static inline bool stm_record_kind_everywhere(unsigned k) {
+  return k == STM_RECORD_SOURCE || stm_record_kind_is_key(k);
+}
 
 struct stm_vote {
   uint8_t hash[STM_HASH_LEN]; /* of target, voter_id, weight, timestamp */
@@ -59,13 +76,41 @@ struct stm_source {
   int64_t commit_time_ns;
 };
 
-/* One vote, epoch or source to submit (claims go through their own path). */
+/* An API key: only the BLAKE2b-256 hash of its secret is ever stored.
+ * Immutable; a revocation is a record of its own (stm_key_revoke), so
+ * the set of records is grow-only and any arrival order gives the same
+ * table: a key is live iff it is stored and no revocation names its id. */
+struct stm_api_key {
+  uint8_t hash[STM_HASH_LEN]; /* of the content below */
+  char *id;                   /* 12 hex characters */
+  char *name;
+  uint8_t role; /* 1 reader, 2 writer, 3 admin (auth.h) */
+  uint8_t secret_hash[STM_HASH_LEN];
+  int64_t created_ns;
+  char *creator; /* the caller that created it */
+  uint64_t sequence;
+  int64_t commit_time_ns;
+};
+
+struct stm_key_revoke {
+  uint8_t hash[STM_HASH_LEN]; /* of id, timestamp, by */
+  char *id;
+  int64_t timestamp_ns;
+  char *by; /* the caller that revoked it */
+  uint64_t sequence;
+  int64_t commit_time_ns;
+};
+
+/* One vote, epoch, source or key record to submit (claims go through
+ * their own path). */
 struct stm_record {
   enum stm_record_kind kind;
   union {
     struct stm_vote vote;
     struct stm_epoch epoch;
     struct stm_source source;
+    struct stm_api_key key;
+    struct stm_key_revoke revoke;
   } u;
 };
 
@@ -87,6 +132,11 @@ void stm_source_destroy(struct stm_source *s);
 /* The content hash and the sequence of a vote, epoch or source. */
 const uint8_t *stm_record_hash(const struct stm_record *r);
 uint64_t stm_record_sequence(const struct stm_record *r);
+int64_t stm_record_commit_time(const struct stm_record *r);
+void stm_record_set_commit(struct stm_record *r, uint64_t seq, int64_t t);
+/* The record's own time (a vote's, epoch's or source's timestamp_ns, a
+ * key's created_ns, a revocation's timestamp_ns). */
+int64_t *stm_record_timestamp(struct stm_record *r);
 /* Compute r's content hash into its hash field. Returns 0 or STM_ENOMEM. */
 int stm_record_compute_hash(struct stm_record *r);
 /* Storage encoding (content, then sequence and commit time). */

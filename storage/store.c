@@ -205,3 +205,11 @@ void stm_store_set_log_listener(struct stm_store *s,
   s->listener_ctx = ctx;
   pthread_mutex_unlock(&s->mu);
 }
+
+void stm_store_set_key_listener(struct stm_store *s,
+                                stm_store_log_listener_cb cb, void *ctx) {
+  pthread_mutex_lock(&s->mu);
+  s->key_listener = cb;
+  s->key_listener_ctx = ctx;
+  pthread_mutex_unlock(&s->mu);
+}

@@ -270,6 +270,20 @@ typedef void (*stm_store_log_listener_cb)(void *ctx,
  * next group. Thread-safe. */
 void stm_store_set_log_listener(struct stm_store *s,
                                 stm_store_log_listener_cb cb, void *ctx);
+/* API key records (kinds STM_RECORD_API_KEY, STM_RECORD_KEY_REVOKE) never
+ * reach the log listener, the change-feed scans or data reads; they go to
+ * this one key listener instead (service/auth.c), with the same contract
+ * and called before the log listener, so a revocation is in force before
+ * its submission (or any other of the group) is acknowledged. */
+void stm_store_set_key_listener(struct stm_store *s,
+                                stm_store_log_listener_cb cb, void *ctx);
+/* Every stored API key and revocation record, latest state (no view), in
+ * (key id, sequence) order; the record is borrowed for the call. Callback
+ * contract as stm_store_claim_cb. */
+typedef int (*stm_store_record_visit_cb)(void *ctx,
+                                         const struct stm_record *rec);
+int stm_store_scan_keys(struct stm_store *s, stm_store_record_visit_cb cb,
+                        void *ctx, struct stm_error *err);
 /*
  * Every write committed after `after_sequence` whose kind is in `kinds`
  * (STM_LOG_KIND bits), in sequence order, up to the view (NULL: all), from
@@ -300,7 +314,7 @@ int stm_store_scan_audit(struct stm_store *s, uint64_t after_sequence,
  *
  * Every stored record is also listed in a per-shard hash index: claims and
  * epochs in the shard of their concept, votes in their target's, sources
- * in STM_STORE_SHARD_ALL (every node holds them).
+ * and API key records in STM_STORE_SHARD_ALL (every node holds them).
  */
 #define STM_STORE_SHARD_ALL 0xffffu
 

@@ -84,22 +84,6 @@ int stm__store_claim_extras(struct stm_store *s, const struct stm_claim *c,
                                    0);
 }
 
-static void set_commit(struct stm_record *r, uint64_t seq, int64_t now) {
-  switch (r->kind) {
-  case STM_RECORD_VOTE:
-    r->u.vote.sequence = seq;
-    r->u.vote.commit_time_ns = now;
-    break;
-  case STM_RECORD_EPOCH:
-    r->u.epoch.sequence = seq;
-    r->u.epoch.commit_time_ns = now;
-    break;
-  default:
-    r->u.source.sequence = seq;
-    r->u.source.commit_time_ns = now;
-  }
-}
-
 /* Does a new epoch with a client-stated time repeat `o` (a retry)? */
 static bool epoch_repeats(const struct stm_epoch *e, const struct stm_epoch *o,
                           bool stated) {
@@ -157,17 +141,11 @@ static int put_record(struct stm_store *s, struct stm_store_sub *sub,
                       struct stm_wal_txn_builder *txn, int64_t now,
                       uint32_t shard);
 
-static int64_t *rec_timestamp(struct stm_record *r) {
-  return r->kind == STM_RECORD_VOTE    ? &r->u.vote.timestamp_ns
-         : r->kind == STM_RECORD_EPOCH ? &r->u.epoch.timestamp_ns
-                                       : &r->u.source.timestamp_ns;
-}
-
 int stm__store_record_shard(struct stm_store *s,
                             const struct stm_store_sub *group,
                             const struct stm_record *r, uint32_t *shard,
                             struct stm_error *err) {
-  if (r->kind == STM_RECORD_SOURCE) {
+  if (stm_record_kind_everywhere(r->kind)) {
     *shard = STM_STORE_SHARD_ALL;
     return 0;
   }
@@ -206,12 +184,6 @@ int stm__store_add_retime(struct stm_store *s, struct stm_wal_txn_builder *txn,
   return rc;
 }
 
-static int64_t rec_commit_time(const struct stm_record *r) {
-  return r->kind == STM_RECORD_VOTE    ? r->u.vote.commit_time_ns
-         : r->kind == STM_RECORD_EPOCH ? r->u.epoch.commit_time_ns
-                                       : r->u.source.commit_time_ns;
-}
-
 /* A replicated vote/epoch/source: content as the origin wrote it; a copy
  * already stored is re-timed when this one is earlier. *done: handled
  * (a duplicate, or a failure of this submission alone). */
@@ -223,8 +195,8 @@ static int remote_record(struct stm_store *s, struct stm_store_sub *head,
   struct stm_record *rec = sub->rec;
   struct stm_write_result *r = &sub->results[0];
   *done = true;
-  if (rec_commit_time(rec) != 0) /* 0: the origin left it to us */
-    *t = rec_commit_time(rec);
+  if (stm_record_commit_time(rec) != 0) /* 0: the origin left it to us */
+    *t = stm_record_commit_time(rec);
   int rc = stm_record_compute_hash(rec);
   if (rc)
     return rc;
@@ -271,7 +243,7 @@ int stm__store_build_record(struct stm_store *s, struct stm_store_sub *head,
       return rc;
     return put_record(s, sub, txn, now, shard);
   }
-  int64_t *ts = rec_timestamp(rec);
+  int64_t *ts = stm_record_timestamp(rec);
   bool stated = *ts != 0;
   if (*ts == 0 && rec->kind != STM_RECORD_VOTE)
     *ts = now;
@@ -296,7 +268,7 @@ int stm__store_build_record(struct stm_store *s, struct stm_store_sub *head,
     rc = stm__index_find_record(s->index, r->hash, &r->sequence, err);
     if (rc != STM_ENOTFOUND) {
       if (rc == 0)
-        set_commit(rec, r->sequence, 0);
+        stm_record_set_commit(rec, r->sequence, 0);
       return rc;
     }
   }
@@ -312,7 +284,7 @@ static int put_record(struct stm_store *s, struct stm_store_sub *sub,
   struct stm_record *rec = sub->rec;
   struct stm_write_result *r = &sub->results[0];
   uint64_t seq = w->next_sequence;
-  set_commit(rec, seq, now);
+  stm_record_set_commit(rec, seq, now);
   int rc = stm_wal_txn_entry_begin(txn, STM_WAL_ENTRY_AUDIT);
   rc = rc ? rc
           : stm_audit_wrap_header(&w->wal_buf, rec->kind, sub->op, sub->caller);
@@ -337,23 +309,32 @@ static int put_record(struct stm_store *s, struct stm_store_sub *sub,
   return 0;
 }
 
+/* Append to one of the writer's per-group note arrays. */
+static int note(struct stm_log_entry **log, size_t *n, size_t *cap,
+                struct stm_log_entry e) {
+  if (*n == *cap) {
+    size_t c = *cap ? *cap * 2 : 256;
+    struct stm_log_entry *p = realloc(*log, c * sizeof *p);
+    if (p == NULL)
+      return STM_ENOMEM;
+    *log = p;
+    *cap = c;
+  }
+  (*log)[(*n)++] = e;
+  return 0;
+}
+
 int stm__store_note_log(struct stm_store_writer *w, uint64_t sequence,
                         const struct stm_claim *claim,
                         const struct stm_record *record) {
-  if (w->nlog == w->log_cap) {
-    size_t cap = w->log_cap ? w->log_cap * 2 : 256;
-    struct stm_log_entry *p = realloc(w->log, cap * sizeof *p);
-    if (p == NULL)
-      return STM_ENOMEM;
-    w->log = p;
-    w->log_cap = cap;
-  }
-  w->log[w->nlog++] =
+  struct stm_log_entry e =
       (struct stm_log_entry){.sequence = sequence,
                              .kind = record ? record->kind : STM_RECORD_CLAIM,
                              .claim = claim,
                              .record = record};
-  return 0;
+  if (record && stm_record_kind_is_key(record->kind)) /* the key listener */
+    return note(&w->keylog, &w->nkeylog, &w->keylog_cap, e);
+  return note(&w->log, &w->nlog, &w->log_cap, e);
 }
 
 /* Encode a new claim as the next entry of the TXN and queue its keys. */

@@ -50,6 +50,8 @@ struct stm_store_writer {
   struct stm_hashset pending; /* hash -> sequence, this group only */
   struct stm_log_entry *log;  /* this group's new writes, in sequence order */
   size_t nlog, log_cap;
+  struct stm_log_entry *keylog; /* the group's new API key records */
+  size_t nkeylog, keylog_cap;
   char *concepts[STM_STORE_CONCEPT_CACHE]; /* paths whose 'k' key exists */
 };
 
@@ -71,6 +73,8 @@ struct stm_store {
   bool read_only;                     /* opened on a full disk (store.h) */
   stm_store_log_listener_cb listener; /* records.h */
   void *listener_ctx;
+  stm_store_log_listener_cb key_listener; /* API key records only */
+  void *key_listener_ctx;
 
   struct stm_store_writer w;
   uint32_t shards; /* of the shard index (store.h) */

@@ -25,6 +25,11 @@ int stm_store_scan_concept(struct stm_store *s, const char *concept_path,
                                 include_descendants, view, cb, ctx, err);
 }
 
+int stm_store_scan_keys(struct stm_store *s, stm_store_record_visit_cb cb,
+                        void *ctx, struct stm_error *err) {
+  return stm_index_scan_keys(s->index, cb, ctx, err);
+}
+
 int stm_store_get_source(struct stm_store *s, const char *id,
                          const struct stm_read_view *view,
                          struct stm_source *out, struct stm_error *err) {

@@ -58,7 +58,7 @@ static int replay_record(struct replay *rp, struct stm_store *s, uint8_t kind,
     }
   } else if (kind == STM_WAL_ENTRY_RETIME) {
     return replay_retime(rp, data, len, sequence, err);
-  } else if (kind < STM_WAL_ENTRY_VOTE || kind > STM_WAL_ENTRY_SOURCE) {
+  } else if (kind == STM_WAL_ENTRY_CLAIM || !stm_record_kind_valid(kind)) {
     return stm_error_set(err, STM_EUNIMPL, NULL,
                          "WAL entry of kind %u at sequence %" PRIu64
                          " is not supported by this build",
@@ -68,18 +68,8 @@ static int replay_record(struct replay *rp, struct stm_store *s, uint8_t kind,
   int rc = stm_record_decode(inner, data, len, &rec, err);
   if (rc)
     return rc;
-  uint64_t seq = 0;
-  int64_t t = 0;
-  switch (inner) {
-  case STM_RECORD_VOTE:
-    seq = rec.u.vote.sequence, t = rec.u.vote.commit_time_ns;
-    break;
-  case STM_RECORD_EPOCH:
-    seq = rec.u.epoch.sequence, t = rec.u.epoch.commit_time_ns;
-    break;
-  default:
-    seq = rec.u.source.sequence, t = rec.u.source.commit_time_ns;
-  }
+  uint64_t seq = stm_record_sequence(&rec);
+  int64_t t = stm_record_commit_time(&rec);
   if (seq != sequence)
     rc = stm_error_set(err, STM_ECORRUPT, NULL,
                        "WAL record says sequence %" PRIu64 " at %" PRIu64, seq,

@@ -118,8 +118,8 @@ int stm_store_submit_record(struct stm_store *s, struct stm_record *rec,
 static int submit_record(struct stm_store *s, struct stm_record *rec,
                          const char *op, const char *caller,
                          stm_store_record_cb cb, void *ctx, bool remote) {
-  int rc = (s && rec && cb && rec->kind >= STM_RECORD_VOTE &&
-            rec->kind <= STM_RECORD_SOURCE)
+  int rc = (s && rec && cb && rec->kind != STM_RECORD_CLAIM &&
+            stm_record_kind_valid(rec->kind))
                ? 0
                : STM_EINVAL;
   struct stm_store_sub *sub =
@@ -231,6 +231,7 @@ static void reset_group(struct stm_store_writer *w) {
   stm_index_batch_clear(w->batch);
   stm_hashset_clear(&w->pending);
   w->nlog = 0;
+  w->nkeylog = 0;
 }
 
 /* ---- completing a group ------------------------------------------------------ */
@@ -311,7 +312,11 @@ static void publish(struct stm_store *s, size_t records, bool appended) {
   s->stats.sources_committed += sources;
   stm_store_log_listener_cb listener = s->listener;
   void *lctx = s->listener_ctx;
+  stm_store_log_listener_cb key_listener = s->key_listener;
+  void *kctx = s->key_listener_ctx;
   pthread_mutex_unlock(&s->mu);
+  if (key_listener && w->nkeylog > 0) /* a revocation before any answer */
+    key_listener(kctx, w->keylog, w->nkeylog);
   if (listener && w->nlog > 0)
     listener(lctx, w->log, w->nlog);
 }
@@ -430,6 +435,7 @@ void stm__store_writer_destroy(struct stm_store *s) {
   stm_hashset_destroy(&w->pending);
   stm_index_batch_delete(w->batch);
   free(w->log);
+  free(w->keylog);
   stm__store_forget_concepts(w);
   memset(w, 0, sizeof *w);
 }

@@ -29,8 +29,9 @@
  *   encoding (storage/claim.h); 2 vote, 3 epoch and 4 source are records
  *   in theirs (storage/records.h); 5 is the audit wrapper, the caller and
  *   operation around one entry of another kind (docs/formats.md); 6 is a
- *   RETIME (below). Each claim/record encoding carries its own sequence
- *   and commit time: commit_time_ns of the TXN is when THIS node wrote
+ *   RETIME (below); 7 an API key and 8 a key revocation (records.h; in
+ *   practice always inside a kind-5 wrapper). Each claim/record encoding
+ *   carries its own sequence and commit time: commit_time_ns of the TXN is when THIS node wrote
  *   the group (what PITR cuts by), while an entry replicated from another
  *   node keeps its origin's, earlier, commit time (issue 12).
  *
@@ -77,11 +78,13 @@ enum stm_wal_record_type {
 
 enum stm_wal_entry_kind {
   STM_WAL_ENTRY_CLAIM = 1,
-  STM_WAL_ENTRY_VOTE = 2,   /* a vote record (records.h) */
-  STM_WAL_ENTRY_EPOCH = 3,  /* an epoch record */
-  STM_WAL_ENTRY_SOURCE = 4, /* a source version */
-  STM_WAL_ENTRY_AUDIT = 5,  /* op + caller wrapping one entry of 1-4 */
-  STM_WAL_ENTRY_RETIME = 6, /* an earlier origin time for a stored record */
+  STM_WAL_ENTRY_VOTE = 2,    /* a vote record (records.h) */
+  STM_WAL_ENTRY_EPOCH = 3,   /* an epoch record */
+  STM_WAL_ENTRY_SOURCE = 4,  /* a source version */
+  STM_WAL_ENTRY_AUDIT = 5,   /* op + caller wrapping one entry of 1-4, 7, 8 */
+  STM_WAL_ENTRY_RETIME = 6,  /* an earlier origin time for a stored record */
+  STM_WAL_ENTRY_API_KEY = 7, /* an API key record (records.h) */
+  STM_WAL_ENTRY_KEY_REVOKE = 8, /* an API key revocation record */
 };
 
 /* RETIME entry (kind 6, issue 12): a record replicated from another node

@@ -57,5 +57,6 @@ int main(void) {
   stm_test_register_index();
   stm_test_register_store();
   stm_test_register_records();
+  stm_test_register_key_records();
   return stm_test_run_all();
 }

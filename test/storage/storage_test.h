@@ -19,6 +19,7 @@ void stm_test_register_backup(void);
 void stm_test_register_index(void);
 void stm_test_register_store(void);
 void stm_test_register_records(void);
+void stm_test_register_key_records(void);
 
 /* Fill an init'ed claim: a string value, source "test://s", confidence 1. */
 void t_claim_fill(struct stm_claim *c, const char *path, const char *pred,
