@@ -84,9 +84,11 @@ static void count_failure(struct worker *w, grpc_status_code code) {
   w->by_code[(unsigned)code < BENCH_MAX_CODES ? code : GRPC_STATUS_UNKNOWN]++;
 }
 
-static void fill_ops(struct slot *s, grpc_op ops[6]) {
+static void fill_ops(struct slot *s, grpc_op ops[6], grpc_metadata *auth) {
   memset(ops, 0, 6 * sizeof *ops);
   ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[0].data.send_initial_metadata.count = auth ? 1 : 0;
+  ops[0].data.send_initial_metadata.metadata = auth;
   ops[1].op = GRPC_OP_SEND_MESSAGE;
   ops[1].data.send_message.send_message = s->send;
   ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
@@ -116,8 +118,14 @@ static bool start_call(struct slot *s) {
   grpc_metadata_array_init(&s->trail_md);
   s->details = grpc_empty_slice();
   s->status = GRPC_STATUS_UNKNOWN;
+  /* --api-key: copied by grpc_call_start_batch, so the stack is fine. */
+  grpc_metadata auth = {0};
+  if (sp->authorization) {
+    auth.key = grpc_slice_from_static_string("authorization");
+    auth.value = grpc_slice_from_static_string(sp->authorization);
+  }
   grpc_op ops[6];
-  fill_ops(s, ops);
+  fill_ops(s, ops, sp->authorization ? &auth : NULL);
   s->start_ns = stm_clock_mono_ns();
   if (grpc_call_start_batch(s->call, ops, 6, s, NULL) == GRPC_CALL_OK)
     return true;

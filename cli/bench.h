@@ -34,8 +34,9 @@ struct bench_spec {
   int clients; /* calls in flight */
   int threads; /* completion queues, one thread each */
   double duration_s;
-  int64_t max_ops; /* 0: no limit */
-  int timeout_ms;  /* per call */
+  int64_t max_ops;           /* 0: no limit */
+  int timeout_ms;            /* per call */
+  const char *authorization; /* "Bearer KEY" sent with each call, or NULL */
   bench_build_cb build;
   void *ctx;
   size_t scratch_bytes;

@@ -402,11 +402,17 @@ int stm_cli_cmd_bench(struct stm_cli *cli, int argc, char **argv) {
                              pos[0]);
   if (rc == 0)
     rc = check_args(pos[0], &a);
+  char auth[600];
+  bool keyed = cli->api_key && *cli->api_key &&
+               strlen(cli->api_key) < sizeof auth - sizeof "Bearer ";
+  if (keyed)
+    snprintf(auth, sizeof auth, "Bearer %s", cli->api_key);
   struct bench_spec spec = {.clients = (int)a.clients,
                             .threads = (int)a.threads,
                             .duration_s = a.duration_s,
                             .max_ops = a.max_ops,
-                            .timeout_ms = (int)cli->timeout_ms};
+                            .timeout_ms = (int)cli->timeout_ms,
+                            .authorization = keyed ? auth : NULL};
   if (rc == 0 && strcmp(pos[0], "etcd-put") == 0)
     rc = bench_etcd_put(cli, &a, &spec);
   else if (rc == 0)
