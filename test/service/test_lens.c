@@ -402,6 +402,7 @@ static void test_decayed_trust_changes_the_authority_winner(void) {
 
 void stm_test_register_source_keys(void); /* test_source_keys.c */
 void stm_test_register_request_ids(void); /* test_request_ids.c */
+void stm_test_register_auth(void);        /* test_auth.c */
 
 int main(void) {
   static const struct stm_test_case lens[] = {
@@ -433,5 +434,6 @@ int main(void) {
   stm_test_suite("convert", convert);
   stm_test_register_source_keys();
   stm_test_register_request_ids();
+  stm_test_register_auth();
   return stm_test_run_all();
 }
