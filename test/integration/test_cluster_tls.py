@@ -10,12 +10,15 @@ IP it is dialled by).
 - A node whose certificate comes from another CA joins SWIM (the UDP
   layer has its own cluster_key) but its peers refuse its TLS: nothing is
   replicated to or from it, and the logs name the TLS failure.
+- A node without TLS joins SWIM too but nothing reaches it; the TLS
+  node's log names the mismatch.
 
 Nodes use the harness (cluster.py: 127.0.0.11.. with the runbook's fixed
 ports, RESOURCE_LOCK cluster_ports).
 """
 
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -134,6 +137,26 @@ class ClusterTlsTest(unittest.TestCase):
             # The coordinator says which peer and why, once.
             self.assertRegex(log_of(n1), r"replication to node4 failing.*certificate verify failed"
                              r".*docs/tls.md")
+
+            # node5: no TLS at all. It joins SWIM but cannot replicate with
+            # the TLS nodes, and their log says TLS is the reason.
+            n5 = c.add("node5", 5, seeds=[1])
+            n5.start()
+            c.wait_status(n1, dict(UP3, node4="UP", node5="UP"))
+            # (A shard placed on node4 + node5 only fails its write_quorum:
+            # that answer names the TLS failures too.)
+            errors = []
+            for i in range(40):
+                try:
+                    assert_claims(n1, "tls-plain/%d" % i, 1)
+                except Exception as e:  # noqa: BLE001 - grpc.RpcError
+                    errors.append(e.details())
+            for e in errors:
+                self.assertIn("Ssl handshake failed", e)
+            self.assertEqual(local_count(n5), 0)
+            stmtest.wait_until(
+                lambda: re.search(r"replication to node5 failing.*docs/tls.md", log_of(n1)),
+                20, "node1's log to name the TLS mismatch with node5")
             self.assertEqual(set(c.stop_all().values()), {0})
 
 
