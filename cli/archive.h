@@ -30,6 +30,10 @@ void stm_tar_out_abort(struct stm_tar_out *t);
 
 int stm_tar_in_open(const char *path, struct stm_tar_in **out,
                     struct stm_error *err);
+/* The same reader over an archive in memory (borrowed until close); label
+ * names it in errors. Used by the fuzz target. */
+int stm_tar_in_open_mem(const void *data, size_t len, const char *label,
+                        struct stm_tar_in **out, struct stm_error *err);
 /*
  * The next member: returns 1 and its name and bytes (borrowed; valid until
  * the next call), 0 after the end-of-archive blocks, or a negative code

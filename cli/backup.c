@@ -14,6 +14,7 @@
  */
 #include "archive.h"
 #include "backup_check.h"
+#include "backup_manifest.h"
 #include "cli.h"
 
 #include "common/clock.h"
@@ -36,7 +37,6 @@
 #include <zstd.h>
 
 #define CHUNK (1u << 20)
-#define FORMAT "stemedb-backup-1"
 
 /* ---- progress ------------------------------------------------------------ */
 
@@ -110,11 +110,12 @@ static int fetch(struct stm_cli *cli, const Stemedb__V1__BackupFile *f,
 
 static json_t *manifest_new(const Stemedb__V1__BackupBeginResponse *b) {
   return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:[]}", "format",
-                   FORMAT, "node_id", b->node_id, "server_version", b->version,
-                   "created_time_ns", (json_int_t)b->created_time_ns,
-                   "last_sequence", (json_int_t)b->last_sequence,
-                   "last_commit_time_ns", (json_int_t)b->last_commit_time_ns,
-                   "assertion_count", (json_int_t)b->assertion_count, "files");
+                   STM_BACKUP_MANIFEST_FORMAT, "node_id", b->node_id,
+                   "server_version", b->version, "created_time_ns",
+                   (json_int_t)b->created_time_ns, "last_sequence",
+                   (json_int_t)b->last_sequence, "last_commit_time_ns",
+                   (json_int_t)b->last_commit_time_ns, "assertion_count",
+                   (json_int_t)b->assertion_count, "files");
 }
 
 static int backup_files(struct stm_cli *cli,
@@ -259,14 +260,8 @@ static int read_member(struct reader *r, const char *name, const uint8_t *data,
   if (r->manifest)
     return stm_error_set(err, STM_ECORRUPT, NULL,
                          "member %s after MANIFEST.json", name);
-  if (strcmp(name, "MANIFEST.json") == 0) {
-    json_error_t je;
-    r->manifest = json_loadb((const char *)data, len, 0, &je);
-    return r->manifest
-               ? 0
-               : stm_error_set(err, STM_ECORRUPT, NULL,
-                               "MANIFEST.json: %s (line %d)", je.text, je.line);
-  }
+  if (strcmp(name, "MANIFEST.json") == 0)
+    return stm_backup_manifest_parse(data, len, &r->manifest, err);
   if (strncmp(name, "wal/", 4) != 0 || !stm_backup_segment_name_ok(name + 4))
     return stm_error_set(err, STM_ECORRUPT, NULL, "unexpected member %s", name);
   if (r->chk.segments > 0 && !r->last_sealed)
@@ -290,60 +285,6 @@ static int read_member(struct reader *r, const char *name, const uint8_t *data,
   return write_file(path, data, len, err);
 }
 
-static int check_manifest(struct reader *r, struct stm_error *err) {
-  json_t *m = r->manifest;
-  if (m == NULL)
-    return stm_error_set(err, STM_ECORRUPT, NULL,
-                         "MANIFEST.json is missing (incomplete archive?)");
-  const char *format = json_string_value(json_object_get(m, "format"));
-  if (format == NULL || strcmp(format, FORMAT) != 0)
-    return stm_error_set(err, STM_EUNIMPL, NULL,
-                         "MANIFEST.json: format is not \"" FORMAT "\"");
-  json_t *want = json_object_get(m, "files");
-  size_t n = json_array_size(want);
-  if (n != json_array_size(r->files))
-    return stm_error_set(err, STM_ECORRUPT, NULL,
-                         "the manifest lists %zu files, the archive holds %zu",
-                         n, json_array_size(r->files));
-  for (size_t i = 0; i < n; i++) {
-    json_t *a = json_array_get(want, i), *b = json_array_get(r->files, i);
-    if (!json_equal(a, b))
-      return stm_error_set(
-          err, STM_ECORRUPT, NULL,
-          "%s: size or BLAKE2b differs from the manifest (manifest %s "
-          "%" JSON_INTEGER_FORMAT " bytes %s, archive %s %" JSON_INTEGER_FORMAT
-          " bytes %s)",
-          json_string_value(json_object_get(b, "name")),
-          json_string_value(json_object_get(a, "name")),
-          json_integer_value(json_object_get(a, "size")),
-          json_string_value(json_object_get(a, "blake2b")),
-          json_string_value(json_object_get(b, "name")),
-          json_integer_value(json_object_get(b, "size")),
-          json_string_value(json_object_get(b, "blake2b")));
-  }
-  uint64_t last =
-      (uint64_t)json_integer_value(json_object_get(m, "last_sequence"));
-  if (r->chk.next_sequence != last + 1)
-    return stm_error_set(err, STM_ECORRUPT, NULL,
-                         "the WAL ends at sequence %" PRIu64
-                         ", the manifest says %" PRIu64,
-                         r->chk.next_sequence - 1, last);
-  uint64_t claims = (uint64_t)json_integer_value(json_object_get(m, "claims"));
-  if (claims != r->chk.claims)
-    return stm_error_set(err, STM_ECORRUPT, NULL,
-                         "%" PRIu64 " claims decode, the manifest says "
-                         "%" PRIu64,
-                         r->chk.claims, claims);
-  char digest[65];
-  stm_backup_check_digest_hex(&r->chk, digest);
-  const char *d = json_string_value(json_object_get(m, "claims_digest"));
-  if (d == NULL || strcmp(d, digest) != 0)
-    return stm_error_set(err, STM_ECORRUPT, NULL,
-                         "the claim hashes digest to %s, the manifest says %s",
-                         digest, d ? d : "nothing");
-  return 0;
-}
-
 /* Read, check and (for restore) extract the whole archive. */
 static int read_archive(const char *path, struct reader *r,
                         struct stm_error *err) {
@@ -361,7 +302,11 @@ static int read_archive(const char *path, struct reader *r,
     rc = read_member(r, name, data, len, err);
   }
   stm_tar_in_close(tar);
-  return rc ? rc : check_manifest(r, err);
+  if (rc == 0 && r->manifest == NULL)
+    rc = stm_error_set(err, STM_ECORRUPT, NULL,
+                       "MANIFEST.json is missing (incomplete archive?)");
+  return rc ? rc
+            : stm_backup_manifest_check(r->manifest, r->files, &r->chk, err);
 }
 
 static void reader_destroy(struct reader *r) {
