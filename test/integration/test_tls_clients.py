@@ -94,6 +94,7 @@ class TlsClientsTest(unittest.TestCase):
         rc, out, err = cli(srv, "status", client=self.client)
         self.assertEqual(rc, 2)
         self.assertIn("need --server-ca", err)
+        self.assertEqual(srv.stop(), 0)  # a sanitizer report makes it non-zero
 
     def test_cli_commands_against_mtls_with_auth(self):
         d = tempfile.mkdtemp(dir=self.d)
@@ -125,6 +126,7 @@ class TlsClientsTest(unittest.TestCase):
                            "--duration", "5", "--max-ops", "50", key=writer, **tls)
         self.assertEqual(rc, 0, out + err)
         self.assertGreaterEqual(json.loads(out)["ok"], 50, out)
+        self.assertEqual(srv.stop(), 0)
 
     def test_listener_probe_over_tls_still_detects_a_dead_listener(self):
         def low_limit():
