@@ -4,6 +4,25 @@
 #include <stdint.h>
 #include <string.h>
 
+static struct stm_limits limits = {
+    .concept_path = STM_MAX_CONCEPT_PATH,
+    .predicate = STM_MAX_PREDICATE,
+    .string_value = STM_MAX_STRING_VALUE,
+    .source_id = STM_MAX_SOURCE_ID,
+    .batch = STM_MAX_BATCH,
+};
+
+const struct stm_limits *stm_limits_get(void) { return &limits; }
+
+void stm_limits_set(const struct stm_limits *l) { limits = *l; }
+
+static int too_long(struct stm_error *err, const char *field, size_t len,
+                    uint32_t max, const char *flag) {
+  return stm_error_set(err, STM_EINVAL, field,
+                       "%s is %zu bytes; at most %u are allowed (%s)", field,
+                       len, max, flag);
+}
+
 static bool is_segment_char(unsigned char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
          (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
@@ -13,10 +32,9 @@ int stm_validate_concept_path(const char *field, const char *s, size_t len,
                               struct stm_error *err) {
   if (len == 0)
     return stm_error_set(err, STM_EINVAL, field, "%s must not be empty", field);
-  if (len > STM_MAX_CONCEPT_PATH)
-    return stm_error_set(err, STM_EINVAL, field,
-                         "%s is %zu bytes; at most %d are allowed", field, len,
-                         STM_MAX_CONCEPT_PATH);
+  if (len > limits.concept_path)
+    return too_long(err, field, len, limits.concept_path,
+                    "--max-concept-path-bytes");
   size_t segments = 1, seg_len = 0;
   for (size_t i = 0; i < len; i++) {
     unsigned char c = (unsigned char)s[i];
@@ -54,10 +72,8 @@ int stm_validate_predicate(const char *field, const char *s, size_t len,
                            struct stm_error *err) {
   if (len == 0)
     return stm_error_set(err, STM_EINVAL, field, "%s must not be empty", field);
-  if (len > STM_MAX_PREDICATE)
-    return stm_error_set(err, STM_EINVAL, field,
-                         "%s is %zu bytes; at most %d are allowed", field, len,
-                         STM_MAX_PREDICATE);
+  if (len > limits.predicate)
+    return too_long(err, field, len, limits.predicate, "--max-predicate-bytes");
   for (size_t i = 0; i < len; i++) {
     unsigned char c = (unsigned char)s[i];
     if (!is_segment_char(c) && c != ':')
@@ -110,10 +126,8 @@ bool stm_utf8_valid(const char *str, size_t len) {
 
 int stm_validate_string_value(const char *field, const char *s, size_t len,
                               struct stm_error *err) {
-  if (len > STM_MAX_STRING_VALUE)
-    return stm_error_set(err, STM_EINVAL, field,
-                         "%s is %zu bytes; at most %d are allowed", field, len,
-                         STM_MAX_STRING_VALUE);
+  if (len > limits.string_value)
+    return too_long(err, field, len, limits.string_value, "--max-value-bytes");
   if (!stm_utf8_valid(s, len))
     return stm_error_set(err, STM_EINVAL, field, "%s is not valid UTF-8",
                          field);
@@ -170,10 +184,8 @@ int stm_validate_hash_hex(const char *field, const char *s, size_t len,
 
 int stm_validate_source_id(const char *field, const char *s, size_t len,
                            struct stm_error *err) {
-  if (len > STM_MAX_SOURCE_ID)
-    return stm_error_set(err, STM_EINVAL, field,
-                         "%s is %zu bytes; at most %d are allowed", field, len,
-                         STM_MAX_SOURCE_ID);
+  if (len > limits.source_id)
+    return too_long(err, field, len, limits.source_id, "--max-source-id-bytes");
   for (size_t i = 0; i < len; i++) {
     unsigned char c = (unsigned char)s[i];
     if (c <= 0x20 || c >= 0x7F)

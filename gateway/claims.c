@@ -281,10 +281,12 @@ int stm_gw_parse_assert_batch(const json_t *obj,
     return stm_error_set(err, STM_EINVAL, "assertions",
                          "assertions must be an array");
   size_t n = json_array_size(arr);
-  if (n == 0 || n > STM_MAX_BATCH)
+  /* The server applies its --max-batch (and names it); this ceiling only
+   * bounds what the gateway builds (the body limit bounds it first). */
+  if (n == 0 || n > STM_LIMIT_BATCH_CEIL)
     return stm_error_set(err, STM_EINVAL, "assertions",
                          "assertions must hold 1 to %d claims, not %zu",
-                         STM_MAX_BATCH, n);
+                         STM_LIMIT_BATCH_CEIL, n);
   Stemedb__V1__AssertBatchRequest *m = malloc(sizeof *m);
   if (m == NULL)
     return stm_gw_error_oom(err);

@@ -1,6 +1,7 @@
 #include "gateway/http.h"
 
 #include "common/log.h"
+#include "common/validate.h"
 #include "gateway/http_conn.h"
 #include "gateway/metrics.h"
 #include "gateway/upstream.h"
@@ -298,6 +299,12 @@ int stm_gw_http_new(const struct stm_gw_http_options *o,
   gw->conn.env.server = gw->server;
   gw->conn.env.metrics = gw->metrics;
   gw->conn.timeout_ms = o->timeout_ms;
+  gw->conn.max_body_bytes =
+      o->max_body_bytes > 0 ? (size_t)o->max_body_bytes : STM_MAX_REQUEST_BYTES;
+  gw->conn.json_limits.max_depth =
+      o->max_json_depth > 0 ? (size_t)o->max_json_depth : 0;
+  gw->conn.json_limits.max_string =
+      o->max_json_string_bytes > 0 ? (size_t)o->max_json_string_bytes : 0;
   gw->conn.request_timeout_s =
       o->request_timeout_s > 0 ? o->request_timeout_s : REQUEST_SECS;
   gw->conn.idle_timeout_s =

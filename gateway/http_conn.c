@@ -23,7 +23,9 @@
 #define QUERY_MAX 2048
 /* Unread bytes held per connection before reading pauses: one request at
  * its largest, plus room for a few small pipelined ones. */
-#define IN_CAP (STM_GW_MAX_HEADER_BYTES + STM_MAX_REQUEST_BYTES + 65536)
+/* Reading pauses once this much is buffered: one whole request and then
+ * some (--max-body-bytes). */
+#define IN_CAP(g) (STM_GW_MAX_HEADER_BYTES + (g)->max_body_bytes + 65536)
 #define CLOSE_LINGER_S 2
 
 /*
@@ -151,7 +153,8 @@ static void dispatch(struct session *s, const char *body, size_t body_len) {
   struct stm_error err;
   stm_error_clear(&err);
   json_t *json = NULL;
-  if (r->body && stm_json_parse(body, body_len, &json, &err) != 0) {
+  if (r->body && stm_json_parse_limited(body, body_len, &g->json_limits, &json,
+                                        &err) != 0) {
     respond_stm_error(s, &err);
     return;
   }
@@ -402,10 +405,11 @@ static bool refuse_framing(struct session *s,
            "Transfer-Encoding");
     return true;
   }
-  if (rq->content_length > STM_MAX_REQUEST_BYTES) {
+  if (rq->content_length > (long long)s->g->max_body_bytes) {
     char msg[128];
-    snprintf(msg, sizeof msg, "request body is larger than %d bytes",
-             STM_MAX_REQUEST_BYTES);
+    snprintf(msg, sizeof msg,
+             "request body is larger than %zu bytes (--max-body-bytes)",
+             s->g->max_body_bytes);
     refuse(s, 413, "PAYLOAD_TOO_LARGE", msg, NULL);
     return true;
   }
@@ -442,7 +446,8 @@ static int process(struct session *s) {
     size_t body = rq->content_length > 0 ? (size_t)rq->content_length : 0;
     const struct stm_gw_h1_span *ex = stm_gw_h1_header(rq, "expect");
     bool framed =
-        !rq->transfer_encoding && rq->content_length <= STM_MAX_REQUEST_BYTES;
+        !rq->transfer_encoding &&
+        rq->content_length <= (long long)s->g->max_body_bytes;
     if (framed && s->in.len < rq->head_len + body) {
       /* The body is still arriving. */
       if (!s->continue_sent && ex && ex->len == 12 &&
@@ -508,7 +513,7 @@ static void consume(struct session *s) {
   s->consume = 0;
   s->continue_sent = false;
   s->timing = false;
-  if (s->paused && s->in.len < IN_CAP) {
+  if (s->paused && s->in.len < IN_CAP(s->g)) {
     s->paused = false;
     lws_rx_flow_control(s->wsi, 1);
   }
@@ -574,7 +579,7 @@ static int on_rx(struct session *s, const void *in, size_t len) {
     return 0;
   if (stm_buf_append(&s->in, in, len) != 0)
     return -1;
-  if (s->in.len >= IN_CAP && !s->paused) {
+  if (s->in.len >= IN_CAP(s->g) && !s->paused) {
     s->paused = true;
     lws_rx_flow_control(s->wsi, 0);
   }

@@ -21,6 +21,7 @@
 
 #include "gateway/routes.h"
 #include "gateway/upstream.h"
+#include "json/json.h"
 
 #include <libwebsockets.h>
 #include <stdatomic.h>
@@ -40,6 +41,8 @@ struct stm_gw_conn_ctx {
   struct stm_gw_ws *ws;
   struct stm_gw_env env;
   int timeout_ms;        /* upstream deadline */
+  size_t max_body_bytes; /* 413 above; STM_MAX_REQUEST_BYTES by default */
+  struct stm_json_limits json_limits; /* JSON request bodies (400 above) */
   int request_timeout_s; /* a request's head and body must arrive in this */
   int idle_timeout_s;    /* a kept-alive connection may idle this long */
   atomic_bool stop;      /* stopping: new requests get 503 */

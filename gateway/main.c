@@ -5,10 +5,12 @@
  */
 #include "common/log.h"
 #include "common/options.h"
+#include "common/validate.h"
 #include "gateway/cors.h"
 #include "gateway/http.h"
 #include "gateway/tls_client.h"
 #include "gateway/ws.h"
+#include "json/json.h"
 
 #include <grpc/grpc.h>
 #include <grpc/support/log.h>
@@ -29,6 +31,7 @@ struct config {
   char *tls_cert, *tls_key; /* only warned about: HTTPS not served yet */
   int64_t timeout_ms, grace_ms;
   int64_t request_timeout_s, idle_timeout_s;
+  int64_t max_body_bytes, max_json_depth, max_json_string_bytes;
   int64_t ws_subs_per_socket, ws_subs_per_client, ws_subs_total;
   int64_t ws_ping_interval_ms, ws_max_queue_frames, ws_slow_ms;
 };
@@ -107,6 +110,14 @@ static int check_limits(const struct config *cfg, struct stm_error *err) {
                      1000000, err);
   if (rc == 0)
     rc = check_range("ws-slow-ms", cfg->ws_slow_ms, 1, 3600000, err);
+  if (rc == 0)
+    rc = check_range("max-body-bytes", cfg->max_body_bytes, 1024,
+                     STM_GW_MAX_BODY_CEIL, err);
+  if (rc == 0)
+    rc = check_range("max-json-depth", cfg->max_json_depth, 4, 1000, err);
+  if (rc == 0)
+    rc = check_range("max-json-string-bytes", cfg->max_json_string_bytes, 256,
+                     STM_GW_MAX_BODY_CEIL, err);
   return rc;
 }
 
@@ -178,6 +189,9 @@ static int serve(const struct config *cfg) {
       .grace_ms = (int)cfg->grace_ms,
       .request_timeout_s = (int)cfg->request_timeout_s,
       .idle_timeout_s = (int)cfg->idle_timeout_s,
+      .max_body_bytes = (int)cfg->max_body_bytes,
+      .max_json_depth = (int)cfg->max_json_depth,
+      .max_json_string_bytes = (int)cfg->max_json_string_bytes,
       .ws_max_subs_per_socket = (int)cfg->ws_subs_per_socket,
       .ws_max_subs_per_client = (int)cfg->ws_subs_per_client,
       .ws_max_subs_total = (int)cfg->ws_subs_total,
@@ -227,6 +241,9 @@ int main(int argc, char **argv) {
       .grace_ms = 5000,
       .request_timeout_s = 10,
       .idle_timeout_s = 60,
+      .max_body_bytes = STM_MAX_REQUEST_BYTES,
+      .max_json_depth = STM_JSON_DEFAULT_MAX_DEPTH,
+      .max_json_string_bytes = STM_JSON_DEFAULT_MAX_STRING,
       .ws_subs_per_socket = STM_GW_WS_MAX_SUBS,
       .ws_subs_per_client = STM_GW_WS_DEFAULT_SUBS_PER_CLIENT,
       .ws_subs_total = STM_GW_WS_DEFAULT_SUBS_TOTAL,
@@ -272,6 +289,15 @@ int main(int argc, char **argv) {
        "closed)"},
       {"http-idle-timeout-s", "STEMEDB_HTTP_IDLE_TIMEOUT_S", NULL, STM_OPT_INT,
        &cfg.idle_timeout_s, "a kept-alive connection may idle this long"},
+      {"max-body-bytes", "STEMEDB_MAX_BODY_BYTES", NULL, STM_OPT_INT,
+       &cfg.max_body_bytes, "request body bytes (413 above)"},
+      {"max-json-depth", "STEMEDB_MAX_JSON_DEPTH", NULL, STM_OPT_INT,
+       &cfg.max_json_depth,
+       "nesting of JSON objects/arrays in a request body (400 above)"},
+      {"max-json-string-bytes", "STEMEDB_MAX_JSON_STRING_BYTES", NULL,
+       STM_OPT_INT, &cfg.max_json_string_bytes,
+       "bytes of any JSON string in a request body (400 above, naming the "
+       "field)"},
       {"ws-max-subs-per-socket", "STEMEDB_WS_MAX_SUBS_PER_SOCKET", NULL,
        STM_OPT_INT, &cfg.ws_subs_per_socket,
        "WebSocket subscriptions per socket (at most 64)"},

@@ -41,6 +41,93 @@ static bool find_nul(const json_t *j, char *field, size_t cap, size_t *at) {
   return false;
 }
 
+/* The deepest nesting of objects and arrays outside strings, stopping
+ * once it passes max (a single pass; malformed JSON is left to jansson). */
+static size_t json_depth(const char *s, size_t len, size_t max) {
+  size_t depth = 0, deepest = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < len && deepest <= max; i++) {
+    char c = s[i];
+    if (in_string) {
+      if (c == '\\')
+        i++;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      depth++;
+      deepest = depth > deepest ? depth : deepest;
+    } else if ((c == '}' || c == ']') && depth > 0) {
+      depth--;
+    }
+  }
+  return deepest;
+}
+
+/* The first string (or key) longer than max, depth first, with its path in
+ * field (built in place like find_nul). */
+static bool find_long(const json_t *j, size_t max, char *field, size_t cap,
+                      size_t *len) {
+  if (json_is_string(j)) {
+    *len = json_string_length(j);
+    return *len > max;
+  }
+  size_t used = strlen(field);
+  if (json_is_object(j)) {
+    const char *key;
+    const json_t *v;
+    json_object_foreach((json_t *)j, key, v) {
+      snprintf(field + used, cap - used, "%s%s", used ? "." : "", key);
+      if (strlen(key) > max) {
+        *len = strlen(key);
+        return true;
+      }
+      if (find_long(v, max, field, cap, len))
+        return true;
+    }
+  } else if (json_is_array(j)) {
+    for (size_t i = 0; i < json_array_size(j); i++) {
+      snprintf(field + used, cap - used, "[%zu]", i);
+      if (find_long(json_array_get(j, i), max, field, cap, len))
+        return true;
+    }
+  }
+  field[used] = '\0';
+  return false;
+}
+
+int stm_json_parse_limited(const char *body, size_t len,
+                           const struct stm_json_limits *limits, json_t **out,
+                           struct stm_error *err) {
+  size_t max_depth = limits && limits->max_depth ? limits->max_depth
+                                                 : STM_JSON_DEFAULT_MAX_DEPTH;
+  size_t max_string = limits && limits->max_string
+                          ? limits->max_string
+                          : STM_JSON_DEFAULT_MAX_STRING;
+  *out = NULL;
+  if (json_depth(body, len, max_depth) > max_depth)
+    return stm_error_set(err, STM_EINVAL, NULL,
+                         "request body nests JSON objects/arrays deeper than "
+                         "%zu levels (--max-json-depth)",
+                         max_depth);
+  int rc = stm_json_parse(body, len, out, err);
+  if (rc)
+    return rc;
+  char field[256];
+  size_t n = 0;
+  field[0] = '\0';
+  if (find_long(*out, max_string, field, sizeof field, &n)) {
+    json_decref(*out);
+    *out = NULL;
+    return stm_error_set(err, STM_EINVAL, field,
+                         "%s is a %zu-byte string; at most %zu bytes are "
+                         "allowed (--max-json-string-bytes)",
+                         field, n, max_string);
+  }
+  return 0;
+}
+
 int stm_json_parse(const char *body, size_t len, json_t **out,
                    struct stm_error *err) {
   *out = NULL;

@@ -33,6 +33,24 @@
 int stm_json_parse(const char *body, size_t len, json_t **out,
                    struct stm_error *err);
 
+/* The gateway's request limits (--max-json-depth, --max-json-string-bytes). */
+#define STM_JSON_DEFAULT_MAX_DEPTH 32
+#define STM_JSON_DEFAULT_MAX_STRING 65536
+struct stm_json_limits {
+  size_t max_depth;  /* nested objects/arrays; 0: the default */
+  size_t max_string; /* bytes of any decoded string or key; 0: the default */
+};
+
+/*
+ * stm_json_parse with limits: nesting deeper than max_depth is refused
+ * before jansson parses anything (so its recursion stays bounded), a longer
+ * string after, naming its field ("assertions[2].value") and the flag.
+ * Both STM_EINVAL (HTTP 400). NULL limits: the defaults.
+ */
+int stm_json_parse_limited(const char *body, size_t len,
+                           const struct stm_json_limits *limits, json_t **out,
+                           struct stm_error *err);
+
 /*
  * Serialize compactly, printing every real with the fewest digits that
  * read back to the same double (0.9, not 0.90000000000000002). Returns a

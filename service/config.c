@@ -10,12 +10,13 @@
 #include "cluster/toml.h"
 #include "common/log.h"
 #include "common/options.h"
+#include "common/validate.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#define MAX_OPTS 48
+#define MAX_OPTS 64
 #define MAX_DATA_DIR 4096
 
 /* Cluster settings that need converting after all layers. */
@@ -64,6 +65,23 @@ static size_t build_opts(struct stm_server_config *cfg,
       {"watch-max-per-connection", "STEMEDB_WATCH_MAX_PER_CONNECTION",
        "server.watch_max_per_connection", STM_OPT_INT,
        &cfg->watch_max_per_connection, "open Watch streams per connection"},
+      {"watch-max-per-client", "STEMEDB_WATCH_MAX_PER_CLIENT",
+       "server.watch_max_per_client", STM_OPT_INT, &cfg->watch_max_per_client,
+       "open Watch streams per client (API key, else x-agent-id, else "
+       "address), over all its connections"},
+      {"max-batch", "STEMEDB_MAX_BATCH", "server.max_batch", STM_OPT_INT,
+       &cfg->max_batch, "claims per AssertBatch"},
+      {"max-concept-path-bytes", "STEMEDB_MAX_CONCEPT_PATH_BYTES",
+       "server.max_concept_path_bytes", STM_OPT_INT,
+       &cfg->max_concept_path_bytes, "bytes of a concept path (and prefix)"},
+      {"max-predicate-bytes", "STEMEDB_MAX_PREDICATE_BYTES",
+       "server.max_predicate_bytes", STM_OPT_INT, &cfg->max_predicate_bytes,
+       "bytes of a predicate"},
+      {"max-value-bytes", "STEMEDB_MAX_VALUE_BYTES", "server.max_value_bytes",
+       STM_OPT_INT, &cfg->max_value_bytes, "bytes of a string value"},
+      {"max-source-id-bytes", "STEMEDB_MAX_SOURCE_ID_BYTES",
+       "server.max_source_id_bytes", STM_OPT_INT, &cfg->max_source_id_bytes,
+       "bytes of a source id"},
       {"watch-buffer-events", "STEMEDB_WATCH_BUFFER_EVENTS",
        "server.watch_buffer_events", STM_OPT_INT, &cfg->watch_buffer_events,
        "events buffered per Watch stream before a slow one is cut"},
@@ -195,6 +213,12 @@ static int set_defaults(struct stm_server_config *cfg) {
   cfg->shutdown_delay_ms = STM_SERVER_DEFAULT_SHUTDOWN_DELAY_MS;
   cfg->watch_max_total = STM_SERVER_DEFAULT_WATCH_MAX_TOTAL;
   cfg->watch_max_per_connection = STM_SERVER_DEFAULT_WATCH_MAX_PER_CONNECTION;
+  cfg->watch_max_per_client = STM_SERVER_DEFAULT_WATCH_MAX_PER_CLIENT;
+  cfg->max_batch = STM_MAX_BATCH;
+  cfg->max_concept_path_bytes = STM_MAX_CONCEPT_PATH;
+  cfg->max_predicate_bytes = STM_MAX_PREDICATE;
+  cfg->max_value_bytes = STM_MAX_STRING_VALUE;
+  cfg->max_source_id_bytes = STM_MAX_SOURCE_ID;
   cfg->watch_buffer_events = STM_SERVER_DEFAULT_WATCH_BUFFER_EVENTS;
   cfg->watch_history_events = STM_SERVER_DEFAULT_WATCH_HISTORY_EVENTS;
   cfg->watch_max_lag_events = STM_SERVER_DEFAULT_WATCH_MAX_LAG_EVENTS;
@@ -511,6 +535,27 @@ static int check_strings(const struct stm_server_config *cfg,
   return rc;
 }
 
+/* The request limits (issue 13); each error names its flag and range. */
+static int validate_limits(const struct stm_opt *opts, size_t n,
+                           struct stm_error *err) {
+  int rc = check_int(opts, n, "watch-max-per-client", 1, 1000000, err);
+  if (rc == 0)
+    rc = check_int(opts, n, "max-batch", 1, STM_LIMIT_BATCH_CEIL, err);
+  if (rc == 0)
+    rc = check_int(opts, n, "max-concept-path-bytes", 16,
+                   STM_LIMIT_CONCEPT_PATH_CEIL, err);
+  if (rc == 0)
+    rc = check_int(opts, n, "max-predicate-bytes", 16, STM_LIMIT_PREDICATE_CEIL,
+                   err);
+  if (rc == 0)
+    rc = check_int(opts, n, "max-value-bytes", 16, STM_LIMIT_STRING_VALUE_CEIL,
+                   err);
+  if (rc == 0)
+    rc = check_int(opts, n, "max-source-id-bytes", 16, STM_LIMIT_SOURCE_ID_CEIL,
+                   err);
+  return rc;
+}
+
 static int validate(const struct stm_server_config *cfg,
                     const struct stm_opt *opts, size_t n,
                     struct stm_error *err) {
@@ -550,6 +595,8 @@ static int validate(const struct stm_server_config *cfg,
     rc = check_int(opts, n, "request-id-window-s", 0, 7 * 24 * 3600, err);
   if (rc == 0)
     rc = check_int(opts, n, "disk-reserve-bytes", 0, INT64_C(1) << 40, err);
+  if (rc == 0)
+    rc = validate_limits(opts, n, err);
   if (rc == 0)
     rc = stm_cluster_config_validate(&cfg->cluster, err);
   return rc;

@@ -16,6 +16,14 @@
  *   --watch-max-total    STEMEDB_WATCH_MAX_TOTAL      server.watch_max_total 16384
  *   --watch-max-per-connection STEMEDB_WATCH_MAX_PER_CONNECTION
  *                                                     server.watch_max_per_connection 4096
+ *   --watch-max-per-client STEMEDB_WATCH_MAX_PER_CLIENT
+ *                                                     server.watch_max_per_client 4096
+ *   --max-batch          STEMEDB_MAX_BATCH            server.max_batch  10000
+ *   --max-concept-path-bytes STEMEDB_MAX_CONCEPT_PATH_BYTES            512
+ *   --max-predicate-bytes STEMEDB_MAX_PREDICATE_BYTES                  128
+ *   --max-value-bytes    STEMEDB_MAX_VALUE_BYTES                       65536
+ *   --max-source-id-bytes STEMEDB_MAX_SOURCE_ID_BYTES                  256
+ *     (file keys server.max_*: the flag name with '_')
  *   --watch-buffer-events STEMEDB_WATCH_BUFFER_EVENTS server.watch_buffer_events 1024
  *   --watch-history-events STEMEDB_WATCH_HISTORY_EVENTS server.watch_history_events 8192
  *   --watch-max-lag-events STEMEDB_WATCH_MAX_LAG_EVENTS server.watch_max_lag_events 100000
@@ -96,6 +104,7 @@
 #define STM_SERVER_DEFAULT_SHUTDOWN_DELAY_MS 200
 #define STM_SERVER_DEFAULT_WATCH_MAX_TOTAL 16384
 #define STM_SERVER_DEFAULT_WATCH_MAX_PER_CONNECTION 4096
+#define STM_SERVER_DEFAULT_WATCH_MAX_PER_CLIENT 4096
 #define STM_SERVER_DEFAULT_WATCH_BUFFER_EVENTS 1024
 #define STM_SERVER_DEFAULT_WATCH_HISTORY_EVENTS 8192
 #define STM_SERVER_DEFAULT_WATCH_MAX_LAG_EVENTS 100000
@@ -120,6 +129,12 @@ struct stm_server_config {
   int64_t shutdown_grace_ms;        /* 0 .. 600000 */
   int64_t watch_max_total;          /* 1 .. 1e6 */
   int64_t watch_max_per_connection; /* 1 .. 1e6 */
+  int64_t watch_max_per_client;     /* 1 .. 1e6 */
+  int64_t max_batch;                /* claims per AssertBatch, 1 .. 1e5 */
+  int64_t max_concept_path_bytes;   /* 16 .. 4096 */
+  int64_t max_predicate_bytes;      /* 16 .. 1024 */
+  int64_t max_value_bytes;          /* 16 .. 16 MiB */
+  int64_t max_source_id_bytes;      /* 16 .. 4096 */
   int64_t watch_buffer_events;      /* 1 .. 1e6, per stream */
   int64_t watch_history_events;     /* 1 .. 1e7, in memory */
   int64_t watch_max_lag_events;     /* 1 .. 2^40 sequences */

@@ -113,8 +113,11 @@ void stm__handle_list_concepts(struct stm_grpc_call *call,
       rc = stm_error_set(&err, STM_EINVAL, "prefix",
                          "prefix has an invalid character at byte %zu", i);
   }
-  if (rc == 0 && plen > STM_MAX_CONCEPT_PATH)
-    rc = stm_error_set(&err, STM_EINVAL, "prefix", "prefix is too long");
+  if (rc == 0 && plen > stm_limits_get()->concept_path)
+    rc = stm_error_set(&err, STM_EINVAL, "prefix",
+                       "prefix is %zu bytes; at most %u are allowed "
+                       "(--max-concept-path-bytes)",
+                       plen, stm_limits_get()->concept_path);
   size_t tlen = strlen(req->page_token);
   if (rc == 0 && tlen &&
       stm_validate_concept_path("page_token", req->page_token, tlen, NULL))

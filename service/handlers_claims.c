@@ -119,10 +119,11 @@ void stm__handle_assert_batch(struct stm_grpc_call *call,
                        "assertions must hold at least one assertion");
     return;
   }
-  if (n > STM_MAX_BATCH) {
+  if (n > stm_limits_get()->batch) {
     stm_grpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
-                       "assertions holds %zu assertions; at most %d per batch",
-                       n, STM_MAX_BATCH);
+                       "assertions holds %zu assertions; at most %u per batch "
+                       "(--max-batch)",
+                       n, stm_limits_get()->batch);
     return;
   }
   struct stm_claim *claims = calloc(n, sizeof *claims);

@@ -157,6 +157,28 @@ void stm__call_identity(struct stm_grpc_call *call, char *out, size_t len) {
            peer ? peer : "unknown", has_fwd ? " for " : "", has_fwd ? fwd : "");
 }
 
+void stm__client_key(struct stm_grpc_call *call, char *out, size_t len) {
+  const char *who = stm_grpc_call_principal(call);
+  const char *peer = stm_grpc_call_peer(call);
+  struct stm_service *svc = stm_grpc_call_context(call);
+  char v[128], host[80];
+  peer_host(peer ? peer : "unknown", host, sizeof host);
+  if (who) {
+    snprintf(out, len, "%s", who);
+  } else if (stm_grpc_call_metadata(call, "x-agent-id", v, sizeof v) && *v) {
+    printable(v);
+    snprintf(out, len, "agent:%s", v);
+  } else if (peer_trusted(peer, svc ? svc->trusted_proxies : NULL) &&
+             stm_grpc_call_metadata(call, "x-forwarded-for", v, sizeof v) &&
+             *v) {
+    v[strcspn(v, ", ")] = '\0'; /* the first hop is the client */
+    printable(v);
+    snprintf(out, len, "addr:%s", v);
+  } else {
+    snprintf(out, len, "addr:%s", host);
+  }
+}
+
 int stm__parse_hash(const char *field, const char *hex, uint8_t *out,
                     struct stm_error *err) {
   size_t len = strlen(hex);

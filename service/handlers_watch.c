@@ -1,5 +1,6 @@
 /* stemedb.v1.StemeDB/Watch: validates the request and connects one gRPC
  * server stream to the watch hub (service/watch_hub.h). */
+#include "records_internal.h"
 #include "service.h"
 #include "service_internal.h"
 #include "watch_hub.h"
@@ -132,6 +133,9 @@ void stm__handle_watch(struct stm_grpc_call *call, const ProtobufCMessage *msg,
     return;
   }
   w->call = call;
+  char client[STM__CALLER_MAX];
+  stm__client_key(call, client, sizeof client);
+  f.client = client;
   rc = stm_watch_hub_subscribe(svc->watch, &f, stm_grpc_call_peer(call), &sink,
                                w, &w->sub, &err);
   if (rc) {

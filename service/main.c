@@ -19,6 +19,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/validate.h"
 #include "rpc/codec.h"
 #include "storage/store.h"
 
@@ -121,6 +122,7 @@ static struct stm_watch_hub *start_hub(const struct stm_server_config *cfg,
       .buffer_events = (size_t)cfg->watch_buffer_events,
       .max_total = (size_t)cfg->watch_max_total,
       .max_per_connection = (size_t)cfg->watch_max_per_connection,
+      .max_per_client = (size_t)cfg->watch_max_per_client,
       .max_lag = (size_t)cfg->watch_max_lag_events,
       .retention_events = (uint64_t)cfg->watch_retention_events,
       .memory_only = cfg->watch_memory_only};
@@ -392,6 +394,13 @@ int main(int argc, char **argv) {
     stm_server_config_destroy(&cfg);
     return 2;
   }
+  struct stm_limits limits = *stm_limits_get();
+  limits.concept_path = (uint32_t)cfg.max_concept_path_bytes;
+  limits.predicate = (uint32_t)cfg.max_predicate_bytes;
+  limits.string_value = (uint32_t)cfg.max_value_bytes;
+  limits.source_id = (uint32_t)cfg.max_source_id_bytes;
+  limits.batch = (uint32_t)cfg.max_batch;
+  stm_limits_set(&limits); /* before any thread validates */
   enum stm_log_level level;
   if (stm_log_parse_level(cfg.log_level, &level) == 0)
     stm_log_set_level(level);

@@ -22,6 +22,14 @@
  */
 void stm__call_identity(struct stm_grpc_call *call, char *out, size_t len);
 
+/*
+ * Whom a per-client limit counts (the same rule as the rate limiter's):
+ * "key:ID" when authenticated, else "agent:X" from x-agent-id, else
+ * "addr:HOST" (the first x-forwarded-for address from a trusted proxy,
+ * else the peer's host).
+ */
+void stm__client_key(struct stm_grpc_call *call, char *out, size_t len);
+
 /* The registered key of the last source looked up, so a batch whose
  * claims share a source reads it once. Zero-init; `id` is borrowed from
  * a claim that outlives the memo. */

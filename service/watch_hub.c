@@ -242,6 +242,8 @@ int stm_watch_hub_new(const struct stm_watch_hub_options *opts,
     h->o.max_total = STM_WATCH_DEFAULT_MAX_TOTAL;
   if (h->o.max_per_connection == 0)
     h->o.max_per_connection = STM_WATCH_DEFAULT_MAX_PER_CONNECTION;
+  if (h->o.max_per_client == 0)
+    h->o.max_per_client = STM_WATCH_DEFAULT_MAX_PER_CLIENT;
   if (h->o.max_lag == 0)
     h->o.max_lag = STM_WATCH_DEFAULT_MAX_LAG;
   h->ring = calloc(h->o.history_events, sizeof *h->ring);

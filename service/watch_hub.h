@@ -70,6 +70,7 @@ void stm_watch_buf_unref(struct stm_watch_buf *b);
 #define STM_WATCH_DEFAULT_HISTORY 8192
 #define STM_WATCH_DEFAULT_BUFFER 1024
 #define STM_WATCH_DEFAULT_MAX_TOTAL 16384
+#define STM_WATCH_DEFAULT_MAX_PER_CLIENT 4096
 #define STM_WATCH_DEFAULT_MAX_PER_CONNECTION 4096
 #define STM_WATCH_DEFAULT_MAX_LAG 100000
 
@@ -79,6 +80,7 @@ struct stm_watch_hub_options {
   size_t buffer_events;      /* per-subscriber queue; 0: the default */
   size_t max_total;          /* watches in the whole server; 0: default */
   size_t max_per_connection; /* watches per peer address; 0: default */
+  size_t max_per_client;     /* watches per filter.client; 0: default */
   size_t max_lag;            /* sequences a slow subscriber may fall behind
                                 before it is cut; 0: the default */
   /* The replay window: a Watch may start at most this many sequences
@@ -147,6 +149,9 @@ struct stm_watch_filter {
   uint32_t types;          /* STM_WATCH_* mask; 0: all */
   uint32_t progress_ms;    /* idle progress interval; 0: none */
   uint64_t start_sequence; /* inclusive; 0: only new events */
+  /* Who is watching, for the per-client limit (the rate limiter's
+   * identity: key, x-agent-id or client address); NULL: not counted. */
+  const char *client;
 };
 
 /*

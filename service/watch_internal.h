@@ -49,6 +49,7 @@ struct stm_watch_sub {
   uint32_t types;
   uint32_t progress_ms;
   char *peer;
+  char *client;                    /* NULL: not counted per client */
   struct stm_watch_sub *list_next; /* under hub->list_mu */
   pthread_mutex_t mu;
   /* Under mu. */

@@ -323,6 +323,7 @@ static void sub_free(struct stm_watch_sub *s) {
   free(s->prefix);
   free(s->predicate);
   free(s->peer);
+  free(s->client);
   pthread_mutex_destroy(&s->mu);
   free(s);
 }
@@ -353,6 +354,7 @@ int stm_watch_hub_subscribe(struct stm_watch_hub *h,
   s->types = f->types ? f->types : STM_WATCH_ALL;
   s->progress_ms = f->progress_ms;
   s->peer = strdup(peer ? peer : "");
+  s->client = dup_or_null(f->client);
   s->qcap = h->o.buffer_events;
   s->q = calloc(s->qcap, sizeof *s->q);
   pthread_mutex_init(&s->mu, NULL);
@@ -360,15 +362,18 @@ int stm_watch_hub_subscribe(struct stm_watch_hub *h,
   s->last_send_ns = stm_clock_mono_ns();
   if (!s->q || !s->peer ||
       (f->concept_prefix && f->concept_prefix[0] && !s->prefix) ||
-      (f->predicate && f->predicate[0] && !s->predicate)) {
+      (f->predicate && f->predicate[0] && !s->predicate) ||
+      (f->client && f->client[0] && !s->client)) {
     sub_free(s);
     return stm_error_set(err, STM_ENOMEM, NULL, "out of memory");
   }
   pthread_mutex_lock(&h->list_mu);
-  size_t same_peer = 0;
+  size_t same_peer = 0, same_client = 0;
   for (struct stm_watch_sub *o = h->subs; o; o = o->list_next) {
     pthread_mutex_lock(&o->mu);
     same_peer += !o->finished && strcmp(o->peer, s->peer) == 0;
+    same_client += !o->finished && s->client && o->client &&
+                   strcmp(o->client, s->client) == 0;
     pthread_mutex_unlock(&o->mu);
   }
   int rc = 0;
@@ -384,6 +389,11 @@ int stm_watch_hub_subscribe(struct stm_watch_hub *h,
                        "too many watches on this connection (limit %zu, "
                        "--watch-max-per-connection)",
                        h->o.max_per_connection);
+  else if (same_client >= h->o.max_per_client)
+    rc = stm_error_set(err, STM_ETOOBIG, "watch-max-per-client",
+                       "too many watches for client %s (limit %zu, "
+                       "--watch-max-per-client)",
+                       s->client, h->o.max_per_client);
   if (rc) {
     pthread_mutex_unlock(&h->list_mu);
     sub_free(s);

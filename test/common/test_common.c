@@ -60,6 +60,29 @@ static void test_validate_rejects_bad_concept_paths_naming_field(void) {
   OK(stm_validate_concept_path("concept_path", many, 63, &err));
 }
 
+/* The configured limits (stemedb-server --max-*-bytes) replace the
+ * defaults, and the message names the flag to change. */
+static void test_validate_configured_limits(void) {
+  struct stm_limits saved = *stm_limits_get();
+  struct stm_limits l = saved;
+  l.concept_path = 8;
+  l.string_value = 4;
+  stm_limits_set(&l);
+  struct stm_error err;
+  CU_ASSERT_EQUAL(
+      stm_validate_concept_path("concept_path", "abcd/efg", 8, &err), 0);
+  CU_ASSERT_EQUAL(
+      stm_validate_concept_path("concept_path", "abcd/efgh", 9, &err),
+      STM_EINVAL);
+  CU_ASSERT_STRING_EQUAL(err.message, "concept_path is 9 bytes; at most 8 are "
+                                      "allowed (--max-concept-path-bytes)");
+  CU_ASSERT_EQUAL(stm_validate_string_value("value", "hello", 5, &err),
+                  STM_EINVAL);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "--max-value-bytes"));
+  stm_limits_set(&saved);
+  CU_ASSERT_EQUAL(stm_validate_string_value("value", "hello", 5, &err), 0);
+}
+
 static void test_validate_predicate_rules(void) {
   OK(stm_validate_predicate("predicate", "rdf:type", 8, NULL));
   BAD(stm_validate_predicate("predicate", "", 0, NULL));
@@ -138,6 +161,7 @@ int main(void) {
       STM_TEST(test_field_names_are_joined_and_cut),
       STM_TEST(test_validate_accepts_good_concept_paths),
       STM_TEST(test_validate_rejects_bad_concept_paths_naming_field),
+      STM_TEST(test_validate_configured_limits),
       STM_TEST(test_validate_predicate_rules),
       STM_TEST(test_validate_utf8_rejects_malformed_sequences),
       STM_TEST(test_validate_numbers_and_hashes),

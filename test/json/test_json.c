@@ -80,6 +80,40 @@ static void test_json_parse_names_the_field_with_a_nul(void) {
   json_decref(j);
 }
 
+/* --max-json-depth is checked before jansson parses; --max-json-string-bytes
+ * names the field; both 400 (STM_EINVAL) with the flag in the message. */
+static void test_json_parse_limited_depth_and_strings(void) {
+  struct stm_json_limits lim = {.max_depth = 4, .max_string = 8};
+  struct stm_error err;
+  json_t *j = NULL;
+  const char *ok = "{\"a\":[{\"b\":[1]}],\"s\":\"12345678\"}";
+  CU_ASSERT_EQUAL(stm_json_parse_limited(ok, strlen(ok), &lim, &j, &err), 0);
+  json_decref(j);
+  const char *deep = "{\"a\":[{\"b\":[[1]]}]}";
+  CU_ASSERT_EQUAL(stm_json_parse_limited(deep, strlen(deep), &lim, &j, &err),
+                  STM_EINVAL);
+  CU_ASSERT_PTR_NULL(j);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "--max-json-depth"));
+  const char *in_string = "{\"a\":\"[[[[[[[[\"}";
+  CU_ASSERT_EQUAL(
+      stm_json_parse_limited(in_string, strlen(in_string), &lim, &j, &err), 0);
+  json_decref(j);
+  const char *lng = "{\"a\":[{\"v\":\"123456789\"}]}";
+  CU_ASSERT_EQUAL(stm_json_parse_limited(lng, strlen(lng), &lim, &j, &err),
+                  STM_EINVAL);
+  CU_ASSERT_STRING_EQUAL(err.field, "a[0].v");
+  CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "--max-json-string-bytes"));
+  /* The default depth (32) stops a 100 000-deep body at once. */
+  size_t n = 100000;
+  char *b = malloc(n + 2);
+  b[0] = '{';
+  memset(b + 1, '[', n);
+  b[n + 1] = '\0';
+  CU_ASSERT_EQUAL(stm_json_parse_limited(b, n + 1, NULL, &j, &err), STM_EINVAL);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "32 levels"));
+  free(b);
+}
+
 static void test_json_parse_rejects_numbers_out_of_range(void) {
   const char big_real[] = "{\"value\":1e999}";
   expect_parse_error(big_real, sizeof big_real - 1, "overflow");
@@ -276,6 +310,7 @@ int main(void) {
       STM_TEST(test_json_parse_rejects_empty_and_malformed_bodies),
       STM_TEST(test_json_parse_rejects_invalid_utf8),
       STM_TEST(test_json_parse_names_the_field_with_a_nul),
+      STM_TEST(test_json_parse_limited_depth_and_strings),
       STM_TEST(test_json_parse_rejects_numbers_out_of_range),
       STM_TEST(test_json_parse_accepts_an_object),
       STM_TEST_END};

@@ -460,6 +460,44 @@ static void test_watch_limits_and_stop(void) {
   fixture_close(&fx);
 }
 
+/* --watch-max-per-client counts a client's streams over all its
+ * connections (peers); other clients and uncounted streams still open. */
+static void test_watch_per_client_limit(void) {
+  struct fixture fx;
+  fixture_open_with(&fx,
+                    (struct stm_watch_hub_options){.history_events = 8,
+                                                   .buffer_events = 8,
+                                                   .max_total = 16,
+                                                   .max_per_connection = 16,
+                                                   .max_per_client = 2});
+  struct fake f[4];
+  const char *peers[] = {"peer-1", "peer-2", "peer-3", "peer-3"};
+  const char *clients[] = {"key:a", "key:a", "key:b", NULL};
+  for (int i = 0; i < 4; i++) {
+    fake_init(&f[i]);
+    subscribe_to(&fx, &f[i], (struct stm_watch_filter){.client = clients[i]},
+                 peers[i]);
+  }
+  struct stm_error err;
+  stm_error_clear(&err);
+  struct stm_watch_filter flt = {.client = "key:a"};
+  struct stm_watch_sub *s = NULL;
+  CU_ASSERT_EQUAL(stm_watch_hub_subscribe(fx.hub, &flt, "peer-4", &fake_sink,
+                                          &f[0], &s, &err),
+                  STM_ETOOBIG);
+  CU_ASSERT_STRING_EQUAL(err.field, "watch-max-per-client");
+  CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "key:a"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "--watch-max-per-client"));
+  stm_watch_hub_stop(fx.hub);
+  for (int i = 0; i < 4; i++) {
+    fake_ack(&f[i]);
+    CU_ASSERT_TRUE(fake_wait(&f[i]));
+    stm_watch_sub_unref(f[i].sub);
+    fake_destroy(&f[i]);
+  }
+  fixture_close(&fx);
+}
+
 /*
  * Votes, epochs and sources are events too, in sequence order with the
  * claims, live and caught up (from the ring and from storage): a vote is
@@ -601,6 +639,7 @@ int main(void) {
       STM_TEST(test_watch_slow_subscriber_is_cut_with_the_resume_point),
       STM_TEST(test_watch_pruned_start_is_out_of_range),
       STM_TEST(test_watch_limits_and_stop),
+      STM_TEST(test_watch_per_client_limit),
       STM_TEST(test_watch_records_are_events_in_sequence_order),
       STM_TEST(test_watch_retention_window_bounds_the_start),
       STM_TEST(test_watch_idle_progress_follows_the_clock_seam),

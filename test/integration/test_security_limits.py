@@ -1,0 +1,153 @@
+"""Issue 13, "CORS and limits": every request limit is configurable (flag
+or STEMEDB_* variable) and answered with the right status and a message
+naming the limit or the field. A real server with small limits and a
+gateway in front: REST body size (413), JSON nesting and string length
+(400), batch size over REST and gRPC (400 / INVALID_ARGUMENT naming
+`assertions` and --max-batch), string lengths over gRPC (INVALID_ARGUMENT
+naming the field and the flag), and Watch streams per client identity
+over several connections (RESOURCE_EXHAUSTED naming
+--watch-max-per-client). The table of docs/security.md lists them all."""
+
+import json
+import os
+import sys
+import unittest
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(__file__))
+import stmtest  # noqa: E402
+
+import grpc  # noqa: E402
+
+GATEWAY_ENV = {"STEMEDB_MAX_BODY_BYTES": "4096", "STEMEDB_MAX_JSON_DEPTH": "6",
+               "STEMEDB_MAX_JSON_STRING_BYTES": "300"}
+
+
+def post(base, path, body):
+    """(status, parsed JSON body) of a POST."""
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    rq = urllib.request.Request(base + path, data=data, method="POST",
+                                headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(rq, timeout=10) as r:
+            return r.status, json.loads(r.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+class LimitsTest(stmtest.ServerTestCase, unittest.TestCase):
+    server_args = ["--max-batch", "5", "--max-value-bytes", "100",
+                   "--max-concept-path-bytes", "32", "--max-predicate-bytes", "16",
+                   "--max-source-id-bytes", "20", "--watch-max-per-client", "2"]
+    with_gateway = False
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pb, cls.pb_grpc, cls.types, _, _ = stmtest.stubs()
+        super().setUpClass()
+        saved = dict(os.environ)
+        os.environ.update(GATEWAY_ENV)
+        try:
+            cls.gw = stmtest.Gateway(cls.server.addr).start()
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+    def claim(self, i=0, value="v", path="lim/a", pred="p", source=""):
+        return self.pb.AssertRequest(concept_path=path, predicate=pred, source_id=source,
+                                     value=self.types.Value(string_value=value))
+
+    def rest_claim(self, i=0):
+        return {"concept_path": "lim/r", "predicate": "p", "value": "v%d" % i}
+
+    def test_rest_body_size_is_413_naming_the_flag(self):
+        code, body = post(self.gw.base, "/v1/assert",
+                          json.dumps({"concept_path": "lim/b", "predicate": "p",
+                                      "value": "x" * 5000}).encode())
+        self.assertEqual(code, 413, body)
+        self.assertIn("--max-body-bytes", body["error"]["message"])
+
+    def test_rest_json_depth_and_string_length_are_400(self):
+        deep = {"concept_path": "lim/d", "predicate": "p",
+                "value": {"ref": "a"}, "x": [[[[[[1]]]]]]}
+        code, body = post(self.gw.base, "/v1/assert", deep)
+        self.assertEqual(code, 400, body)
+        self.assertIn("--max-json-depth", body["error"]["message"])
+        code, body = post(self.gw.base, "/v1/assert",
+                          {"concept_path": "lim/s", "predicate": "p", "value": "y" * 301})
+        self.assertEqual(code, 400, body)
+        self.assertEqual(body["error"].get("field"), "value", body)
+        self.assertIn("--max-json-string-bytes", body["error"]["message"])
+
+    def test_batch_size_over_rest_and_grpc(self):
+        code, body = post(self.gw.base, "/v1/assert/batch",
+                          {"assertions": [self.rest_claim(i) for i in range(6)]})
+        self.assertEqual(code, 400, body)
+        msg = body["error"]["message"]
+        self.assertIn("assertions", msg)
+        self.assertIn("--max-batch", msg)
+        code, body = post(self.gw.base, "/v1/assert/batch",
+                          {"assertions": [self.rest_claim(i) for i in range(5)]})
+        self.assertIn(code, (200, 201), body)
+        with self.assertRaises(grpc.RpcError) as ctx:
+            self.stub.AssertBatch(self.pb.AssertBatchRequest(
+                assertions=[self.claim(value="b%d" % i) for i in range(6)]), timeout=10)
+        self.assertCode(ctx, grpc.StatusCode.INVALID_ARGUMENT, "assertions")
+        self.assertIn("at most 5", ctx.exception.details())
+
+    def test_grpc_string_lengths_name_field_and_flag(self):
+        cases = [(self.claim(value="v" * 101), "value", "--max-value-bytes"),
+                 (self.claim(path="a/" + "b" * 31), "concept_path", "--max-concept-path-bytes"),
+                 (self.claim(pred="p" * 17), "predicate", "--max-predicate-bytes"),
+                 (self.claim(source="s" * 21), "source_id", "--max-source-id-bytes")]
+        for req, field, flag in cases:
+            with self.assertRaises(grpc.RpcError) as ctx:
+                self.stub.Assert(req, timeout=10)
+            self.assertCode(ctx, grpc.StatusCode.INVALID_ARGUMENT, field)
+            self.assertIn(flag, ctx.exception.details())
+        self.stub.Assert(self.claim(value="v" * 100, path="a/" + "b" * 30,
+                                    pred="p" * 16), timeout=10)
+
+    def test_watch_streams_per_client_over_several_connections(self):
+        md = [("x-agent-id", "watcher-1")]
+        channels = [grpc.insecure_channel(self.server.addr) for _ in range(3)]
+        streams = []
+        try:
+            for ch in channels[:2]:
+                s = self.pb_grpc.StemeDBStub(ch).Watch(
+                    self.pb.WatchRequest(concept_prefix="lim", progress_interval_ms=50),
+                    metadata=md, timeout=30)
+                next(s)  # open: the first progress event arrived
+                streams.append(s)
+            third = self.pb_grpc.StemeDBStub(channels[2]).Watch(
+                self.pb.WatchRequest(concept_prefix="lim"), metadata=md, timeout=10)
+            with self.assertRaises(grpc.RpcError) as ctx:
+                next(third)
+            self.assertCode(ctx, grpc.StatusCode.RESOURCE_EXHAUSTED, "--watch-max-per-client")
+            self.assertIn("agent:watcher-1", ctx.exception.details())
+            # Another client on the same connection is not affected.
+            other = self.pb_grpc.StemeDBStub(channels[2]).Watch(
+                self.pb.WatchRequest(concept_prefix="lim", progress_interval_ms=50),
+                metadata=[("x-agent-id", "watcher-2")], timeout=30)
+            next(other)
+            streams.append(other)
+        finally:
+            for s in streams:
+                s.cancel()
+            for ch in channels:
+                ch.close()
+
+    def test_config_errors_name_the_flag_and_range(self):
+        r = stmtest.subprocess.run([stmtest.SERVER_BIN, "--max-batch", "0", "--data-dir", "/nonexistent"],
+                                   capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("max-batch", r.stderr)
+        r = stmtest.subprocess.run([stmtest.GATEWAY_BIN, "--max-json-depth", "1"],
+                                   capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("max-json-depth", r.stderr + r.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
