@@ -127,8 +127,9 @@ class Node:
         self.clustered = clustered
         # TLS (issue 13): {"cert", "key", "ca"} paths; the server serves
         # gRPC with cert/key and requires client certificates signed by ca
-        # (unless "mtls": False), its peers are dialled with the same files,
-        # and the gateway reaches it with ca + the node's cert as client.
+        # (unless "mtls": False), its peers are dialled with the same files
+        # (trusting "peer_ca" when given), and the gateway reaches it with
+        # ca + the node's cert as client.
         self.tls = tls
         self.dir = os.path.join(cluster.root, node_id)
         self.data_dir = data_dir or os.path.join(self.dir, "data")
@@ -169,6 +170,8 @@ class Node:
             args += ["--tls-cert", self.tls["cert"], "--tls-key", self.tls["key"]]
             if self.tls.get("mtls", True):
                 args += ["--tls-client-ca", self.tls["ca"]]
+            if self.tls.get("peer_ca"):
+                args += ["--peer-ca", self.tls["peer_ca"]]
             gw_tls = ["--server-ca", self.tls["ca"], "--server-cert", self.tls["cert"],
                       "--server-key", self.tls["key"]]
         slog = self._log("server")

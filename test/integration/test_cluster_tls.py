@@ -20,6 +20,7 @@ ports, RESOURCE_LOCK cluster_ports).
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import unittest
@@ -157,6 +158,47 @@ class ClusterTlsTest(unittest.TestCase):
             stmtest.wait_until(
                 lambda: re.search(r"replication to node5 failing.*docs/tls.md", log_of(n1)),
                 20, "node1's log to name the TLS mismatch with node5")
+            self.assertEqual(set(c.stop_all().values()), {0})
+
+    def test_sighup_reloads_the_peer_trust(self):
+        """node1 trusts only ca for its peers; node2 comes back with a
+        certificate of ca2. After node1's --peer-ca gains ca2 and a SIGHUP,
+        node1's new channels to node2 trust it: its writes reach node2."""
+        d = tempfile.mkdtemp(dir=self.d)
+        p = lambda f: os.path.join(d, f)  # noqa: E731
+        tlscerts.make_cert(self.d, "ca2", "node2b", ips=[cluster.ip_of(2)], dns=())
+        ca, ca2 = (tlscerts.read(os.path.join(self.d, f)) for f in ("ca.crt", "ca2.crt"))
+        with open(p("both.crt"), "wb") as f:  # every listener accepts both CAs
+            f.write(ca + ca2)
+        with open(p("peers1.crt"), "wb") as f:
+            f.write(ca)
+        with cluster.Cluster() as c:
+            nodes = []
+            for i in (1, 2, 3):
+                t = dict(self.tls("node%d" % i), ca=p("both.crt"))
+                t["peer_ca"] = p("peers1.crt") if i == 1 else os.path.join(self.d, "ca.crt")
+                nodes.append(c.add("node%d" % i, i, seeds=[k for k in (1, 2, 3) if k != i], tls=t))
+            n1, n2, n3 = nodes
+            c.start_all(nodes)
+            for n in nodes:
+                c.wait_status(n, UP3)
+            assert_claims(n1, "hup-before", 10)
+            # node2 restarts with a certificate of ca2 (its gateway trusts both).
+            n2.stop()
+            n2.tls = dict(self.tls("node2b"), ca=p("both.crt"),
+                          peer_ca=os.path.join(self.d, "ca.crt"))
+            n2.start()
+            c.wait_status(n1, UP3)
+            with open(p("peers1.crt"), "wb") as f:
+                f.write(ca + ca2)
+            n1.server.send_signal(signal.SIGHUP)
+            stmtest.wait_until(lambda: "TLS certificates toward peers reloaded" in log_of(n1),
+                               10, "node1 to reload its peer credentials")
+            before = local_count(n2)
+            assert_claims(n1, "hup-after", 40)
+            # With factor 2 of 3 nodes, node2 replicates about 2/3 of them;
+            # before the reload node1 could not reach it at all.
+            self.assertGreater(local_count(n2) - before, 10)
             self.assertEqual(set(c.stop_all().values()), {0})
 
 
