@@ -2,8 +2,10 @@
 
 #include "common/log.h"
 #include "common/validate.h"
+#include "gateway/clients.h"
 #include "gateway/http_conn.h"
 #include "gateway/metrics.h"
+#include "gateway/tls_server.h"
 #include "gateway/upstream.h"
 #include "gateway/ws.h"
 #include "json/json.h"
@@ -38,6 +40,7 @@ struct stm_gw_http {
   struct listener listeners[2];
   struct lws_vhost *ws_vhost; /* no port: WebSocket upgrades land here */
   struct stm_gw_metrics *metrics;
+  struct stm_gw_tls *tls; /* NULL: plain HTTP */
   char *server;
   int grace_ms;
   bool hard_stop;
@@ -115,6 +118,20 @@ static void grace_expired(lws_sorted_usec_list_t *sul) {
 
 /* ---- the lws callbacks --------------------------------------------------- */
 
+/* Connections the TLS thread decrypted come as plaintext sockets, adopted
+ * exactly as the listeners adopt accepted ones. */
+static void adopt_tls(struct stm_gw_http *gw) {
+  int fd, kind;
+  while (gw->tls && stm_gw_tls_take(gw->tls, &fd, &kind) == 0) {
+    lws_sock_file_fd_type u;
+    u.sockfd = fd;
+    /* On failure lws closes fd. */
+    if (lws_adopt_descriptor_vhost(gw->listeners[kind].vh, LWS_ADOPT_SOCKET, u,
+                                   "stemedb-h1", NULL) == NULL)
+      stm_log_warn("cannot adopt a TLS connection");
+  }
+}
+
 /*
  * Listening sockets hand every connection to "stemedb-h1" as a raw socket:
  * http_conn.c parses HTTP/1.1 itself. Only WebSocket connections, handed
@@ -126,6 +143,8 @@ static int raw_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
   struct stm_gw_http *gw = lws_context_user(lws_get_context(wsi));
   if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
     /* Sent to each vhost's protocols: draining twice is harmless. */
+    if (gw)
+      adopt_tls(gw);
     if (gw && gw->conn.up)
       stm_gw_upstream_poll(gw->conn.up, stm_gw_conn_call_done, &gw->conn);
     if (gw && gw->conn.ws)
@@ -220,8 +239,17 @@ static int listen_on(struct stm_gw_http *gw, struct listener *l,
    * creates it anyway, listening on nothing. */
   info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND |
                  LWS_SERVER_OPTION_ADOPT_APPLY_LISTEN_ACCEPT_CONFIG;
-  info.iface = bind_iface(l, &info.options);
-  info.port = l->port;
+  if (gw->tls) {
+    /* The TLS thread listens; this vhost only adopts its sockets. */
+    int rc = stm_gw_tls_listen(gw->tls, (int)l->kind, l->host, l->port, l->flag,
+                               &l->port, err);
+    if (rc)
+      return rc;
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+  } else {
+    info.iface = bind_iface(l, &info.options);
+    info.port = l->port;
+  }
   info.protocols = raw_protocols;
   info.listen_accept_role = "raw-skt";
   info.listen_accept_protocol = "stemedb-h1";
@@ -234,7 +262,8 @@ static int listen_on(struct stm_gw_http *gw, struct listener *l,
     explain_bind_failure(l, msg, sizeof msg);
     return stm_error_set(err, STM_EUNAVAIL, l->flag, "%s", msg);
   }
-  l->port = lws_get_vhost_listen_port(l->vh);
+  if (gw->tls == NULL)
+    l->port = lws_get_vhost_listen_port(l->vh);
   return 0;
 }
 
@@ -277,6 +306,7 @@ static int watch_new(struct stm_gw_http *gw,
       .max_subs_per_client = (size_t)o->ws_max_subs_per_client,
       .max_subs_total = (size_t)o->ws_max_subs_total,
       .metrics = gw->metrics,
+      .clients = gw->conn.clients,
   };
   wo.ping_interval_ms = o->ws_ping_interval_ms;
   wo.max_queue_frames = (size_t)o->ws_max_queue_frames;
@@ -285,6 +315,28 @@ static int watch_new(struct stm_gw_http *gw,
   return gw->conn.ws ? 0
                      : stm_error_set(err, STM_ENOMEM, NULL,
                                      "cannot start the watch module");
+}
+
+static int tls_new(struct stm_gw_http *gw, const struct stm_gw_http_options *o,
+                   struct stm_error *err) {
+  if (o->tls_cert == NULL || *o->tls_cert == '\0') {
+    if (o->tls_key && *o->tls_key)
+      return stm_error_set(err, STM_EINVAL, "tls-cert",
+                           "tls-key is set but tls-cert is not");
+    return 0;
+  }
+  if (o->tls_key == NULL || *o->tls_key == '\0')
+    return stm_error_set(err, STM_EINVAL, "tls-key",
+                         "tls-cert is set but tls-key is not");
+  struct stm_gw_tls_options to = {
+      .cert = o->tls_cert,
+      .key = o->tls_key,
+      /* A handshake is part of the first request's time. */
+      .handshake_timeout_ms = gw->conn.request_timeout_s * 1000,
+      .wake = wake_loop,
+      .wake_arg = gw,
+  };
+  return stm_gw_tls_new(&to, &gw->tls, err);
 }
 
 int stm_gw_http_new(const struct stm_gw_http_options *o,
@@ -296,6 +348,9 @@ int stm_gw_http_new(const struct stm_gw_http_options *o,
   gw->grace_ms = o->grace_ms;
   gw->server = strdup(o->server);
   gw->metrics = stm_gw_metrics_new();
+  gw->conn.clients = stm_gw_clients_new();
+  gw->conn.max_conns_per_client =
+      o->max_conns_per_client > 0 ? (size_t)o->max_conns_per_client : 0;
   gw->conn.env.server = gw->server;
   gw->conn.env.metrics = gw->metrics;
   gw->conn.timeout_ms = o->timeout_ms;
@@ -310,7 +365,7 @@ int stm_gw_http_new(const struct stm_gw_http_options *o,
   gw->conn.idle_timeout_s =
       o->idle_timeout_s > 0 ? o->idle_timeout_s : KEEPALIVE_SECS;
   gw->listeners[0].port = gw->listeners[1].port = -1;
-  int rc = gw->server && gw->metrics
+  int rc = gw->server && gw->metrics && gw->conn.clients
                ? 0
                : stm_error_set(err, STM_ENOMEM, NULL, "out of memory");
   struct listener *api = &gw->listeners[STM_GW_LISTENER_API];
@@ -327,13 +382,18 @@ int stm_gw_http_new(const struct stm_gw_http_options *o,
     rc = stm_gw_parse_listen("cluster-listen", o->cluster_listen, cl->host,
                              sizeof cl->host, &cl->port, err);
   if (rc == 0)
+    rc = tls_new(gw, o, err);
+  if (rc == 0)
     rc = context_new(gw, err);
+  /* First: lws picks the vhost of an HTTP upgrade among those sharing its
+   * port (lws_select_vhost falls back to the first with the same port),
+   * and under TLS the listeners' vhosts have no port either. */
+  if (rc == 0)
+    rc = ws_vhost_new(gw, err);
   if (rc == 0)
     rc = listen_on(gw, api, "api", err);
   if (rc == 0 && with_cluster)
     rc = listen_on(gw, cl, "cluster", err);
-  if (rc == 0)
-    rc = ws_vhost_new(gw, err);
   if (rc == 0) {
     gw->conn.up = stm_gw_upstream_new(gw->server, wake_loop, gw);
     if (gw->conn.up == NULL)
@@ -342,6 +402,8 @@ int stm_gw_http_new(const struct stm_gw_http_options *o,
   }
   if (rc == 0)
     rc = watch_new(gw, o, err);
+  if (rc == 0 && gw->tls)
+    rc = stm_gw_tls_start(gw->tls, err);
   if (rc) {
     stm_gw_http_delete(gw);
     return rc;
@@ -371,6 +433,12 @@ int stm_gw_http_run(struct stm_gw_http *h) {
   return 0;
 }
 
+int stm_gw_http_reload_tls(struct stm_gw_http *h, struct stm_error *err) {
+  if (h->tls == NULL)
+    return stm_error_set(err, STM_ENOTFOUND, NULL, "no TLS to reload");
+  return stm_gw_tls_reload(h->tls, err);
+}
+
 void stm_gw_http_stop(struct stm_gw_http *h) {
   atomic_store(&h->conn.stop, true);
   lws_cancel_service(h->ctx);
@@ -381,7 +449,9 @@ void stm_gw_http_delete(struct stm_gw_http *h) {
     return;
   /* Order matters: after stop the cq thread no longer wakes the loop, so
    * the context can go; closing connections then detaches their calls,
-   * which the upstream frees last. */
+   * which the upstream frees last. The TLS thread goes first: it wakes
+   * the loop, and the answers it still relays were written already. */
+  stm_gw_tls_stop(h->tls);
   stm_gw_ws_stop(h->conn.ws);
   if (h->conn.up)
     stm_gw_upstream_stop(h->conn.up);
@@ -389,6 +459,8 @@ void stm_gw_http_delete(struct stm_gw_http *h) {
     lws_context_destroy(h->ctx);
   stm_gw_ws_delete(h->conn.ws);
   stm_gw_upstream_delete(h->conn.up);
+  stm_gw_tls_delete(h->tls);
+  stm_gw_clients_delete(h->conn.clients);
   stm_gw_metrics_delete(h->metrics);
   free(h->server);
   free(h);

@@ -34,11 +34,15 @@ struct stm_gw_http_options {
   /* Request limits (issue 13); 0: the defaults. Body: 413 above it (at most
    * STM_GW_MAX_BODY_CEIL); JSON nesting and string bytes: 400. */
   int max_body_bytes, max_json_depth, max_json_string_bytes;
-  int request_timeout_s;      /* a request must arrive within; 0: 10 */
-  int idle_timeout_s;         /* keep-alive idle limit; 0: 60 */
+  int request_timeout_s; /* a request must arrive within; 0: 10 */
+  int idle_timeout_s;    /* keep-alive idle limit; 0: 60 */
   /* WebSocket subscription limits (ws.h); 0: the defaults there. */
   int ws_max_subs_per_socket, ws_max_subs_per_client, ws_max_subs_total;
   int ws_ping_interval_ms, ws_max_queue_frames, ws_slow_ms;
+  /* HTTPS and WSS on both listeners when set (tls_server.h). */
+  const char *tls_cert, *tls_key;
+  /* Open connections per client address (0: no limit), clients.h. */
+  int max_conns_per_client;
 };
 
 /*
@@ -66,6 +70,13 @@ int stm_gw_http_port(const struct stm_gw_http *h,
  * flight for up to grace_ms. Returns 0, or STM_EIO if the loop failed.
  */
 int stm_gw_http_run(struct stm_gw_http *h);
+
+/*
+ * Read the TLS certificate and key again (SIGHUP). Returns 0, STM_ENOTFOUND
+ * when the gateway serves no TLS, or the error of the new files (the old
+ * ones stay). Thread-safe.
+ */
+int stm_gw_http_reload_tls(struct stm_gw_http *h, struct stm_error *err);
 
 /* Ask the loop to stop. Thread-safe; not async-signal-safe. */
 void stm_gw_http_stop(struct stm_gw_http *h);

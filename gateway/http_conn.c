@@ -4,6 +4,7 @@
 #include "common/log.h"
 #include "common/validate.h"
 #include "gateway/apikey.h"
+#include "gateway/clients.h"
 #include "gateway/cors.h"
 #include "gateway/http_parse.h"
 #include "gateway/metrics.h"
@@ -37,6 +38,8 @@ struct session {
   struct stm_gw_conn_ctx *g;
   struct lws *wsi;
   enum stm_gw_listener kind;
+  char peer[STM_GW_PEER_MAX]; /* the client's address (clients.h) */
+  bool counted;               /* in the open connections of peer */
   struct stm_buf in;
   size_t consume; /* bytes of the active request (head + body) */
   bool continue_sent, closing, linger, paused, timing;
@@ -166,9 +169,7 @@ static void dispatch(struct session *s, const char *body, size_t body_len) {
     respond_stm_error(s, &err);
     return;
   }
-  char client[64] = "";
-  lws_get_peer_simple(s->wsi, client, sizeof client);
-  struct stm_gw_forward fw = {client, s->authz, s->agent};
+  struct stm_gw_forward fw = {s->peer, s->authz, s->agent};
   rc = stm_gw_upstream_start_as(g->up, r->rpc, req, g->timeout_ms, &fw, s,
                                 &s->call);
   protobuf_c_message_free_unpacked(req, NULL);
@@ -445,9 +446,8 @@ static int process(struct session *s) {
   } else if (r == STM_GW_H1_DONE) {
     size_t body = rq->content_length > 0 ? (size_t)rq->content_length : 0;
     const struct stm_gw_h1_span *ex = stm_gw_h1_header(rq, "expect");
-    bool framed =
-        !rq->transfer_encoding &&
-        rq->content_length <= (long long)s->g->max_body_bytes;
+    bool framed = !rq->transfer_encoding &&
+                  rq->content_length <= (long long)s->g->max_body_bytes;
     if (framed && s->in.len < rq->head_len + body) {
       /* The body is still arriving. */
       if (!s->continue_sent && ex && ex->len == 12 &&
@@ -586,6 +586,31 @@ static int on_rx(struct session *s, const void *in, size_t len) {
   return process(s);
 }
 
+/*
+ * A new connection: count it for its client, or answer 429 at once and
+ * close when the client already has --max-connections-per-client open
+ * (HTTP connections and WebSockets, plaintext and TLS alike).
+ */
+static void on_adopt(struct session *s) {
+  struct stm_gw_conn_ctx *g = s->g;
+  stm_gw_peer_of(s->wsi, s->peer, sizeof s->peer);
+  s->counted =
+      stm_gw_clients_enter(g->clients, s->peer, g->max_conns_per_client, false);
+  /* A connection that never sends a whole request is reaped. */
+  lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, g->request_timeout_s);
+  if (s->counted)
+    return;
+  char msg[160];
+  snprintf(msg, sizeof msg,
+           "too many open connections from this client: at most %zu "
+           "(--max-connections-per-client)",
+           g->max_conns_per_client);
+  begin(s, STM_GW_OTHER);
+  s->label = "connection_limit";
+  snprintf(s->limit_hdrs, sizeof s->limit_hdrs, "retry-after: 1\r\n");
+  refuse(s, 429, "RESOURCE_EXHAUSTED", msg, "max-connections-per-client");
+}
+
 int stm_gw_conn_callback(struct stm_gw_conn_ctx *g, enum stm_gw_listener kind,
                          struct lws *wsi, enum lws_callback_reasons reason,
                          void *user, void *in, size_t len) {
@@ -597,8 +622,7 @@ int stm_gw_conn_callback(struct stm_gw_conn_ctx *g, enum stm_gw_listener kind,
     s->wsi = wsi;
     s->kind = kind;
     stm_buf_init(&s->in);
-    /* A connection that never sends a whole request is reaped. */
-    lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, g->request_timeout_s);
+    on_adopt(s);
     return 0;
   case LWS_CALLBACK_RAW_RX:
     return s && s->g ? on_rx(s, in, len) : -1;
@@ -607,6 +631,9 @@ int stm_gw_conn_callback(struct stm_gw_conn_ctx *g, enum stm_gw_listener kind,
   case LWS_CALLBACK_RAW_CLOSE:
     if (s && s->g) {
       finish(s, 499);
+      if (s->counted)
+        stm_gw_clients_leave(g->clients, s->peer);
+      s->counted = false;
       stm_buf_destroy(&s->in);
       s->g = NULL;
     }

@@ -33,12 +33,15 @@
 #define STM_GW_MAX_HEADER_BYTES 16384
 
 struct stm_gw_ws;
+struct stm_gw_clients;
 
 /* What every connection shares: owned by http.c. */
 struct stm_gw_conn_ctx {
   struct lws_vhost *ws_vhost; /* where WebSocket upgrades are handed */
   struct stm_gw_upstream *up;
   struct stm_gw_ws *ws;
+  struct stm_gw_clients *clients; /* open connections per client address */
+  size_t max_conns_per_client;    /* 0: no limit */
   struct stm_gw_env env;
   int timeout_ms;        /* upstream deadline */
   size_t max_body_bytes; /* 413 above; STM_MAX_REQUEST_BYTES by default */

@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "common/options.h"
 #include "common/validate.h"
+#include "gateway/clients.h"
 #include "gateway/cors.h"
 #include "gateway/http.h"
 #include "gateway/tls_client.h"
@@ -28,8 +29,8 @@ struct config {
   char *http_listen, *cluster_listen, *server, *log_level;
   char *server_ca, *server_cert, *server_key; /* TLS to the server */
   char *allowed_origins;                      /* CORS (cors.h) */
-  char *tls_cert, *tls_key; /* only warned about: HTTPS not served yet */
-  int64_t timeout_ms, grace_ms;
+  char *tls_cert, *tls_key;                   /* HTTPS/WSS on both listeners */
+  int64_t timeout_ms, grace_ms, max_conns_per_client;
   int64_t request_timeout_s, idle_timeout_s;
   int64_t max_body_bytes, max_json_depth, max_json_string_bytes;
   int64_t ws_subs_per_socket, ws_subs_per_client, ws_subs_total;
@@ -42,12 +43,28 @@ struct signal_waiter {
   struct stm_gw_http *gw;
 };
 
+/* SIGHUP: new TLS connections use the certificate files as they are now. */
+static void reload_tls(struct stm_gw_http *gw) {
+  struct stm_error err;
+  stm_error_clear(&err);
+  int rc = stm_gw_http_reload_tls(gw, &err);
+  if (rc == 0)
+    stm_log_info("received SIGHUP: TLS certificates reloaded");
+  else if (rc == STM_ENOTFOUND)
+    stm_log_info("received SIGHUP: no TLS certificate to reload");
+  else
+    stm_log_error("TLS certificates not reloaded, the old ones stay: %s",
+                  err.message);
+}
+
 /* Signals are blocked in every thread (gRPC's and lws' included) and
  * taken here, so no handler ever runs inside a library. */
 static void *wait_for_signal(void *arg) {
   struct signal_waiter *w = arg;
   int sig = 0;
-  if (sigwait(&w->set, &sig) == 0 && sig != SIGUSR1)
+  while (sigwait(&w->set, &sig) == 0 && sig == SIGHUP)
+    reload_tls(w->gw);
+  if (sig == SIGINT || sig == SIGTERM)
     stm_log_info("received %s, shutting down",
                  sig == SIGINT ? "SIGINT" : "SIGTERM");
   stm_gw_http_stop(w->gw);
@@ -75,18 +92,6 @@ static int check_range(const char *name, int64_t v, int64_t min, int64_t max,
     return 0;
   return stm_error_set(err, STM_EINVAL, name, "%s must be %lld..%lld", name,
                        (long long)min, (long long)max);
-}
-
-/* The gateway serves plain HTTP only. An env file shared with the server
- * (which uses STEMEDB_TLS_CERT for gRPC) may set these, so they are not an
- * error; but nobody may believe this listener is encrypted (issue 13). */
-static void warn_tls(const struct config *cfg) {
-  if ((cfg->tls_cert && *cfg->tls_cert) || (cfg->tls_key && *cfg->tls_key))
-    stm_log(STM_LOG_WARN,
-            "STEMEDB_TLS_CERT/--tls-cert is set, but the gateway serves "
-            "PLAIN HTTP on %s and %s: HTTPS/WSS is not built yet; terminate "
-            "TLS in front of it (deploy/nginx)",
-            cfg->http_listen, cfg->cluster_listen);
 }
 
 static int check_limits(const struct config *cfg, struct stm_error *err) {
@@ -118,6 +123,9 @@ static int check_limits(const struct config *cfg, struct stm_error *err) {
   if (rc == 0)
     rc = check_range("max-json-string-bytes", cfg->max_json_string_bytes, 256,
                      STM_GW_MAX_BODY_CEIL, err);
+  if (rc == 0)
+    rc = check_range("max-connections-per-client", cfg->max_conns_per_client, 0,
+                     1000000, err);
   return rc;
 }
 
@@ -164,6 +172,7 @@ static int serve(const struct config *cfg) {
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGUSR1);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, NULL);
   signal(SIGPIPE, SIG_IGN);
 
@@ -198,6 +207,9 @@ static int serve(const struct config *cfg) {
       .ws_ping_interval_ms = (int)cfg->ws_ping_interval_ms,
       .ws_max_queue_frames = (int)cfg->ws_max_queue_frames,
       .ws_slow_ms = (int)cfg->ws_slow_ms,
+      .tls_cert = cfg->tls_cert,
+      .tls_key = cfg->tls_key,
+      .max_conns_per_client = (int)cfg->max_conns_per_client,
   };
   struct stm_gw_http *gw = NULL;
   if (stm_gw_http_new(&o, &gw, &err) != 0) {
@@ -209,11 +221,11 @@ static int serve(const struct config *cfg) {
   if (stm_gw_http_port(gw, STM_GW_LISTENER_CLUSTER) >= 0)
     snprintf(cluster, sizeof cluster, "%s (port %d)", cfg->cluster_listen,
              stm_gw_http_port(gw, STM_GW_LISTENER_CLUSTER));
-  stm_log_info("stemedb-gateway %s ready: http %s (port %d), cluster %s, "
+  bool tls = cfg->tls_cert && *cfg->tls_cert;
+  stm_log_info("stemedb-gateway %s ready: %s %s (port %d), cluster %s, "
                "server %s",
-               STM_VERSION, cfg->http_listen,
+               STM_VERSION, tls ? "https" : "http", cfg->http_listen,
                stm_gw_http_port(gw, STM_GW_LISTENER_API), cluster, cfg->server);
-  warn_tls(cfg);
 
   struct signal_waiter w = {.set = set, .gw = gw};
   pthread_create(&w.thread, NULL, wait_for_signal, &w);
@@ -250,6 +262,7 @@ int main(int argc, char **argv) {
       .ws_ping_interval_ms = 20000,
       .ws_max_queue_frames = 4096,
       .ws_slow_ms = 10000,
+      .max_conns_per_client = STM_GW_DEFAULT_MAX_CONNS_PER_CLIENT,
   };
   const struct stm_opt opts[] = {
       {"http-listen", "STEMEDB_HTTP_LISTEN", NULL, STM_OPT_STRING,
@@ -268,10 +281,14 @@ int main(int argc, char **argv) {
       {"server-key", "STEMEDB_SERVER_KEY", NULL, STM_OPT_STRING,
        &cfg.server_key, "PEM private key of --server-cert"},
       {"tls-cert", "STEMEDB_TLS_CERT", NULL, STM_OPT_STRING, &cfg.tls_cert,
-       "not served yet: the gateway warns and serves plain HTTP (terminate TLS "
-       "in front)"},
+       "PEM certificate (chain): serve HTTPS and WSS on both listeners "
+       "(with --tls-key; reloaded on SIGHUP)"},
       {"tls-key", "STEMEDB_TLS_KEY", NULL, STM_OPT_STRING, &cfg.tls_key,
-       "see --tls-cert"},
+       "PEM private key of --tls-cert"},
+      {"max-connections-per-client", "STEMEDB_MAX_CONNECTIONS_PER_CLIENT", NULL,
+       STM_OPT_INT, &cfg.max_conns_per_client,
+       "open connections (HTTP and WebSocket) per client address; more get "
+       "429 and are closed; 0: no limit"},
       {"allowed-origins", "STEMEDB_ALLOWED_ORIGINS", NULL, STM_OPT_STRING,
        &cfg.allowed_origins,
        "comma-separated browser origins allowed by CORS "

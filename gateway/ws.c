@@ -13,6 +13,7 @@
 #include "gateway/ws_internal.h"
 
 #include "common/log.h"
+#include "gateway/clients.h"
 #include "rpc/codec.h"
 #include "stemedb/v1/stemedb.pb-c.h"
 #include "json/json.h"
@@ -41,7 +42,11 @@ static void on_established(struct stm_gw_ws *w, struct lws *wsi) {
     c->subs[i].index = i;
   }
   c->wsi = wsi;
-  lws_get_peer_simple(wsi, c->peer, sizeof c->peer);
+  stm_gw_peer_of(wsi, c->peer, sizeof c->peer);
+  /* The HTTP connection that upgraded was counted and is closing now:
+   * this socket takes its place, never refused. */
+  if (w->o.clients)
+    c->counted = stm_gw_clients_enter(w->o.clients, c->peer, 0, true);
   stm_gw_apikey_from_ws(wsi, c->authz, sizeof c->authz);
   c->last_alive = lws_now_usecs();
   c->next = w->open;
@@ -67,6 +72,9 @@ static void on_closed(struct stm_gw_ws *w, struct conn *c) {
     c->next->prev = c->prev;
   w->n_open--;
   stm_gw_metrics_set_ws_connections(w->o.metrics, w->n_open);
+  if (c->counted)
+    stm_gw_clients_leave(w->o.clients, c->peer);
+  c->counted = false;
   c->wsi = NULL;
   pthread_mutex_lock(&c->mu);
   c->gone = true;

@@ -42,6 +42,7 @@
 #define STM_GW_WS_CLOSE_BASE 4000
 
 struct stm_gw_ws;
+struct stm_gw_clients;
 
 struct stm_gw_ws_options {
   struct stm_gw_upstream *up; /* the gateway's channel and queue */
@@ -54,6 +55,7 @@ struct stm_gw_ws_options {
   size_t max_subs_per_client; /* per client address; 0: 256 */
   size_t max_subs_total;      /* in the whole gateway; 0: 4096 */
   struct stm_gw_metrics *metrics; /* NULL or the open-sockets gauge's home */
+  struct stm_gw_clients *clients; /* NULL or where open sockets are counted */
 };
 
 /* NULL when out of memory. Streams run on `up`, which must outlive this

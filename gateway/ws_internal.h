@@ -82,6 +82,7 @@ struct conn {
   /* Loop thread only. */
   struct lws *wsi;
   char peer[64];                 /* the client's address, for its limit */
+  bool counted;                  /* in the open connections of peer */
   char authz[STM_GW_APIKEY_MAX]; /* forwarded on every Watch; "" none */
   struct conn *prev, *next;      /* open list */
   bool ping_due;

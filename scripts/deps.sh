@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 PKGS=(build-essential cmake pkg-config git
   libgrpc-dev protobuf-compiler protobuf-c-compiler libprotobuf-c-dev
   protobuf-compiler-grpc python3 python3-grpcio python3-protobuf
-  libwebsockets-dev libleveldb-dev libzstd-dev zstd libsodium-dev libjansson-dev
+  libwebsockets-dev libssl-dev libleveldb-dev libzstd-dev zstd libsodium-dev libjansson-dev
   libcunit1-dev curl jq procps python3-cryptography
   prometheus nginx python3-yaml systemd iproute2
   clang-format clang-tidy cppcheck clang libclang-rt-14-dev)

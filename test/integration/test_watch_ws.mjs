@@ -102,8 +102,11 @@ function open(url) {
 
 let s;
 // Every test client connects from 127.0.0.1, and the 1000-subscriber test
-// needs more than the default per-client limit (256).
-before(async () => { s = await stack([], { STEMEDB_WS_MAX_SUBS_PER_CLIENT: '2000' }); });
+// needs more than the default per-client limits (256 subscriptions, 256
+// open connections).
+before(async () => {
+  s = await stack([], { STEMEDB_WS_MAX_SUBS_PER_CLIENT: '2000', STEMEDB_MAX_CONNECTIONS_PER_CLIENT: '0' });
+});
 after(async () => { await stop(s); });
 
 test('a URL subscription gets progress first, then claims as the REST API renders them', async () => {
