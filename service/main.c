@@ -201,8 +201,8 @@ static int start_grpc(const struct stm_server_config *cfg, struct node *n) {
     return -1;
   }
   /* Peers are dialled over TLS with the same files (docs/tls.md). */
-  if (tls && stm_tls_peer_setup(cfg->tls_cert, cfg->tls_key,
-                                cfg->tls_client_ca, cfg->peer_ca, &err) != 0) {
+  if (tls && stm_tls_peer_setup(cfg->tls_cert, cfg->tls_key, cfg->tls_client_ca,
+                                cfg->peer_ca, &err) != 0) {
     grpc_server_credentials_release(go.creds);
     stm_log_error("%s", err.message);
     return -1;
