@@ -218,10 +218,16 @@ class HelmChartTest(unittest.TestCase):
                                                         "--server-key", "/etc/stemedb-tls/tls.key"])
         self.assertNotIn("args", containers(render())["stemedb-gateway"])
         self.assertEqual(c["stemedb-server"]["readinessProbe"]["tcpSocket"], {"port": 18182})
-        # The gateway serves plain HTTP (no HTTPS yet): no certificate, HTTP probes.
-        self.assertNotIn("STEMEDB_TLS_CERT", gw_env)
-        self.assertEqual(c["stemedb-gateway"]["readinessProbe"]["httpGet"]["scheme"], "HTTP")
+        # The gateway serves HTTPS/WSS with the same files; its probes use HTTPS.
+        self.assertEqual(gw_env["STEMEDB_TLS_CERT"], "/etc/stemedb-tls/tls.crt")
+        self.assertEqual(gw_env["STEMEDB_TLS_KEY"], "/etc/stemedb-tls/tls.key")
+        for probe in ("readinessProbe", "livenessProbe"):
+            self.assertEqual(c["stemedb-gateway"][probe]["httpGet"]["scheme"], "HTTPS")
+            self.assertEqual(containers(render())["stemedb-gateway"][probe]["httpGet"]["scheme"], "HTTP")
+        self.assertNotIn("STEMEDB_TLS_CERT", {e["name"] for e in containers(render())["stemedb-gateway"]["env"]})
         sm = one(objs, "ServiceMonitor")["spec"]["endpoints"][0]
+        self.assertEqual(sm["scheme"], "https")
+        self.assertEqual(sm["tlsConfig"]["ca"]["secret"], {"name": "db-stemedb-tls", "key": "ca.crt"})
         self.assertEqual((sm["port"], sm["path"]), ("http", "/metrics"))
         self.assertIn({"targetLabel": "job", "replacement": "stemedb"}, sm["relabelings"])
         aff = one(objs, "StatefulSet")["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
