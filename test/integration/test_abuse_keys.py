@@ -17,6 +17,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import unittest
 import urllib.error
@@ -301,6 +302,9 @@ class AbuseKeysTest(stmtest.ServerTestCase, unittest.TestCase):
     def test_flood_above_the_rate_limit_is_429_then_recovers(self):
         key = self.keys["reader"]
         path, body = ROUTES[("POST", "/v1/query")]
+        # Writes go on meanwhile; each acknowledged one must survive.
+        writer = threading.Thread(target=self.write_claims, args=("abuse/flood", 30))
+        writer.start()
         codes, retry, t0 = [], None, time.monotonic()
         for _ in range(120):  # bounded: 120 requests, 20 s
             code, h, _ = http(self.gw.base, "POST", path, body, key, {"X-Agent-Id": "flood"})
@@ -321,8 +325,23 @@ class AbuseKeysTest(stmtest.ServerTestCase, unittest.TestCase):
                 break
             time.sleep(0.2)
         self.assertEqual(code, 200, out)
+        writer.join(60)
+        self.assertFalse(writer.is_alive())
 
     # ---- writes --------------------------------------------------------------
+
+    def write_claims(self, prefix, n):
+        ch = grpc.insecure_channel(self.server.addr)
+        stub = self.pb_grpc.StemeDBStub(ch)
+        md = [("authorization", "Bearer " + self.keys["writer"])]
+        try:
+            for i in range(n):
+                r = stub.Assert(self.pb.AssertRequest(
+                    concept_path="%s/%d" % (prefix, i), predicate="p",
+                    value=self.types.Value(string_value="f%d" % i)), timeout=15, metadata=md)
+                self.acked.append(r.hash)
+        finally:
+            ch.close()
 
     def test_writes_over_rest_and_grpc_are_acknowledged(self):
         for i in range(20):
@@ -337,22 +356,40 @@ class AbuseKeysTest(stmtest.ServerTestCase, unittest.TestCase):
                 metadata=[("authorization", "Bearer " + self.keys["admin"])])
             self.acked.append(r.hash)
 
-    def test_zz_no_acknowledged_write_lost(self):
-        """Runs last (unittest sorts by name): every write answered 2xx/OK
-        reads back."""
-        self.assertGreaterEqual(len(self.acked), 40)
+    def assert_all_acked_read_back(self, stub):
         md = [("authorization", "Bearer " + self.keys["reader"])]
         for h in self.acked:
-            a = self.stub.Get(self.pb.GetRequest(hash=h), timeout=15, metadata=md)
+            a = stub.Get(self.pb.GetRequest(hash=h), timeout=15, metadata=md)
             self.assertEqual(a.hash, h)
+
+    def test_zz_no_acknowledged_write_lost(self):
+        """Runs last (unittest sorts by name): every write answered 2xx/OK
+        reads back, before and after a SIGTERM + restart (which both
+        processes must survive with exit 0); keys and the revocation too."""
+        self.assertGreaterEqual(len(self.acked), 70)
+        self.assert_all_acked_read_back(self.stub)
+        cls = type(self)
+        cls.channel.close()
+        rc_gw = cls.gw.stop()
+        cls.gw.cleanup()
+        cls.gw = None
+        self.assertEqual(rc_gw, 0, "gateway did not exit 0 on SIGTERM")
+        self.assertEqual(cls.server.stop(), 0, "server did not exit 0 on SIGTERM")
+        cls.server.start()
+        cls.channel = grpc.insecure_channel(cls.server.addr)
+        cls.stub = self.pb_grpc.StemeDBStub(cls.channel)
+        self.assert_all_acked_read_back(cls.stub)
+        self.assertEqual(self.grpc_code("/stemedb.v1.StemeDB/Query", self.keys["revoked"]),
+                         grpc.StatusCode.UNAUTHENTICATED)
 
     @classmethod
     def tearDownClass(cls):
         """Both processes must exit 0 on SIGTERM (under the sanitizer build
         a leak or an error makes that non-zero)."""
         cls.channel.close()
-        rc_gw = cls.gw.stop()
-        cls.gw.cleanup()
+        rc_gw = cls.gw.stop() if cls.gw else 0
+        if cls.gw:
+            cls.gw.cleanup()
         cls.gw = None
         rc = cls.server.stop()
         cls.server.cleanup()
