@@ -286,6 +286,31 @@ class GatewayTlsTest(unittest.TestCase):
             self.assertNotEqual(r.returncode, 0, args)
             self.assertIn(name, r.stdout + r.stderr)
 
+    def test_the_server_sees_each_tls_clients_own_address(self):
+        """Rate limits per client address: the gateway forwards the TLS
+        client's address (not its own, not the socketpair's)."""
+        srv = stmtest.Server(extra_args=["--rate-limits", "Query=1:2,*=1000:2000",
+                                         "--trusted-proxies", "127.0.0.1"]).start()
+        td = tempfile.mkdtemp(prefix="gw-", dir=self.d)
+        shutil.copy(self.p("gw.crt"), os.path.join(td, "tls.crt"))
+        shutil.copy(self.p("gw.key"), os.path.join(td, "tls.key"))
+        gw = Gw(srv.addr, (), td)
+        body = json.dumps({"concept_path": "gwtls/rl", "lens": "recency"}).encode()
+
+        def query(src):
+            with self.tls(gw.port, src=src) as s:
+                s.sendall(b"POST /v1/query HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                          b"Content-Length: %d\r\n\r\n" % len(body) + body)
+                return recv_head(s).split(b"\r\n")[0]
+        try:
+            lines = [query("127.0.0.1") for _ in range(4)]
+            self.assertIn(b"HTTP/1.1 429 Too Many Requests", lines)
+            self.assertTrue(query("127.0.0.2").startswith(b"HTTP/1.1 200 "))
+        finally:
+            self.assertEqual(gw.stop(), 0)
+            self.assertEqual(srv.stop(), 0)
+            srv.cleanup()
+
     # ---- abuse ----------------------------------------------------------
 
     def test_a_handshake_that_never_finishes_is_closed(self):
