@@ -119,10 +119,11 @@ bool stm_gw_clients_enter(struct stm_gw_clients *c, const char *addr,
                           size_t limit, bool force) {
   struct count **pp = find(c, addr);
   if (*pp == NULL) {
-    *pp = calloc(1, sizeof **pp);
-    if (*pp == NULL)
+    struct count *n = calloc(1, sizeof *n);
+    if (n == NULL)
       return false;
-    strncpy((*pp)->addr, addr, sizeof(*pp)->addr - 1);
+    strncpy(n->addr, addr, sizeof n->addr - 1);
+    *pp = n;
   }
   if (!force && limit > 0 && (*pp)->n >= limit)
     return false;

@@ -561,6 +561,8 @@ static void handle_event(struct stm_gw_tls *t, const struct epoll_event *ev) {
       accept_all(t, tag - 1);
   } else {
     struct relay *r = (struct relay *)(uintptr_t)(tag & ~(uint64_t)1);
+    if (r == NULL)
+      return;
     if ((tag & 1) && (ev->events & (EPOLLHUP | EPOLLERR)) && r->app_watched) {
       /* The gateway closed its end: read what is left without epoll. */
       epoll_ctl(t->ep, EPOLL_CTL_DEL, r->app, NULL);
@@ -670,6 +672,7 @@ int stm_gw_tls_listen(struct stm_gw_tls *t, int kind, const char *host,
     why = strerror(errno);
   freeaddrinfo(ai);
   struct sockaddr_storage sa;
+  memset(&sa, 0, sizeof sa);
   socklen_t sl = sizeof sa;
   if (why == NULL && getsockname(fd, (struct sockaddr *)&sa, &sl) != 0)
     why = strerror(errno);
