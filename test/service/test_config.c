@@ -306,6 +306,10 @@ static void test_config_bad_values_are_named(void) {
   setenv("STEMEDB_MAX_MESSAGE_BYTES", "1000", 1);
   expect_error(ARGC(h), h, STM_EINVAL, "max-message-bytes", "got 1000");
   clear_env();
+  /* Peers are dialled over TLS only with the node's own certificate. */
+  char *i[] = {"stemedb-server", "--peer-ca", "ca.crt", NULL};
+  expect_error(ARGC(i), i, STM_EINVAL, "peer-ca",
+               "--peer-ca (STEMEDB_PEER_CA) needs --tls-cert and --tls-key");
 }
 
 static void test_config_file_errors_name_file_key_and_line(void) {
