@@ -289,7 +289,7 @@ static int context_new(struct stm_gw_http *gw, struct stm_error *err) {
   info.server_string = "stemedb-gateway";
   /* lws's default (4 KiB of header data per request) would drop a
    * WebSocket handshake with a large bearer token or cookie. */
-  info.max_http_header_data = STM_GW_MAX_HEADER_BYTES;
+  info.max_http_header_data = (unsigned short)gw->conn.max_header_bytes;
   raw_protocols[0].per_session_data_size = stm_gw_conn_size();
   gw->ctx = lws_create_context(&info);
   return gw->ctx ? 0
@@ -356,6 +356,9 @@ int stm_gw_http_new(const struct stm_gw_http_options *o,
   gw->conn.timeout_ms = o->timeout_ms;
   gw->conn.max_body_bytes =
       o->max_body_bytes > 0 ? (size_t)o->max_body_bytes : STM_MAX_REQUEST_BYTES;
+  gw->conn.max_header_bytes = o->max_header_bytes > 0
+                                  ? (size_t)o->max_header_bytes
+                                  : STM_GW_DEFAULT_MAX_HEADER_BYTES;
   gw->conn.json_limits.max_depth =
       o->max_json_depth > 0 ? (size_t)o->max_json_depth : 0;
   gw->conn.json_limits.max_string =

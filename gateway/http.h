@@ -24,6 +24,8 @@ struct stm_gw_http;
 
 /* The largest --max-body-bytes (a connection buffers one whole request). */
 #define STM_GW_MAX_BODY_CEIL (64 * 1024 * 1024)
+/* --max-header-bytes: request line and headers (431 above). */
+#define STM_GW_DEFAULT_MAX_HEADER_BYTES 16384
 
 struct stm_gw_http_options {
   const char *http_listen;    /* "host:port" of the REST API */
@@ -34,6 +36,8 @@ struct stm_gw_http_options {
   /* Request limits (issue 13); 0: the defaults. Body: 413 above it (at most
    * STM_GW_MAX_BODY_CEIL); JSON nesting and string bytes: 400. */
   int max_body_bytes, max_json_depth, max_json_string_bytes;
+  /* Request line + headers: 431 above; 0: 16 KiB. */
+  int max_header_bytes;
   int request_timeout_s; /* a request must arrive within; 0: 10 */
   int idle_timeout_s;    /* keep-alive idle limit; 0: 60 */
   /* WebSocket subscription limits (ws.h); 0: the defaults there. */

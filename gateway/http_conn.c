@@ -26,7 +26,7 @@
  * its largest, plus room for a few small pipelined ones. */
 /* Reading pauses once this much is buffered: one whole request and then
  * some (--max-body-bytes). */
-#define IN_CAP(g) (STM_GW_MAX_HEADER_BYTES + (g)->max_body_bytes + 65536)
+#define IN_CAP(g) ((g)->max_header_bytes + (g)->max_body_bytes + 65536)
 #define CLOSE_LINGER_S 2
 
 /*
@@ -434,7 +434,7 @@ static int process(struct session *s) {
   if (rq == NULL)
     return -1;
   enum stm_gw_h1_result r = stm_gw_h1_parse((const char *)s->in.data, s->in.len,
-                                            STM_GW_MAX_HEADER_BYTES, rq);
+                                            s->g->max_header_bytes, rq);
   int rc = 0;
   if (r == STM_GW_H1_ERROR) {
     begin(s, rq->method.len ? parse_method(&rq->method) : STM_GW_OTHER);

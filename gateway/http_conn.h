@@ -45,6 +45,8 @@ struct stm_gw_conn_ctx {
   struct stm_gw_env env;
   int timeout_ms;        /* upstream deadline */
   size_t max_body_bytes; /* 413 above; STM_MAX_REQUEST_BYTES by default */
+  /* 431 above; STM_GW_DEFAULT_MAX_HEADER_BYTES by default */
+  size_t max_header_bytes;
   struct stm_json_limits json_limits; /* JSON request bodies (400 above) */
   int request_timeout_s; /* a request's head and body must arrive in this */
   int idle_timeout_s;    /* a kept-alive connection may idle this long */

@@ -235,6 +235,16 @@ static bool method_so_far_ok(const char *p, const char *end) {
   return true;
 }
 
+/* 431 naming the limit and the gateway flag that sets it. */
+static enum stm_gw_h1_result too_large(struct stm_gw_h1_request *rq,
+                                       size_t max_head) {
+  char msg[96];
+  snprintf(msg, sizeof msg,
+           "the request headers are larger than %zu bytes (--max-header-bytes)",
+           max_head);
+  return fail(rq, 431, NULL, "%s", msg);
+}
+
 enum stm_gw_h1_result stm_gw_h1_parse(const char *buf, size_t len,
                                       size_t max_head,
                                       struct stm_gw_h1_request *rq) {
@@ -253,14 +263,12 @@ enum stm_gw_h1_result stm_gw_h1_parse(const char *buf, size_t len,
   for (p = nl + 1; r == STM_GW_H1_DONE;) {
     nl = line_end(p, end);
     if (nl == NULL)
-      return len >= max_head ? fail(rq, 431, NULL, "%s",
-                                    "the request headers are too large")
-                             : STM_GW_H1_MORE;
+      return len >= max_head ? too_large(rq, max_head) : STM_GW_H1_MORE;
     size_t n = trim_cr(p, nl);
     if (n == 0) {
       rq->head_len = (size_t)(nl + 1 - buf);
       if (rq->head_len > max_head)
-        return fail(rq, 431, NULL, "%s", "the request headers are too large");
+        return too_large(rq, max_head);
       return check_semantics(rq);
     }
     r = parse_header(rq, p, n);

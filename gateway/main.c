@@ -33,6 +33,7 @@ struct config {
   int64_t timeout_ms, grace_ms, max_conns_per_client;
   int64_t request_timeout_s, idle_timeout_s;
   int64_t max_body_bytes, max_json_depth, max_json_string_bytes;
+  int64_t max_header_bytes;
   int64_t ws_subs_per_socket, ws_subs_per_client, ws_subs_total;
   int64_t ws_ping_interval_ms, ws_max_queue_frames, ws_slow_ms;
 };
@@ -124,6 +125,9 @@ static int check_limits(const struct config *cfg, struct stm_error *err) {
     rc = check_range("max-json-string-bytes", cfg->max_json_string_bytes, 256,
                      STM_GW_MAX_BODY_CEIL, err);
   if (rc == 0)
+    rc = check_range("max-header-bytes", cfg->max_header_bytes, 1024, 65535,
+                     err);
+  if (rc == 0)
     rc = check_range("max-connections-per-client", cfg->max_conns_per_client, 0,
                      1000000, err);
   return rc;
@@ -201,6 +205,7 @@ static int serve(const struct config *cfg) {
       .max_body_bytes = (int)cfg->max_body_bytes,
       .max_json_depth = (int)cfg->max_json_depth,
       .max_json_string_bytes = (int)cfg->max_json_string_bytes,
+      .max_header_bytes = (int)cfg->max_header_bytes,
       .ws_max_subs_per_socket = (int)cfg->ws_subs_per_socket,
       .ws_max_subs_per_client = (int)cfg->ws_subs_per_client,
       .ws_max_subs_total = (int)cfg->ws_subs_total,
@@ -256,6 +261,7 @@ int main(int argc, char **argv) {
       .max_body_bytes = STM_MAX_REQUEST_BYTES,
       .max_json_depth = STM_JSON_DEFAULT_MAX_DEPTH,
       .max_json_string_bytes = STM_JSON_DEFAULT_MAX_STRING,
+      .max_header_bytes = STM_GW_DEFAULT_MAX_HEADER_BYTES,
       .ws_subs_per_socket = STM_GW_WS_MAX_SUBS,
       .ws_subs_per_client = STM_GW_WS_DEFAULT_SUBS_PER_CLIENT,
       .ws_subs_total = STM_GW_WS_DEFAULT_SUBS_TOTAL,
@@ -315,6 +321,9 @@ int main(int argc, char **argv) {
        STM_OPT_INT, &cfg.max_json_string_bytes,
        "bytes of any JSON string in a request body (400 above, naming the "
        "field)"},
+      {"max-header-bytes", "STEMEDB_MAX_HEADER_BYTES", NULL, STM_OPT_INT,
+       &cfg.max_header_bytes,
+       "bytes of a request line and headers (431 above; at most 65535)"},
       {"ws-max-subs-per-socket", "STEMEDB_WS_MAX_SUBS_PER_SOCKET", NULL,
        STM_OPT_INT, &cfg.ws_subs_per_socket,
        "WebSocket subscriptions per socket (at most 64)"},

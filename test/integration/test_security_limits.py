@@ -1,7 +1,7 @@
 """Issue 13, "CORS and limits": every request limit is configurable (flag
 or STEMEDB_* variable) and answered with the right status and a message
 naming the limit or the field. A real server with small limits and a
-gateway in front: REST body size (413), JSON nesting and string length
+gateway in front: REST body size (413), header size (431), JSON nesting and string length
 (400), batch size over REST and gRPC (400 / INVALID_ARGUMENT naming
 `assertions` and --max-batch), string lengths over gRPC (INVALID_ARGUMENT
 naming the field and the flag), and Watch streams per client identity
@@ -21,7 +21,7 @@ import stmtest  # noqa: E402
 import grpc  # noqa: E402
 
 GATEWAY_ENV = {"STEMEDB_MAX_BODY_BYTES": "4096", "STEMEDB_MAX_JSON_DEPTH": "6",
-               "STEMEDB_MAX_JSON_STRING_BYTES": "300"}
+               "STEMEDB_MAX_JSON_STRING_BYTES": "300", "STEMEDB_MAX_HEADER_BYTES": "2048"}
 
 
 def post(base, path, body):
@@ -67,6 +67,16 @@ class LimitsTest(stmtest.ServerTestCase, unittest.TestCase):
                                       "value": "x" * 5000}).encode())
         self.assertEqual(code, 413, body)
         self.assertIn("--max-body-bytes", body["error"]["message"])
+
+    def test_rest_header_size_is_431_naming_the_flag(self):
+        rq = urllib.request.Request(self.gw.base + "/v1/health", headers={"X-Pad": "p" * 3000})
+        with self.assertRaises(urllib.error.HTTPError) as ctx:
+            urllib.request.urlopen(rq, timeout=10)
+        self.assertEqual(ctx.exception.code, 431)
+        self.assertIn("--max-header-bytes", json.loads(ctx.exception.read())["error"]["message"])
+        rq = urllib.request.Request(self.gw.base + "/v1/health", headers={"X-Pad": "p" * 1500})
+        with urllib.request.urlopen(rq, timeout=10) as r:
+            self.assertEqual(r.status, 200)
 
     def test_rest_json_depth_and_string_length_are_400(self):
         deep = {"concept_path": "lim/d", "predicate": "p",
