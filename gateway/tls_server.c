@@ -46,6 +46,7 @@ struct relay {
   ino_t ino; /* of the end handed to lws, for the peer registry */
   int64_t deadline_ms;
   bool cli_eof, app_eof, app_shut, app_watched, dead;
+  bool evicted; /* a handshake dropped for a newer one, freed soon */
   bool tcp_in, tcp_out, app_in, app_out;
   uint32_t tcp_ev, app_ev; /* registered with epoll */
   size_t c2s_off, c2s_len, s2c_off, s2c_len;
@@ -73,6 +74,7 @@ struct stm_gw_tls {
   int lfd[MAX_LISTENERS], lkind[MAX_LISTENERS];
   size_t n_listen;
   bool accepting;
+  size_t n_evicted;           /* handshakes marked evicted, not yet freed */
   int64_t accept_pause_until; /* out of descriptors: retry later */
   pthread_t thread;
   bool started;
@@ -212,11 +214,9 @@ static void set_interest(struct stm_gw_tls *t, struct relay *r) {
           (r->app_in ? EPOLLIN : 0) | (r->app_out ? EPOLLOUT : 0));
 }
 
-/* Accept while fewer than max_handshakes are running. */
+/* Accept unless stopping or out of descriptors for a moment. */
 static void update_accepting(struct stm_gw_tls *t, int64_t now) {
-  bool want = !atomic_load(&t->stopping) &&
-              t->lists[HANDSHAKE].n < (size_t)t->o.max_handshakes &&
-              now >= t->accept_pause_until;
+  bool want = !atomic_load(&t->stopping) && now >= t->accept_pause_until;
   if (want == t->accepting)
     return;
   t->accepting = want;
@@ -238,6 +238,8 @@ static void close_app(struct relay *r, struct stm_gw_tls *t) {
 
 static void free_relay(struct stm_gw_tls *t, struct relay *r) {
   list_remove(&t->lists[r->state], r);
+  if (r->evicted)
+    t->n_evicted--;
   if (r->ready)
     for (struct relay **pp = &t->ready; *pp; pp = &(*pp)->ready_next)
       if (*pp == r) {
@@ -486,8 +488,30 @@ static void relay_new(struct stm_gw_tls *t, int fd, int kind,
   list_push(&t->lists[HANDSHAKE], r);
 }
 
+/*
+ * At max_handshakes, the oldest handshake makes room for the new one: an
+ * honest handshake takes milliseconds, so the oldest is the likeliest to
+ * be a client that never finishes (pausing accept instead would let such
+ * clients stall everyone until their timeout). Marked dead, it is freed
+ * after this round of events (which may still name it).
+ */
+static void make_room(struct stm_gw_tls *t) {
+  if (t->lists[HANDSHAKE].n - t->n_evicted < (size_t)t->o.max_handshakes)
+    return;
+  for (struct relay *r = t->lists[HANDSHAKE].head; r; r = r->next)
+    if (!r->dead) {
+      stm_log_debug("TLS: %d handshakes pending, dropping the oldest (%s)",
+                    t->o.max_handshakes, r->peer);
+      r->dead = r->evicted = true;
+      t->n_evicted++;
+      mark_ready(t, r);
+      return;
+    }
+}
+
 static void accept_all(struct stm_gw_tls *t, size_t idx) {
-  while (t->accepting && t->lists[HANDSHAKE].n < (size_t)t->o.max_handshakes) {
+  for (int i = 0; i < 64 && t->accepting; i++) {
+    make_room(t);
     struct sockaddr_storage sa;
     socklen_t sl = sizeof sa;
     int fd = accept4(t->lfd[idx], (struct sockaddr *)&sa, &sl,

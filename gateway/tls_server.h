@@ -12,9 +12,9 @@
  * Backpressure holds both ways (a full buffer stops reading its source);
  * a client's close_notify or EOF half-closes the relay, the gateway's
  * close sends close_notify. A handshake must finish within
- * handshake_timeout_ms; at most max_handshakes run at once (accepting
- * pauses, the kernel's backlog waits). Plaintext sent to a TLS port fails
- * the handshake: the connection is closed without an answer.
+ * handshake_timeout_ms; at most max_handshakes run at once (a new one
+ * drops the oldest). Plaintext sent to a TLS port fails the handshake:
+ * the connection is closed without an answer.
  *
  * Threads: new/listen/start/stop/delete from one thread; take from the lws
  * loop; reload from any thread (a signal waiter).

@@ -335,6 +335,25 @@ class GatewayTlsTest(unittest.TestCase):
         finally:
             self.assertEqual(gw.stop(), 0)
 
+    def test_stalled_handshakes_cannot_hold_the_port(self):
+        """More idle connections than handshakes may run at once (256): the
+        oldest make room, so a real client is served at once, not after
+        the 10 s handshake timeout."""
+        gw = self.tls_gateway()
+        idle = []
+        try:
+            for _ in range(300):
+                idle.append(socket.create_connection(("127.0.0.1", gw.port), timeout=10))
+            t0 = time.monotonic()
+            rc, code, _, err = curl(self.url("/v1/health", gw.port), "--cacert", self.p("ca.crt"))
+            self.assertEqual((rc, code), (0, 200), err)
+            self.assertLess(time.monotonic() - t0, 5)
+            self.assertIn("dropping the oldest", gw.read_log())
+        finally:
+            for s in idle:
+                s.close()
+            self.assertEqual(gw.stop(), 0)
+
     def check_connection_limit(self, gw, connect):
         """With --max-connections-per-client 3: a 4th connection of
         127.0.0.1 gets 429 naming the limit; 127.0.0.2 is another client;
