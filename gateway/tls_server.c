@@ -51,7 +51,9 @@ struct relay {
   uint32_t tcp_ev, app_ev; /* registered with epoll */
   size_t c2s_off, c2s_len, s2c_off, s2c_len;
   char peer[STM_GW_PEER_MAX];
-  unsigned char c2s[BUF_CAP], s2c[BUF_CAP];
+  /* BUF_CAP bytes each while they hold data, else NULL: an idle
+   * connection (keep-alive, a quiet WebSocket) keeps no buffer. */
+  unsigned char *c2s, *s2c;
 };
 
 struct list {
@@ -247,9 +249,22 @@ static void free_relay(struct stm_gw_tls *t, struct relay *r) {
         break;
       }
   close_app(r, t);
+  free(r->c2s);
+  free(r->s2c);
   SSL_free(r->ssl);
   close(r->tcp); /* also leaves epoll */
   free(r);
+}
+
+static bool buf_get(unsigned char **b) {
+  if (*b == NULL)
+    *b = malloc(BUF_CAP);
+  return *b != NULL;
+}
+
+static void buf_drop(unsigned char **b) {
+  free(*b);
+  *b = NULL;
 }
 
 static void mark_ready(struct stm_gw_tls *t, struct relay *r) {
@@ -335,6 +350,10 @@ static bool client_to_app(struct relay *r) {
   bool moved = false;
   if (r->c2s_off == r->c2s_len && !r->cli_eof) {
     r->c2s_off = r->c2s_len = 0;
+    if (!buf_get(&r->c2s)) {
+      r->dead = true;
+      return false;
+    }
     ERR_clear_error();
     int n = SSL_read(r->ssl, r->c2s, BUF_CAP);
     if (n > 0) {
@@ -359,6 +378,8 @@ static bool client_to_app(struct relay *r) {
       r->cli_eof = r->app_shut = moved = true;
     }
   }
+  if (r->c2s_off == r->c2s_len)
+    buf_drop(&r->c2s);
   if (r->cli_eof && r->c2s_off == r->c2s_len && !r->app_shut && r->app >= 0) {
     shutdown(r->app, SHUT_WR); /* the client's half-close, passed on */
     r->app_shut = moved = true;
@@ -380,6 +401,10 @@ static bool app_to_client(struct stm_gw_tls *t, struct relay *r) {
   bool moved = false;
   if (r->s2c_off == r->s2c_len && !r->app_eof) {
     r->s2c_off = r->s2c_len = 0;
+    if (!buf_get(&r->s2c)) {
+      r->dead = true;
+      return false;
+    }
     ssize_t n = recv(r->app, r->s2c, BUF_CAP, 0);
     if (n > 0) {
       r->s2c_len = (size_t)n;
@@ -402,6 +427,8 @@ static bool app_to_client(struct stm_gw_tls *t, struct relay *r) {
       ssl_wait(r, n);
     }
   }
+  if (r->s2c_off == r->s2c_len)
+    buf_drop(&r->s2c);
   if (r->app_eof && r->s2c_off == r->s2c_len && !r->dead) {
     ERR_clear_error();
     int rc = SSL_shutdown(r->ssl); /* our close_notify */
