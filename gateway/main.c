@@ -308,8 +308,8 @@ int main(int argc, char **argv) {
        "on SIGTERM, how long requests in flight may still finish"},
       {"http-request-timeout-s", "STEMEDB_HTTP_REQUEST_TIMEOUT_S", NULL,
        STM_OPT_INT, &cfg.request_timeout_s,
-       "a request's head and body must arrive within this (slow clients are "
-       "closed)"},
+       "a request's head and body, and a TLS handshake, must arrive within "
+       "this (slow clients are closed)"},
       {"http-idle-timeout-s", "STEMEDB_HTTP_IDLE_TIMEOUT_S", NULL, STM_OPT_INT,
        &cfg.idle_timeout_s, "a kept-alive connection may idle this long"},
       {"max-body-bytes", "STEMEDB_MAX_BODY_BYTES", NULL, STM_OPT_INT,
