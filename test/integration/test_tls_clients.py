@@ -123,7 +123,7 @@ class TlsClientsTest(unittest.TestCase):
         self.assertEqual(rc, 0, err)
         self.assertGreater(os.path.getsize(os.path.join(d, "b.tar.zst")), 0)
         rc, out, err = cli(srv, "--json", "bench", "assert", "--clients", "2", "--channels", "2",
-                           "--duration", "5", "--max-ops", "50", key=writer, **tls)
+                           "--duration", "30", "--max-ops", "50", key=writer, **tls)
         self.assertEqual(rc, 0, out + err)
         self.assertGreaterEqual(json.loads(out)["ok"], 50, out)
         self.assertEqual(srv.stop(), 0)
