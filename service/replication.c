@@ -55,7 +55,8 @@ static void add_totals(uint64_t sent, uint64_t received) {
 
 struct lag {
   char id[STM_NODE_ID_MAX + 1];
-  int64_t since_ns; /* wall clock of the oldest missed write; 0: none */
+  int64_t since_ns;       /* wall clock of the oldest missed write; 0: none */
+  int64_t sync_warned_ns; /* monotonic time of the last anti-entropy warning */
 };
 static struct lag lags[STM__REPL_MAX_PEERS];
 static size_t nlags;
@@ -69,7 +70,22 @@ static struct lag *lag_of(const char *peer) { /* R.mu held */
   struct lag *l = &lags[nlags++];
   snprintf(l->id, sizeof l->id, "%s", peer);
   l->since_ns = 0;
+  l->sync_warned_ns = 0;
   return l;
+}
+
+/* A peer that stays unreachable (down, or refusing our certificate) fails
+ * every anti-entropy round: warn at most once a minute per peer. */
+static bool sync_warn_due(const char *peer) {
+  int64_t now = stm_clock_mono_ns();
+  pthread_mutex_lock(&R.mu);
+  struct lag *l = lag_of(peer);
+  bool due = l == NULL || l->sync_warned_ns == 0 ||
+             now - l->sync_warned_ns >= 60 * 1000000000LL;
+  if (l && due)
+    l->sync_warned_ns = now;
+  pthread_mutex_unlock(&R.mu);
+  return due;
 }
 
 void stm__repl_lag_note(const char *peer, bool ok, const char *why) {
@@ -492,14 +508,18 @@ static bool sync_target(const char *target, bool force) {
     if (!self && local_count(s) == 0)
       continue;
     stm_error_clear(&err);
-    if (stm_repl_sync_shard(s, target, !self, &p, &err) != 0 && failures++ == 0)
-      stm_log_warn("anti-entropy: shard %u toward %s: %s", s, target,
-                   err.message);
+    if (stm_repl_sync_shard(s, target, !self, &p, &err) != 0 &&
+        failures++ == 0 && sync_warn_due(target))
+      stm_log_warn("anti-entropy: shard %u toward %s: %s (repeats are "
+                   "logged once a minute)",
+                   s, target, err.message);
   }
   stm_error_clear(&err);
   if (stm_repl_sync_shard(STM_STORE_SHARD_ALL, target, false, &p, &err) != 0 &&
-      failures++ == 0)
-    stm_log_warn("anti-entropy: sources toward %s: %s", target, err.message);
+      failures++ == 0 && sync_warn_due(target))
+    stm_log_warn("anti-entropy: sources toward %s: %s (repeats are logged "
+                 "once a minute)",
+                 target, err.message);
   if (p.sent || p.received)
     stm_log_info("anti-entropy toward %s: %llu records sent (%llu new there), "
                  "%llu received",
