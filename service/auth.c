@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,9 @@ struct stm_auth {
    * revocation wins whatever the order records arrive in. */
   char (*revoked)[STM_AUTH_ID_LEN + 1];
   size_t nrevoked, revoked_cap;
+  /* Bumped under lock at each revocation applied, read without it by
+   * open streams (stm_auth_revocations). */
+  atomic_uint_fast64_t revocations;
 };
 
 static void hash_key(const char *key, uint8_t out[HASH_LEN]) {
@@ -168,14 +172,14 @@ static void apply_revoke(struct stm_auth *a, const struct stm_key_revoke *r) {
   for (size_t i = 0; i < a->n; i++)
     if (strcmp(a->keys[i].info.id, r->id) == 0)
       a->keys[i].info.revoked = true;
-  if (is_revoked(a, r->id))
-    return;
-  if (!grow((void **)&a->revoked, &a->revoked_cap, a->nrevoked,
-            sizeof *a->revoked)) {
-    stm_log_error("API keys: out of memory");
-    return;
+  if (!is_revoked(a, r->id)) {
+    if (grow((void **)&a->revoked, &a->revoked_cap, a->nrevoked,
+             sizeof *a->revoked))
+      memcpy(a->revoked[a->nrevoked++], r->id, STM_AUTH_ID_LEN + 1);
+    else
+      stm_log_error("API keys: out of memory");
   }
-  memcpy(a->revoked[a->nrevoked++], r->id, STM_AUTH_ID_LEN + 1);
+  atomic_fetch_add(&a->revocations, 1); /* open streams re-check */
 }
 
 static void apply_locked(struct stm_auth *a, const struct stm_record *rec) {
@@ -501,6 +505,7 @@ int stm_auth_open(const char *data_dir, struct stm_store *store, bool required,
     return stm_error_set(err, STM_ENOMEM, NULL, "out of memory");
   a->required = required;
   a->store = store;
+  atomic_init(&a->revocations, 0);
   pthread_mutex_init(&a->lock, NULL);
   if (admin_key && *admin_key) {
     a->has_admin = true;
@@ -552,6 +557,20 @@ bool stm_auth_lookup(struct stm_auth *a, const char *key,
     }
   pthread_mutex_unlock(&a->lock);
   return found;
+}
+
+uint64_t stm_auth_revocations(struct stm_auth *a) {
+  return a ? (uint64_t)atomic_load(&a->revocations) : 0;
+}
+
+bool stm_auth_id_revoked(struct stm_auth *a, const char *id) {
+  if (a == NULL || id == NULL)
+    return false;
+  pthread_mutex_lock(&a->lock);
+  struct key_entry *e = find_id(a, id);
+  bool r = is_revoked(a, id) || (e && e->info.revoked);
+  pthread_mutex_unlock(&a->lock);
+  return r;
 }
 
 int stm_auth_list(struct stm_auth *a, struct stm_auth_key_info **out,

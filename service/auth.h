@@ -94,6 +94,12 @@ int stm_auth_create(struct stm_auth *a, enum stm_auth_role role,
  * on, before cb runs. Same contract as stm_auth_create. */
 int stm_auth_revoke(struct stm_auth *a, const char *id, const char *by,
                     stm_auth_done_cb cb, void *ctx, struct stm_error *err);
+/* Long-lived calls (Watch streams) re-check their key: the number of
+ * revocations applied so far (any change: ask stm_auth_id_revoked), and
+ * whether key `id` is revoked (false for the bootstrap key). NULL `a`:
+ * 0 and false. */
+uint64_t stm_auth_revocations(struct stm_auth *a);
+bool stm_auth_id_revoked(struct stm_auth *a, const char *id);
 /* A malloc'd copy of every stored key, oldest first. */
 int stm_auth_list(struct stm_auth *a, struct stm_auth_key_info **out,
                   size_t *n);

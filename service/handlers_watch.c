@@ -1,5 +1,6 @@
 /* stemedb.v1.StemeDB/Watch: validates the request and connects one gRPC
  * server stream to the watch hub (service/watch_hub.h). */
+#include "auth.h"
 #include "records_internal.h"
 #include "service.h"
 #include "service_internal.h"
@@ -21,12 +22,48 @@
 struct watch_stream {
   struct stm_grpc_call *call;
   struct stm_watch_sub *sub;
+  /* The API key the stream was opened with (auth required): a revocation
+   * ends the stream before its next event. Written at subscribe, then
+   * only by sink_send (one send at a time). */
+  struct stm_auth *auth;
+  char key_id[STM_AUTH_ID_LEN + 1];
+  uint64_t revocations; /* stm_auth_revocations when last checked */
 };
+
+/* Has the stream's key been revoked since it was last checked? */
+static bool key_revoked(struct watch_stream *w) {
+  if (w->key_id[0] == '\0')
+    return false;
+  uint64_t n = stm_auth_revocations(w->auth);
+  if (n == w->revocations)
+    return false;
+  w->revocations = n;
+  return stm_auth_id_revoked(w->auth, w->key_id);
+}
+
+/* The key id of an authenticated call ("key:ID(name)", auth.c), if any. */
+static void remember_key(struct watch_stream *w, struct stm_service *svc) {
+  const char *who = stm_grpc_call_principal(w->call);
+  if (!stm_auth_required(svc->auth) || who == NULL ||
+      strncmp(who, "key:", 4) != 0)
+    return;
+  size_t n = strcspn(who + 4, "(");
+  if (n == 0 || n > STM_AUTH_ID_LEN)
+    return;
+  w->auth = svc->auth;
+  w->revocations = stm_auth_revocations(svc->auth);
+  memcpy(w->key_id, who + 4, n);
+  w->key_id[n] = '\0';
+}
 
 static void buf_release(void *p) { stm_watch_buf_unref(p); }
 
 static int sink_send(void *ctx, struct stm_watch_buf *b) {
   struct watch_stream *w = ctx;
+  if (key_revoked(w)) {
+    stm_watch_buf_unref(b);
+    return STM_EPERM;
+  }
   /* Zero-copy: the slice borrows the shared encoding and drops its
    * reference when gRPC is done with it. */
   grpc_slice s =
@@ -44,6 +81,8 @@ static grpc_status_code watch_status(int rc) {
     return GRPC_STATUS_UNAVAILABLE;
   case STM_EUNAVAIL:
     return GRPC_STATUS_CANCELLED; /* the client went away: nobody reads it */
+  case STM_EPERM:
+    return GRPC_STATUS_UNAUTHENTICATED; /* its key was revoked (sink_send) */
   default:
     return stm_service_status(rc);
   }
@@ -51,6 +90,12 @@ static grpc_status_code watch_status(int rc) {
 
 static void sink_finish(void *ctx, int rc, const char *msg) {
   struct watch_stream *w = ctx;
+  char why[96];
+  if (rc == STM_EPERM && w->key_id[0]) {
+    snprintf(why, sizeof why, "API key %s was revoked; this stream ends",
+             w->key_id);
+    msg = why;
+  }
   if (w->call)
     stm_grpc_stream_finish(w->call, watch_status(rc), msg);
 }
@@ -133,6 +178,7 @@ void stm__handle_watch(struct stm_grpc_call *call, const ProtobufCMessage *msg,
     return;
   }
   w->call = call;
+  remember_key(w, svc);
   char client[STM__CALLER_MAX];
   stm__client_key(call, client, sizeof client);
   f.client = client;

@@ -128,11 +128,14 @@ void stm_watch_hub_get_stats(struct stm_watch_hub *h,
  * drives the hub at the time, never two at once for one subscriber, and
  * with no hub lock held.
  *  send: takes ownership of one reference to `b`; start sending it and
- *        report completion with stm_watch_sub_sent. Return 0, or non-zero
- *        when the transport is gone (the hub then ends the subscriber).
+ *        report completion with stm_watch_sub_sent. Return 0, STM_EPERM
+ *        when the caller may no longer read (its API key was revoked: the
+ *        hub ends the subscriber with STM_EPERM), or other non-zero when
+ *        the transport is gone (the hub then ends the subscriber).
  *  finish: end the stream with a negative code: STM_ERANGE (start
  *        pruned), STM_ETOOBIG (slow consumer), STM_ESHUTDOWN (server
- *        stopping), STM_EUNAVAIL (the client went away), or a storage
+ *        stopping), STM_EUNAVAIL (the client went away), STM_EPERM (send
+ *        refused: the key was revoked), or a storage
  *        error. `msg` is borrowed for the call. Called exactly once, with
  *        no send outstanding; the sink is never called again afterwards.
  */

@@ -274,11 +274,16 @@ void stm__watch_pump(struct stm_watch_sub *s) {
       s->last_send_ns = stm_clock_mono_ns();
       pthread_mutex_unlock(&s->mu);
       atomic_fetch_add(&s->hub->sent, 1);
-      if (s->sink.send(s->sink_ctx, b) == 0)
+      int src = s->sink.send(s->sink_ctx, b);
+      if (src == 0)
         return;
       pthread_mutex_lock(&s->mu);
       s->busy = false;
-      stm__watch_end_locked(s, STM_EUNAVAIL, "the client went away");
+      if (src == STM_EPERM)
+        stm__watch_end_locked(s, STM_EPERM,
+                              "the API key of this stream was revoked");
+      else
+        stm__watch_end_locked(s, STM_EUNAVAIL, "the client went away");
       pthread_mutex_unlock(&s->mu);
       continue;
     }

@@ -157,6 +157,46 @@ class KeysInWalTest(unittest.TestCase):
         self.assertEqual(self.code(srv, live), grpc.StatusCode.OK)
         self.assertEqual(self.code(srv, dead), grpc.StatusCode.UNAUTHENTICATED)
 
+    def test_revocation_ends_open_watch_streams_of_the_key(self):
+        """A Watch stream opened with a key stops at its revocation: no
+        later event reaches it, it ends UNAUTHENTICATED naming the key;
+        a stream of another key goes on."""
+        srv = self.server()
+        gone = self.create(srv, "reader", "watch-gone")
+        kept = self.create(srv, "reader", "watch-kept")
+        types = stmtest.stubs()[2]
+        with grpc.insecure_channel(srv.addr) as ch:
+            stub = self.pb_grpc.StemeDBStub(ch)
+
+            def write(value):
+                return stub.Assert(
+                    self.pb.AssertRequest(concept_path="w/a", predicate="p",
+                                          value=types.Value(string_value=value)),
+                    metadata=[("authorization", "Bearer " + ADMIN)], timeout=10).sequence
+
+            first = write("before")
+
+            def claim(stream):  # the next claim event (skip progress)
+                for e in stream:
+                    if e.HasField("claim"):
+                        return e.claim.value.string_value
+                return None
+
+            def watch(key):  # replays "before" first: the stream is open
+                s = stub.Watch(self.pb.WatchRequest(concept_prefix="w", start_sequence=first),
+                               metadata=[("authorization", "Bearer " + key)], timeout=60)
+                self.assertEqual(claim(s), "before")
+                return s
+
+            sg, sk = watch(gone["key"]), watch(kept["key"])
+            self.revoke(srv, gone["id"])
+            write("after")
+            self.assertEqual(claim(sk), "after")
+            with self.assertRaises(grpc.RpcError) as ctx:
+                self.fail("the stream of a revoked key got %r" % claim(sg))
+            self.assertEqual(ctx.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
+            self.assertIn(gone["id"], ctx.exception.details())
+            sk.cancel()
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
