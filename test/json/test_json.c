@@ -114,6 +114,37 @@ static void test_json_parse_limited_depth_and_strings(void) {
   free(b);
 }
 
+/* The depth pre-check skips brackets inside strings, escaped quotes and
+ * backslashes included, and still counts those after a string ends. */
+static void test_json_parse_limited_depth_around_escapes(void) {
+  struct stm_json_limits lim = {.max_depth = 2};
+  struct stm_error err;
+  json_t *j = NULL;
+  const char *fine[] = {
+      "{\"a\":\"\\\"[[[[[\"}",      /* an escaped quote, then brackets */
+      "{\"a\":\"\\\\\",\"b\":[1]}", /* an escaped backslash ends it */
+      "{\"[[[[\":\"]]]]{{{{\",\"c\":[\"\\u005b[\"]}",
+  };
+  for (size_t i = 0; i < sizeof fine / sizeof fine[0]; i++) {
+    CU_ASSERT_EQUAL(
+        stm_json_parse_limited(fine[i], strlen(fine[i]), &lim, &j, &err), 0);
+    json_decref(j);
+    j = NULL;
+  }
+  const char *deep[] = {
+      "{\"a\":\"\\\\\",\"b\":[[1]]}", /* the string ends after \\ */
+      "{\"a\":\"\\\"\",\"b\":[[1]]}", /* and after \" */
+      "[\"]\",[[1]]]",
+  };
+  for (size_t i = 0; i < sizeof deep / sizeof deep[0]; i++) {
+    CU_ASSERT_EQUAL(
+        stm_json_parse_limited(deep[i], strlen(deep[i]), &lim, &j, &err),
+        STM_EINVAL);
+    CU_ASSERT_PTR_NULL(j);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "--max-json-depth"));
+  }
+}
+
 static void test_json_parse_rejects_numbers_out_of_range(void) {
   const char big_real[] = "{\"value\":1e999}";
   expect_parse_error(big_real, sizeof big_real - 1, "overflow");
@@ -311,6 +342,7 @@ int main(void) {
       STM_TEST(test_json_parse_rejects_invalid_utf8),
       STM_TEST(test_json_parse_names_the_field_with_a_nul),
       STM_TEST(test_json_parse_limited_depth_and_strings),
+      STM_TEST(test_json_parse_limited_depth_around_escapes),
       STM_TEST(test_json_parse_rejects_numbers_out_of_range),
       STM_TEST(test_json_parse_accepts_an_object),
       STM_TEST_END};
