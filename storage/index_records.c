@@ -6,6 +6,8 @@
 
 #include "index_internal.h"
 
+#include "common/validate.h"
+
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -582,7 +584,8 @@ int stm_index_scan_children(struct stm_index *idx,
 struct concept_walk {
   stm_store_concept_cb cb;
   void *ctx;
-  char buf[600];
+  /* Any path --max-concept-path-bytes allows (common/validate.h). */
+  char buf[STM_LIMIT_CONCEPT_PATH_CEIL + 1];
 };
 
 static int on_concept(void *ctx, const uint8_t *key, size_t klen,

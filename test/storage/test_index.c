@@ -7,6 +7,8 @@
 #include "storage/index_records.h"
 #include "storage_test.h"
 
+#include "common/validate.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,6 +228,38 @@ static void test_index_meta_moves_with_each_commit_and_survives_reopen(void) {
   ifx_destroy(&f);
 }
 
+static int on_listed(void *ctx, const char *path) {
+  size_t *longest = ctx;
+  if (strlen(path) > *longest)
+    *longest = strlen(path);
+  return 0;
+}
+
+/* --max-concept-path-bytes may go up to STM_LIMIT_CONCEPT_PATH_CEIL: a
+ * concept that long is listed like any other (was skipped above 599). */
+static void test_index_lists_concepts_up_to_the_path_ceiling(void) {
+  struct ifx f;
+  ifx_init(&f);
+  char *path = malloc(STM_LIMIT_CONCEPT_PATH_CEIL + 1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(path);
+  memset(path, 'a', STM_LIMIT_CONCEPT_PATH_CEIL);
+  for (size_t i = 100; i < STM_LIMIT_CONCEPT_PATH_CEIL; i += 200)
+    path[i] = '/';
+  path[STM_LIMIT_CONCEPT_PATH_CEIL] = '\0';
+  struct stm_claim c;
+  stm_claim_init(&c);
+  t_claim_fill(&c, path, "p", "v", 1);
+  CU_ASSERT_EQUAL(stm__index_put_claim_extras(f.batch, &c, true), 0);
+  CU_ASSERT_EQUAL(stm_index_commit(f.idx, f.batch, 1, 0, NULL), 0);
+  size_t longest = 0;
+  CU_ASSERT_EQUAL(
+      stm_index_list_concepts(f.idx, "", NULL, on_listed, &longest, NULL), 0);
+  CU_ASSERT_EQUAL(longest, STM_LIMIT_CONCEPT_PATH_CEIL);
+  stm_claim_destroy(&c);
+  free(path);
+  ifx_destroy(&f);
+}
+
 void stm_test_register_index(void) {
   static const struct stm_test_case cases[] = {
       STM_TEST(test_index_scan_orders_by_predicate_time_then_hash),
@@ -233,6 +267,7 @@ void stm_test_register_index(void) {
       STM_TEST(test_index_read_views_hide_later_commits),
       STM_TEST(test_index_scan_stops_when_the_callback_says_so),
       STM_TEST(test_index_meta_moves_with_each_commit_and_survives_reopen),
+      STM_TEST(test_index_lists_concepts_up_to_the_path_ceiling),
       STM_TEST_END};
   stm_test_suite("index", cases);
 }
