@@ -197,6 +197,33 @@ class KeysInWalTest(unittest.TestCase):
             self.assertEqual(ctx.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
             self.assertIn(gone["id"], ctx.exception.details())
             sk.cancel()
+    def test_point_in_time_restore_gives_the_keys_of_that_time(self):
+        """restore --to-time T: keys made after T are unknown, revocations
+        after T are undone, the keys live at T authenticate."""
+        import time
+        srv = self.server()
+        early = self.create(srv, "reader", "early")
+        cut = time.time_ns()  # after early's commit, before the rest
+        late = self.create(srv, "reader", "late")
+        self.revoke(srv, early["id"])
+        self.assertEqual(self.code(srv, early["key"]), grpc.StatusCode.UNAUTHENTICATED)
+        archive = os.path.join(self.tmp, "p.stmbak")
+        rc, out, err = cli(srv, "backup", "--out", archive)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(srv.stop(), 0)
+        data = os.path.join(self.tmp, "pitr")
+        r = subprocess.run([stmtest.CLI_BIN, "restore", archive, "--data-dir", data,
+                            "--to-time", str(cut)], capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rs = self.server(data_dir=data)
+        self.assertEqual(self.code(rs, early["key"]), grpc.StatusCode.OK)
+        self.assertEqual(self.code(rs, late["key"]), grpc.StatusCode.UNAUTHENTICATED)
+        rc, out, err = cli(rs, "keys", "list")
+        self.assertEqual(rc, 0, err)
+        listed = {k["id"]: k for k in json.loads(out)["keys"]}
+        self.assertEqual(set(listed), {early["id"]})
+        self.assertFalse(listed[early["id"]].get("revoked", False))
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
