@@ -51,24 +51,27 @@ void stm_gw_peer_unregister(ino_t ino) {
   pthread_mutex_unlock(&peers_mu);
 }
 
+bool stm_gw_peer_find(ino_t ino, char *buf, size_t len) {
+  bool found = false;
+  if (ino == 0 || len == 0)
+    return false;
+  pthread_mutex_lock(&peers_mu);
+  for (const struct peer *p = peers[ino % BUCKETS]; p; p = p->next)
+    if (p->ino == ino) {
+      strncpy(buf, p->addr, len - 1);
+      buf[len - 1] = '\0';
+      found = true;
+      break;
+    }
+  pthread_mutex_unlock(&peers_mu);
+  return found;
+}
+
 void stm_gw_peer_of(struct lws *wsi, char *buf, size_t len) {
   if (len == 0)
     return;
   buf[0] = '\0';
-  ino_t ino = stm_gw_peer_inode(lws_get_socket_fd(wsi));
-  bool found = false;
-  if (ino) {
-    pthread_mutex_lock(&peers_mu);
-    for (const struct peer *p = peers[ino % BUCKETS]; p; p = p->next)
-      if (p->ino == ino) {
-        strncpy(buf, p->addr, len - 1);
-        buf[len - 1] = '\0';
-        found = true;
-        break;
-      }
-    pthread_mutex_unlock(&peers_mu);
-  }
-  if (!found)
+  if (!stm_gw_peer_find(stm_gw_peer_inode(lws_get_socket_fd(wsi)), buf, len))
     lws_get_peer_simple(wsi, buf, len);
 }
 

@@ -28,6 +28,8 @@ ino_t stm_gw_peer_inode(int fd);
 /* Record / forget the client address of the socket with inode `ino`. */
 void stm_gw_peer_register(ino_t ino, const char *addr);
 void stm_gw_peer_unregister(ino_t ino);
+/* The address registered for `ino` into buf: true, or false if none. */
+bool stm_gw_peer_find(ino_t ino, char *buf, size_t len);
 
 /* The client address of a connection ("127.0.0.1", "::1"), into buf. */
 void stm_gw_peer_of(struct lws *wsi, char *buf, size_t len);

@@ -23,12 +23,17 @@
 
 #define BUF_CAP 16384
 #define LINGER_MS 2000 /* after our close_notify, wait this for the client */
+#define PARK_MS 60000  /* at most this for lws to close a dead relay's end */
 #define DRAIN_MS 250   /* on stop, flush what the gateway wrote, this long */
 #define PUMP_ROUNDS 16 /* a busy relay yields to the others after this */
 #define MAX_LISTENERS 2
 #define TAG_EVENT 3 /* epoll tags below 16: listeners 1..2, the eventfd */
 
-enum state { HANDSHAKE, RELAY, LINGER, N_STATES };
+/* PARKED: the client is gone but lws may still hold the other end of
+ * app (not adopted yet, a WebSocket handover to come), which looks the
+ * client's address up by inode: app stays open, and registered, until
+ * lws closes its end. */
+enum state { HANDSHAKE, RELAY, LINGER, PARKED, N_STATES };
 
 /*
  * One TLS connection. c2s holds decrypted client bytes not yet written to
@@ -209,8 +214,9 @@ static void watch(struct stm_gw_tls *t, int fd, uint64_t tag, uint32_t *reg,
 }
 
 static void set_interest(struct stm_gw_tls *t, struct relay *r) {
-  watch(t, r->tcp, (uint64_t)(uintptr_t)r, &r->tcp_ev,
-        (r->tcp_in ? EPOLLIN : 0) | (r->tcp_out ? EPOLLOUT : 0));
+  if (r->tcp >= 0)
+    watch(t, r->tcp, (uint64_t)(uintptr_t)r, &r->tcp_ev,
+          (r->tcp_in ? EPOLLIN : 0) | (r->tcp_out ? EPOLLOUT : 0));
   if (r->app >= 0 && r->app_watched)
     watch(t, r->app, (uint64_t)(uintptr_t)r | 1, &r->app_ev,
           (r->app_in ? EPOLLIN : 0) | (r->app_out ? EPOLLOUT : 0));
@@ -238,6 +244,17 @@ static void close_app(struct relay *r, struct stm_gw_tls *t) {
   r->app = -1;
 }
 
+static bool buf_get(unsigned char **b) {
+  if (*b == NULL)
+    *b = malloc(BUF_CAP);
+  return *b != NULL;
+}
+
+static void buf_drop(unsigned char **b) {
+  free(*b);
+  *b = NULL;
+}
+
 static void free_relay(struct stm_gw_tls *t, struct relay *r) {
   list_remove(&t->lists[r->state], r);
   if (r->evicted)
@@ -252,19 +269,54 @@ static void free_relay(struct stm_gw_tls *t, struct relay *r) {
   free(r->c2s);
   free(r->s2c);
   SSL_free(r->ssl);
-  close(r->tcp); /* also leaves epoll */
+  if (r->tcp >= 0)
+    close(r->tcp); /* also leaves epoll */
   free(r);
 }
 
-static bool buf_get(unsigned char **b) {
-  if (*b == NULL)
-    *b = malloc(BUF_CAP);
-  return *b != NULL;
+/*
+ * A dead relay whose app end lws may still use: free the client's side,
+ * give lws EOF, and keep app (and its registry entry) until lws closes
+ * it. Returns false when there is nothing to wait for.
+ */
+static bool park(struct stm_gw_tls *t, struct relay *r) {
+  if (r->state == PARKED || r->app < 0 || !r->app_watched || r->app_eof ||
+      atomic_load(&t->stopping))
+    return false;
+  SSL_free(r->ssl);
+  r->ssl = NULL;
+  close(r->tcp);
+  r->tcp = -1;
+  buf_drop(&r->c2s);
+  buf_drop(&r->s2c);
+  r->c2s_off = r->c2s_len = r->s2c_off = r->s2c_len = 0;
+  shutdown(r->app, SHUT_WR);
+  r->dead = false;
+  r->tcp_in = r->tcp_out = r->app_out = false;
+  r->app_in = true;
+  move_to(t, r, PARKED, now_ms() + PARK_MS);
+  set_interest(t, r);
+  return true;
 }
 
-static void buf_drop(unsigned char **b) {
-  free(*b);
-  *b = NULL;
+/* Parked: discard what lws still writes until it closes its end. */
+static void parked_read(struct relay *r) {
+  unsigned char scratch[4096];
+  for (int i = 0; i < 64; i++) {
+    ssize_t n = recv(r->app, scratch, sizeof scratch, 0);
+    if (n > 0)
+      continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+      return;
+    r->dead = true;
+    return;
+  }
+}
+
+/* A relay marked dead goes: parked while lws may hold its app end. */
+static void retire(struct stm_gw_tls *t, struct relay *r) {
+  if (!park(t, r))
+    free_relay(t, r);
 }
 
 static void mark_ready(struct stm_gw_tls *t, struct relay *r) {
@@ -460,6 +512,10 @@ static void linger_read(struct relay *r) {
 
 static void pump(struct stm_gw_tls *t, struct relay *r) {
   r->tcp_in = r->tcp_out = r->app_in = r->app_out = false;
+  if (r->state == PARKED) {
+    r->app_in = true;
+    parked_read(r);
+  }
   if (r->state == HANDSHAKE)
     handshake(t, r);
   for (int round = 0; r->state == RELAY && !r->dead; round++) {
@@ -477,7 +533,7 @@ static void pump(struct stm_gw_tls *t, struct relay *r) {
   if (r->state == LINGER && !r->dead)
     linger_read(r);
   if (r->dead)
-    free_relay(t, r);
+    retire(t, r);
   else
     set_interest(t, r);
 }
@@ -569,8 +625,9 @@ static void expire(struct stm_gw_tls *t, int64_t now) {
                   t->lists[HANDSHAKE].head->peer);
     free_relay(t, t->lists[HANDSHAKE].head);
   }
-  while (t->lists[LINGER].head && t->lists[LINGER].head->deadline_ms <= now)
-    free_relay(t, t->lists[LINGER].head);
+  for (int s = LINGER; s <= PARKED; s++)
+    while (t->lists[s].head && t->lists[s].head->deadline_ms <= now)
+      free_relay(t, t->lists[s].head);
 }
 
 static int next_timeout(const struct stm_gw_tls *t, int64_t now,
@@ -580,11 +637,11 @@ static int next_timeout(const struct stm_gw_tls *t, int64_t now,
   int64_t next = stop_at ? stop_at : INT64_MAX;
   if (stop_at && stop_at - now > 20)
     next = now + 20; /* stopping: quiet for 20 ms is flushed */
-  const struct relay *h = t->lists[HANDSHAKE].head, *l = t->lists[LINGER].head;
-  if (h && h->deadline_ms < next)
-    next = h->deadline_ms;
-  if (l && l->deadline_ms < next)
-    next = l->deadline_ms;
+  for (int s = 0; s < N_STATES; s++) {
+    const struct relay *h = t->lists[s].head;
+    if (s != RELAY && h && h->deadline_ms < next)
+      next = h->deadline_ms;
+  }
   if (t->accept_pause_until > now && t->accept_pause_until < next)
     next = t->accept_pause_until;
   if (next == INT64_MAX)
@@ -619,6 +676,8 @@ static void handle_event(struct stm_gw_tls *t, const struct epoll_event *ev) {
       epoll_ctl(t->ep, EPOLL_CTL_DEL, r->app, NULL);
       r->app_watched = false;
     }
+    if (!(tag & 1) && r->state == PARKED)
+      return; /* an event of its closed client socket, in this batch */
     if (!(tag & 1) && (ev->events & (EPOLLERR | EPOLLHUP)))
       r->dead = true; /* reset, or closed both ways */
     mark_ready(t, r);
@@ -646,7 +705,7 @@ static void *run(void *arg) {
       ready = r->ready_next;
       r->ready = false;
       if (r->dead)
-        free_relay(t, r);
+        retire(t, r);
       else
         pump(t, r);
     }
