@@ -289,7 +289,7 @@ class GatewayTlsTest(unittest.TestCase):
     def test_the_server_sees_each_tls_clients_own_address(self):
         """Rate limits per client address: the gateway forwards the TLS
         client's address (not its own, not the socketpair's)."""
-        srv = stmtest.Server(extra_args=["--rate-limits", "Query=1:2,*=1000:2000",
+        srv = stmtest.Server(extra_args=["--rate-limits", "Query=0.01:2,*=1000:2000",
                                          "--trusted-proxies", "127.0.0.1"]).start()
         td = tempfile.mkdtemp(prefix="gw-", dir=self.d)
         shutil.copy(self.p("gw.crt"), os.path.join(td, "tls.crt"))
