@@ -224,6 +224,30 @@ class KeysInWalTest(unittest.TestCase):
         self.assertEqual(set(listed), {early["id"]})
         self.assertFalse(listed[early["id"]].get("revoked", False))
 
+    def test_keys_log_import_interrupted_before_the_rename(self):
+        """A crash after the imported records are in the WAL but before the
+        rename (simulated: the file put back) imports nothing twice."""
+        data = os.path.join(self.tmp, "crash")
+        os.makedirs(data)
+        live = "stm_" + os.urandom(20).hex()
+        dead = "stm_" + os.urandom(20).hex()
+        with open(os.path.join(data, "keys.log"), "w") as f:
+            for kid, secret in (("c1c1c1c1c1c1", live), ("d2d2d2d2d2d2", dead)):
+                h = hashlib.blake2b(secret.encode(), digest_size=32).hexdigest()
+                f.write("key %s reader %s 1700000000000000000 n-%s\n" % (kid, h, kid))
+            f.write("revoke d2d2d2d2d2d2\n")
+        srv = self.server(data_dir=data)
+        self.assertEqual(srv.stop(), 0)
+        os.rename(os.path.join(data, "keys.log.imported"), os.path.join(data, "keys.log"))
+        srv.start()
+        self.assertIn("imported 0 record(s)", srv.read_log())
+        self.assertEqual(self.code(srv, live), grpc.StatusCode.OK)
+        self.assertEqual(self.code(srv, dead), grpc.StatusCode.UNAUTHENTICATED)
+        rc, out, err = cli(srv, "keys", "list")
+        self.assertEqual(rc, 0, err)
+        ids = sorted(k["id"] for k in json.loads(out)["keys"])
+        self.assertEqual(ids, ["c1c1c1c1c1c1", "d2d2d2d2d2d2"])
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
