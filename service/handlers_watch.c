@@ -41,19 +41,22 @@ static bool key_revoked(struct watch_stream *w) {
   return stm_auth_id_revoked(w->auth, w->key_id);
 }
 
-/* The key id of an authenticated call ("key:ID(name)", auth.c), if any. */
-static void remember_key(struct watch_stream *w, struct stm_service *svc) {
+/* The key id of an authenticated call ("key:ID(name)", auth.c), if any;
+ * false when it was revoked since the gate checked it (the count is read
+ * first, so a later revocation is seen by key_revoked). */
+static bool remember_key(struct watch_stream *w, struct stm_service *svc) {
   const char *who = stm_grpc_call_principal(w->call);
   if (!stm_auth_required(svc->auth) || who == NULL ||
       strncmp(who, "key:", 4) != 0)
-    return;
+    return true;
   size_t n = strcspn(who + 4, "(");
   if (n == 0 || n > STM_AUTH_ID_LEN)
-    return;
+    return true;
   w->auth = svc->auth;
   w->revocations = stm_auth_revocations(svc->auth);
   memcpy(w->key_id, who + 4, n);
   w->key_id[n] = '\0';
+  return !stm_auth_id_revoked(w->auth, w->key_id);
 }
 
 static void buf_release(void *p) { stm_watch_buf_unref(p); }
@@ -178,7 +181,12 @@ void stm__handle_watch(struct stm_grpc_call *call, const ProtobufCMessage *msg,
     return;
   }
   w->call = call;
-  remember_key(w, svc);
+  if (!remember_key(w, svc)) {
+    free(w);
+    stm_grpc_call_fail(call, GRPC_STATUS_UNAUTHENTICATED,
+                       "unknown or revoked API key");
+    return;
+  }
   char client[STM__CALLER_MAX];
   stm__client_key(call, client, sizeof client);
   f.client = client;
