@@ -52,6 +52,11 @@ struct relay {
   int64_t deadline_ms;
   bool cli_eof, app_eof, app_shut, app_watched, dead;
   bool evicted; /* a handshake dropped for a newer one, freed soon */
+  /* owed: client bytes went to the gateway and its answer has not come
+   * and paused yet; answering: some of it came. lws closes a raw socket
+   * at EOF, so a client's half-close is passed on only when nothing is
+   * owed, or the answer to its last request would be lost. */
+  bool owed, answering;
   bool tcp_in, tcp_out, app_in, app_out;
   uint32_t tcp_ev, app_ev; /* registered with epoll */
   size_t c2s_off, c2s_len, s2c_off, s2c_len;
@@ -422,7 +427,8 @@ static bool client_to_app(struct relay *r) {
                      MSG_NOSIGNAL);
     if (w > 0) {
       r->c2s_off += (size_t)w;
-      moved = true;
+      r->owed = moved = true;
+      r->answering = false;
     } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
       r->app_out = true;
     } else { /* the gateway closed: what the client sends now is dropped */
@@ -432,7 +438,8 @@ static bool client_to_app(struct relay *r) {
   }
   if (r->c2s_off == r->c2s_len)
     buf_drop(&r->c2s);
-  if (r->cli_eof && r->c2s_off == r->c2s_len && !r->app_shut && r->app >= 0) {
+  if (r->cli_eof && r->c2s_off == r->c2s_len && !r->app_shut && !r->owed &&
+      r->app >= 0) {
     shutdown(r->app, SHUT_WR); /* the client's half-close, passed on */
     r->app_shut = moved = true;
   }
@@ -460,10 +467,14 @@ static bool app_to_client(struct stm_gw_tls *t, struct relay *r) {
     ssize_t n = recv(r->app, r->s2c, BUF_CAP, 0);
     if (n > 0) {
       r->s2c_len = (size_t)n;
-      moved = true;
+      r->answering = moved = true;
     } else if (n < 0 &&
                (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
       r->app_in = true;
+      if (r->answering) { /* the answer paused: a half-close may go now */
+        r->owed = r->answering = false;
+        moved = r->cli_eof && !r->app_shut;
+      }
     } else {
       r->app_eof = moved = true;
     }

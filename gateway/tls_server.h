@@ -10,8 +10,9 @@
  * The client's address is registered for that socket (clients.h).
  *
  * Backpressure holds both ways (a full buffer stops reading its source);
- * a client's close_notify or EOF half-closes the relay, the gateway's
- * close sends close_notify. A handshake must finish within
+ * a client's close_notify or EOF half-closes the relay once the gateway
+ * has answered what it sent (lws closes a raw socket at EOF, which would
+ * drop that answer), the gateway's close sends close_notify. A handshake must finish within
  * handshake_timeout_ms; at most max_handshakes run at once (a new one
  * drops the oldest). Plaintext sent to a TLS port fails the handshake:
  * the connection is closed without an answer.
