@@ -1,7 +1,13 @@
+/*
+ * tls_server.c - the gateway's TLS terminator (tls_server.h): certificates
+ * and reload, the listeners, accepting within max_handshakes, the TLS
+ * thread's event loop and the lifecycle. What happens to a connection
+ * after accept is tls_relay.c.
+ */
 #include "gateway/tls_server.h"
 
 #include "common/log.h"
-#include "gateway/clients.h"
+#include "gateway/tls_internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -18,99 +24,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
-
-#define BUF_CAP 16384
-#define LINGER_MS 2000 /* after our close_notify, wait this for the client */
-#define PARK_MS 60000  /* at most this for lws to close a dead relay's end */
-#define DRAIN_MS 250   /* on stop, flush what the gateway wrote, this long */
-#define PUMP_ROUNDS 16 /* a busy relay yields to the others after this */
-#define MAX_LISTENERS 2
-#define TAG_EVENT 3 /* epoll tags below 16: listeners 1..2, the eventfd */
-
-/* PARKED: the client is gone but lws may still hold the other end of
- * app (not adopted yet, a WebSocket handover to come), which looks the
- * client's address up by inode: app stays open, and registered, until
- * lws closes its end. */
-enum state { HANDSHAKE, RELAY, LINGER, PARKED, N_STATES };
-
-/*
- * One TLS connection. c2s holds decrypted client bytes not yet written to
- * the socketpair, s2c the gateway's bytes not yet taken by SSL_write (which
- * must be retried with the same bytes). The *_in / *_out flags say what
- * the last attempt waits for: they become the epoll interests.
- */
-struct relay {
-  struct relay *prev, *next; /* in the list of its state, oldest first */
-  struct relay *ready_next;
-  bool ready;
-  enum state state;
-  int tcp, app, kind;
-  SSL *ssl;
-  ino_t ino; /* of the end handed to lws, for the peer registry */
-  int64_t deadline_ms;
-  bool cli_eof, app_eof, app_shut, app_watched, dead;
-  bool evicted; /* a handshake dropped for a newer one, freed soon */
-  /* owed: client bytes went to the gateway and its answer has not come
-   * and paused yet; answering: some of it came. lws closes a raw socket
-   * at EOF, so a client's half-close is passed on only when nothing is
-   * owed, or the answer to its last request would be lost. */
-  bool owed, answering;
-  bool tcp_in, tcp_out, app_in, app_out;
-  uint32_t tcp_ev, app_ev; /* registered with epoll */
-  size_t c2s_off, c2s_len, s2c_off, s2c_len;
-  char peer[STM_GW_PEER_MAX];
-  /* BUF_CAP bytes each while they hold data, else NULL: an idle
-   * connection (keep-alive, a quiet WebSocket) keeps no buffer. */
-  unsigned char *c2s, *s2c;
-};
-
-struct list {
-  struct relay *head, *tail;
-  size_t n;
-};
-
-struct handed {
-  int fd, kind;
-};
-
-struct stm_gw_tls {
-  struct stm_gw_tls_options o;
-  char *cert, *key;
-  pthread_mutex_t mu; /* ctx and the queue */
-  SSL_CTX *ctx;
-  struct handed *queue;
-  size_t q_len, q_cap;
-  int ep, evfd;
-  int lfd[MAX_LISTENERS], lkind[MAX_LISTENERS];
-  size_t n_listen;
-  bool accepting;
-  size_t n_evicted;           /* handshakes marked evicted, not yet freed */
-  int64_t accept_pause_until; /* out of descriptors: retry later */
-  pthread_t thread;
-  bool started;
-  atomic_bool stopping;
-  /* The TLS thread only. */
-  struct list lists[N_STATES];
-  struct relay *ready;
-};
-
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static const char *ssl_error_text(char *buf, size_t len) {
-  unsigned long e = ERR_get_error();
-  if (e == 0)
-    snprintf(buf, len, "%s", errno ? strerror(errno) : "connection closed");
-  else
-    ERR_error_string_n(e, buf, len);
-  ERR_clear_error();
-  return buf;
-}
 
 /* ---- certificates -------------------------------------------------------- */
 
@@ -150,10 +64,10 @@ static SSL_CTX *load_ctx(const char *cert, const char *key,
   if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
     stm_error_set(err, STM_EINVAL, "tls-cert",
                   "tls-cert: cannot use \"%s\": %s", cert,
-                  ssl_error_text(why, sizeof why));
+                  stm_gw_tls_ssl_error(why, sizeof why));
   } else if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
     stm_error_set(err, STM_EINVAL, "tls-key", "tls-key: cannot use \"%s\": %s",
-                  key, ssl_error_text(why, sizeof why));
+                  key, stm_gw_tls_ssl_error(why, sizeof why));
   } else if (SSL_CTX_check_private_key(ctx) != 1) {
     stm_error_set(err, STM_EINVAL, "tls-key",
                   "tls-key \"%s\" does not match tls-cert \"%s\"", key, cert);
@@ -176,57 +90,6 @@ int stm_gw_tls_reload(struct stm_gw_tls *t, struct stm_error *err) {
   return 0;
 }
 
-/* ---- lists and interests ------------------------------------------------- */
-
-static void list_push(struct list *l, struct relay *r) {
-  r->prev = l->tail;
-  r->next = NULL;
-  if (l->tail)
-    l->tail->next = r;
-  else
-    l->head = r;
-  l->tail = r;
-  l->n++;
-}
-
-static void list_remove(struct list *l, struct relay *r) {
-  if (r->prev)
-    r->prev->next = r->next;
-  else
-    l->head = r->next;
-  if (r->next)
-    r->next->prev = r->prev;
-  else
-    l->tail = r->prev;
-  l->n--;
-}
-
-static void move_to(struct stm_gw_tls *t, struct relay *r, enum state s,
-                    int64_t deadline_ms) {
-  list_remove(&t->lists[r->state], r);
-  r->state = s;
-  r->deadline_ms = deadline_ms;
-  list_push(&t->lists[s], r);
-}
-
-static void watch(struct stm_gw_tls *t, int fd, uint64_t tag, uint32_t *reg,
-                  uint32_t want) {
-  if (*reg == want)
-    return;
-  struct epoll_event ev = {.events = want, .data.u64 = tag};
-  epoll_ctl(t->ep, EPOLL_CTL_MOD, fd, &ev);
-  *reg = want;
-}
-
-static void set_interest(struct stm_gw_tls *t, struct relay *r) {
-  if (r->tcp >= 0)
-    watch(t, r->tcp, (uint64_t)(uintptr_t)r, &r->tcp_ev,
-          (r->tcp_in ? EPOLLIN : 0) | (r->tcp_out ? EPOLLOUT : 0));
-  if (r->app >= 0 && r->app_watched)
-    watch(t, r->app, (uint64_t)(uintptr_t)r | 1, &r->app_ev,
-          (r->app_in ? EPOLLIN : 0) | (r->app_out ? EPOLLOUT : 0));
-}
-
 /* Accept unless stopping or out of descriptors for a moment. */
 static void update_accepting(struct stm_gw_tls *t, int64_t now) {
   bool want = !atomic_load(&t->stopping) && now >= t->accept_pause_until;
@@ -237,316 +100,6 @@ static void update_accepting(struct stm_gw_tls *t, int64_t now) {
     struct epoll_event ev = {.events = want ? EPOLLIN : 0, .data.u64 = i + 1};
     epoll_ctl(t->ep, EPOLL_CTL_MOD, t->lfd[i], &ev);
   }
-}
-
-static void close_app(struct relay *r, struct stm_gw_tls *t) {
-  if (r->app < 0)
-    return;
-  if (r->app_watched)
-    epoll_ctl(t->ep, EPOLL_CTL_DEL, r->app, NULL);
-  stm_gw_peer_unregister(r->ino);
-  close(r->app);
-  r->app = -1;
-}
-
-static bool buf_get(unsigned char **b) {
-  if (*b == NULL)
-    *b = malloc(BUF_CAP);
-  return *b != NULL;
-}
-
-static void buf_drop(unsigned char **b) {
-  free(*b);
-  *b = NULL;
-}
-
-static void free_relay(struct stm_gw_tls *t, struct relay *r) {
-  list_remove(&t->lists[r->state], r);
-  if (r->evicted)
-    t->n_evicted--;
-  if (r->ready)
-    for (struct relay **pp = &t->ready; *pp; pp = &(*pp)->ready_next)
-      if (*pp == r) {
-        *pp = r->ready_next;
-        break;
-      }
-  close_app(r, t);
-  free(r->c2s);
-  free(r->s2c);
-  SSL_free(r->ssl);
-  if (r->tcp >= 0)
-    close(r->tcp); /* also leaves epoll */
-  free(r);
-}
-
-/*
- * A dead relay whose app end lws may still use: free the client's side,
- * give lws EOF, and keep app (and its registry entry) until lws closes
- * it. Returns false when there is nothing to wait for.
- */
-static bool park(struct stm_gw_tls *t, struct relay *r) {
-  if (r->state == PARKED || r->app < 0 || !r->app_watched || r->app_eof ||
-      atomic_load(&t->stopping))
-    return false;
-  SSL_free(r->ssl);
-  r->ssl = NULL;
-  close(r->tcp);
-  r->tcp = -1;
-  buf_drop(&r->c2s);
-  buf_drop(&r->s2c);
-  r->c2s_off = r->c2s_len = r->s2c_off = r->s2c_len = 0;
-  shutdown(r->app, SHUT_WR);
-  r->dead = false;
-  r->tcp_in = r->tcp_out = r->app_out = false;
-  r->app_in = true;
-  move_to(t, r, PARKED, now_ms() + PARK_MS);
-  set_interest(t, r);
-  return true;
-}
-
-/* Parked: discard what lws still writes until it closes its end. */
-static void parked_read(struct relay *r) {
-  unsigned char scratch[4096];
-  for (int i = 0; i < 64; i++) {
-    ssize_t n = recv(r->app, scratch, sizeof scratch, 0);
-    if (n > 0)
-      continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-      return;
-    r->dead = true;
-    return;
-  }
-}
-
-/* A relay marked dead goes: parked while lws may hold its app end. */
-static void retire(struct stm_gw_tls *t, struct relay *r) {
-  if (!park(t, r))
-    free_relay(t, r);
-}
-
-static void mark_ready(struct stm_gw_tls *t, struct relay *r) {
-  if (r->ready)
-    return;
-  r->ready = true;
-  r->ready_next = t->ready;
-  t->ready = r;
-}
-
-/* ---- the relay ----------------------------------------------------------- */
-
-/* The handshake is done: the plaintext side goes to the lws loop. */
-static void start_relay(struct stm_gw_tls *t, struct relay *r) {
-  int sv[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv)) {
-    stm_log_warn("TLS: cannot relay a connection: %s", strerror(errno));
-    r->dead = true;
-    return;
-  }
-  r->app = sv[0];
-  r->ino = stm_gw_peer_inode(sv[1]);
-  stm_gw_peer_register(r->ino, r->peer);
-  struct epoll_event ev = {.events = 0, .data.u64 = (uintptr_t)r | 1};
-  r->app_watched = epoll_ctl(t->ep, EPOLL_CTL_ADD, r->app, &ev) == 0;
-  r->app_ev = 0;
-  move_to(t, r, RELAY, 0);
-  pthread_mutex_lock(&t->mu);
-  if (t->q_len == t->q_cap) {
-    size_t cap = t->q_cap ? t->q_cap * 2 : 16;
-    struct handed *q = realloc(t->queue, cap * sizeof *q);
-    if (q) {
-      t->queue = q;
-      t->q_cap = cap;
-    }
-  }
-  bool queued = t->q_len < t->q_cap;
-  if (queued)
-    t->queue[t->q_len++] = (struct handed){sv[1], r->kind};
-  pthread_mutex_unlock(&t->mu);
-  if (!queued) {
-    close(sv[1]);
-    r->dead = true;
-    return;
-  }
-  t->o.wake(t->o.wake_arg);
-}
-
-static void handshake(struct stm_gw_tls *t, struct relay *r) {
-  ERR_clear_error();
-  errno = 0;
-  int rc = SSL_do_handshake(r->ssl);
-  if (rc == 1) {
-    start_relay(t, r);
-    return;
-  }
-  int e = SSL_get_error(r->ssl, rc);
-  if (e == SSL_ERROR_WANT_READ) {
-    r->tcp_in = true;
-  } else if (e == SSL_ERROR_WANT_WRITE) {
-    r->tcp_out = true;
-  } else {
-    char why[256];
-    stm_log_debug("TLS handshake with %s failed: %s", r->peer,
-                  ssl_error_text(why, sizeof why));
-    r->dead = true;
-  }
-}
-
-/* An SSL call that did not complete: what it waits for, or death. */
-static void ssl_wait(struct relay *r, int rc) {
-  int e = SSL_get_error(r->ssl, rc);
-  if (e == SSL_ERROR_WANT_READ)
-    r->tcp_in = true;
-  else if (e == SSL_ERROR_WANT_WRITE)
-    r->tcp_out = true;
-  else
-    r->dead = true;
-}
-
-/* Client -> gateway. Returns true when something moved. */
-static bool client_to_app(struct relay *r) {
-  bool moved = false;
-  if (r->c2s_off == r->c2s_len && !r->cli_eof) {
-    r->c2s_off = r->c2s_len = 0;
-    if (!buf_get(&r->c2s)) {
-      r->dead = true;
-      return false;
-    }
-    ERR_clear_error();
-    int n = SSL_read(r->ssl, r->c2s, BUF_CAP);
-    if (n > 0) {
-      r->c2s_len = (size_t)n;
-      moved = true;
-    } else if (SSL_get_error(r->ssl, n) == SSL_ERROR_ZERO_RETURN) {
-      r->cli_eof = moved = true; /* close_notify, or EOF */
-    } else {
-      ssl_wait(r, n);
-    }
-  }
-  if (r->c2s_off < r->c2s_len && r->app >= 0) {
-    ssize_t w = send(r->app, r->c2s + r->c2s_off, r->c2s_len - r->c2s_off,
-                     MSG_NOSIGNAL);
-    if (w > 0) {
-      r->c2s_off += (size_t)w;
-      r->owed = moved = true;
-      r->answering = false;
-    } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-      r->app_out = true;
-    } else { /* the gateway closed: what the client sends now is dropped */
-      r->c2s_off = r->c2s_len = 0;
-      r->cli_eof = r->app_shut = moved = true;
-    }
-  }
-  if (r->c2s_off == r->c2s_len)
-    buf_drop(&r->c2s);
-  if (r->cli_eof && r->c2s_off == r->c2s_len && !r->app_shut && !r->owed &&
-      r->app >= 0) {
-    shutdown(r->app, SHUT_WR); /* the client's half-close, passed on */
-    r->app_shut = moved = true;
-  }
-  return moved;
-}
-
-/* After close_notify: shut our side, drain the client until it closes. */
-static void enter_linger(struct stm_gw_tls *t, struct relay *r) {
-  close_app(r, t);
-  shutdown(r->tcp, SHUT_WR);
-  move_to(t, r, LINGER, now_ms() + LINGER_MS);
-  r->tcp_in = true;
-  r->tcp_out = false;
-}
-
-/* Gateway -> client. Returns true when something moved. */
-static bool app_to_client(struct stm_gw_tls *t, struct relay *r) {
-  bool moved = false;
-  if (r->s2c_off == r->s2c_len && !r->app_eof) {
-    r->s2c_off = r->s2c_len = 0;
-    if (!buf_get(&r->s2c)) {
-      r->dead = true;
-      return false;
-    }
-    ssize_t n = recv(r->app, r->s2c, BUF_CAP, 0);
-    if (n > 0) {
-      r->s2c_len = (size_t)n;
-      r->answering = moved = true;
-    } else if (n < 0 &&
-               (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-      r->app_in = true;
-      if (r->answering) { /* the answer paused: a half-close may go now */
-        r->owed = r->answering = false;
-        moved = r->cli_eof && !r->app_shut;
-      }
-    } else {
-      r->app_eof = moved = true;
-    }
-  }
-  if (r->s2c_off < r->s2c_len) {
-    ERR_clear_error();
-    int n =
-        SSL_write(r->ssl, r->s2c + r->s2c_off, (int)(r->s2c_len - r->s2c_off));
-    if (n > 0) {
-      r->s2c_off += (size_t)n;
-      moved = true;
-    } else {
-      ssl_wait(r, n);
-    }
-  }
-  if (r->s2c_off == r->s2c_len)
-    buf_drop(&r->s2c);
-  if (r->app_eof && r->s2c_off == r->s2c_len && !r->dead) {
-    ERR_clear_error();
-    int rc = SSL_shutdown(r->ssl); /* our close_notify */
-    if (rc >= 0 || r->cli_eof) {
-      if (r->cli_eof)
-        r->dead = true; /* both sides are done */
-      else
-        enter_linger(t, r);
-    } else {
-      ssl_wait(r, rc);
-    }
-    moved = false;
-  }
-  return moved;
-}
-
-static void linger_read(struct relay *r) {
-  unsigned char scratch[4096];
-  for (int i = 0; i < 64; i++) {
-    ssize_t n = recv(r->tcp, scratch, sizeof scratch, 0);
-    if (n > 0)
-      continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-      return;
-    r->dead = true; /* the client closed too */
-    return;
-  }
-}
-
-static void pump(struct stm_gw_tls *t, struct relay *r) {
-  r->tcp_in = r->tcp_out = r->app_in = r->app_out = false;
-  if (r->state == PARKED) {
-    r->app_in = true;
-    parked_read(r);
-  }
-  if (r->state == HANDSHAKE)
-    handshake(t, r);
-  for (int round = 0; r->state == RELAY && !r->dead; round++) {
-    r->tcp_in = r->tcp_out = r->app_in = r->app_out = false;
-    bool moved = client_to_app(r);
-    if (!r->dead)
-      moved |= app_to_client(t, r);
-    if (!moved)
-      break;
-    if (round == PUMP_ROUNDS) {
-      mark_ready(t, r); /* let the others run first */
-      break;
-    }
-  }
-  if (r->state == LINGER && !r->dead)
-    linger_read(r);
-  if (r->dead)
-    retire(t, r);
-  else
-    set_interest(t, r);
 }
 
 /* ---- accepting ----------------------------------------------------------- */
@@ -578,8 +131,8 @@ static void relay_new(struct stm_gw_tls *t, int fd, int kind,
                   NULL, 0, NI_NUMERICHOST) != 0)
     snprintf(r->peer, sizeof r->peer, "unknown");
   r->state = HANDSHAKE;
-  r->deadline_ms = now_ms() + t->o.handshake_timeout_ms;
-  list_push(&t->lists[HANDSHAKE], r);
+  r->deadline_ms = stm_gw_tls_now_ms() + t->o.handshake_timeout_ms;
+  stm_gw_tls_list_push(&t->lists[HANDSHAKE], r);
 }
 
 /*
@@ -598,7 +151,7 @@ static void make_room(struct stm_gw_tls *t) {
                     t->o.max_handshakes, r->peer);
       r->dead = r->evicted = true;
       t->n_evicted++;
-      mark_ready(t, r);
+      stm_gw_tls_relay_ready(t, r);
       return;
     }
 }
@@ -620,11 +173,11 @@ static void accept_all(struct stm_gw_tls *t, size_t idx) {
         errno == ENOBUFS) {
       stm_log_warn("TLS: cannot accept: %s (retrying in 100 ms)",
                    strerror(errno));
-      t->accept_pause_until = now_ms() + 100;
+      t->accept_pause_until = stm_gw_tls_now_ms() + 100;
     }
     break;
   }
-  update_accepting(t, now_ms());
+  update_accepting(t, stm_gw_tls_now_ms());
 }
 
 /* ---- the thread ---------------------------------------------------------- */
@@ -634,11 +187,11 @@ static void expire(struct stm_gw_tls *t, int64_t now) {
          t->lists[HANDSHAKE].head->deadline_ms <= now) {
     stm_log_debug("TLS handshake with %s timed out",
                   t->lists[HANDSHAKE].head->peer);
-    free_relay(t, t->lists[HANDSHAKE].head);
+    stm_gw_tls_relay_free(t, t->lists[HANDSHAKE].head);
   }
   for (int s = LINGER; s <= PARKED; s++)
     while (t->lists[s].head && t->lists[s].head->deadline_ms <= now)
-      free_relay(t, t->lists[s].head);
+      stm_gw_tls_relay_free(t, t->lists[s].head);
 }
 
 static int next_timeout(const struct stm_gw_tls *t, int64_t now,
@@ -691,7 +244,7 @@ static void handle_event(struct stm_gw_tls *t, const struct epoll_event *ev) {
       return; /* an event of its closed client socket, in this batch */
     if (!(tag & 1) && (ev->events & (EPOLLERR | EPOLLHUP)))
       r->dead = true; /* reset, or closed both ways */
-    mark_ready(t, r);
+    stm_gw_tls_relay_ready(t, r);
   }
 }
 
@@ -699,7 +252,7 @@ static void *run(void *arg) {
   struct stm_gw_tls *t = arg;
   int64_t stop_at = 0;
   for (;;) {
-    int64_t now = now_ms();
+    int64_t now = stm_gw_tls_now_ms();
     if (atomic_load(&t->stopping) && stop_at == 0) {
       close_listeners(t);
       stop_at = now + DRAIN_MS;
@@ -716,18 +269,18 @@ static void *run(void *arg) {
       ready = r->ready_next;
       r->ready = false;
       if (r->dead)
-        retire(t, r);
+        stm_gw_tls_relay_retire(t, r);
       else
-        pump(t, r);
+        stm_gw_tls_relay_pump(t, r);
     }
-    now = now_ms();
+    now = stm_gw_tls_now_ms();
     expire(t, now);
     if (stop_at && (now >= stop_at || (n == 0 && t->ready == NULL)))
       break;
   }
   for (int s = 0; s < N_STATES; s++)
     while (t->lists[s].head)
-      free_relay(t, t->lists[s].head);
+      stm_gw_tls_relay_free(t, t->lists[s].head);
   return NULL;
 }
 
