@@ -26,6 +26,9 @@
 #define MAX_THREADS 64
 /* Room for the unique part of a value: run id, client, call, item. */
 #define UNIQUE_BYTES 80
+/* The largest --max-message-bytes stemedb-server takes: the server, not
+ * the CLI, judges a request against its own limit. */
+#define MAX_MESSAGE_CEIL (INT64_C(256) * 1024 * 1024)
 
 struct bench_args {
   int64_t clients, channels, threads, batch, value_bytes, max_ops;
@@ -281,16 +284,15 @@ static int check_args(const char *kind, struct bench_args *a) {
   if ((rc = check_range("clients", a->clients, 1, MAX_CLIENTS)) ||
       (rc = check_range("channels", a->channels, 1, MAX_CHANNELS)) ||
       (rc = check_range("threads", a->threads, 1, MAX_THREADS)) ||
-      (rc = check_range("batch", a->batch, 1, STM_MAX_BATCH)) ||
+      (rc = check_range("batch", a->batch, 1, STM_LIMIT_BATCH_CEIL)) ||
       (rc = check_range("value-bytes", a->value_bytes, 1,
-                        STM_MAX_STRING_VALUE)) ||
+                        STM_LIMIT_STRING_VALUE_CEIL)) ||
       (rc = check_range("max-ops", a->max_ops, 0, INT64_MAX)))
     return rc;
-  if (a->batch * (a->value_bytes + UNIQUE_BYTES + 64) >
-      (int64_t)STM_MAX_REQUEST_BYTES)
+  if (a->batch * (a->value_bytes + UNIQUE_BYTES + 64) > MAX_MESSAGE_CEIL)
     return stm_cli_usage_error("bench",
                                "--batch %" PRId64 " x --value-bytes %" PRId64
-                               " exceeds the 1 MiB request limit",
+                               " exceeds the 256 MiB a server accepts at most",
                                a->batch, a->value_bytes);
   if (strcmp(kind, "query") == 0 && a->concept == NULL)
     return stm_cli_usage_error("bench", "bench query needs --concept PATH");

@@ -10,6 +10,8 @@
  */
 #include "cli.h"
 
+#include "common/validate.h"
+
 #include <grpc/grpc.h>
 #include <grpc/support/log.h>
 #include <stdio.h>
@@ -95,6 +97,20 @@ static int dispatch(struct stm_cli *cli, int argc, char **argv) {
   return STM_CLI_EUSAGE;
 }
 
+/*
+ * The length limits of common/validate.c are the server's to set
+ * (--max-concept-path-bytes, --max-value-bytes, ...): a server may accept
+ * more than the compiled-in defaults, so the CLI checks only what no
+ * option changes (characters, segments, hashes, ranges) and lets the
+ * server refuse a length, naming the field and the option to raise.
+ */
+static void lengths_are_the_servers(void) {
+  struct stm_limits l = *stm_limits_get();
+  l.concept_path = l.predicate = l.string_value = l.source_id = UINT32_MAX;
+  l.batch = UINT32_MAX;
+  stm_limits_set(&l);
+}
+
 int main(int argc, char **argv) {
   struct stm_cli cli = {.server = strdup(STM_CLI_DEFAULT_SERVER),
                         .timeout_ms = STM_CLI_DEFAULT_TIMEOUT_MS};
@@ -109,6 +125,7 @@ int main(int argc, char **argv) {
   }
   /* gRPC's own log lines would only repeat what we report. */
   gpr_set_log_verbosity(GPR_LOG_SEVERITY_ERROR);
+  lengths_are_the_servers();
   grpc_init();
   int rc = dispatch(&cli, argc - first, argv + first);
   if (cli.channel)

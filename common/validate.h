@@ -27,8 +27,8 @@
  * The limits the validators and the batch checks apply. The STM_MAX_*
  * above are the defaults; stemedb-server sets its own from --max-*-bytes
  * and --max-batch once at start, before any thread validates (the CLI
- * keeps the defaults). `flag` names say which option to change in the
- * error messages.
+ * lifts them: lengths are the server's to judge). `flag` names say which
+ * option to change in the error messages.
  */
 struct stm_limits {
   uint32_t concept_path; /* bytes; --max-concept-path-bytes */

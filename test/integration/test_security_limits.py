@@ -6,7 +6,8 @@ gateway in front: REST body size (413), header size (431), JSON nesting and stri
 `assertions` and --max-batch), string lengths over gRPC (INVALID_ARGUMENT
 naming the field and the flag), and Watch streams per client identity
 over several connections (RESOURCE_EXHAUSTED naming
---watch-max-per-client). The table of docs/security.md lists them all."""
+--watch-max-per-client); the CLI leaves these lengths to the server (it
+sends what a server with larger limits accepts). The table of docs/security.md lists them all."""
 
 import json
 import os
@@ -157,6 +158,55 @@ class LimitsTest(stmtest.ServerTestCase, unittest.TestCase):
                                    capture_output=True, text=True, timeout=30)
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("max-json-depth", r.stderr + r.stdout)
+
+
+class CliLimitsTest(stmtest.ServerTestCase, unittest.TestCase):
+    """The CLI leaves the configurable lengths to the server: it sends what
+    a server with larger limits accepts (it refused anything over the
+    compiled-in defaults, exit 2), and a server with the defaults refuses
+    it with INVALID_ARGUMENT naming the field and the flag (exit 1)."""
+    server_args = ["--max-concept-path-bytes", "2048", "--max-predicate-bytes", "512",
+                   "--max-value-bytes", "100000", "--max-source-id-bytes", "512"]
+
+    PATH = "cli/" + "c" * 996  # 1000 bytes, the default allows 512
+    PRED = "p" * 300           # default 128
+    SOURCE = "s" * 300         # default 256
+    VALUE = "v" * 80000        # default 65536
+
+    def cli(self, server, *args):
+        return stmtest.subprocess.run([stmtest.CLI_BIN, "--server", server.addr] + list(args),
+                                      capture_output=True, text=True, timeout=60)
+
+    def test_values_over_the_defaults_pass_where_the_server_allows_them(self):
+        r = self.cli(self.server, "assert", self.PATH, self.PRED, self.VALUE,
+                     "--source", self.SOURCE)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.cli(self.server, "--json", "query", self.PATH, "--predicate", self.PRED)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(self.VALUE, r.stdout)
+        r = self.cli(self.server, "assert", self.PATH, self.PRED, "ref:x", "--type", "ref")
+        self.assertEqual(r.returncode, 2, r.stderr)  # not configurable: checked here
+        self.assertIn("value", r.stderr)
+
+    def test_a_default_server_refuses_them_naming_the_field(self):
+        default = stmtest.Server().start()
+        try:
+            cases = [((self.PATH, "p", "v"), "concept_path", "--max-concept-path-bytes"),
+                     (("cli/d", self.PRED, "v"), "predicate", "--max-predicate-bytes"),
+                     (("cli/d", "p", self.VALUE), "value", "--max-value-bytes"),
+                     (("cli/d", "p", "v", "--source", self.SOURCE), "source_id",
+                      "--max-source-id-bytes")]
+            for args, field, flag in cases:
+                r = self.cli(default, "assert", *args)
+                self.assertEqual(r.returncode, 1, (field, r.stderr))  # the server answered
+                self.assertIn(field, r.stderr)
+                self.assertIn(flag, r.stderr)
+            r = self.cli(default, "query", self.PATH)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn("concept_path", r.stderr)
+        finally:
+            default.stop()
+            default.cleanup()
 
 
 if __name__ == "__main__":
