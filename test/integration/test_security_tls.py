@@ -15,27 +15,21 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import stmtest  # noqa: E402
+import tlscerts  # noqa: E402
 
 import grpc  # noqa: E402
 
 
-def openssl(*args, cwd):
-    subprocess.run(["openssl"] + list(args), cwd=cwd, check=True, capture_output=True, timeout=60)
-
-
 def make_ca(d, name):
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=" + name,
-            "-keyout", name + ".key", "-out", name + ".crt", cwd=d)
+    tlscerts.make_ca(d, name)
 
 
 def make_cert(d, ca, name, server):
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=" + name,
-            "-keyout", name + ".key", "-out", name + ".csr", cwd=d)
-    ext = os.path.join(d, name + ".ext")
-    with open(ext, "w") as f:
-        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n" if server else "extendedKeyUsage=clientAuth\n")
-    openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".crt", "-CAkey", ca + ".key",
-            "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", name + ".crt", cwd=d)
+    """A server certificate for 127.0.0.1/localhost, or a client-only one."""
+    if server:
+        tlscerts.make_cert(d, ca, name)
+    else:
+        tlscerts.make_cert(d, ca, name, ips=(), dns=(), eku="clientAuth")
 
 
 def read(d, f):
