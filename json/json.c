@@ -8,37 +8,54 @@
 #include <string.h>
 
 /*
- * The first string holding a NUL, depth first: true with its path
- * ("assertions[2].value.ref") in field and the NUL's byte offset in *at.
- * The path is built in place: each level appends its part and cuts it off
- * again. Depth is bounded by jansson's own nesting limit.
+ * The first string (or object key) that `bad` flags, depth first: true
+ * with its path ("assertions[2].value.ref") in field; `bad` stores what it
+ * found in *out. The path is built in place: each level appends its part
+ * and cuts it off again. Depth is bounded by the depth check before
+ * parsing and jansson's own nesting limit.
  */
-static bool find_nul(const json_t *j, char *field, size_t cap, size_t *at) {
-  if (json_is_string(j)) {
-    const char *s = json_string_value(j);
-    const char *nul = memchr(s, 0, json_string_length(j));
-    if (nul)
-      *at = (size_t)(nul - s);
-    return nul != NULL;
-  }
+typedef bool (*string_check)(const char *s, size_t len, size_t arg,
+                             size_t *out);
+
+static bool find_string(const json_t *j, string_check bad, size_t arg,
+                        char *field, size_t cap, size_t *out) {
+  if (json_is_string(j))
+    return bad(json_string_value(j), json_string_length(j), arg, out);
   size_t used = strlen(field);
   if (json_is_object(j)) {
     const char *key;
     const json_t *v;
     json_object_foreach((json_t *)j, key, v) {
       snprintf(field + used, cap - used, "%s%s", used ? "." : "", key);
-      if (find_nul(v, field, cap, at))
+      if (bad(key, strlen(key), arg, out) ||
+          find_string(v, bad, arg, field, cap, out))
         return true;
     }
   } else if (json_is_array(j)) {
     for (size_t i = 0; i < json_array_size(j); i++) {
       snprintf(field + used, cap - used, "[%zu]", i);
-      if (find_nul(json_array_get(j, i), field, cap, at))
+      if (find_string(json_array_get(j, i), bad, arg, field, cap, out))
         return true;
     }
   }
   field[used] = '\0';
   return false;
+}
+
+/* A NUL inside: its byte offset. */
+static bool has_nul(const char *s, size_t len, size_t unused, size_t *at) {
+  (void)unused;
+  const char *nul = memchr(s, 0, len);
+  if (nul)
+    *at = (size_t)(nul - s);
+  return nul != NULL;
+}
+
+/* Longer than max: its length. */
+static bool too_long(const char *s, size_t len, size_t max, size_t *out) {
+  (void)s;
+  *out = len;
+  return len > max;
 }
 
 /* The deepest nesting of objects and arrays outside strings, stopping
@@ -65,38 +82,6 @@ static size_t json_depth(const char *s, size_t len, size_t max) {
   return deepest;
 }
 
-/* The first string (or key) longer than max, depth first, with its path in
- * field (built in place like find_nul). */
-static bool find_long(const json_t *j, size_t max, char *field, size_t cap,
-                      size_t *len) {
-  if (json_is_string(j)) {
-    *len = json_string_length(j);
-    return *len > max;
-  }
-  size_t used = strlen(field);
-  if (json_is_object(j)) {
-    const char *key;
-    const json_t *v;
-    json_object_foreach((json_t *)j, key, v) {
-      snprintf(field + used, cap - used, "%s%s", used ? "." : "", key);
-      if (strlen(key) > max) {
-        *len = strlen(key);
-        return true;
-      }
-      if (find_long(v, max, field, cap, len))
-        return true;
-    }
-  } else if (json_is_array(j)) {
-    for (size_t i = 0; i < json_array_size(j); i++) {
-      snprintf(field + used, cap - used, "[%zu]", i);
-      if (find_long(json_array_get(j, i), max, field, cap, len))
-        return true;
-    }
-  }
-  field[used] = '\0';
-  return false;
-}
-
 int stm_json_parse_limited(const char *body, size_t len,
                            const struct stm_json_limits *limits, json_t **out,
                            struct stm_error *err) {
@@ -117,7 +102,7 @@ int stm_json_parse_limited(const char *body, size_t len,
   char field[256];
   size_t n = 0;
   field[0] = '\0';
-  if (find_long(*out, max_string, field, sizeof field, &n)) {
+  if (find_string(*out, too_long, max_string, field, sizeof field, &n)) {
     json_decref(*out);
     *out = NULL;
     return stm_error_set(err, STM_EINVAL, field,
@@ -155,7 +140,7 @@ int stm_json_parse(const char *body, size_t len, json_t **out,
   char field[256];
   size_t at = 0;
   field[0] = '\0';
-  if (find_nul(j, field, sizeof field, &at)) {
+  if (find_string(j, has_nul, 0, field, sizeof field, &at)) {
     json_decref(j);
     return stm_error_set(err, STM_EINVAL, field,
                          "%s contains a NUL byte (at byte %zu); no string "

@@ -187,6 +187,52 @@ class Server:
             pass
 
 
+def ws_first_text(port, prefix, key=None, wait_s=3.0):
+    """Open the gateway's /v1/watch?concept_prefix=PREFIX WebSocket (with
+    X-API-Key when given) and return its first text frame, or '' when none
+    comes within wait_s. Raises AssertionError if the upgrade is not 101."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        hdr = ("GET /v1/watch?concept_prefix=%s HTTP/1.1\r\nHost: x\r\n"
+               "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+               "Sec-WebSocket-Version: 13\r\n" % prefix)
+        if key:
+            hdr += "X-API-Key: %s\r\n" % key
+        s.sendall((hdr + "\r\n").encode())
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            chunk = s.recv(4096)
+            if not chunk:
+                return ""
+            buf += chunk
+        status = buf.split(b"\r\n")[0]
+        assert b" 101 " in status, status
+        buf = buf.split(b"\r\n\r\n", 1)[1]
+        s.settimeout(wait_s)
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            while len(buf) >= 2:  # server frames are unmasked
+                n, off = buf[1] & 0x7f, 2
+                if n == 126:
+                    n, off = int.from_bytes(buf[2:4], "big"), 4
+                if len(buf) < off + n:
+                    break
+                op, payload, buf = buf[0] & 0x0f, buf[off:off + n], buf[off + n:]
+                if op == 1:
+                    return payload.decode()
+            try:
+                more = s.recv(65536)
+            except socket.timeout:
+                return ""
+            if not more:
+                return ""
+            buf += more
+        return ""
+    finally:
+        s.close()
+
+
 class Gateway:
     """A real stemedb-gateway process in front of a server address."""
 

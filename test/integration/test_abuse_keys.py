@@ -276,47 +276,7 @@ class AbuseKeysTest(stmtest.ServerTestCase, unittest.TestCase):
                     self.acked.append(json.loads(body)["hash"])
 
     def ws_first_text(self, key):
-        """The first text frame of GET /v1/watch (X-API-Key when given),
-        or '' when none comes within 3 s."""
-        s = socket.create_connection(("127.0.0.1", self.gw.port), timeout=10)
-        try:
-            hdr = ("GET /v1/watch?concept_prefix=abuse HTTP/1.1\r\nHost: x\r\n"
-                   "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                   "Sec-WebSocket-Version: 13\r\n")
-            if key:
-                hdr += "X-API-Key: %s\r\n" % key
-            s.sendall((hdr + "\r\n").encode())
-            buf = b""
-            while b"\r\n\r\n" not in buf:
-                chunk = s.recv(4096)
-                if not chunk:
-                    return ""
-                buf += chunk
-            self.assertIn(b" 101 ", buf.split(b"\r\n")[0])
-            buf = buf.split(b"\r\n\r\n", 1)[1]
-            s.settimeout(3)
-            deadline = time.monotonic() + 3
-            while time.monotonic() < deadline:
-                while len(buf) >= 2:
-                    n, off = buf[1] & 0x7f, 2
-                    if n == 126:
-                        n, off = int.from_bytes(buf[2:4], "big"), 4
-                    if len(buf) < off + n:
-                        break
-                    op, payload, buf = buf[0] & 0x0f, buf[off:off + n], buf[off + n:]
-                    if op == 1:
-                        return payload.decode()
-                try:
-                    more = s.recv(65536)
-                except socket.timeout:
-                    return ""
-                if not more:
-                    return ""
-                buf += more
-            return ""
-        finally:
-            s.close()
+        return stmtest.ws_first_text(self.gw.port, "abuse", key)
 
     def test_websocket_watch_without_good_key(self):
         """/v1/watch is a WebSocket, not in the route table: its Watch

@@ -10,7 +10,6 @@ non-loopback address."""
 import base64
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -172,42 +171,7 @@ class AuthTest(stmtest.ServerTestCase, unittest.TestCase):
         self.assertNotIn("UNAUTHENTICATED", self.ws_first_text(self.keys["reader"]["key"]))
 
     def ws_first_text(self, key):
-        """Open /v1/watch?concept_prefix=sec/ (with X-API-Key when given)
-        and return the first text frame (or '' when none within 3 s)."""
-        s = socket.create_connection(("127.0.0.1", self.gw.port), timeout=10)
-        try:
-            hdr = ("GET /v1/watch?concept_prefix=sec/ HTTP/1.1\r\nHost: x\r\n"
-                   "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n")
-            if key:
-                hdr += "X-API-Key: %s\r\n" % key
-            s.sendall((hdr + "\r\n").encode())
-            buf = b""
-            while b"\r\n\r\n" not in buf:
-                buf += s.recv(4096)
-            self.assertIn(b" 101 ", buf.split(b"\r\n")[0])
-            buf = buf.split(b"\r\n\r\n", 1)[1]
-            s.settimeout(3)
-            try:
-                while True:
-                    while len(buf) >= 2:
-                        n = buf[1] & 0x7f
-                        off = 2
-                        if n == 126:
-                            n, off = int.from_bytes(buf[2:4], "big"), 4
-                        if len(buf) < off + n:
-                            break
-                        op, payload, buf = buf[0] & 0x0f, buf[off:off + n], buf[off + n:]
-                        if op == 1:
-                            return payload.decode()
-                    more = s.recv(65536)
-                    if not more:
-                        return ""
-                    buf += more
-            except socket.timeout:
-                return ""
-        finally:
-            s.close()
+        return stmtest.ws_first_text(self.gw.port, "sec/", key)
 
     def test_zz_revoke_is_immediate_and_durable(self):
         srv = self.server
