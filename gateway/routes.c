@@ -148,7 +148,12 @@ static void respond_failure(const struct stm_gw_route *route,
 void stm_gw_respond(const struct stm_gw_route *route,
                     const struct stm_gw_reply *rep,
                     const struct stm_gw_env *env, struct stm_gw_response *out) {
-  if (route->respond) {
+  /* A refused key is the caller's answer on every route, even those
+   * that answer for themselves when the server is down (/v1/health and
+   * /metrics, when --auth-open closes them). */
+  bool refused = rep->code == GRPC_STATUS_UNAUTHENTICATED ||
+                 rep->code == GRPC_STATUS_PERMISSION_DENIED;
+  if (route->respond && !refused) {
     route->respond(route, rep, env, out);
   } else if (rep->code != GRPC_STATUS_OK) {
     respond_failure(route, rep, env, out);

@@ -49,6 +49,7 @@ struct stm_auth {
   /* Bumped under lock at each revocation applied, read without it by
    * open streams (stm_auth_revocations). */
   atomic_uint_fast64_t revocations;
+  unsigned open_mask; /* STM_AUTH_OPEN_*: set once before serving */
 };
 
 static void hash_key(const char *key, uint8_t out[HASH_LEN]) {
@@ -104,6 +105,22 @@ enum stm_auth_role stm_auth_method_role(const char *path) {
     if (strcmp(path, table[i].path) == 0)
       return table[i].role;
   return STM_AUTH_ADMIN; /* Admin, cluster administration, peers */
+}
+
+void stm_auth_set_open(struct stm_auth *a, unsigned mask) {
+  a->open_mask = mask;
+}
+
+/* The need of `path` under this node's --auth-open. */
+static enum stm_auth_role need_of(const struct stm_auth *a, const char *path) {
+  enum stm_auth_role need = stm_auth_method_role(path);
+  if (need != STM_AUTH_OPEN)
+    return need;
+  unsigned bit =
+      strncmp(path, "/grpc.health.v1.Health/", 23) == 0 ? STM_AUTH_OPEN_HEALTH
+      : strcmp(path, "/stemedb.v1.StemeDB/Status") == 0 ? STM_AUTH_OPEN_STATUS
+                                                        : STM_AUTH_OPEN_METRICS;
+  return a->open_mask & bit ? STM_AUTH_OPEN : STM_AUTH_READER;
 }
 
 /* ---- the table ------------------------------------------------------------ */
@@ -504,6 +521,7 @@ int stm_auth_open(const char *data_dir, struct stm_store *store, bool required,
   if (a == NULL)
     return stm_error_set(err, STM_ENOMEM, NULL, "out of memory");
   a->required = required;
+  a->open_mask = STM_AUTH_OPEN_DEFAULT;
   a->store = store;
   atomic_init(&a->revocations, 0);
   pthread_mutex_init(&a->lock, NULL);
@@ -705,7 +723,7 @@ static bool authenticate(struct stm_grpc_call *call, const char *path,
   struct stm_auth *a = svc->auth;
   if (!stm_auth_required(a))
     return true;
-  enum stm_auth_role need = stm_auth_method_role(path);
+  enum stm_auth_role need = need_of(a, path);
   if (need == STM_AUTH_OPEN)
     return true;
   char key[256];

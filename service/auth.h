@@ -69,6 +69,18 @@ bool stm_auth_required(const struct stm_auth *a);
 
 /* The role a method path needs; unknown paths need admin. */
 enum stm_auth_role stm_auth_method_role(const char *path);
+
+/* What stays open when auth is required (--auth-open): gRPC health,
+ * Status (the gateway's /v1/health and /v1/status) and Metrics (/metrics).
+ * A method left out of the set needs a reader key. */
+enum {
+  STM_AUTH_OPEN_HEALTH = 1u << 0,
+  STM_AUTH_OPEN_STATUS = 1u << 1,
+  STM_AUTH_OPEN_METRICS = 1u << 2,
+  STM_AUTH_OPEN_DEFAULT = 7u
+};
+/* Set once before serving (the server's config parses --auth-open). */
+void stm_auth_set_open(struct stm_auth *a, unsigned mask);
 const char *stm_auth_role_name(enum stm_auth_role r);
 /* "reader", "writer", "admin" -> role; STM_AUTH_OPEN when none. */
 enum stm_auth_role stm_auth_role_parse(const char *s);

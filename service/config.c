@@ -4,6 +4,7 @@
  * cluster fallbacks and validation.
  */
 #include "config.h"
+#include "auth.h"
 #include "quota.h"
 #include "ratelimit.h"
 
@@ -129,6 +130,11 @@ static size_t build_opts(struct stm_server_config *cfg,
       {"auth", "STEMEDB_AUTH", "server.auth", STM_OPT_STRING, &cfg->auth,
        "off (every caller may do everything) or required (an API key with "
        "the method's role; bootstrap admin key: STEMEDB_ADMIN_KEY)"},
+      {"auth-open", "STEMEDB_AUTH_OPEN", "server.auth_open", STM_OPT_STRING,
+       &cfg->auth_open,
+       "with --auth required, what answers without a key: any of health "
+       "(gRPC health), status (Status: the gateway's /v1/health), metrics "
+       "(/metrics), or none; the rest need a reader key"},
       {"rate-limits", "STEMEDB_RATE_LIMITS", "server.rate_limits",
        STM_OPT_STRING, &cfg->rate_limits,
        "token buckets per gRPC method and client: Method=RATE:BURST,... "
@@ -228,12 +234,13 @@ static int set_defaults(struct stm_server_config *cfg) {
   cfg->request_id_window_s = STM_SERVER_DEFAULT_REQUEST_ID_WINDOW_S;
   cfg->trusted_proxies = strdup(STM_SERVER_DEFAULT_TRUSTED_PROXIES);
   cfg->auth = strdup("off");
+  cfg->auth_open = strdup("health,status,metrics");
   cfg->rate_limits = strdup(STM_RATELIMIT_DEFAULT);
   cfg->quota_per_hour = STM_QUOTA_DEFAULT_PER_HOUR;
   cfg->data_dir = strdup(STM_SERVER_DEFAULT_DATA_DIR);
   cfg->log_level = strdup(STM_SERVER_DEFAULT_LOG_LEVEL);
   return cfg->data_dir && cfg->log_level && cfg->trusted_proxies && cfg->auth &&
-                 cfg->rate_limits
+                 cfg->auth_open && cfg->rate_limits
              ? 0
              : STM_ENOMEM;
 }
@@ -247,6 +254,7 @@ void stm_server_config_destroy(struct stm_server_config *cfg) {
   free(cfg->wal_archive_command);
   free(cfg->trusted_proxies);
   free(cfg->auth);
+  free(cfg->auth_open);
   free(cfg->rate_limits);
   free(cfg->quota_overrides);
   free(cfg->tls_cert);
@@ -494,6 +502,37 @@ static int check_int(const struct stm_opt *opts, size_t n, const char *name,
                        (long long)hi, (long long)v);
 }
 
+static const struct {
+  const char *name;
+  unsigned bit;
+} open_names[] = {{"health", STM_AUTH_OPEN_HEALTH},
+                  {"status", STM_AUTH_OPEN_STATUS},
+                  {"metrics", STM_AUTH_OPEN_METRICS}};
+
+/* "health,status,metrics" (any subset, or "none") -> STM_AUTH_OPEN_*. */
+static int parse_auth_open(const char *list, const char *field, unsigned *mask,
+                           struct stm_error *err) {
+  *mask = 0;
+  if (list == NULL || strcmp(list, "none") == 0)
+    return 0;
+  for (const char *p = list; *p;) {
+    size_t n = strcspn(p, ",");
+    size_t i = 0;
+    while (i < sizeof open_names / sizeof open_names[0] &&
+           (strlen(open_names[i].name) != n ||
+            strncmp(open_names[i].name, p, n) != 0))
+      i++;
+    if (i == sizeof open_names / sizeof open_names[0])
+      return stm_error_set(err, STM_EINVAL, field,
+                           "--%s: \"%.*s\" is not health, status, metrics "
+                           "or none",
+                           field, (int)(n > 32 ? 32 : n), p);
+    *mask |= open_names[i].bit;
+    p += n + (p[n] == ',');
+  }
+  return 0;
+}
+
 static int check_strings(const struct stm_server_config *cfg,
                          struct stm_error *err) {
   size_t len = strlen(cfg->data_dir);
@@ -632,6 +671,9 @@ int stm_server_config_load(struct stm_server_config *cfg, int argc, char **argv,
       (rc = apply_flags(opts, n, argc, argv, err)) == 0 &&
       (rc = finish(cfg, &cs, err)) == 0)
     rc = validate(cfg, opts, n, err);
+  if (rc == 0)
+    rc =
+        parse_auth_open(cfg->auth_open, "auth-open", &cfg->auth_open_mask, err);
   free(cs.seeds_csv);
   free(cs.write_quorum);
   return rc;

@@ -38,6 +38,7 @@
  *   --tls-client-ca FILE STEMEDB_TLS_CLIENT_CA        server.tls_client_ca none
  *   --peer-ca FILE       STEMEDB_PEER_CA              server.peer_ca    --tls-client-ca
  *   --auth off|required  STEMEDB_AUTH                 server.auth       off
+ *   --auth-open LIST     STEMEDB_AUTH_OPEN            server.auth_open  health,status,metrics
  *   --rate-limits        STEMEDB_RATE_LIMITS          server.rate_limits *=5000:10000
  *   --quota-per-hour     STEMEDB_QUOTA_PER_HOUR       server.quota_per_hour 10000
  *   --quota-overrides    STEMEDB_QUOTA_OVERRIDES      server.quota_overrides none
@@ -145,6 +146,8 @@ struct stm_server_config {
   int64_t listener_probe_ms;   /* 0 (off) or 10 .. 3600000 */
   char *trusted_proxies;       /* comma-separated IPs; "" none */
   char *auth;                  /* "off" or "required" (auth.h) */
+  char *auth_open;             /* "health,status,metrics" subset or none */
+  unsigned auth_open_mask;     /* STM_AUTH_OPEN_* parsed from auth_open */
   char *tls_cert, *tls_key;    /* PEM files (tls.h); NULL: plaintext */
   char *tls_client_ca;         /* PEM CA: mTLS; NULL: none */
   char *peer_ca;               /* PEM CA of peers; NULL: tls_client_ca */

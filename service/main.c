@@ -262,6 +262,7 @@ static int start_auth(const struct stm_server_config *cfg, struct node *n) {
     stm_log_error("API keys: %s", err.message);
     return -1;
   }
+  stm_auth_set_open(n->svc.auth, cfg->auth_open_mask);
   stm_rpc_set_api_key(admin);
   if (stm_quota_open(cfg->data_dir, cfg->quota_per_hour, cfg->quota_overrides,
                      &n->svc.quota, &err)) {

@@ -221,5 +221,44 @@ class AuthOffTest(unittest.TestCase):
         stmtest.shutil.rmtree(d, ignore_errors=True)
 
 
+class AuthOpenTest(stmtest.ServerTestCase, unittest.TestCase):
+    """--auth-open health: gRPC health still answers without a key (load
+    balancers, the orchestrator), while Status (/v1/health, /v1/status) and
+    Metrics (/metrics) now need a reader key."""
+    server_args = ["--auth", "required", "--auth-open", "health"]
+    server_env = {"STEMEDB_ADMIN_KEY": ADMIN}
+    with_gateway = True
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pb, cls.pb_grpc, cls.types, cls.hpb, cls.hpb_grpc = stmtest.stubs()
+        super().setUpClass()
+        rc, out, err = cli(cls.server, "keys", "create", "--role", "reader",
+                           "--name", "open-test", key=ADMIN)
+        assert rc == 0, err
+        cls.reader = json.loads(out)["key"]
+
+    def test_health_stays_open_status_and_metrics_need_a_key(self):
+        health = self.hpb_grpc.HealthStub(self.channel)
+        r = health.Check(self.hpb.HealthCheckRequest(service=""), timeout=10)
+        self.assertEqual(r.status, self.hpb.HealthCheckResponse.SERVING)
+        with self.assertRaises(grpc.RpcError) as ctx:
+            self.stub.Status(self.pb.StatusRequest(), timeout=10)
+        self.assertCode(ctx, grpc.StatusCode.UNAUTHENTICATED)
+        self.stub.Status(self.pb.StatusRequest(), timeout=10,
+                         metadata=[("authorization", "Bearer " + self.reader)])
+        for path in ("/metrics", "/v1/health", "/v1/status"):
+            self.assertEqual(curl(self.gw.base + path)[0], 401, path)
+            self.assertEqual(curl(self.gw.base + path, "-H", "X-API-Key: " + self.reader)[0],
+                             200, path)
+
+    def test_an_unknown_name_is_refused_at_start_naming_the_flag(self):
+        p = subprocess.run([stmtest.SERVER_BIN, "--auth-open", "health,everything"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("--auth-open", p.stderr)
+        self.assertIn("everything", p.stderr)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
