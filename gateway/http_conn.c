@@ -43,6 +43,10 @@ struct session {
   struct stm_buf in;
   size_t consume; /* bytes of the active request (head + body) */
   bool continue_sent, closing, linger, paused, timing;
+  /* Reading stops while a whole request is being answered: lws closes a
+   * raw socket as soon as it reads EOF, so a client that half-closes after
+   * its request would otherwise lose the answer. */
+  bool held;
   bool http10; /* the active request is HTTP/1.0 (keep-alive must be said) */
   /* The active request. */
   bool active;
@@ -76,8 +80,18 @@ static enum stm_gw_method parse_method(const struct stm_gw_h1_span *m) {
   return stm_gw_method_parse(name);
 }
 
+/* Hold or resume reading; `paused` (a full input buffer) also holds it. */
+static void hold_rx(struct session *s, bool hold) {
+  if (s->held == hold)
+    return;
+  s->held = hold;
+  if (!s->paused)
+    lws_rx_flow_control(s->wsi, hold ? 0 : 1);
+}
+
 static void begin(struct session *s, enum stm_gw_method method) {
   struct stm_gw_conn_ctx *g = s->g;
+  hold_rx(s, true); /* the whole request is in s->in (process) */
   s->active = true;
   s->route = NULL;
   s->label = "unmatched";
@@ -515,7 +529,8 @@ static void consume(struct session *s) {
   s->timing = false;
   if (s->paused && s->in.len < IN_CAP(s->g)) {
     s->paused = false;
-    lws_rx_flow_control(s->wsi, 1);
+    if (!s->held)
+      lws_rx_flow_control(s->wsi, 1);
   }
 }
 
@@ -564,6 +579,8 @@ static int on_writeable(struct session *s) {
     return 0;
   }
   finish(s, s->resp.status);
+  hold_rx(s, false); /* answered: an EOF may be read now (and lingering
+                        needs to see the peer's close) */
   if (s->closing)
     return close_gracefully(s);
   consume(s);
@@ -581,7 +598,8 @@ static int on_rx(struct session *s, const void *in, size_t len) {
     return -1;
   if (s->in.len >= IN_CAP(s->g) && !s->paused) {
     s->paused = true;
-    lws_rx_flow_control(s->wsi, 0);
+    if (!s->held)
+      lws_rx_flow_control(s->wsi, 0);
   }
   return process(s);
 }

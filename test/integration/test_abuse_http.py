@@ -216,6 +216,32 @@ class AbuseHttpTest(unittest.TestCase):
             self.assertEqual(second, "HTTP/1.1 200 OK", body2)
             self.assertIn(b"healthy", body2)
 
+    def test_half_closed_client_still_gets_its_answer(self):
+        """A client that sends its request and then shuts down its sending
+        side (a FIN: nc -N, some HTTP/1.0 tools) gets the whole answer:
+        the gateway stops reading while it answers (lws closes a raw socket
+        the moment it reads EOF). Without that, most of these were lost."""
+        for i in range(20):
+            if i % 2:
+                data = req("GET", "/v1/health", version="HTTP/1.0")
+            else:
+                data = req("POST", "/v1/assert", json.dumps(
+                    {"concept_path": "halfclose/c", "predicate": "p",
+                     "value": "v%d" % i}).encode())
+            with connect(self.port) as s:
+                s.sendall(data)
+                s.shutdown(socket.SHUT_WR)
+                s.settimeout(10)
+                got = b""
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    got += chunk
+            self.assertRegex(got.split(b"\r\n", 1)[0], rb"^HTTP/1\.[01] 20[01] ",
+                             "request %d after a half-close: %r" % (i, got[:200]))
+            self.assertTrue(got.rstrip().endswith(b"}"), got[-200:])
+
     # ---- item 6 ---------------------------------------------------------
 
     def test_content_length_with_transfer_encoding_is_refused_and_closed(self):
