@@ -31,6 +31,18 @@ static bool eventually(bool (*pred)(void *), void *arg) {
   return false;
 }
 
+/* The first of 16 shards whose single replica is this node, with its name
+ * in sid; 16 when there is none. */
+static uint32_t own_shard(char sid[STM_SHARD_NAME_MAX]) {
+  struct stm_cluster_peer p[4];
+  uint32_t s = 0;
+  while (s < 16 && (stm_cluster_replicas(s, p, 4) != 1 || !p[0].self))
+    s++;
+  if (s < 16)
+    stm_placement_shard_name(s, sid, STM_SHARD_NAME_MAX);
+  return s;
+}
+
 static void fast(struct stm_cluster_config *c, const char *id,
                  const char *seed) {
   stm_cluster_config_init(c);
@@ -126,13 +138,10 @@ static void test_cluster_node_move_and_remove_with_a_real_peer(void) {
   CU_ASSERT_EQUAL(h.total, 2);
 
   /* Factor 1: a shard "a" holds moves to "b". */
-  uint32_t s = 0;
-  struct stm_cluster_peer p[4];
-  while (s < 16 && (stm_cluster_replicas(s, p, 4) != 1 || !p[0].self))
-    s++;
-  CU_ASSERT_FATAL(s < 16);
   char sid[STM_SHARD_NAME_MAX];
-  stm_placement_shard_name(s, sid, sizeof sid);
+  uint32_t s = own_shard(sid);
+  CU_ASSERT_FATAL(s < 16);
+  struct stm_cluster_peer p[4];
   struct stm_cluster_shard_info o;
   CU_ASSERT_EQUAL(stm_cluster_rebalance(sid, "b", "test", &o, &err), 0);
   CU_ASSERT_STRING_EQUAL(o.rebalance_status, "pending");
@@ -264,13 +273,9 @@ static void test_cluster_node_a_move_to_a_dead_target_can_be_replaced(void) {
   fail_to_b = true;
   pthread_mutex_unlock(&calls_mu);
   stm_cluster_set_sync_fn(fake_sync, NULL);
-  uint32_t s = 0;
-  struct stm_cluster_peer p[4];
-  while (s < 16 && (stm_cluster_replicas(s, p, 4) != 1 || !p[0].self))
-    s++;
-  CU_ASSERT_FATAL(s < 16);
   char sid[STM_SHARD_NAME_MAX];
-  stm_placement_shard_name(s, sid, sizeof sid);
+  uint32_t s = own_shard(sid);
+  CU_ASSERT_FATAL(s < 16);
   struct stm_cluster_shard_info o;
   CU_ASSERT_EQUAL(stm_cluster_rebalance(sid, "b", "", &o, &err), 0);
   CU_ASSERT_TRUE_FATAL(eventually(copying, &s));
