@@ -187,6 +187,22 @@ class Server:
             pass
 
 
+def curl_head(url, *args, max_time=10):
+    """(status, {lowercase header: value}) of one curl request, its body
+    discarded; (0, {}) when nothing answered."""
+    p = subprocess.run(["curl", "-s", "-D", "-", "-o", "/dev/null", "--max-time", str(max_time), url]
+                       + list(args), capture_output=True, text=True, timeout=30)
+    lines = [x.rstrip("\r") for x in p.stdout.split("\n")]
+    if not lines[0]:
+        return 0, {}
+    hdrs = {}
+    for line in lines[1:]:
+        if ":" in line:
+            k, v = line.split(":", 1)
+            hdrs[k.strip().lower()] = v.strip()
+    return int(lines[0].split()[1]), hdrs
+
+
 def ws_first_text(port, prefix, key=None, wait_s=3.0):
     """Open the gateway's /v1/watch?concept_prefix=PREFIX WebSocket (with
     X-API-Key when given) and return its first text frame, or '' when none

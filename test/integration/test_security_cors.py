@@ -16,18 +16,7 @@ APP = "https://app.example.com"
 
 
 def curl(url, *args):
-    """(status, {lowercase header: value}) of one request."""
-    p = subprocess.run(["curl", "-s", "-D", "-", "-o", "/dev/null", "--max-time", "5", url] + list(args),
-                       capture_output=True, text=True, timeout=30)
-    lines = [x.rstrip("\r") for x in p.stdout.split("\n")]
-    if not lines[0]:
-        return 0, {}
-    hdrs = {}
-    for line in lines[1:]:
-        if ":" in line:
-            k, v = line.split(":", 1)
-            hdrs[k.strip().lower()] = v.strip()
-    return int(lines[0].split()[1]), hdrs
+    return stmtest.curl_head(url, *args, max_time=5)
 
 
 QUERY = ["-X", "POST", "-H", "Content-Type: application/json", "-d", '{"concept_path":"c/a","lens":"recency"}']

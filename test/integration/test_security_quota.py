@@ -6,7 +6,6 @@ and the usage kept across a restart. Real server and gateway, Python grpcio
 and curl."""
 
 import os
-import subprocess
 import sys
 import time
 import unittest
@@ -21,18 +20,6 @@ ARGS = ["--quota-per-hour", "30", "--quota-overrides", "agent:big=1000", "--rate
 
 def trailers(x):
     return {k: v for k, v in (x.trailing_metadata() or ())}
-
-
-def curl_head(url, *args):
-    p = subprocess.run(["curl", "-s", "-D", "-", "-o", "/dev/null", "--max-time", "10", url] + list(args),
-                       capture_output=True, text=True, timeout=30)
-    lines = [x.rstrip("\r") for x in p.stdout.split("\n")]
-    hdrs = {}
-    for line in lines[1:]:
-        if ":" in line:
-            k, v = line.split(":", 1)
-            hdrs[k.strip().lower()] = v.strip()
-    return int(lines[0].split()[1]), hdrs
 
 
 class QuotaTest(stmtest.ServerTestCase, unittest.TestCase):
@@ -105,12 +92,12 @@ class QuotaTest(stmtest.ServerTestCase, unittest.TestCase):
         args = ["-X", "POST", "-H", "Content-Type: application/json",
                 "-d", '{"concept_path":"q/a","lens":"recency"}', "-H", "X-Agent-Id: rest-q"]
         for want in (25, 20, 15, 10, 5, 0):
-            status, h = curl_head(url, *args)
+            status, h = stmtest.curl_head(url, *args)
             self.assertEqual(status, 200, h)
             self.assertEqual(h.get("x-quota-limit"), "30", h)
             self.assertEqual(h["x-quota-remaining"], str(want))
             self.assertIn("x-quota-reset", h)
-        status, h = curl_head(url, *args)
+        status, h = stmtest.curl_head(url, *args)
         self.assertEqual(status, 429)
         self.assertIn("retry-after", h)
 

@@ -23,20 +23,6 @@ def trailers(call_or_err):
     return {k: v for k, v in (call_or_err.trailing_metadata() or ())}
 
 
-def curl_head(url, *args):
-    """(status, {lowercase header: value}) of one POST."""
-    p = subprocess.run(["curl", "-s", "-D", "-", "-o", "/dev/null", "--max-time", "10", url] + list(args),
-                       capture_output=True, text=True, timeout=30)
-    lines = [x.rstrip("\r") for x in p.stdout.split("\n")]
-    status = int(lines[0].split()[1])
-    hdrs = {}
-    for line in lines[1:]:
-        if ":" in line:
-            k, v = line.split(":", 1)
-            hdrs[k.strip().lower()] = v.strip()
-    return status, hdrs
-
-
 class RateLimitTest(stmtest.ServerTestCase, unittest.TestCase):
     server_args = ["--rate-limits", LIMITS, "--trusted-proxies", "127.0.0.1"]
     with_gateway = True
@@ -116,16 +102,16 @@ class RateLimitTest(stmtest.ServerTestCase, unittest.TestCase):
         args = ["-X", "POST", "-H", "Content-Type: application/json",
                 "-d", '{"concept_path":"rl/a","lens":"recency"}', "-H", "X-Agent-Id: rest-agent"]
         for want in (2, 1, 0):
-            status, h = curl_head(url, *args)
+            status, h = stmtest.curl_head(url, *args)
             self.assertEqual(status, 200, h)
             self.assertEqual(h.get("x-ratelimit-limit"), "3", h)
             self.assertEqual(h["x-ratelimit-remaining"], str(want))
             self.assertIn("x-ratelimit-reset", h)
-        status, h = curl_head(url, *args)
+        status, h = stmtest.curl_head(url, *args)
         self.assertEqual(status, 429)
         self.assertGreaterEqual(int(h["retry-after"]), 1)
         self.assertEqual(h["x-ratelimit-remaining"], "0")
-        status, _ = curl_head(self.gw.base + "/v1/health")
+        status, _ = stmtest.curl_head(self.gw.base + "/v1/health")
         self.assertEqual(status, 200)
 
     def test_bad_spec_is_refused_naming_the_flag(self):
