@@ -678,13 +678,6 @@ static bool rate_exempt(const char *path) {
          strcmp(path, "/stemedb.v1.Cluster/FetchMissing") == 0;
 }
 
-static void add_trailer_u32(struct stm_grpc_call *call, const char *key,
-                            uint32_t v) {
-  char buf[16];
-  snprintf(buf, sizeof buf, "%u", v);
-  stm_grpc_call_add_trailer(call, key, buf);
-}
-
 /* Take a token; false after answering RESOURCE_EXHAUSTED. */
 static bool rate_check(struct stm_grpc_call *call, const char *path,
                        struct stm_service *svc) {
@@ -697,12 +690,12 @@ static bool rate_check(struct stm_grpc_call *call, const char *path,
   struct stm_ratelimit_verdict v;
   if (!stm_ratelimit_take(svc->ratelimit, method, who, stm_clock_mono_ns(), &v))
     return true;
-  add_trailer_u32(call, "x-ratelimit-limit", v.limit);
-  add_trailer_u32(call, "x-ratelimit-remaining", v.remaining);
-  add_trailer_u32(call, "x-ratelimit-reset", v.reset_s);
+  stm_grpc_call_add_trailer_u64(call, "x-ratelimit-limit", v.limit);
+  stm_grpc_call_add_trailer_u64(call, "x-ratelimit-remaining", v.remaining);
+  stm_grpc_call_add_trailer_u64(call, "x-ratelimit-reset", v.reset_s);
   if (v.allowed)
     return true;
-  add_trailer_u32(call, "retry-after", v.retry_after_s);
+  stm_grpc_call_add_trailer_u64(call, "retry-after", v.retry_after_s);
   stm_grpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED,
                      "rate limit exceeded: %s may make %u %s calls at once "
                      "(--rate-limits); retry after %u s",

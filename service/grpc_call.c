@@ -169,6 +169,13 @@ void stm_grpc_call_add_trailer(struct stm_grpc_call *call, const char *key,
   m->value = grpc_slice_from_copied_string(value);
 }
 
+void stm_grpc_call_add_trailer_u64(struct stm_grpc_call *call, const char *key,
+                                   uint64_t value) {
+  char buf[24];
+  snprintf(buf, sizeof buf, "%llu", (unsigned long long)value);
+  stm_grpc_call_add_trailer(call, key, buf);
+}
+
 const char *stm_grpc_call_peer(struct stm_grpc_call *call) {
   if (call->peer == NULL)
     call->peer = grpc_call_get_peer(call->call);

@@ -111,6 +111,9 @@ const char *stm_grpc_call_principal(const struct stm_grpc_call *call);
 #define STM_GRPC_MAX_TRAILERS 8
 void stm_grpc_call_add_trailer(struct stm_grpc_call *call, const char *key,
                                const char *value);
+/* The same with a decimal number as the value. */
+void stm_grpc_call_add_trailer_u64(struct stm_grpc_call *call, const char *key,
+                                   uint64_t value);
 /* Peer address ("ipv4:127.0.0.1:5555"), owned by the call. */
 const char *stm_grpc_call_peer(struct stm_grpc_call *call);
 /* Copy the first value of request metadata `key` (lowercase) into buf,

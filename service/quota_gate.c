@@ -28,13 +28,6 @@ static bool agent_of(struct stm_grpc_call *call, char *out, size_t len) {
   return false;
 }
 
-static void trailer(struct stm_grpc_call *call, const char *key,
-                    unsigned long long v) {
-  char buf[24];
-  snprintf(buf, sizeof buf, "%llu", v);
-  stm_grpc_call_add_trailer(call, key, buf);
-}
-
 bool stm_quota_admit(struct stm_grpc_call *call, const char *path,
                      const ProtobufCMessage *req, void *ctx) {
   struct stm_service *svc = ctx;
@@ -51,12 +44,12 @@ bool stm_quota_admit(struct stm_grpc_call *call, const char *path,
     return true;
   struct stm_quota_verdict v;
   stm_quota_charge(svc->quota, agent, cost, stm_clock_now_s(), &v);
-  trailer(call, "x-quota-limit", v.limit);
-  trailer(call, "x-quota-remaining", v.remaining);
-  trailer(call, "x-quota-reset", v.reset_s);
+  stm_grpc_call_add_trailer_u64(call, "x-quota-limit", v.limit);
+  stm_grpc_call_add_trailer_u64(call, "x-quota-remaining", v.remaining);
+  stm_grpc_call_add_trailer_u64(call, "x-quota-reset", v.reset_s);
   if (v.allowed)
     return true;
-  trailer(call, "retry-after", v.reset_s);
+  stm_grpc_call_add_trailer_u64(call, "retry-after", v.reset_s);
   stm_grpc_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED,
                      "quota exhausted: %s has %llu of its %llu units per hour "
                      "left and %s costs %llu (--quota-per-hour); it resets in "
