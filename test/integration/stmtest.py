@@ -187,6 +187,26 @@ class Server:
             pass
 
 
+def cli(server_addr, *args, key=None, ca=None, client=None, env=None, timeout=60):
+    """Run the stemedb CLI against server_addr: (returncode, stdout, stderr).
+    key: --api-key; ca: --server-ca; client: (cert, key) for mTLS; env:
+    variables to set, after the STEMEDB_API_KEY / STEMEDB_SERVER_* of this
+    process are cleared so only what the test says applies."""
+    e = dict(os.environ)
+    for k in ("STEMEDB_API_KEY", "STEMEDB_SERVER_CA", "STEMEDB_SERVER_CERT", "STEMEDB_SERVER_KEY"):
+        e.pop(k, None)
+    e.update(env or {})
+    argv = [CLI_BIN, "--server", server_addr]
+    if ca:
+        argv += ["--server-ca", ca]
+    if client:
+        argv += ["--server-cert", client[0], "--server-key", client[1]]
+    if key:
+        argv += ["--api-key", key]
+    p = subprocess.run(argv + list(args), capture_output=True, text=True, env=e, timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
+
+
 def curl_head(url, *args, max_time=10):
     """(status, {lowercase header: value}) of one curl request, its body
     discarded; (0, {}) when nothing answered."""

@@ -37,15 +37,8 @@ def admin_stubs():
 
 
 def cli(server, *args, key=None, env_key=None):
-    env = dict(os.environ)
-    env.pop("STEMEDB_API_KEY", None)
-    if env_key:
-        env["STEMEDB_API_KEY"] = env_key
-    argv = [stmtest.CLI_BIN, "--server", server.addr, "--json"]
-    if key:
-        argv += ["--api-key", key]
-    p = subprocess.run(argv + list(args), capture_output=True, text=True, env=env, timeout=30)
-    return p.returncode, p.stdout, p.stderr
+    return stmtest.cli(server.addr, "--json", *args, key=key, timeout=30,
+                       env={"STEMEDB_API_KEY": env_key} if env_key else None)
 
 
 def curl(url, *args):

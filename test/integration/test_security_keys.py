@@ -27,13 +27,7 @@ ADMIN = "adm1n-" + base64.b32encode(os.urandom(10)).decode().lower()
 
 
 def cli(server, *args, key=ADMIN):
-    env = dict(os.environ)
-    env.pop("STEMEDB_API_KEY", None)
-    argv = [stmtest.CLI_BIN, "--server", server.addr, "--json"]
-    if key:
-        argv += ["--api-key", key]
-    p = subprocess.run(argv + list(args), capture_output=True, text=True, env=env, timeout=60)
-    return p.returncode, p.stdout, p.stderr
+    return stmtest.cli(server.addr, "--json", *args, key=key)
 
 
 class KeysInWalTest(unittest.TestCase):

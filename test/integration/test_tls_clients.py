@@ -29,19 +29,7 @@ ADMIN = "admin-tls-clients-0123456789"
 
 
 def cli(server, *args, ca=None, client=None, key=None, env=None):
-    e = dict(os.environ)
-    for k in ("STEMEDB_API_KEY", "STEMEDB_SERVER_CA", "STEMEDB_SERVER_CERT", "STEMEDB_SERVER_KEY"):
-        e.pop(k, None)
-    e.update(env or {})
-    argv = [stmtest.CLI_BIN, "--server", server.addr]
-    if ca:
-        argv += ["--server-ca", ca]
-    if client:
-        argv += ["--server-cert", client[0], "--server-key", client[1]]
-    if key:
-        argv += ["--api-key", key]
-    p = subprocess.run(argv + list(args), capture_output=True, text=True, env=e, timeout=60)
-    return p.returncode, p.stdout, p.stderr
+    return stmtest.cli(server.addr, *args, ca=ca, client=client, key=key, env=env)
 
 
 class TlsClientsTest(unittest.TestCase):
