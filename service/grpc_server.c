@@ -430,6 +430,17 @@ void stm_grpc_server_shutdown(struct stm_grpc_server *s, int grace_ms) {
     grpc_server_cancel_all_calls(s->server);
     wait_shutdown(s, 60000);
   }
+  /* The tag can arrive before the workers have handled the last queued
+   * completions of our calls (a failed send, after which the stream still
+   * starts its status batch): the queues must not shut down under them. */
+  for (int waited = 0; atomic_load(&s->in_flight) > 0 && waited < 10000;
+       waited += 10) {
+    struct timespec tick = {0, 10 * 1000000L};
+    nanosleep(&tick, NULL);
+  }
+  if (atomic_load(&s->in_flight) > 0)
+    stm_log_error("shutdown: %d calls still unfinished after cancelling",
+                  atomic_load(&s->in_flight));
 }
 
 void stm_grpc_server_delete(struct stm_grpc_server *s) {
